@@ -1,0 +1,39 @@
+# Two commands set everything up on a fresh Debian/Python 3.11 machine:
+#   make demo   - create .venv, install the pinned set, train + build + verify tfc-w1a1
+#   make test   - same install, then the default test suite
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.bnnflow-installed
+DEMO   ?= build/demo
+PYTEST_ARGS ?=
+
+.PHONY: install demo test test-slow bench clean
+
+install: $(STAMP)
+
+# Re-installs only when the pinned set or the package metadata changed.
+$(STAMP): requirements.lock pyproject.toml setup.py
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements.lock
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
+	@touch $@
+
+demo: install
+	$(VENV)/bin/bnnflow models
+	$(VENV)/bin/bnnflow train tfc-w1a1 --epochs 10 --out $(DEMO)/train
+	$(VENV)/bin/bnnflow build $(DEMO)/train/best.pt --out $(DEMO)/tfc-w1a1 --verify-images 1000 \
+		--test-data ../shared/data/mnist-t10k
+	@echo "demo report: $(DEMO)/tfc-w1a1/report.json"
+
+test: install
+	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
+
+test-slow: install
+	$(PY) -m pytest -q -m slow $(PYTEST_ARGS)
+
+bench: install
+	$(PY) benchmarks/bench_engines.py
+
+clean:
+	rm -rf build .pytest_cache

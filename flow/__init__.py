@@ -1,0 +1,3 @@
+"""bnnflow: from quantized PyTorch networks to bit-exact streaming dataflow accelerators."""
+
+__version__ = "0.1.0"

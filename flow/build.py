@@ -1,0 +1,208 @@
+"""The build pipeline: a list of named steps over a config dataclass.
+
+Each graph step saves `steps/NN_<step>.onnx` and is followed by an invariant check. A
+build directory is marked complete (report.json with "status": "complete") only after
+every step has passed; a failing build leaves no complete marker behind.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+
+from flow.errors import UserError
+from flow.graph import DataflowGraph
+
+DEFAULT_TARGET_CYCLES = 1024
+
+
+@dataclass
+class BuildConfig:
+    model: str                       # zoo name, checkpoint (.pt) or .onnx file
+    out: Path
+    board: str | None = None
+    target_fps: float | None = None
+    clock_mhz: float = 100.0
+    target_cycles: int | None = None
+    folding: Path | None = None
+    input_scale: float | None = None
+    verify_images: int = 100
+    test_data: str | None = None
+    progress: bool = True
+    extra: dict = field(default_factory=dict)
+
+    def cycles_target(self) -> int:
+        if self.folding is not None:
+            return 0
+        if self.target_cycles is not None:
+            return int(self.target_cycles)
+        if self.target_fps is not None:
+            if self.target_fps <= 0:
+                raise UserError(f"--target-fps must be positive, got {self.target_fps}")
+            return max(1, int(self.clock_mhz * 1e6 // self.target_fps))
+        return DEFAULT_TARGET_CYCLES
+
+
+@dataclass
+class BuildState:
+    cfg: BuildConfig
+    torch_model: object = None
+    onnx_path: Path | None = None
+    qonnx: object = None
+    graph: DataflowGraph | None = None
+    report: dict = field(default_factory=dict)
+    t0: float = field(default_factory=time.time)
+
+
+def _log(state: BuildState, msg: str) -> None:
+    if state.cfg.progress:
+        print(f"[bnnflow {time.time() - state.t0:6.1f}s] {msg}", flush=True)
+
+
+# ---------------------------------------------------------------------------------------
+# steps
+
+
+def step_import(st: BuildState) -> None:
+    """Resolve the model (zoo name, checkpoint or ONNX) to a cleaned QONNX graph."""
+    from flow.frontend import load_qonnx
+
+    src = st.cfg.model
+    out = st.cfg.out
+    if src.endswith(".onnx"):
+        st.onnx_path = Path(src)
+    else:
+        from flow.export import export_qonnx
+        from flow.zoo import load_checkpoint, pretrained_model
+
+        if src.endswith(".pt") or Path(src).is_file():
+            st.torch_model, _meta = load_checkpoint(src)
+        else:
+            st.torch_model = pretrained_model(src)
+        st.onnx_path = out / "model.onnx"
+        _log(st, f"exporting {src} to QONNX")
+        export_qonnx(st.torch_model, st.onnx_path)
+    st.qonnx = load_qonnx(st.onnx_path)
+    (out / "steps").mkdir(parents=True, exist_ok=True)
+    st.qonnx.save(str(out / "steps" / "01_import.onnx"))
+
+
+def step_streamline(st: BuildState) -> None:
+    from flow.streamline import streamline
+
+    st.graph = streamline(st.qonnx, st.cfg.input_scale, model_name=Path(st.cfg.model).stem)
+
+
+def step_fold(st: BuildState) -> None:
+    from flow.fold import apply_folding_file, fold_for_target
+
+    if st.cfg.folding is not None:
+        st.graph = apply_folding_file(st.graph, st.cfg.folding)
+    else:
+        st.graph = fold_for_target(st.graph, st.cfg.cycles_target())
+
+
+def step_insert_dwc(st: BuildState) -> None:
+    from flow.fold import insert_width_converters
+
+    st.graph = insert_width_converters(st.graph)
+
+
+def step_rtl(st: BuildState) -> None:
+    from flow.simulate import generate_rtl
+
+    generate_rtl(st.graph, st.cfg.out / "rtl")
+
+
+def step_verify(st: BuildState) -> None:
+    from flow.verify import verify
+
+    st.report["verification"], extra = verify(
+        st.graph, st.cfg.out, st.cfg.verify_images, torch_model=st.torch_model,
+        test_data=st.cfg.test_data, log=lambda m: _log(st, m))
+    st.report.update(extra)
+
+
+def step_report(st: BuildState) -> None:
+    from flow.report import write_report
+
+    write_report(st)
+
+
+def check_hw_graph(g: DataflowGraph) -> None:
+    """Invariant: every node is a registered hardware op whose attributes are consistent."""
+    for op in g.ops():
+        try:
+            op.check()
+        except ValueError as exc:
+            raise UserError(str(exc)) from None
+
+
+def check_streams(g: DataflowGraph) -> None:
+    """Invariant before codegen: every edge has one stream type on both of its ends."""
+    ops = g.ops()
+    check_hw_graph(g)
+    for a, b in zip(ops, ops[1:]):
+        if a.out_stream() != b.in_stream():
+            raise UserError(f"stream {a.name} -> {b.name}: {a.out_stream()} does not match {b.in_stream()}")
+
+
+STEPS = [
+    ("import", step_import, None),
+    ("streamline", step_streamline, check_hw_graph),
+    ("fold", step_fold, check_hw_graph),
+    ("insert_dwc", step_insert_dwc, check_streams),
+    ("rtl", step_rtl, None),
+    ("verify", step_verify, None),
+    ("report", step_report, None),
+]
+
+
+def build(cfg: BuildConfig) -> dict:
+    """Run every step; return the report dict."""
+    cfg.out = Path(cfg.out)
+    if cfg.board is not None:
+        raise UserError(f"unknown board {cfg.board!r}; board support is not available in this version (supported: none)")
+    if cfg.verify_images < 1:
+        raise UserError(f"--verify-images must be at least 1, got {cfg.verify_images}")
+    cfg.cycles_target()  # validate early
+    cfg.out.mkdir(parents=True, exist_ok=True)
+    report_path = cfg.out / "report.json"
+    if report_path.exists():
+        report_path.unlink()  # never leave an old build marked complete
+    for stale in ("steps", "rtl"):
+        if (cfg.out / stale).exists():
+            shutil.rmtree(cfg.out / stale)
+    st = BuildState(cfg)
+    for i, (name, fn, check) in enumerate(STEPS, start=1):
+        _log(st, f"step {i}/{len(STEPS)}: {name}")
+        fn(st)
+        if st.graph is not None and check is not None:
+            check(st.graph)
+            st.graph.save(cfg.out / "steps" / f"{i:02d}_{name}.onnx")
+    st.graph.save(cfg.out / "dataflow.onnx")
+    _log(st, f"report: {report_path}")
+    return st.report
+
+
+def config_dict(cfg: BuildConfig) -> dict:
+    d = asdict(cfg)
+    return {k: (str(v) if isinstance(v, Path) else v) for k, v in d.items() if k not in ("progress", "extra")}
+
+
+def load_build(build_dir: Path) -> DataflowGraph:
+    build_dir = Path(build_dir)
+    path = build_dir / "dataflow.onnx"
+    if not path.is_file():
+        raise UserError(f"{build_dir} is not a bnnflow build directory (no dataflow.onnx); run `bnnflow build` first")
+    return DataflowGraph.load(path)
+
+
+def read_report(build_dir: Path) -> dict:
+    p = Path(build_dir) / "report.json"
+    return json.loads(p.read_text()) if p.is_file() else {}
+
+

@@ -1,0 +1,202 @@
+"""The `bnnflow` command line: models, train, export, build, run, verify.
+
+Bad input ends with one sentence on stderr and exit code 2.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from flow.errors import UserError
+
+
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return v
+
+
+def _positive_float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not v > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return v
+
+
+def cmd_models(args) -> int:
+    from flow.zoo import list_models, model_info
+
+    print(f"{'model':<12} {'params':>9}  {'topology':<28} precision (input/weights/activations)")
+    for name in list_models():
+        info = model_info(name)
+        p = info["precision"]
+        topo = "-".join(str(w) for w in info.get("topology", []))
+        print(f"{name:<12} {info['params']:>9}  {topo:<28} {p.get('input')}/{p.get('weights')}/{p.get('activations')} bits")
+    return 0
+
+
+def cmd_train(args) -> int:
+    from flow.train import train
+
+    metrics = train(args.model, epochs=args.epochs, data=args.data, out_dir=args.out, seed=args.seed,
+                    test_data=args.test_data, resume=args.resume, progress=not args.quiet)
+    print(f"best validation accuracy {metrics.get('best_val_acc', float('nan')):.4f}; "
+          f"checkpoints and metrics.json in {args.out}")
+    return 0
+
+
+def cmd_export(args) -> int:
+    from flow.export import export_checkpoint
+
+    path = export_checkpoint(args.model, args.out)
+    print(f"wrote {path}")
+    return 0
+
+
+def cmd_build(args) -> int:
+    from flow.build import BuildConfig, build
+
+    cfg = BuildConfig(model=args.model, out=Path(args.out), board=args.board, target_fps=args.target_fps,
+                      clock_mhz=args.clock_mhz, target_cycles=args.target_cycles, folding=args.folding,
+                      input_scale=args.input_scale, verify_images=args.verify_images,
+                      test_data=args.test_data, progress=not args.quiet)
+    report = build(cfg)
+    v = report["verification"]
+    print(f"report: {Path(args.out) / 'report.json'}")
+    print(f"cycles/frame: estimated {report['estimated_cycles_per_frame']}, measured {report['measured_cycles_per_frame']}; "
+          f"rtlsim mismatches {v['rtlsim']['mismatches']} / {v['rtlsim']['images']} images")
+    if report["status"] != "complete":
+        print("bnnflow: verification failed: the RTL simulation differs from the reference", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _load_images(path: str):
+    import numpy as np
+
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"input file {path} does not exist")
+    try:
+        x = np.load(p, allow_pickle=False)
+    except (ValueError, OSError) as exc:
+        raise UserError(f"input file {path} is not a readable .npy array ({type(exc).__name__})") from None
+    return x
+
+
+def cmd_run(args) -> int:
+    import numpy as np
+
+    from flow.build import load_build
+    from flow.execute import execute
+
+    graph = load_build(args.build_dir)
+    images = _load_images(args.input)
+    if args.engine == "csim":
+        raise UserError("the csim engine is not available in this version; supported engines: numpy, rtlsim")
+    y = execute(graph, images, engine=args.engine, logits=args.logits, build_dir=Path(args.build_dir))
+    y = np.asarray(y, dtype=np.int64)
+    if args.output:
+        np.save(args.output, y)
+        print(f"wrote {args.output} {y.shape} int64")
+    else:
+        np.set_printoptions(threshold=50)
+        print(y)
+    return 0
+
+
+def cmd_verify(args) -> int:
+    from flow.build import load_build
+    from flow.verify import verify
+
+    engines = [e.strip() for e in args.engines.split(",") if e.strip()]
+    bad = [e for e in engines if e not in ("numpy", "rtlsim")]
+    if bad:
+        raise UserError(f"unknown engine {bad[0]!r} in --engines; supported: numpy, rtlsim")
+    graph = load_build(args.build_dir)
+    record, extra = verify(graph, Path(args.build_dir), args.images, test_data=args.test_data,
+                           stall_seed=args.stall_seed)
+    print(json.dumps({"verification": record, "measured_cycles_per_frame": extra["measured_cycles_per_frame"]},
+                     indent=2, sort_keys=True))
+    return 0 if record["passed"] else 1
+
+
+def make_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="bnnflow", description="Binarized neural networks to bit-exact dataflow accelerators.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("models", help="list the model zoo")
+    s.set_defaults(fn=cmd_models)
+
+    s = sub.add_parser("train", help="train a zoo model")
+    s.add_argument("model", help="zoo name or checkpoint to continue from")
+    s.add_argument("--epochs", type=_positive_int)
+    s.add_argument("--data", default="mnist-subset", help="mnist-subset (default, offline), mnist, digits, or an idx DIR")
+    s.add_argument("--test-data", help="idx DIR evaluated once at the end (e.g. the held-out MNIST test set)")
+    s.add_argument("--out", default="runs/train", help="output directory (checkpoints, metrics.json)")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    s.add_argument("--quiet", action="store_true")
+    s.set_defaults(fn=cmd_train)
+
+    s = sub.add_parser("export", help="export a zoo model or checkpoint to QONNX")
+    s.add_argument("model")
+    s.add_argument("--out", required=True)
+    s.set_defaults(fn=cmd_export)
+
+    s = sub.add_parser("build", help="compile a model to a verified dataflow accelerator")
+    s.add_argument("model", help="zoo name, checkpoint (.pt) or QONNX file (.onnx)")
+    s.add_argument("--out", required=True)
+    s.add_argument("--board")
+    g = s.add_mutually_exclusive_group()
+    g.add_argument("--target-fps", type=_positive_float)
+    g.add_argument("--target-cycles", type=_positive_int, help="cycles per frame of the slowest layer")
+    g.add_argument("--folding", type=Path, help="JSON folding file (bnnflow or FINN format)")
+    s.add_argument("--clock-mhz", type=_positive_float, default=100.0)
+    s.add_argument("--input-scale", type=_positive_float, help="the model sees p*S (default p/255)")
+    s.add_argument("--verify-images", type=_positive_int, default=100)
+    s.add_argument("--test-data", help="idx DIR of labelled images for verification and accuracy")
+    s.add_argument("--quiet", action="store_true")
+    s.set_defaults(fn=cmd_build)
+
+    s = sub.add_parser("run", help="run images through a build")
+    s.add_argument("build_dir")
+    s.add_argument("--input", required=True, help=".npy of uint8 images (N, C, H, W)")
+    s.add_argument("--engine", default="numpy", choices=["numpy", "csim", "rtlsim"])
+    s.add_argument("--output", help=".npy to write (int64 top-1 (N,) or logits (N, classes))")
+    s.add_argument("--logits", action="store_true", help="integer logits instead of top-1")
+    s.set_defaults(fn=cmd_run)
+
+    s = sub.add_parser("verify", help="re-verify a build bit-exactly")
+    s.add_argument("build_dir")
+    s.add_argument("--engines", default="numpy,rtlsim")
+    s.add_argument("--images", type=_positive_int, default=100)
+    s.add_argument("--test-data")
+    s.add_argument("--stall-seed", type=int, help="random valid/ready stalls in the simulation")
+    s.set_defaults(fn=cmd_verify)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = make_parser().parse_args(argv)
+    try:
+        return args.fn(args)
+    except UserError as exc:
+        msg = str(exc).rstrip(".")
+        print(f"bnnflow: error: {msg}.", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

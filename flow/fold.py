@@ -1,0 +1,148 @@
+"""Folding: choose PE/SIMD per op for a target cycles-per-frame, or apply a folding file;
+then insert data-width converters where neighbouring streams differ in lanes."""
+from __future__ import annotations
+
+import json
+import math
+import re
+from pathlib import Path
+
+from flow.errors import UserError
+from flow.graph import DataflowGraph
+
+
+def divisors(n: int) -> list[int]:
+    return [d for d in range(1, n + 1) if n % d == 0]
+
+
+def mvu_folding(mw: int, mh: int, target: int) -> tuple[int, int]:
+    """Fewest lanes PE*SIMD with (MH/PE)*(MW/SIMD) <= target; ties prefer wider SIMD."""
+    best = None
+    for simd in divisors(mw):
+        for pe in divisors(mh):
+            if (mh // pe) * (mw // simd) <= target:
+                key = (pe * simd, pe)
+                if best is None or key < best[0]:
+                    best = (key, pe, simd)
+                break  # larger PE for this SIMD only costs more lanes
+    if best is None:
+        return mh, mw
+    return best[1], best[2]
+
+
+def fold_for_target(graph: DataflowGraph, target_cycles: int) -> DataflowGraph:
+    """Set every op's folding so that no op needs more than `target_cycles` per frame."""
+    if target_cycles < 1:
+        raise UserError(f"target cycles per frame must be at least 1, got {target_cycles}")
+    g = graph.copy()
+    ops = g.ops()
+    for op in ops:
+        if op.op_type == "BinaryMVU":
+            pe, simd = mvu_folding(op.attr("MW"), op.attr("MH"), target_cycles)
+            op.set_attr("PE", pe)
+            op.set_attr("SIMD", simd)
+    _match_neighbours(ops)
+    return g
+
+
+def _match_neighbours(ops) -> None:
+    """Thresholding feeds the next MVU at its SIMD; label select takes the last MVU's PE."""
+    for i, op in enumerate(ops):
+        if op.op_type == "Thresholding" and i + 1 < len(ops) and ops[i + 1].op_type == "BinaryMVU":
+            op.set_attr("PE", ops[i + 1].attr("SIMD"))
+        if op.op_type == "LabelSelect" and i > 0:
+            op.set_attr("PE", ops[i - 1].out_stream().lanes)
+
+
+_FINN_KINDS = {
+    "BinaryMVU": re.compile(r"^(MVAU|MatrixVectorActivation|MVAU_hls|MVAU_rtl|StreamingFCLayer_Batch)(_hls|_rtl)?_(\d+)$"),
+    "Thresholding": re.compile(r"^(Thresholding|Thresholding_Batch)(_hls|_rtl)?_(\d+)$"),
+    "LabelSelect": re.compile(r"^(LabelSelect|LabelSelect_Batch)(_hls|_rtl)?_(\d+)$"),
+}
+_KEYS = {"PE", "SIMD", "ram_style"}
+
+
+def apply_folding_file(graph: DataflowGraph, path: Path) -> DataflowGraph:
+    """Apply a JSON folding file. Keys are our node names or FINN names (the i-th
+    `MVAU_hls_i` is the i-th BinaryMVU in graph order, and so on)."""
+    try:
+        spec = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as exc:
+        raise UserError(f"folding file {path} could not be read as JSON ({type(exc).__name__})") from None
+    if not isinstance(spec, dict):
+        raise UserError(f"folding file {path} must hold a JSON object of node name -> {{PE, SIMD}}")
+    g = graph.copy()
+    ops = g.ops()
+    by_name = {o.name: o for o in ops}
+    by_kind = {k: [o for o in ops if o.op_type == k] for k in _FINN_KINDS}
+    explicit_thr = False
+    for key, val in spec.items():
+        if key == "Defaults" or not isinstance(val, dict):
+            continue
+        op = by_name.get(key)
+        if op is None:
+            for kind, pat in _FINN_KINDS.items():
+                m = pat.match(key)
+                if m and int(m.group(3)) < len(by_kind[kind]):
+                    op = by_kind[kind][int(m.group(3))]
+        if op is None:
+            continue  # FINN files name ops (FIFOs, SWGs) this design does not have
+        for attr, value in val.items():
+            if attr not in _KEYS or (attr == "SIMD" and "SIMD" not in op.folding_attrs):
+                continue
+            if attr == "ram_style":
+                if op.op_type == "BinaryMVU":
+                    op.set_attr("ram_style", str(value))
+                continue
+            if not isinstance(value, int) or value < 1:
+                raise UserError(f"folding file {path}: {key}.{attr} must be a positive integer, got {value!r}")
+            op.set_attr(attr, value)
+            explicit_thr |= op.op_type == "Thresholding"
+    for op in ops:
+        try:
+            op.check()
+        except ValueError as exc:
+            raise UserError(f"folding file {path}: {exc}") from None
+    if not explicit_thr:
+        _match_neighbours([o for o in ops if o.op_type != "LabelSelect"])
+    return g
+
+
+def insert_width_converters(graph: DataflowGraph) -> DataflowGraph:
+    """Rebuild the chain with a DataWidthConverter wherever lane counts differ."""
+    src = graph.ops()
+    out = DataflowGraph.empty(graph.model.graph.name)
+    for p in graph.model.metadata_props:
+        out.set_meta(p.key, json.loads(p.value))
+    for init in graph.model.graph.initializer:
+        if init.name == "output_table":
+            out.model.graph.initializer.append(init)
+    n_dwc = 0
+    for i, op in enumerate(src):
+        if i > 0:
+            a, b = src[i - 1].out_stream(), op.in_stream()
+            if a.bits != b.bits or a.elems != b.elems:
+                raise UserError(f"stream {src[i - 1].name} -> {op.name} carries {a.elems}x{a.bits}-bit elements but {b.elems}x{b.bits} are expected")
+            lanes = [a.lanes]
+            if a.lanes % b.lanes and b.lanes % a.lanes:
+                lanes.append(math.gcd(a.lanes, b.lanes))
+            lanes.append(b.lanes)
+            for la, lb in zip(lanes, lanes[1:]):
+                if la != lb:
+                    out.add_node("DataWidthConverter", f"dwc_{n_dwc}",
+                                 {"InLanes": la, "OutLanes": lb, "ElemBits": a.bits, "Elems": a.elems}, {})
+                    n_dwc += 1
+        node = out.add_node(op.op_type, op.name, {}, {})
+        node.attribute.extend(op.node.attribute)
+        for inp in op.node.input[1:]:
+            out.model.graph.initializer.append(_find_init(graph, inp))
+            node.input.append(inp)
+    out.finalize_io()
+    return out
+
+
+def _find_init(graph: DataflowGraph, name: str):
+    for init in graph.model.graph.initializer:
+        if init.name == name:
+            return init
+    raise KeyError(name)

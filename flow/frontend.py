@@ -1,0 +1,104 @@
+"""Load a QONNX file, check it is something the flow can read, clean it up and fold
+constant weight quantizers. Every failure is a UserError with one sentence."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+
+from flow.errors import UserError
+
+
+def load_qonnx(path: Path):
+    """Return a cleaned-up qonnx ModelWrapper for the ONNX file at `path`."""
+    from google.protobuf.message import DecodeError
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.util.cleanup import cleanup_model
+
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"model file {path} does not exist")
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except (DecodeError, RuntimeWarning, ValueError, OSError) as exc:
+        raise UserError(f"{path.name} is not a readable ONNX model ({type(exc).__name__})") from None
+    if not model.graph.node:
+        raise UserError(f"{path.name} has an empty graph (no nodes)")
+    _load_external(model, path)
+    try:
+        onnx.checker.check_model(model)
+    except onnx.checker.ValidationError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "invalid model"
+        raise UserError(f"{path.name} is not a valid ONNX model: {first[:200]}") from None
+    _check_static_shapes(model, path.name)
+    try:
+        mw = cleanup_model(ModelWrapper(model))
+    except Exception as exc:  # qonnx raises many types on odd graphs
+        raise UserError(f"{path.name} could not be cleaned up by qonnx ({type(exc).__name__}: {str(exc)[:160]})") from None
+    fold_weight_quantizers(mw)
+    return mw
+
+
+def _load_external(model: onnx.ModelProto, path: Path) -> None:
+    from onnx.external_data_helper import load_external_data_for_model, uses_external_data
+
+    for init in model.graph.initializer:
+        if uses_external_data(init):
+            loc = {e.key: e.value for e in init.external_data}.get("location", "")
+            target = (path.parent / loc).resolve()
+            if not loc or path.parent.resolve() not in target.parents or not target.is_file():
+                raise UserError(f"external data file {loc!r} for tensor {init.name!r} is missing next to {path.name}")
+    try:
+        load_external_data_for_model(model, str(path.parent))
+    except Exception as exc:
+        raise UserError(f"external data of {path.name} could not be read ({type(exc).__name__})") from None
+
+
+def _check_static_shapes(model: onnx.ModelProto, fname: str) -> None:
+    inits = {i.name for i in model.graph.initializer}
+    inputs = [i for i in model.graph.input if i.name not in inits]
+    if len(inputs) != 1:
+        raise UserError(f"{fname} has {len(inputs)} graph inputs; exactly one image input is supported")
+    dims = inputs[0].type.tensor_type.shape.dim
+    if not dims:
+        raise UserError(f"{fname}: input {inputs[0].name!r} has no shape; a static shape is required")
+    for k, d in enumerate(dims):
+        if k == 0 and (d.dim_param or d.dim_value <= 0):
+            d.Clear()
+            d.dim_value = 1  # a dynamic batch dimension is fine: the accelerator streams frames
+        elif d.dim_param or d.dim_value <= 0:
+            raise UserError(f"{fname}: input {inputs[0].name!r} has a dynamic dimension {k}; static shapes are required")
+    if len(model.graph.output) != 1:
+        raise UserError(f"{fname} has {len(model.graph.output)} outputs; exactly one is supported")
+
+
+def _bipolar(x: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    return (np.where(x >= 0, 1.0, -1.0) * scale).astype(np.float32)
+
+
+def fold_weight_quantizers(mw) -> None:
+    """Replace quantizer nodes whose inputs are all constant by their constant result."""
+    g = mw.graph
+    inits = {i.name for i in g.initializer}
+    for node in list(g.node):
+        if node.op_type not in ("BipolarQuant", "Quant") or not all(i in inits for i in node.input if i):
+            continue
+        vals = [mw.get_initializer(i) for i in node.input]
+        if node.op_type == "BipolarQuant":
+            out = _bipolar(vals[0], vals[1])
+        else:
+            from qonnx.custom_op.general.quant import quant
+
+            attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+            rmode = attrs.get("rounding_mode", b"ROUND")
+            rmode = rmode.decode() if isinstance(rmode, bytes) else rmode
+            out = quant(vals[0], vals[1], vals[2], vals[3], signed=attrs.get("signed", 1),
+                        narrow=attrs.get("narrow", 0), rounding_mode=rmode).astype(np.float32)
+        mw.set_initializer(node.output[0], out)
+        g.node.remove(node)
+    # drop initializers nothing uses any more
+    used = {i for n in g.node for i in n.input}
+    for init in list(g.initializer):
+        if init.name not in used:
+            g.initializer.remove(init)

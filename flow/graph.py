@@ -1,0 +1,142 @@
+"""The dataflow graph: an ONNX model whose nodes are hardware ops (domain `flow.ops`).
+
+Design parameters (PE, SIMD, weights, thresholds, stream widths) live here as node
+attributes and initializers; build artefacts (paths, compiled simulators) never do.
+The graph is a plain `onnx.ModelProto`, so every step's graph opens in Netron.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper
+
+DOMAIN = "flow.ops"
+
+
+@dataclass(frozen=True)
+class Stream:
+    """A typed stream edge: `lanes` elements of `bits` bits per beat, `elems` per frame."""
+
+    lanes: int
+    bits: int
+    elems: int
+
+    @property
+    def width(self) -> int:
+        return self.lanes * self.bits
+
+    @property
+    def beats(self) -> int:
+        return self.elems // self.lanes
+
+
+class DataflowGraph:
+    """A linear chain of hardware ops with their parameters, backed by ONNX."""
+
+    def __init__(self, model: onnx.ModelProto):
+        self.model = model
+
+    # -- construction -------------------------------------------------------------
+    @classmethod
+    def empty(cls, name: str = "bnnflow") -> "DataflowGraph":
+        graph = helper.make_graph([], name, [], [])
+        model = helper.make_model(
+            graph,
+            opset_imports=[helper.make_opsetid("", 13), helper.make_opsetid(DOMAIN, 1)],
+            producer_name="bnnflow",
+        )
+        model.ir_version = 8
+        return cls(model)
+
+    def add_node(self, op_type: str, name: str, attrs: dict, inits: dict[str, np.ndarray]) -> onnx.NodeProto:
+        """Append a node after the current last node; `inits` become its weight inputs."""
+        g = self.model.graph
+        in_name = g.node[-1].output[0] if len(g.node) else "global_in"
+        init_names = []
+        for key, arr in inits.items():
+            tname = f"{name}_{key}"
+            g.initializer.append(numpy_helper.from_array(np.ascontiguousarray(arr), tname))
+            init_names.append(tname)
+        node = helper.make_node(op_type, [in_name, *init_names], [f"{name}_out"], name=name, domain=DOMAIN, **attrs)
+        g.node.append(node)
+        return node
+
+    # -- access ---------------------------------------------------------------------
+    @property
+    def nodes(self) -> list[onnx.NodeProto]:
+        return list(self.model.graph.node)
+
+    def ops(self) -> list:
+        from flow.ops import make_op
+
+        return [make_op(n, self) for n in self.model.graph.node]
+
+    def initializer(self, name: str) -> np.ndarray:
+        for init in self.model.graph.initializer:
+            if init.name == name:
+                return numpy_helper.to_array(init)
+        raise KeyError(name)
+
+    def set_initializer(self, name: str, arr: np.ndarray) -> None:
+        g = self.model.graph
+        for i, init in enumerate(g.initializer):
+            if init.name == name:
+                g.initializer[i].CopyFrom(numpy_helper.from_array(np.ascontiguousarray(arr), name))
+                return
+        g.initializer.append(numpy_helper.from_array(np.ascontiguousarray(arr), name))
+
+    def remove_initializer(self, name: str) -> None:
+        g = self.model.graph
+        for i, init in enumerate(g.initializer):
+            if init.name == name:
+                del g.initializer[i]
+                return
+
+    def meta(self, key: str, default=None):
+        for p in self.model.metadata_props:
+            if p.key == key:
+                return json.loads(p.value)
+        return default
+
+    def set_meta(self, key: str, value) -> None:
+        text = json.dumps(value, sort_keys=True)
+        for p in self.model.metadata_props:
+            if p.key == key:
+                p.value = text
+                return
+        entry = self.model.metadata_props.add()
+        entry.key, entry.value = key, text
+
+    def finalize_io(self) -> None:
+        """(Re)declare graph input/output from the first and last node."""
+        g = self.model.graph
+        ops = self.ops()
+        del g.input[:]
+        del g.output[:]
+        first, last = ops[0], ops[-1]
+        g.input.append(helper.make_tensor_value_info("global_in", onnx.TensorProto.INT64, [1, first.in_stream().elems]))
+        g.output.append(helper.make_tensor_value_info(g.node[-1].output[0], onnx.TensorProto.INT64, [1, last.out_stream().elems]))
+
+    # -- persistence ----------------------------------------------------------------
+    def save(self, path: Path) -> None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        onnx.save(self.model, str(path))
+
+    @classmethod
+    def load(cls, path: Path) -> "DataflowGraph":
+        return cls(onnx.load(str(path)))
+
+    def copy(self) -> "DataflowGraph":
+        m = onnx.ModelProto()
+        m.CopyFrom(self.model)
+        return DataflowGraph(m)
+
+    def fingerprint(self) -> str:
+        """A hash of every design parameter (used as the design hash)."""
+        import hashlib
+
+        return hashlib.sha256(self.model.SerializeToString(deterministic=True)).hexdigest()[:16]

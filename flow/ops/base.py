@@ -1,0 +1,87 @@
+"""Base class and registry of hardware ops."""
+from __future__ import annotations
+
+import numpy as np
+from onnx import helper
+
+from flow.graph import Stream
+
+REGISTRY: dict[str, type["HWOp"]] = {}
+
+
+def register(cls: type["HWOp"]) -> type["HWOp"]:
+    """Class decorator: make an op known to the compiler, executor and code generators."""
+    REGISTRY[cls.op_type] = cls
+    return cls
+
+
+def clog2(n: int) -> int:
+    """Bits to hold values 0..n-1 (at least 1)."""
+    return max(1, int(n - 1).bit_length())
+
+
+def bits_for(maxval: int) -> int:
+    """Bits to hold unsigned values 0..maxval (at least 1)."""
+    return max(1, int(maxval).bit_length())
+
+
+class HWOp:
+    """One node of the dataflow graph viewed as a hardware op."""
+
+    op_type: str = ""
+    rtl_module: str = ""
+    folding_attrs: tuple[str, ...] = ()
+
+    def __init__(self, node, graph):
+        self.node = node
+        self.graph = graph
+
+    # -- attributes -------------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return self.node.name
+
+    def attr(self, key: str):
+        for a in self.node.attribute:
+            if a.name == key:
+                return helper.get_attribute_value(a)
+        raise KeyError(f"{self.name}: missing attribute {key}")
+
+    def set_attr(self, key: str, value) -> None:
+        for i, a in enumerate(self.node.attribute):
+            if a.name == key:
+                del self.node.attribute[i]
+                break
+        self.node.attribute.append(helper.make_attribute(key, value))
+
+    def param(self, key: str) -> np.ndarray:
+        return self.graph.initializer(f"{self.name}_{key}")
+
+    # -- the contract every op fulfils ------------------------------------------------
+    def in_stream(self) -> Stream:
+        raise NotImplementedError(f"{self.op_type} lacks in_stream")
+
+    def out_stream(self) -> Stream:
+        raise NotImplementedError(f"{self.op_type} lacks out_stream")
+
+    def execute(self, x: np.ndarray) -> np.ndarray:
+        """Exact integer execution on a batch (N, in elems) -> (N, out elems)."""
+        raise NotImplementedError(f"{self.op_type} lacks execute")
+
+    def cycles(self) -> int:
+        """Cycles per frame in steady state."""
+        raise NotImplementedError(f"{self.op_type} lacks a cycle model")
+
+    def resources(self) -> dict:
+        """Analytic resource estimate (LUT, FF, BRAM, DSP)."""
+        raise NotImplementedError(f"{self.op_type} lacks a resource model")
+
+    def rtl_stage(self) -> dict:
+        """Parameters and memory contents handed to its RTL engine."""
+        raise NotImplementedError(f"{self.op_type} lacks an RTL stage")
+
+    def check(self) -> None:
+        """Raise ValueError when the op's attributes are inconsistent."""
+
+    def describe(self) -> dict:
+        return {"name": self.name, "op": self.op_type}

@@ -1,0 +1,91 @@
+"""BinaryMVU: XNOR-popcount matrix-vector unit with optional threshold activation."""
+from __future__ import annotations
+
+import numpy as np
+
+from flow.graph import Stream
+from flow.ops.base import HWOp, bits_for, register
+from flow.ops.memory import threshold_words, weight_words
+from flow.ops.semantics import binary_mvu
+
+
+@register
+class BinaryMVU(HWOp):
+    """MH neurons over MW binary inputs; PE neurons and SIMD inputs per cycle.
+
+    Without thresholds it emits the popcount (0..MW); with T thresholds the number passed.
+    """
+
+    op_type = "BinaryMVU"
+    rtl_module = "bnn_mvu"
+    folding_attrs = ("PE", "SIMD")
+
+    def has_thresholds(self) -> bool:
+        return self.attr("NumThresholds") > 0
+
+    def out_bits(self) -> int:
+        return bits_for(self.attr("NumThresholds")) if self.has_thresholds() else bits_for(self.attr("MW"))
+
+    def in_stream(self) -> Stream:
+        return Stream(self.attr("SIMD"), 1, self.attr("MW"))
+
+    def out_stream(self) -> Stream:
+        return Stream(self.attr("PE"), self.out_bits(), self.attr("MH"))
+
+    def check(self) -> None:
+        mw, mh, pe, simd = (self.attr(k) for k in ("MW", "MH", "PE", "SIMD"))
+        if mw % simd:
+            raise ValueError(f"{self.name}: SIMD={simd} does not divide MW={mw}")
+        if mh % pe:
+            raise ValueError(f"{self.name}: PE={pe} does not divide MH={mh}")
+        w = self.param("weights")
+        if w.shape != (mh, mw) or not np.isin(w, (0, 1)).all():
+            raise ValueError(f"{self.name}: weights must be (MH, MW) bits")
+
+    def execute(self, x: np.ndarray) -> np.ndarray:
+        thr = self.param("thresholds") if self.has_thresholds() else None
+        return binary_mvu(x, self.param("weights"), thr)
+
+    def cycles(self) -> int:
+        return (self.attr("MH") // self.attr("PE")) * (self.attr("MW") // self.attr("SIMD"))
+
+    def threshold_bits(self) -> int:
+        return bits_for(self.attr("MW") + 1)
+
+    def resources(self) -> dict:
+        mw, mh, pe, simd = (self.attr(k) for k in ("MW", "MH", "PE", "SIMD"))
+        acc = bits_for(mw)
+        # XNOR folded into the first compressor level: ~1 LUT6 per lane plus the adder tree
+        lanes = pe * simd
+        lut = lanes + pe * (acc * 2) + (pe * self.attr("NumThresholds") * acc // 2)
+        mem_bits = mw * mh
+        depth = self.cycles()
+        bram = 0
+        if depth > 1 and mem_bits > 16384:
+            bram = -(-mem_bits // 36864)
+        elif depth > 1:
+            lut += -(-mem_bits // 64)
+        return {"LUT": lut, "FF": pe * (acc + 1) * 2 + simd * 2 + 32, "BRAM": bram, "DSP": 0}
+
+    def rtl_stage(self) -> dict:
+        mw, mh, pe, simd = (self.attr(k) for k in ("MW", "MH", "PE", "SIMD"))
+        t = self.attr("NumThresholds")
+        tb = self.threshold_bits()
+        memories = {"WEIGHTS_FILE": {"word_bits": pe * simd, "words": weight_words(self.param("weights"), pe, simd)}}
+        if t:
+            memories["THRESH_FILE"] = {"word_bits": pe * t * tb,
+                                       "words": threshold_words(self.param("thresholds"), pe, tb)}
+        return {
+            "module": self.rtl_module,
+            "name": self.name,
+            "params": {"MW": mw, "MH": mh, "SIMD": simd, "PE": pe, "USE_THRESH": int(t > 0),
+                       "T": max(t, 1), "TB": tb, "OUT_BITS": self.out_bits(),
+                       "RAM_STYLE": self.attr("ram_style")},
+            "in_bits": self.in_stream().width,
+            "out_bits": self.out_stream().width,
+            "memories": memories,
+        }
+
+    def describe(self) -> dict:
+        return {**super().describe(), "shape": [self.attr("MH"), self.attr("MW")],
+                "pe": self.attr("PE"), "simd": self.attr("SIMD")}

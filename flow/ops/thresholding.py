@@ -1,0 +1,82 @@
+"""Thresholding: per-channel multi-threshold activation (also the input binariser on raw pixels)."""
+from __future__ import annotations
+
+import numpy as np
+
+from flow.graph import Stream
+from flow.ops.base import HWOp, bits_for, register
+from flow.ops.memory import threshold_words
+from flow.ops.semantics import multithreshold
+
+
+@register
+class Thresholding(HWOp):
+    """out[c] = #{t : in[c] >= thr[c, t]} for C channels, PE channels per beat."""
+
+    op_type = "Thresholding"
+    rtl_module = "thresholding"
+    folding_attrs = ("PE",)
+
+    def in_stream(self) -> Stream:
+        return Stream(self.attr("PE"), self.attr("InputBits"), self.attr("NumChannels"))
+
+    def out_stream(self) -> Stream:
+        return Stream(self.attr("PE"), self.out_bits(), self.attr("NumChannels"))
+
+    def out_bits(self) -> int:
+        return bits_for(self.param("thresholds").shape[1])
+
+    def threshold_bits(self) -> int:
+        thr = self.param("thresholds")
+        if self.attr("InputSigned"):
+            lim = max(abs(int(thr.min())), abs(int(thr.max())) + 1)
+            return bits_for(lim) + 1
+        return bits_for(int(thr.max()))
+
+    def check(self) -> None:
+        c, pe = self.attr("NumChannels"), self.attr("PE")
+        if c % pe:
+            raise ValueError(f"{self.name}: PE={pe} does not divide NumChannels={c}")
+        thr = self.param("thresholds")
+        if thr.shape[0] != c or np.any(np.diff(thr, axis=1) < 0):
+            raise ValueError(f"{self.name}: thresholds must be (C, T) and ascending per channel")
+        if not self.attr("InputSigned") and thr.min() < 0:
+            raise ValueError(f"{self.name}: negative threshold for an unsigned input")
+
+    def execute(self, x: np.ndarray) -> np.ndarray:
+        return multithreshold(x, self.param("thresholds"))
+
+    def cycles(self) -> int:
+        return self.attr("NumChannels") // self.attr("PE")
+
+    def resources(self) -> dict:
+        pe, t, tb = self.attr("PE"), self.param("thresholds").shape[1], self.threshold_bits()
+        depth = self.cycles()
+        comparators = pe * t * (max(tb, self.attr("InputBits")) // 2 + 1)
+        mem_bits = depth * pe * t * tb
+        lut_mem = 0 if depth == 1 else -(-mem_bits // 64)
+        return {"LUT": comparators + lut_mem + 8, "FF": pe * self.out_bits() + 16, "BRAM": 0, "DSP": 0}
+
+    def rtl_stage(self) -> dict:
+        thr = self.param("thresholds")
+        tb = self.threshold_bits()
+        return {
+            "module": self.rtl_module,
+            "name": self.name,
+            "params": {
+                "C": self.attr("NumChannels"),
+                "PE": self.attr("PE"),
+                "IN_BITS": self.attr("InputBits"),
+                "IN_SIGNED": self.attr("InputSigned"),
+                "T": thr.shape[1],
+                "TB": tb,
+                "OUT_BITS": self.out_bits(),
+            },
+            "in_bits": self.in_stream().width,
+            "out_bits": self.out_stream().width,
+            "memories": {"THRESH_FILE": {"word_bits": self.attr("PE") * thr.shape[1] * tb,
+                                          "words": threshold_words(thr, self.attr("PE"), tb)}},
+        }
+
+    def describe(self) -> dict:
+        return {**super().describe(), "shape": [self.attr("NumChannels")], "pe": self.attr("PE"), "simd": 1}

@@ -1,0 +1,48 @@
+"""report.json: the machine-readable record of a build."""
+from __future__ import annotations
+
+import json
+
+
+def layer_rows(graph) -> list[dict]:
+    rows = []
+    for op in graph.ops():
+        rows.append({**op.describe(), "cycles": op.cycles(), "resources": op.resources()})
+    return rows
+
+
+def write_report(st) -> dict:
+    from flow.build import config_dict
+    from flow.simulate import design_hash
+    from flow.tools import versions
+
+    g = st.graph
+    layers = layer_rows(g)
+    totals = {k: sum(r["resources"][k] for r in layers) for k in ("LUT", "FF", "BRAM", "DSP")}
+    est = max(r["cycles"] for r in layers)
+    measured = st.report.get("measured_cycles_per_frame")
+    clock = st.cfg.clock_mhz
+    report = {
+        "status": "complete" if (st.report.get("verification") or {}).get("passed") else "verification_failed",
+        "model": st.cfg.model,
+        "board": st.cfg.board,
+        "design_hash": design_hash(g),
+        "config": config_dict(st.cfg),
+        "input": g.meta("input"),
+        "output": {**g.meta("output"), "top1": "argmax of integer logits, ties -> lowest index"},
+        "layers": layers,
+        "estimated_cycles_per_frame": est,
+        "measured_cycles_per_frame": measured,
+        "cycles_error_pct": (abs(measured - est) / est * 100.0) if measured else None,
+        "first_frame_latency_cycles": st.report.get("first_frame_latency_cycles"),
+        "estimated_fps_at_clock": {"clock_mhz": clock, "fps": clock * 1e6 / est},
+        "verification": st.report.get("verification"),
+        "accuracy": st.report.get("accuracy"),
+        "resources": {"tool": "bnnflow analytic estimate", **totals},
+        "fmax_mhz": None,
+        "bitstream": None,
+        "tool_versions": versions(),
+    }
+    (st.cfg.out / "report.json").write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
+    st.report = report
+    return report

