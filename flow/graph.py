@@ -63,7 +63,7 @@ class DataflowGraph:
             init_names.append(tname)
         node = helper.make_node(op_type, [in_name, *init_names], [f"{name}_out"], name=name, domain=DOMAIN, **attrs)
         g.node.append(node)
-        return node
+        return g.node[-1]  # protobuf appends a copy
 
     # -- access ---------------------------------------------------------------------
     @property

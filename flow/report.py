@@ -35,6 +35,7 @@ def write_report(st) -> dict:
         "measured_cycles_per_frame": measured,
         "cycles_error_pct": (abs(measured - est) / est * 100.0) if measured else None,
         "first_frame_latency_cycles": st.report.get("first_frame_latency_cycles"),
+        "rtlsim": st.report.get("rtlsim_stats"),
         "estimated_fps_at_clock": {"clock_mhz": clock, "fps": clock * 1e6 / est},
         "verification": st.report.get("verification"),
         "accuracy": st.report.get("accuracy"),

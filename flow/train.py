@@ -92,6 +92,23 @@ def _write_json(obj, path: Path) -> None:
     os.replace(tmp, path)
 
 
+def _shift(batch: torch.Tensor, max_shift: int, gen: torch.Generator) -> torch.Tensor:
+    """Translate each image (B, C, H, W) by a random integer offset in [-max_shift, max_shift]
+    per axis, filling with zeros (background)."""
+    if max_shift <= 0:
+        return batch
+    b, c, h, w = batch.shape
+    s = max_shift
+    padded = torch.nn.functional.pad(batch, (s, s, s, s))
+    oy = torch.randint(0, 2 * s + 1, (b,), generator=gen)
+    ox = torch.randint(0, 2 * s + 1, (b,), generator=gen)
+    rows = (oy[:, None] + torch.arange(h))[:, None, :, None].expand(b, c, h, w)
+    cols = (ox[:, None] + torch.arange(w))[:, None, None, :].expand(b, c, h, w)
+    n = torch.arange(b)[:, None, None, None].expand(b, c, h, w)
+    ch = torch.arange(c)[None, :, None, None].expand(b, c, h, w)
+    return padded[n, ch, rows, cols]
+
+
 def _cosine_lr(lr: float, epoch: int, epochs: int) -> float:
     return 0.5 * lr * (1.0 + math.cos(math.pi * epoch / epochs))
 
@@ -119,6 +136,7 @@ def train(model_name_or_checkpoint: str, epochs: int | None = None, data="mnist-
     lr = float(defaults["lr"] if lr is None else lr)
     batch_size = int(defaults["batch_size"] if batch_size is None else batch_size)
     weight_decay = float(defaults.get("weight_decay", 0.0))
+    shift = int(defaults.get("shift", 0))
     if epochs < 1 or batch_size < 1 or lr <= 0:
         raise UserError("epochs and batch size must be at least 1 and the learning rate positive.")
     out = Path(out_dir) if out_dir is not None else Path("runs") / name
@@ -134,7 +152,7 @@ def train(model_name_or_checkpoint: str, epochs: int | None = None, data="mnist-
     x_all, y_all = _to_tensor(tr_x), torch.from_numpy(tr_y)
 
     hparams = {"epochs": epochs, "lr": lr, "batch_size": batch_size, "weight_decay": weight_decay,
-               "val_fraction": val_fraction, "max_images": max_images,
+               "shift": shift, "val_fraction": val_fraction, "max_images": max_images,
                "data": data if isinstance(data, str) else "arrays", "init": source,
                "train_images": int(len(tr_y)), "val_images": int(len(va_y))}
     model = zoo.build_model(name, seed=seed)
@@ -172,7 +190,7 @@ def train(model_name_or_checkpoint: str, epochs: int | None = None, data="mnist-
             bar = _bar(batches, f"{name} epoch {epoch + 1}/{epochs}", progress)
             for i in bar:
                 idx = order[i:i + batch_size]
-                xb, yb = x_all[idx], y_all[idx]
+                xb, yb = _shift(x_all[idx], shift, gen), y_all[idx]
                 logits = model(xb)
                 loss = loss_fn(logits, yb)
                 optimizer.zero_grad(set_to_none=True)

@@ -44,7 +44,8 @@ class HWOp:
     def attr(self, key: str):
         for a in self.node.attribute:
             if a.name == key:
-                return helper.get_attribute_value(a)
+                v = helper.get_attribute_value(a)
+                return v.decode() if isinstance(v, bytes) else v
         raise KeyError(f"{self.name}: missing attribute {key}")
 
     def set_attr(self, key: str, value) -> None:

@@ -1,0 +1,70 @@
+"""Model fixtures shared by the compiler tests: binary MLPs with randomised BatchNorm."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+def randomize_norms(model: torch.nn.Module, seed: int, negative_output_scale: bool = False) -> torch.nn.Module:
+    """Random BatchNorm statistics with both signs of gamma; random TensorNorm."""
+    g = torch.Generator().manual_seed(seed)
+    for mod in model.modules():
+        if isinstance(mod, torch.nn.BatchNorm1d):
+            n = mod.num_features
+            mod.weight.data = torch.randn(n, generator=g)
+            mod.bias.data = torch.randn(n, generator=g) * 2
+            mod.running_mean.data = torch.randn(n, generator=g) * 4
+            mod.running_var.data = torch.rand(n, generator=g) * 16 + 0.05
+        elif type(mod).__name__ == "TensorNorm":
+            mod.running_mean.data = torch.randn(1, generator=g)
+            mod.running_var.data = torch.rand(1, generator=g) * 4 + 0.5
+            w = torch.rand(1, generator=g) + 0.5
+            mod.weight.data = -w if negative_output_scale else w
+            mod.bias.data = torch.randn(1, generator=g)
+    return model.eval()
+
+
+def zoo_mlp(seed: int = 0, hidden=None, negative_output_scale: bool = False) -> torch.nn.Module:
+    """The zoo's tfc-w1a1 (or the same family with other hidden widths), random weights."""
+    from flow.zoo import build_model, model_entry
+
+    if hidden is None:
+        model = build_model("tfc-w1a1", seed=seed)
+    else:
+        torch.manual_seed(seed)
+        fc = type(build_model("tfc-w1a1", seed=seed))
+        model = fc(hidden=hidden)
+        model.zoo_name = None
+        _ = model_entry  # the family class comes from the zoo entry
+    return randomize_norms(model, seed + 1, negative_output_scale)
+
+
+def brevitas_tfc(seed: int = 0) -> torch.nn.Module:
+    """BNN-PYNQ's own TFC-w1a1 from brevitas_examples, random weights and BatchNorm."""
+    from brevitas_examples.bnn_pynq.models import model_with_cfg
+
+    torch.manual_seed(seed)
+    model, _cfg = model_with_cfg("tfc_1w1a", pretrained=False)
+    return randomize_norms(model, seed + 1)
+
+
+def export(model: torch.nn.Module, path: Path) -> Path:
+    from brevitas.export import export_qonnx
+
+    model.eval()
+    export_qonnx(model, torch.rand(1, 1, 28, 28), str(path))
+    return Path(path)
+
+
+def mnist_images(n: int) -> np.ndarray:
+    from flow.data import load_dataset
+
+    images, _ = load_dataset("mnist-subset")
+    return images[:n]
+
+
+def torch_logits(model, images: np.ndarray) -> np.ndarray:
+    with torch.no_grad():
+        return model.eval()(torch.from_numpy(images).float() / 255.0).numpy()
