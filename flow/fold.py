@@ -129,7 +129,7 @@ def insert_width_converters(graph: DataflowGraph) -> DataflowGraph:
             lanes.append(b.lanes)
             for la, lb in zip(lanes, lanes[1:]):
                 if la != lb:
-                    out.add_node("DataWidthConverter", f"dwc_{n_dwc}",
+                    out.add_node("DataWidthConverter", f"DataWidthConverter_{n_dwc}",
                                  {"InLanes": la, "OutLanes": lb, "ElemBits": a.bits, "Elems": a.elems}, {})
                     n_dwc += 1
         node = out.add_node(op.op_type, op.name, {}, {})

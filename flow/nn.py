@@ -15,8 +15,14 @@ Straight-through estimators (what Brevitas does, checked in tests/test_nn.py):
 """
 from __future__ import annotations
 
+import warnings
+
 import torch
 from torch import nn
+
+with warnings.catch_warnings():  # brevitas notes a missing optional fast_hadamard_transform
+    warnings.simplefilter("ignore")
+    import brevitas.nn  # noqa: F401
 
 from brevitas.core.bit_width import BitWidthImplType
 from brevitas.core.quant import QuantType

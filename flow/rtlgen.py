@@ -24,12 +24,22 @@ ENGINE_SOURCES: dict[str, tuple[str, ...]] = {
     "fifo": ("fifo/fifo.sv",),
 }
 
+_RESERVED = {"out", "ap_clk", "ap_rst_n", "s_axis_tdata", "s_axis_tvalid", "s_axis_tready",
+             "m_axis_tdata", "m_axis_tvalid", "m_axis_tready", *ENGINE_SOURCES}
+# SystemVerilog keywords a sanitised graph name could plausibly hit
+_SV_KEYWORDS = set("""always always_comb always_ff always_latch and assign automatic begin bit break buf byte case
+casex casez class const continue default defparam do edge else end endcase endfunction endgenerate endmodule
+enum event final for force foreach forever fork function generate genvar if initial inout input int integer
+interface local localparam logic longint module nand negedge nor not or output package parameter posedge
+real reg repeat return shortint signed specify static string struct supply0 supply1 table task time tri type
+typedef union unique unsigned var virtual void wait while wire xnor xor""".split())
+_RESERVED |= _SV_KEYWORDS
 _NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
 def check_name(name: str) -> str:
     """Return `name` if it is a plain SystemVerilog identifier, else raise ValueError."""
-    if not isinstance(name, str) or not _NAME_RE.match(name):
+    if not isinstance(name, str) or not _NAME_RE.match(name) or name in _SV_KEYWORDS:
         raise ValueError(f"not a valid RTL identifier: {name!r}")
     return name
 
@@ -82,7 +92,7 @@ def render_top(stages: list[dict], out_dir: Path, top_name: str = "bnnflow_top")
         if module not in ENGINE_SOURCES:
             raise ValueError(f"unknown engine module {module!r}")
         name = check_name(st["name"])
-        if name in seen or name in (top_name, "out"):
+        if name in seen or name in _RESERVED or name == top_name or name.startswith("out_"):
             raise ValueError(f"duplicate or reserved stage name {name!r}")
         seen.add(name)
         if i > 0 and stages[i - 1]["out_bits"] != st["in_bits"]:

@@ -184,7 +184,7 @@ def streamline(mw, input_scale: float | None = None, model_name: str = "model") 
     perm = _nhwc_permutation(in_shape, features)
 
     dfg = DataflowGraph.empty(model_name)
-    dfg.add_node("Thresholding", "thresholding_in",
+    dfg.add_node("Thresholding", "Thresholding_0",
                  {"NumChannels": features, "PE": 1, "InputBits": 8, "InputSigned": 0},
                  {"thresholds": in_thr[perm].reshape(-1, 1).astype(np.int64)})
 
@@ -222,7 +222,7 @@ def streamline(mw, input_scale: float | None = None, model_name: str = "model") 
             y = x
         else:
             y = _ort_session(mw, seg, layer.output[0], x.shape, target)(x)
-        name = f"mvu_{layer_no}"
+        name = f"BinaryMVU_{layer_no}"
         if end < len(nodes):
             bits = (y >= 0).astype(np.uint8)
             flip, thr_acc = _monotone_threshold(bits, acc, f"layer {layer.name!r}")
@@ -256,7 +256,7 @@ def streamline(mw, input_scale: float | None = None, model_name: str = "model") 
         dfg.add_node("BinaryMVU", name, {"MW": mw_, "MH": mh, "PE": 1, "SIMD": 1, "NumThresholds": 0,
                                          "ram_style": "auto"},
                      {"weights": w_bits})
-        dfg.add_node("LabelSelect", "label_select", {"Labels": mh, "PE": 1, "InputBits": 1}, {})
+        dfg.add_node("LabelSelect", "LabelSelect_0", {"Labels": mh, "PE": 1, "InputBits": 1}, {})
         pcs = np.arange(mw_ + 1, dtype=np.float64)
         sc = float((np.float64(logits_table[-1]) - np.float64(logits_table[0])) / mw_)
         dfg.set_initializer("output_table", logits_table.astype(np.float32))
@@ -270,7 +270,7 @@ def streamline(mw, input_scale: float | None = None, model_name: str = "model") 
     # the label select reads popcounts of the last MVU
     last_mvu = [n for n in dfg.nodes if n.op_type == "BinaryMVU"][-1]
     ops = {o.name: o for o in dfg.ops()}
-    ops["label_select"].set_attr("InputBits", ops[last_mvu.name].out_bits())
+    ops["LabelSelect_0"].set_attr("InputBits", ops[last_mvu.name].out_bits())
     dfg.finalize_io()
     return dfg
 

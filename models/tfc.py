@@ -3,6 +3,9 @@
 Forward: flatten, x = 2x - 1, input quantizer, then per hidden layer
 QuantLinear -> BatchNorm1d -> activation quantizer, then QuantLinear -> TensorNorm -> logits.
 Inputs are float in [0, 1] (uint8 pixels / 255). Add a topology by adding an entry to MODELS.
+
+Default hyper-parameters (Adam, cosine-decayed lr, CE loss, dropout, random +-`shift` pixel
+translations) were chosen on the validation split of mnist-subset (4,500 train / 500 val).
 """
 from __future__ import annotations
 
@@ -39,19 +42,20 @@ class FC(nn.Module):
         return self.features(x)
 
 
-def _entry(hidden, w, a, epochs, lr, batch_size, dropout, description):
+def _entry(hidden, w, a, epochs, lr, batch_size, dropout, shift, description):
     return {
         "build": lambda: FC(hidden, weight_bits=w, act_bits=a, in_bits=1, dropout=dropout),
         "input_shape": (1, 28, 28),
         "dataset": "mnist",
         "num_classes": 10,
         "precision": {"input": 1, "weights": w, "activations": a},
-        "defaults": {"epochs": epochs, "lr": lr, "batch_size": batch_size, "weight_decay": 0.0},
+        "defaults": {"epochs": epochs, "lr": lr, "batch_size": batch_size,
+                     "weight_decay": 0.0, "shift": shift},
         "description": description,
     }
 
 
 MODELS = {
-    "tfc-w1a1": _entry((64, 64, 64), 1, 1, epochs=30, lr=0.02, batch_size=100, dropout=0.0,
+    "tfc-w1a1": _entry((64, 64, 64), 1, 1, epochs=60, lr=0.02, batch_size=100, dropout=0.1, shift=1,
                        description="784-64-64-64-10 MLP, binary weights and activations (BNN-PYNQ TFC)"),
 }

@@ -121,8 +121,9 @@ def run_cocotb(toplevel: str, sources: list[Path], parameters: dict, build_dir: 
 
     env = tools.tool_env()
     os.environ["PATH"] = env["PATH"]           # cocotb finds `verilator` through PATH
-    if "VERILATOR_ROOT" in env:
-        os.environ["VERILATOR_ROOT"] = env["VERILATOR_ROOT"]
+    for key in ("VERILATOR_ROOT", "MAKEFLAGS"):
+        if key in env:
+            os.environ[key] = env[key]
     for p in (str(REPO), str(REPO / "sim")):
         if p not in sys.path:
             sys.path.insert(0, p)

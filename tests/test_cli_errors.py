@@ -117,9 +117,9 @@ def test_external_data_next_to_the_file_is_read(tmp_path, good_onnx):
 
 def test_folding_that_does_not_divide_is_refused(tmp_path, good_onnx):
     fold = tmp_path / "fold.json"
-    fold.write_text(json.dumps({"mvu_0": {"PE": 3, "SIMD": 16}}))
+    fold.write_text(json.dumps({"BinaryMVU_0": {"PE": 3, "SIMD": 16}}))
     res = bnnflow("build", good_onnx, "--out", tmp_path / "o", "--folding", fold, "--quiet")
-    assert_refused(res, "PE=3", "mvu_0")
+    assert_refused(res, "PE=3", "BinaryMVU_0")
     assert not (tmp_path / "o" / "report.json").exists()
 
 

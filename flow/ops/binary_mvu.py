@@ -5,8 +5,8 @@ import numpy as np
 
 from flow.graph import Stream
 from flow.ops.base import HWOp, bits_for, register
-from flow.ops.memory import threshold_words, weight_words
 from flow.ops.semantics import binary_mvu
+from flow.rtlgen import mvu_weight_words, thresh_words
 
 
 @register
@@ -71,10 +71,10 @@ class BinaryMVU(HWOp):
         mw, mh, pe, simd = (self.attr(k) for k in ("MW", "MH", "PE", "SIMD"))
         t = self.attr("NumThresholds")
         tb = self.threshold_bits()
-        memories = {"WEIGHTS_FILE": {"word_bits": pe * simd, "words": weight_words(self.param("weights"), pe, simd)}}
+        memories = {"WEIGHTS_FILE": {"word_bits": pe * simd, "words": mvu_weight_words(self.param("weights"), pe, simd)}}
         if t:
             memories["THRESH_FILE"] = {"word_bits": pe * t * tb,
-                                       "words": threshold_words(self.param("thresholds"), pe, tb)}
+                                       "words": thresh_words(self.param("thresholds"), pe, tb)}
         return {
             "module": self.rtl_module,
             "name": self.name,

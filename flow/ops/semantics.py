@@ -15,12 +15,14 @@ def binary_mvu(x_bits: np.ndarray, w_bits: np.ndarray, thr: np.ndarray | None = 
     x_bits (N, MW) in {0,1}; w_bits (MH, MW) in {0,1}; thr (MH, T) or None.
     Returns (N, MH) int64: the popcount of matching bits, or the threshold count.
     """
-    x = np.asarray(x_bits, dtype=np.int64)
-    w = np.asarray(w_bits, dtype=np.int64)
-    mw = x.shape[1]
-    # matches = ones that agree + zeros that agree
-    ones = x @ w.T
-    pc = ones + (mw - x.sum(axis=1, keepdims=True) - w.sum(axis=1)[None, :] + ones)
+    mw = np.shape(x_bits)[1]
+    # Bipolar dot product in float32 BLAS: exact, since |sum| <= MW < 2**24.
+    if mw >= 1 << 24:
+        raise ValueError(f"MW={mw} is too large for the exact float32 reference")
+    xb = 2 * np.asarray(x_bits, dtype=np.float32) - 1
+    wb = 2 * np.asarray(w_bits, dtype=np.float32) - 1
+    acc = (xb @ wb.T).astype(np.int64)  # = matches - mismatches
+    pc = (acc + mw) // 2
     if thr is None:
         return pc
     return multithreshold(pc, thr)

@@ -5,8 +5,8 @@ import numpy as np
 
 from flow.graph import Stream
 from flow.ops.base import HWOp, bits_for, register
-from flow.ops.memory import threshold_words
 from flow.ops.semantics import multithreshold
+from flow.rtlgen import thresh_words
 
 
 @register
@@ -75,7 +75,7 @@ class Thresholding(HWOp):
             "in_bits": self.in_stream().width,
             "out_bits": self.out_stream().width,
             "memories": {"THRESH_FILE": {"word_bits": self.attr("PE") * thr.shape[1] * tb,
-                                          "words": threshold_words(thr, self.attr("PE"), tb)}},
+                                          "words": thresh_words(thr, self.attr("PE"), tb)}},
         }
 
     def describe(self) -> dict:

@@ -1,0 +1,68 @@
+"""flow.zoo: discovery of family files, model info, seeded construction, checkpoints."""
+import pytest
+import torch
+
+from flow import zoo
+from flow.errors import UserError
+
+
+def test_lists_tfc_w1a1():
+    assert "tfc-w1a1" in zoo.list_models()
+
+
+def test_model_info_tfc_w1a1():
+    info = zoo.model_info("tfc-w1a1")
+    assert info["topology"] == [784, 64, 64, 64, 10]
+    # 784*64 + 2*64*64 + 64*10 weights, 3 BatchNorm (gamma, beta) of 64, TensorNorm 2
+    assert info["params"] == 784 * 64 + 2 * 64 * 64 + 64 * 10 + 3 * 2 * 64 + 2 == 59394
+    assert info["input_shape"] == (1, 28, 28)
+    assert info["dataset"] == "mnist"
+    assert info["precision"] == {"input": 1, "weights": 1, "activations": 1}
+    ops = [l["op"] for l in info["layers"]]
+    assert ops == ["act_quant"] + ["linear", "batchnorm", "act_quant"] * 3 + ["linear", "tensornorm"]
+    assert all(l["weight_bits"] == 1 for l in info["layers"] if l["op"] == "linear")
+    assert all(l["bits"] == 1 for l in info["layers"] if l["op"] == "act_quant")
+    assert {"epochs", "lr", "batch_size"} <= set(info["defaults"])
+
+
+def test_unknown_model_names_the_available_ones():
+    with pytest.raises(UserError, match="unknown model 'nope'; available: .*tfc-w1a1"):
+        zoo.build_model("nope")
+
+
+def test_build_model_is_seeded_and_leaves_global_rng_alone():
+    torch.manual_seed(123)
+    before = torch.rand(1)
+    torch.manual_seed(123)
+    a = zoo.build_model("tfc-w1a1", seed=7)
+    after = torch.rand(1)
+    assert torch.equal(before, after)
+    b = zoo.build_model("tfc-w1a1", seed=7)
+    c = zoo.build_model("tfc-w1a1", seed=8)
+    sa, sb, sc = a.state_dict(), b.state_dict(), c.state_dict()
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    assert not all(torch.equal(sa[k], sc[k]) for k in sa)
+    assert a.eval()(torch.rand(3, 1, 28, 28)).shape == (3, 10)
+
+
+def test_load_checkpoint_round_trip_and_errors(tmp_path):
+    model = zoo.build_model("tfc-w1a1", seed=3)
+    ckpt = {"model": "tfc-w1a1", "state_dict": model.state_dict(), "epoch": 2, "optimizer": {},
+            "metrics": {"val_acc": 0.5}, "seed": 3}
+    torch.save(ckpt, tmp_path / "c.pt")
+    loaded, meta = zoo.load_checkpoint(tmp_path / "c.pt")
+    assert not loaded.training
+    assert meta == {"model": "tfc-w1a1", "epoch": 2, "metrics": {"val_acc": 0.5}, "seed": 3}
+    x = torch.rand(4, 1, 28, 28)
+    assert torch.equal(loaded(x), model.eval()(x))
+    with pytest.raises(UserError, match="does not exist"):
+        zoo.load_checkpoint(tmp_path / "missing.pt")
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(UserError, match="could not be read"):
+        zoo.load_checkpoint(tmp_path / "junk.pt")
+
+
+def test_pretrained_model_without_cache_and_no_training(tmp_path, monkeypatch):
+    monkeypatch.setenv("BNNFLOW_CACHE", str(tmp_path))
+    with pytest.raises(UserError, match="bnnflow train tfc-w1a1"):
+        zoo.pretrained_model("tfc-w1a1", train_if_missing=False)
