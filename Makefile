@@ -6,6 +6,8 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.bnnflow-installed
 DEMO   ?= build/demo
+# the held-out MNIST test set, when present, gives the demo's final accuracy figure
+TEST_DATA ?= $(wildcard ../shared/data/mnist-t10k)
 PYTEST_ARGS ?=
 
 .PHONY: install demo test test-slow bench clean
@@ -21,9 +23,9 @@ $(STAMP): requirements.lock pyproject.toml setup.py
 
 demo: install
 	$(VENV)/bin/bnnflow models
-	$(VENV)/bin/bnnflow train tfc-w1a1 --epochs 10 --out $(DEMO)/train
+	$(VENV)/bin/bnnflow train tfc-w1a1 --out $(DEMO)/train
 	$(VENV)/bin/bnnflow build $(DEMO)/train/best.pt --out $(DEMO)/tfc-w1a1 --verify-images 1000 \
-		--test-data ../shared/data/mnist-t10k
+		$(if $(TEST_DATA),--test-data $(TEST_DATA))
 	@echo "demo report: $(DEMO)/tfc-w1a1/report.json"
 
 test: install

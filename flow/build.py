@@ -81,7 +81,11 @@ def step_import(st: BuildState) -> None:
         if src.endswith(".pt") or Path(src).is_file():
             st.torch_model, _meta = load_checkpoint(src)
         else:
-            st.torch_model = pretrained_model(src)
+            from flow.zoo import cache_dir
+
+            if not (cache_dir() / "zoo" / src / "best.pt").is_file():
+                _log(st, f"no cached checkpoint for {src}: training it once with its defaults")
+            st.torch_model = pretrained_model(src, progress=st.cfg.progress)
         st.onnx_path = out / "model.onnx"
         _log(st, f"exporting {src} to QONNX")
         export_qonnx(st.torch_model, st.onnx_path)

@@ -74,6 +74,10 @@ def cmd_build(args) -> int:
     print(f"report: {Path(args.out) / 'report.json'}")
     print(f"cycles/frame: estimated {report['estimated_cycles_per_frame']}, measured {report['measured_cycles_per_frame']}; "
           f"rtlsim mismatches {v['rtlsim']['mismatches']} / {v['rtlsim']['images']} images")
+    if report.get("accuracy"):
+        a = report["accuracy"]
+        print(f"accuracy on {a['images']} labelled images from {a['source']}: "
+              + ", ".join(f"{k} {a[k]:.4f}" for k in ("numpy", "rtlsim") if k in a))
     if report["status"] != "complete":
         print("bnnflow: verification failed: the RTL simulation differs from the reference", file=sys.stderr)
         return 1
@@ -124,8 +128,8 @@ def cmd_verify(args) -> int:
         raise UserError(f"unknown engine {bad[0]!r} in --engines; supported: numpy, rtlsim")
     graph = load_build(args.build_dir)
     record, extra = verify(graph, Path(args.build_dir), args.images, test_data=args.test_data,
-                           stall_seed=args.stall_seed)
-    print(json.dumps({"verification": record, "measured_cycles_per_frame": extra["measured_cycles_per_frame"]},
+                           stall_seed=args.stall_seed, log=lambda m: print(m, file=sys.stderr), engines=engines)
+    print(json.dumps({"verification": record, "measured_cycles_per_frame": extra.get("measured_cycles_per_frame")},
                      indent=2, sort_keys=True))
     return 0 if record["passed"] else 1
 

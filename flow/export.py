@@ -65,7 +65,8 @@ def export_qonnx(model: nn.Module, out_path, input_shape=(1, 1, 28, 28),
     (/255) and compared with PyTorch; the file is written only if top-1 agrees on every
     image and the logits agree within a relative 1e-4, else ExportCheckError is raised.
     """
-    from brevitas.export import export_qonnx as brevitas_export_qonnx
+    with _quiet():
+        from brevitas.export import export_qonnx as brevitas_export_qonnx
     from qonnx.core.modelwrapper import ModelWrapper
     from qonnx.util.cleanup import cleanup_model
 

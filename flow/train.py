@@ -201,7 +201,7 @@ def train(model_name_or_checkpoint: str, epochs: int | None = None, data="mnist-
                 correct += int((logits.argmax(1) == yb).sum())
                 seen += len(idx)
                 if progress:
-                    bar.set_postfix(loss=f"{total_loss / seen:.4f}", acc=f"{correct / seen:.4f}")
+                    bar.set_postfix(loss=f"{total_loss / seen:.4f}", acc=f"{correct / seen:.4f}", refresh=False)
             val_acc = evaluate(model, va_x, va_y)
             row = {"epoch": epoch + 1, "lr": lr_e, "train_loss": total_loss / seen,
                    "train_acc": correct / seen, "val_acc": val_acc,

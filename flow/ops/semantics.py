@@ -38,3 +38,96 @@ def multithreshold(v: np.ndarray, thr: np.ndarray) -> np.ndarray:
 def label_select(v: np.ndarray) -> np.ndarray:
     """Index of the largest value per row; ties go to the lowest index (as torch.argmax)."""
     return np.argmax(np.asarray(v), axis=1).astype(np.int64)
+
+
+def int_mvu(x: np.ndarray, w: np.ndarray, thr: np.ndarray | None = None) -> np.ndarray:
+    """Integer matrix-vector product acc[n, h] = sum_k x[n, k] * w[h, k] (exact int64),
+    optionally followed by multi-thresholding. The engine realises it without multipliers
+    when the weights allow: bipolar weights (+1/-1) by add/subtract, K-hot weights (each a
+    sum of at most K signed powers of two) by shift-add."""
+    acc = np.asarray(x, dtype=np.int64) @ np.asarray(w, dtype=np.int64).T
+    return acc if thr is None else multithreshold(acc, thr)
+
+
+def khot_terms(w: np.ndarray, k: int) -> np.ndarray:
+    """Signed power-of-two terms of integer weights: (..., k, 2) of (sign in {-1,0,1}, shift).
+
+    Uses the canonical signed-digit (non-adjacent) form, which has the fewest nonzero
+    digits; raises ValueError when a weight needs more than k terms."""
+    w = np.asarray(w, dtype=np.int64)
+    out = np.zeros(w.shape + (k, 2), dtype=np.int64)
+    for idx, v in np.ndenumerate(w):
+        terms = []
+        v = int(v)
+        e = 0
+        while v:
+            if v & 1:
+                d = 2 - (v & 3)  # +1 or -1 (non-adjacent form)
+                terms.append((d, e))
+                v -= d
+            v >>= 1
+            e += 1
+        if len(terms) > k:
+            raise ValueError(f"weight {int(w[idx])} needs {len(terms)} power-of-two terms, more than K={k}")
+        for j, (d, s) in enumerate(terms):
+            out[idx + (j,)] = (d, s)
+    return out
+
+
+def sliding_window(x: np.ndarray, k: int, stride: int = 1, pad: int = 0, pad_value: int = 0) -> np.ndarray:
+    """NHWC image (N, H, W, C) -> windows (N, OH, OW, K*K*C), each window in (ky, kx, c) order."""
+    x = np.asarray(x, dtype=np.int64)
+    if pad:
+        x = np.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)), constant_values=pad_value)
+    n, h, w, c = x.shape
+    oh, ow = (h - k) // stride + 1, (w - k) // stride + 1
+    out = np.empty((n, oh, ow, k * k * c), dtype=np.int64)
+    for ky in range(k):
+        for kx in range(k):
+            patch = x[:, ky:ky + stride * (oh - 1) + 1:stride, kx:kx + stride * (ow - 1) + 1:stride, :]
+            j = (ky * k + kx) * c
+            out[..., j:j + c] = patch
+    return out
+
+
+def maxpool(x: np.ndarray, k: int, stride: int | None = None) -> np.ndarray:
+    """NHWC max-pool (N, H, W, C) -> (N, OH, OW, C); on 0/1 bits this is a bitwise OR."""
+    stride = stride or k
+    win = sliding_window(x, k, stride)
+    n, oh, ow, _ = win.shape
+    c = x.shape[3]
+    return win.reshape(n, oh, ow, k * k, c).max(axis=3)
+
+
+def global_acc_pool(x: np.ndarray) -> np.ndarray:
+    """NHWC global sum pool (N, H, W, C) -> (N, C) (the average's numerator)."""
+    return np.asarray(x, dtype=np.int64).sum(axis=(1, 2))
+
+
+def label_select_topk(v: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the k largest values per row, largest first; ties -> lower index first."""
+    v = np.asarray(v, dtype=np.int64)
+    order = np.lexsort((np.broadcast_to(np.arange(v.shape[1]), v.shape), -v), axis=1)
+    return order[:, :k].astype(np.int64)
+
+
+def add_streams(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Element-wise sum of two streams (the residual join)."""
+    return np.asarray(a, dtype=np.int64) + np.asarray(b, dtype=np.int64)
+
+
+def fixed_scale(x: np.ndarray, mult: np.ndarray, bias: np.ndarray, shift: int, out_bits: int,
+                out_signed: bool = True, rounding: str = "floor") -> np.ndarray:
+    """Per-channel fixed-point affine y = sat(round((x * mult + bias) / 2**shift)).
+
+    x (N, ..., C) integers, mult/bias (C,) integers; rounding "floor" (ap_fixed TRN) or
+    "half_up" (ap_fixed RND: add 2**(shift-1) before the shift); saturation to out_bits.
+    """
+    acc = np.asarray(x, dtype=np.int64) * np.asarray(mult, dtype=np.int64) + np.asarray(bias, dtype=np.int64)
+    if rounding == "half_up" and shift > 0:
+        acc = acc + (1 << (shift - 1))
+    elif rounding != "floor":
+        raise ValueError(f"rounding must be 'floor' or 'half_up', got {rounding!r}")
+    y = acc >> shift  # arithmetic shift = floor division by 2**shift
+    lo, hi = (-(1 << (out_bits - 1)), (1 << (out_bits - 1)) - 1) if out_signed else (0, (1 << out_bits) - 1)
+    return np.clip(y, lo, hi)

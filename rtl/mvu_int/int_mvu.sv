@@ -1,0 +1,253 @@
+// Streaming integer matrix-vector(-threshold) unit: acc[h] = sum_k x[k] * w[h][k] over an
+// MW-element input vector (IN_BITS per element, signed when IN_SIGNED) and an MH x MW
+// weight matrix, optionally followed by multi-thresholding.
+//
+// Weight realisations (W_MODE):
+//   0  bipolar: one bit per weight, 1 -> +1, 0 -> -1; the product is +x or -x (add/subtract).
+//   1  K-hot: each weight is a sum of up to K signed powers of two; term j of a lane is a
+//      (2+SB)-bit field at [j*(2+SB) +: 2+SB]: low 2 bits the sign code (00 zero, 01 +1,
+//      11 -1; 10 reads as zero), high SB bits the shift. The product is a sum of shifted x.
+//   2  plain W_BITS two's-complement weights and a multiplier per lane.
+// Weight memory: depth NF*SF, address nf*SF+sf, lane (p, s) field at [(p*SIMD+s)*WB +: WB]
+// holding w[nf*PE+p][sf*SIMD+s], WB = 1 / K*(2+SB) / W_BITS for modes 0 / 1 / 2.
+//
+// Folding and schedule as bnn_mvu: NF = MH/PE, SF = MW/SIMD, NF*SF steps of one clock per
+// frame, input words replayed from a ping-pong buffer, back-to-back frames without bubbles.
+// Pipeline: issue -> S1 (weight read, input word) -> S2 (lane products, per-PE sum)
+//   -> S3 (accumulate over sf, threshold read) -> S4 (threshold compare, output register).
+//
+// Output beat: PE elements of OUT_BITS; element p = the accumulator (USE_THRESH=0,
+// ACC_BITS two's complement, OUT_BITS must equal ACC_BITS) or the number of thresholds
+// t (TB-bit two's complement) with acc >= thr[nf*PE+p][t] (USE_THRESH=1, 0..T).
+module int_mvu #(
+    parameter int MW = 8,
+    parameter int MH = 4,
+    parameter int SIMD = 2,
+    parameter int PE = 2,
+    parameter int IN_BITS = 4,
+    parameter int IN_SIGNED = 1,
+    parameter int W_MODE = 0,
+    parameter int W_BITS = 4,
+    parameter int K = 2,
+    parameter int SB = 3,
+    parameter int ACC_BITS = 12,
+    parameter int USE_THRESH = 0,
+    parameter int T = 1,
+    parameter int TB = 8,
+    parameter int OUT_BITS = 12,
+    parameter WEIGHTS_FILE = "",
+    parameter THRESH_FILE = "",
+    /* verilator lint_off UNUSEDPARAM */
+    parameter RAM_STYLE = "auto"  // only read by synthesis (ram_style attribute of the weights)
+    /* verilator lint_on UNUSEDPARAM */
+) (
+    input  logic                      ap_clk,
+    input  logic                      ap_rst_n,
+    input  logic [SIMD*IN_BITS-1:0]   s_axis_tdata,
+    input  logic                      s_axis_tvalid,
+    output logic                      s_axis_tready,
+    output logic [PE*OUT_BITS-1:0]    m_axis_tdata,
+    output logic                      m_axis_tvalid,
+    input  logic                      m_axis_tready
+);
+    localparam int NF = MH / PE;
+    localparam int SF = MW / SIMD;
+    localparam int WDEPTH = NF * SF;
+    localparam int SFW = (SF > 1) ? $clog2(SF) : 1;
+    localparam int NFW = (NF > 1) ? $clog2(NF) : 1;
+    localparam int WAW = (WDEPTH > 1) ? $clog2(WDEPTH) : 1;
+    localparam int CNTW = $clog2(SF + 1);
+    localparam int TW = 2 + SB;                                      // K-hot term width
+    localparam int WB = (W_MODE == 0) ? 1 : (W_MODE == 1) ? K * TW : W_BITS;
+    localparam int XW = SIMD * IN_BITS;
+    localparam int CMPW = ((ACC_BITS > TB) ? ACC_BITS : TB) + 1;
+    localparam int THRW = PE * T * TB;
+
+    initial begin
+        if (MW % SIMD != 0 || MH % PE != 0) $error("int_mvu: SIMD must divide MW and PE must divide MH");
+        if (USE_THRESH == 0 && OUT_BITS != ACC_BITS) $error("int_mvu: OUT_BITS must equal ACC_BITS without thresholds");
+        if (W_MODE < 0 || W_MODE > 2) $error("int_mvu: W_MODE must be 0, 1 or 2");
+    end
+
+    // ---------------- input ping-pong buffer (as bnn_mvu) ----------------
+    logic [XW-1:0]   ibuf [2][SF];
+    logic [CNTW-1:0] wcnt [2];
+    logic            wr_bank, rd_bank;
+    logic [SFW-1:0]  wr_ptr;
+
+    assign s_axis_tready = (wcnt[wr_bank] != CNTW'(SF));
+    wire in_fire = s_axis_tvalid & s_axis_tready;
+
+    logic [SFW-1:0] sf;
+    logic [NFW-1:0] nf;
+    logic [WAW-1:0] waddr;
+    wire en = ~m_axis_tvalid | m_axis_tready;
+
+    wire word_stored = (CNTW'(sf) < wcnt[rd_bank]);
+    wire word_bypass = in_fire && (wr_bank == rd_bank) && (CNTW'(sf) == wcnt[rd_bank]);
+    wire issue = en & (word_stored | word_bypass);
+    wire last_sf = (sf == SFW'(SF - 1));
+    wire last_nf = (nf == NFW'(NF - 1));
+    wire [XW-1:0] x_word = word_stored ? ibuf[rd_bank][sf] : s_axis_tdata;
+
+    always_ff @(posedge ap_clk) begin
+        if (!ap_rst_n) begin
+            wcnt[0] <= '0;
+            wcnt[1] <= '0;
+            wr_bank <= 1'b0;
+            wr_ptr  <= '0;
+            rd_bank <= 1'b0;
+            sf      <= '0;
+            nf      <= '0;
+            waddr   <= '0;
+        end else begin
+            if (in_fire) begin
+                ibuf[wr_bank][wr_ptr] <= s_axis_tdata;
+                if (wr_ptr == SFW'(SF - 1)) begin
+                    wr_ptr  <= '0;
+                    wr_bank <= ~wr_bank;
+                end else begin
+                    wr_ptr <= wr_ptr + 1'b1;
+                end
+            end
+            for (int b = 0; b < 2; b++) begin
+                if (issue && last_sf && last_nf && rd_bank == 1'(b))
+                    wcnt[b] <= '0;
+                else if (in_fire && wr_bank == 1'(b))
+                    wcnt[b] <= wcnt[b] + 1'b1;
+            end
+            if (issue) begin
+                waddr <= (waddr == WAW'(WDEPTH - 1)) ? '0 : waddr + 1'b1;
+                if (last_sf) begin
+                    sf <= '0;
+                    if (last_nf) begin
+                        nf <= '0;
+                        rd_bank <= ~rd_bank;
+                    end else begin
+                        nf <= nf + 1'b1;
+                    end
+                end else begin
+                    sf <= sf + 1'b1;
+                end
+            end
+        end
+    end
+
+    // ---------------- weight memory ----------------
+    (* ram_style = RAM_STYLE *) logic [PE*SIMD*WB-1:0] wmem [WDEPTH];
+    initial begin
+        if (WEIGHTS_FILE != "") $readmemh(WEIGHTS_FILE, wmem);
+    end
+
+    // ---------------- S1 ----------------
+    logic                  v1, first1, last1;
+    logic [NFW-1:0]        nf1;
+    logic [XW-1:0]         x1;
+    logic [PE*SIMD*WB-1:0] w1;
+    always_ff @(posedge ap_clk) begin
+        if (en) begin
+            w1 <= wmem[waddr];
+            x1 <= x_word;
+            first1 <= (sf == '0);
+            last1 <= last_sf;
+            nf1 <= nf;
+        end
+        if (!ap_rst_n) v1 <= 1'b0;
+        else if (en) v1 <= issue;
+    end
+
+    // ---------------- S2: lane products and per-PE sums ----------------
+    function automatic logic signed [ACC_BITS-1:0] ext_x(input logic [IN_BITS-1:0] v);
+        if (IN_SIGNED != 0) ext_x = ACC_BITS'(signed'(v));
+        else ext_x = ACC_BITS'($unsigned(v));
+    endfunction
+
+    function automatic logic signed [ACC_BITS-1:0] lane_product(input logic signed [ACC_BITS-1:0] x,
+                                                               input logic [WB-1:0] w);
+        logic signed [ACC_BITS-1:0] r;
+        r = '0;
+        if (W_MODE == 0) begin
+            r = w[0] ? x : -x;
+        end else if (W_MODE == 1) begin
+            for (int j = 0; j < K; j++) begin
+                logic [TW-1:0] term;
+                logic signed [ACC_BITS-1:0] sh;
+                term = w[j*TW +: TW];
+                sh = x <<< term[TW-1:2];
+                if (term[1:0] == 2'b01) r = r + sh;
+                else if (term[1:0] == 2'b11) r = r - sh;
+            end
+        end else begin
+            r = ACC_BITS'(x * ACC_BITS'(signed'(w[W_BITS-1:0])));
+        end
+        return r;
+    endfunction
+
+    logic signed [ACC_BITS-1:0] dot_c [PE];
+    always_comb begin
+        for (int p = 0; p < PE; p++) begin
+            logic signed [ACC_BITS-1:0] s;
+            s = '0;
+            for (int i = 0; i < SIMD; i++)
+                s = s + lane_product(ext_x(x1[i*IN_BITS +: IN_BITS]), w1[(p*SIMD+i)*WB +: WB]);
+            dot_c[p] = s;
+        end
+    end
+
+    logic                       v2, first2, last2;
+    logic [NFW-1:0]             nf2;
+    logic signed [ACC_BITS-1:0] dot2 [PE];
+    always_ff @(posedge ap_clk) begin
+        if (en) begin
+            dot2 <= dot_c;
+            first2 <= first1;
+            last2 <= last1;
+            nf2 <= nf1;
+        end
+        if (!ap_rst_n) v2 <= 1'b0;
+        else if (en) v2 <= v1;
+    end
+
+    // ---------------- S3: accumulate ----------------
+    logic                       v3;
+    logic signed [ACC_BITS-1:0] acc [PE];
+    always_ff @(posedge ap_clk) begin
+        if (en && v2) begin
+            for (int p = 0; p < PE; p++)
+                acc[p] <= (first2 ? '0 : acc[p]) + dot2[p];
+        end
+        if (!ap_rst_n) v3 <= 1'b0;
+        else if (en) v3 <= v2 & last2;
+    end
+
+    // ---------------- S4: thresholds / output register ----------------
+    logic [PE*OUT_BITS-1:0] out_c;
+    if (USE_THRESH != 0) begin : g_thr
+        logic [THRW-1:0] tmem [NF];
+        logic [THRW-1:0] thr3;
+        initial begin
+            if (THRESH_FILE != "") $readmemh(THRESH_FILE, tmem);
+        end
+        always_ff @(posedge ap_clk) if (en) thr3 <= tmem[nf2];
+        always_comb begin
+            for (int p = 0; p < PE; p++) begin
+                logic [OUT_BITS-1:0] cnt;
+                cnt = '0;
+                for (int t = 0; t < T; t++)
+                    if (CMPW'(acc[p]) >= CMPW'(signed'(thr3[(p*T+t)*TB +: TB]))) cnt = cnt + 1'b1;
+                out_c[p*OUT_BITS +: OUT_BITS] = cnt;
+            end
+        end
+    end else begin : g_nothr
+        always_comb begin
+            for (int p = 0; p < PE; p++) out_c[p*OUT_BITS +: OUT_BITS] = OUT_BITS'(acc[p]);
+        end
+        wire unused_nf2 = ^nf2;
+    end
+
+    always_ff @(posedge ap_clk) begin
+        if (!ap_rst_n) m_axis_tvalid <= 1'b0;
+        else if (en) m_axis_tvalid <= v3;
+        if (en && v3) m_axis_tdata <= out_c;
+    end
+endmodule

@@ -1,0 +1,186 @@
+// NHWC sliding-window generator with a circular line buffer.
+//
+// Input: an IFM_H x IFM_W x C image, SIMD channels per beat, beats in (y, x, c) order
+// (IN_BEATS = IFM_H*IFM_W*C/SIMD per frame). Output: for every window (oy, ox) the K*K*C
+// elements in (ky, kx, c) order, SIMD per beat (OUT_BEATS = OH*OW*K*K*C/SIMD), with
+// OH = (IFM_H + 2*PAD - K)/STRIDE + 1 (OW likewise). Taps outside the image read PAD_VALUE.
+//
+// Buffer: BD = 2**ceil(log2((K+STRIDE)*IFM_W*C/SIMD)) beats of SIMD*ELEM_BITS bits. Input beat
+// g of the stream (counted over frames) lives at address g mod BD. The writer may run ahead
+// of the reader up to BD beats past the first image row of the reader's current window row,
+// and into the next frame, so frames overlap and both sides stream at one beat per clock.
+// Steady state: max(IN_BEATS, OUT_BEATS) cycles per frame (+1 cycle per frame when
+// IN_BEATS >= OUT_BEATS: the last output beat of a frame waits for the frame's last input).
+//
+// Read pipeline: issue (address, availability) -> S1 (buffer read) -> output register.
+module sliding_window #(
+    parameter int IFM_H = 4,
+    parameter int IFM_W = 4,
+    parameter int C = 2,
+    parameter int K = 3,
+    parameter int STRIDE = 1,
+    parameter int PAD = 1,
+    parameter int PAD_VALUE = 0,
+    parameter int SIMD = 1,
+    parameter int ELEM_BITS = 4,
+    /* verilator lint_off UNUSEDPARAM */
+    parameter RAM_STYLE = "auto"  // only read by synthesis (ram_style attribute of the buffer)
+    /* verilator lint_on UNUSEDPARAM */
+) (
+    input  logic                        ap_clk,
+    input  logic                        ap_rst_n,
+    input  logic [SIMD*ELEM_BITS-1:0]   s_axis_tdata,
+    input  logic                        s_axis_tvalid,
+    output logic                        s_axis_tready,
+    output logic [SIMD*ELEM_BITS-1:0]   m_axis_tdata,
+    output logic                        m_axis_tvalid,
+    input  logic                        m_axis_tready
+);
+    localparam int DW = SIMD * ELEM_BITS;
+    localparam int CF = C / SIMD;
+    localparam int OH = (IFM_H + 2 * PAD - K) / STRIDE + 1;
+    localparam int OW = (IFM_W + 2 * PAD - K) / STRIDE + 1;
+    localparam int ROWB = IFM_W * CF;                      // beats per image row
+    localparam int NIN = IFM_H * ROWB;                     // input beats per frame
+    localparam int AW = $clog2((K + STRIDE) * ROWB);       // buffer address bits
+    localparam int BD = 1 << AW;
+    // signed index arithmetic: frame-relative beat indices, padded rows/columns negative
+    localparam int IW = $clog2(NIN + BD + (K + STRIDE + PAD) * ROWB + 1) + 2;
+    localparam int CW = $clog2(((CF > K) ? CF : K) + 1) + 1;
+    localparam int OYW = $clog2(OH + 1) + 1;
+    localparam int OXW = $clog2(OW + 1) + 1;
+    localparam int YW = $clog2(IFM_H + K + STRIDE * OH + PAD + 1) + 2;
+    localparam int XW = $clog2(IFM_W + K + STRIDE * OW + PAD + 1) + 2;
+
+    initial begin
+        if (C % SIMD != 0) $error("sliding_window: SIMD must divide C");
+        if (IFM_H + 2 * PAD < K || IFM_W + 2 * PAD < K) $error("sliding_window: kernel larger than the padded image");
+    end
+
+    (* ram_style = RAM_STYLE *) logic [DW-1:0] buffer [BD];
+
+    // ---------------- writer ----------------
+    logic [IW-1:0] wcnt;         // beats of the writer's frame written so far (0..NIN-1)
+    logic          ahead;        // writer already in the frame after the reader's
+    logic [AW-1:0] waddr;
+    logic [IW-1:0] free_from;    // first beat (reader's frame) the reader still needs
+    wire [IW-1:0] wglob = wcnt + (ahead ? IW'(NIN) : '0);
+    wire w_last = (wcnt == IW'(NIN - 1));
+    assign s_axis_tready = ($signed(wglob) < $signed(free_from + IW'(BD))) && !(ahead && w_last);
+    wire in_fire = s_axis_tvalid & s_axis_tready;
+
+    // ---------------- reader counters ----------------
+    logic [OYW-1:0] oy;
+    logic [OXW-1:0] ox;
+    logic [CW-1:0]  ky, kx, cf;
+    logic signed [YW-1:0] iy, y0;       // image row of the tap; first row of the window row
+    logic signed [XW-1:0] ix, x0;       // image column of the tap; first column of the window
+    logic signed [IW-1:0] row_base;     // y0 * ROWB
+    logic signed [IW-1:0] win_base;     // y0 * ROWB + x0 * CF
+    logic signed [IW-1:0] idx;          // beat index of the current tap (valid when in the image)
+    logic [AW-1:0]        rbase;        // buffer address of the reader frame's first beat
+
+    wire pad_tap = (iy < 0) || (iy >= YW'(IFM_H)) || (ix < 0) || (ix >= XW'(IFM_W));
+    wire last_cf = (cf == CW'(CF - 1));
+    wire last_kx = (kx == CW'(K - 1));
+    wire last_ky = (ky == CW'(K - 1));
+    wire last_ox = (ox == OXW'(OW - 1));
+    wire last_oy = (oy == OYW'(OH - 1));
+    wire last_tap = last_cf & last_kx & last_ky;
+    wire frame_end = last_tap & last_ox & last_oy;
+    // data present: padding, or written (writer in a later frame or past this beat)
+    wire avail = pad_tap || ahead || ($signed(idx) < $signed(wcnt));
+    wire en = ~m_axis_tvalid | m_axis_tready;
+    // the last beat of a frame also waits for the writer to finish that frame
+    wire issue = en & avail & (~frame_end | ahead);
+
+    always_ff @(posedge ap_clk) begin
+        if (!ap_rst_n) begin
+            wcnt <= '0;
+            ahead <= 1'b0;
+            waddr <= '0;
+            oy <= '0; ox <= '0; ky <= '0; kx <= '0; cf <= '0;
+            y0 <= YW'(-PAD);  iy <= YW'(-PAD);
+            x0 <= XW'(-PAD);  ix <= XW'(-PAD);
+            row_base <= IW'(-PAD * ROWB);
+            win_base <= IW'(-PAD * ROWB - PAD * CF);
+            idx <= IW'(-PAD * ROWB - PAD * CF);
+            free_from <= '0;
+            rbase <= '0;
+        end else begin
+            if (in_fire) begin
+                waddr <= waddr + 1'b1;
+                wcnt <= w_last ? '0 : wcnt + 1'b1;
+            end
+            // ahead: +1 when the writer finishes a frame, -1 when the reader does
+            if ((in_fire && w_last) != (issue && frame_end)) ahead <= in_fire && w_last;
+            if (issue) begin
+                if (!last_cf) begin
+                    cf <= cf + 1'b1;
+                    idx <= idx + 1'b1;
+                end else if (!last_kx) begin
+                    cf <= '0;
+                    kx <= kx + 1'b1;
+                    ix <= ix + 1'b1;
+                    idx <= idx + 1'b1;                        // next pixel, channel 0
+                end else if (!last_ky) begin
+                    cf <= '0;
+                    kx <= '0;
+                    ky <= ky + 1'b1;
+                    ix <= x0;
+                    iy <= iy + 1'b1;
+                    idx <= idx + IW'(ROWB - (K - 1) * CF - (CF - 1));
+                end else if (!last_ox) begin
+                    cf <= '0; kx <= '0; ky <= '0;
+                    ox <= ox + 1'b1;
+                    x0 <= x0 + XW'(STRIDE);
+                    ix <= x0 + XW'(STRIDE);
+                    iy <= y0;
+                    win_base <= win_base + IW'(STRIDE * CF);
+                    idx <= win_base + IW'(STRIDE * CF);
+                end else if (!last_oy) begin
+                    cf <= '0; kx <= '0; ky <= '0; ox <= '0;
+                    oy <= oy + 1'b1;
+                    y0 <= y0 + YW'(STRIDE);
+                    iy <= y0 + YW'(STRIDE);
+                    x0 <= XW'(-PAD);
+                    ix <= XW'(-PAD);
+                    row_base <= row_base + IW'(STRIDE * ROWB);
+                    win_base <= row_base + IW'(STRIDE * ROWB - PAD * CF);
+                    idx <= row_base + IW'(STRIDE * ROWB - PAD * CF);
+                    // rows above the next window row are no longer needed
+                    if ($signed(row_base + IW'(STRIDE * ROWB)) > 0) free_from <= row_base + IW'(STRIDE * ROWB);
+                end else begin
+                    cf <= '0; kx <= '0; ky <= '0; ox <= '0; oy <= '0;
+                    y0 <= YW'(-PAD);  iy <= YW'(-PAD);
+                    x0 <= XW'(-PAD);  ix <= XW'(-PAD);
+                    row_base <= IW'(-PAD * ROWB);
+                    win_base <= IW'(-PAD * ROWB - PAD * CF);
+                    idx <= IW'(-PAD * ROWB - PAD * CF);
+                    free_from <= '0;
+                    rbase <= rbase + AW'(NIN);
+                end
+            end
+        end
+        if (in_fire) buffer[waddr] <= s_axis_tdata;
+    end
+
+    // ---------------- S1: buffer read; output register ----------------
+    wire [AW-1:0] raddr = rbase + AW'(idx);
+    logic          v1, pad1;
+    logic [DW-1:0] rd1;
+    always_ff @(posedge ap_clk) begin
+        if (en) begin
+            rd1 <= buffer[raddr];
+            pad1 <= pad_tap;
+        end
+        if (!ap_rst_n) v1 <= 1'b0;
+        else if (en) v1 <= issue;
+    end
+
+    always_ff @(posedge ap_clk) begin
+        if (!ap_rst_n) m_axis_tvalid <= 1'b0;
+        else if (en) m_axis_tvalid <= v1;
+        if (en && v1) m_axis_tdata <= pad1 ? {SIMD{ELEM_BITS'(PAD_VALUE)}} : rd1;
+    end
+endmodule
