@@ -15,9 +15,11 @@ PYTEST_ARGS ?=
 install: $(STAMP)
 
 # Re-installs only when the pinned set or the package metadata changed.
-$(STAMP): requirements.lock pyproject.toml setup.py
+# hls4ml is installed without its dependencies: only its ap_fixed headers are used (tests).
+$(STAMP): requirements.lock pyproject.toml setup.py Makefile
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check -r requirements.lock
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps hls4ml==1.3.0
 	$(PY) -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
 	@touch $@
 

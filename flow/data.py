@@ -6,6 +6,11 @@ Specs for `load_dataset`:
   disjoint from the official test set); offline. It has only one split: `split` is ignored.
 * ``digits`` — scikit-learn's 1,797 8x8 digits as (N, 1, 8, 8) scaled to 0..255; tiny tests only.
 * ``mnist`` — full MNIST through torchvision's downloader (needs torchvision and network).
+* ``cifar10`` — CIFAR-10 through torchvision's downloader (needs torchvision and network).
+* a directory holding CIFAR-10 python batches (``data_batch_*`` for split="train",
+  ``test_batch`` for split="test"); they are parsed by a restricted unpickler that builds
+  only dicts, lists, bytes, strings, numbers and numpy arrays (no other callable is ever
+  imported), so an untrusted file cannot run code.
 * a directory holding MNIST idx files ``{train,t10k}-images-idx3-ubyte[.gz]`` and
   ``{train,t10k}-labels-idx1-ubyte[.gz]``; ``split="train"`` reads train-*, ``split="test"``
   reads t10k-*, and a directory holding only one of the two sets is read whatever `split` says.
@@ -13,13 +18,15 @@ Specs for `load_dataset`:
 from __future__ import annotations
 
 import gzip
+import io
+import pickle
 from pathlib import Path
 
 import numpy as np
 
 from flow.errors import UserError
 
-SPECS = ("mnist-subset", "digits", "mnist")
+SPECS = ("mnist-subset", "digits", "mnist", "cifar10")
 _IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: np.dtype(">i2"), 0x0C: np.dtype(">i4"),
                0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
 _PREFIX = {"train": "train", "test": "t10k"}
@@ -117,6 +124,102 @@ def _torchvision_mnist(split: str) -> tuple[np.ndarray, np.ndarray]:
     return ds.data.numpy().astype(np.uint8)[:, None], ds.targets.numpy().astype(np.int64)
 
 
+def _torchvision_cifar10(split: str) -> tuple[np.ndarray, np.ndarray]:
+    try:
+        from torchvision.datasets import CIFAR10
+    except ImportError as exc:
+        raise UserError("data 'cifar10' needs torchvision (pip install torchvision) and network; offline, "
+                        "give a directory holding the CIFAR-10 python batches (data_batch_*, test_batch).") from exc
+    root = Path.home() / ".cache" / "bnnflow" / "cifar10"
+    try:
+        ds = CIFAR10(str(root), train=(split == "train"), download=True)
+    except Exception as exc:  # noqa: BLE001 - network failures come in many types
+        raise UserError(f"could not download CIFAR-10 to {root} ({type(exc).__name__}); offline, give a "
+                        "directory holding the CIFAR-10 python batches (data_batch_*, test_batch).") from exc
+    images = np.ascontiguousarray(np.asarray(ds.data, dtype=np.uint8).transpose(0, 3, 1, 2))
+    return images, np.asarray(ds.targets, dtype=np.int64)
+
+
+def _latin1_encode(text, encoding="latin1"):
+    """What Python 3 writes for bytes in protocol-2 pickles: _codecs.encode(str, 'latin1')."""
+    if not isinstance(text, str) or encoding != "latin1":
+        raise pickle.UnpicklingError("only latin1 byte strings are allowed")
+    return text.encode("latin1")
+
+
+def _checked_reconstruct(cls, shape, dtype):
+    if cls is not np.ndarray:
+        raise pickle.UnpicklingError("only numpy.ndarray may be reconstructed")
+    return np.ndarray.__new__(np.ndarray, shape, dtype)
+
+
+def _checked_dtype(spec, align=False, copy=False):
+    dt = np.dtype(spec, align, copy)
+    if dt.hasobject or dt.fields is not None:
+        raise pickle.UnpicklingError("only plain numeric dtypes are allowed")
+    return dt
+
+
+def _checked_frombuffer(buf, dtype, shape, order):
+    dt = _checked_dtype(dtype)
+    return np.frombuffer(buf, dtype=dt).reshape(shape, order=order).copy()
+
+
+class _BatchUnpickler(pickle.Unpickler):
+    """Unpickler for CIFAR-10 batches: builtin containers and numpy arrays, nothing else."""
+
+    _ALLOWED = {
+        ("numpy.core.multiarray", "_reconstruct"): _checked_reconstruct,
+        ("numpy._core.multiarray", "_reconstruct"): _checked_reconstruct,
+        ("numpy", "ndarray"): np.ndarray,
+        ("numpy", "dtype"): _checked_dtype,
+        ("numpy.core.numeric", "_frombuffer"): _checked_frombuffer,
+        ("numpy._core.numeric", "_frombuffer"): _checked_frombuffer,
+        ("_codecs", "encode"): _latin1_encode,
+    }
+
+    def find_class(self, module, name):
+        try:
+            return self._ALLOWED[(module, name)]
+        except KeyError:
+            raise pickle.UnpicklingError(f"global '{module}.{name}' is not allowed") from None
+
+
+def read_cifar_batch(path) -> tuple[np.ndarray, np.ndarray]:
+    """Images (N, 3, 32, 32) uint8 and labels (N,) int64 from one CIFAR-10 python batch file."""
+    path = Path(path)
+    try:
+        obj = _BatchUnpickler(io.BytesIO(path.read_bytes()), encoding="bytes").load()
+    except Exception as exc:  # noqa: BLE001 - any malformed or disallowed content
+        raise UserError(f"'{path}' is not a CIFAR-10 python batch ({exc}).") from exc
+    if not isinstance(obj, dict):
+        raise UserError(f"'{path}' is not a CIFAR-10 python batch (no dict inside).")
+    obj = {k.decode("latin1") if isinstance(k, bytes) else k: v for k, v in obj.items()}
+    data, labels = obj.get("data"), obj.get("labels", obj.get("fine_labels"))
+    if not isinstance(data, np.ndarray) or data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or labels is None:
+        raise UserError(f"'{path}' lacks a (N, 3072) 'data' array and 'labels'.")
+    labels = np.asarray(labels, dtype=np.int64)
+    if labels.shape != (len(data),) or labels.min(initial=0) < 0 or labels.max(initial=0) > 9:
+        raise UserError(f"'{path}' holds {len(labels)} labels for {len(data)} images or labels outside 0..9.")
+    return np.asarray(data, dtype=np.uint8).reshape(-1, 3, 32, 32), labels
+
+
+def load_cifar_dir(directory, split: str = "train") -> tuple[np.ndarray, np.ndarray]:
+    """CIFAR-10 from a directory of python batches: data_batch_* (train) or test_batch (test)."""
+    directory = Path(directory)
+    files = sorted(directory.glob("data_batch_*")) if split == "train" else [directory / "test_batch"]
+    files = [f for f in files if f.is_file()]
+    if not files:
+        want = "data_batch_*" if split == "train" else "test_batch"
+        raise UserError(f"data directory '{directory}' holds no CIFAR-10 batch '{want}'.")
+    parts = [read_cifar_batch(f) for f in files]
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+
+def _is_cifar_dir(path: Path) -> bool:
+    return path.is_dir() and ((path / "test_batch").is_file() or any(path.glob("data_batch_*")))
+
+
 def load_dataset(spec: str = "mnist-subset", split: str = "train") -> tuple[np.ndarray, np.ndarray]:
     """(images uint8 (N, C, H, W), labels int64 (N,)) for a dataset name or idx directory."""
     if split not in _PREFIX:
@@ -127,10 +230,15 @@ def load_dataset(spec: str = "mnist-subset", split: str = "train") -> tuple[np.n
         return _digits()
     if spec == "mnist":
         return _torchvision_mnist(split)
+    if spec == "cifar10":
+        return _torchvision_cifar10(split)
     path = Path(spec)
+    if _is_cifar_dir(path):
+        return load_cifar_dir(path, split)
     if path.exists() or "/" in spec or "\\" in spec:
         return load_idx_dir(path, split)
-    raise UserError(f"unknown data '{spec}'; use one of: {', '.join(SPECS)}, or a directory of idx files.")
+    raise UserError(f"unknown data '{spec}'; use one of: {', '.join(SPECS)}, or a directory of idx files "
+                    "or CIFAR-10 batches.")
 
 
 def train_val_split(images: np.ndarray, labels: np.ndarray, val_fraction: float = 0.1,

@@ -70,14 +70,17 @@ def export_qonnx(model: nn.Module, out_path, input_shape=(1, 1, 28, 28),
     from qonnx.core.modelwrapper import ModelWrapper
     from qonnx.util.cleanup import cleanup_model
 
+    from flow.nn.qfx import check_exportable, exporting
+
     out_path = Path(out_path)
     input_shape = tuple(int(d) for d in input_shape)
+    check_exportable(model)
     was_training = model.training
     model.eval()
     try:
         with tempfile.TemporaryDirectory() as tmp:
             raw = Path(tmp) / "raw.onnx"
-            with _quiet():
+            with _quiet(), exporting(model):
                 brevitas_export_qonnx(model, torch.zeros(input_shape), export_path=str(raw),
                                       verbose=False)
             mw = cleanup_model(ModelWrapper(str(raw)))

@@ -78,25 +78,34 @@ def _bipolar(x: np.ndarray, scale: np.ndarray) -> np.ndarray:
 
 
 def fold_weight_quantizers(mw) -> None:
-    """Replace quantizer nodes whose inputs are all constant by their constant result."""
+    """Replace quantizer nodes whose inputs are all constant by their constant result,
+    recording each folded tensor's scale and bit width in `mw.weight_quant`."""
     g = mw.graph
     inits = {i.name for i in g.initializer}
+    info = getattr(mw, "weight_quant", {})
     for node in list(g.node):
         if node.op_type not in ("BipolarQuant", "Quant") or not all(i in inits for i in node.input if i):
             continue
         vals = [mw.get_initializer(i) for i in node.input]
         if node.op_type == "BipolarQuant":
             out = _bipolar(vals[0], vals[1])
+            info[node.output[0]] = {"scale": np.asarray(vals[1], dtype=np.float64).ravel().tolist(), "bits": 1,
+                                    "bipolar": True}
         else:
             from qonnx.custom_op.general.quant import quant
 
             attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
             rmode = attrs.get("rounding_mode", b"ROUND")
             rmode = rmode.decode() if isinstance(rmode, bytes) else rmode
+            if np.any(np.asarray(vals[2]) != 0):
+                raise UserError(f"weight quantizer {node.name!r} has a nonzero zero point; only 0 is supported")
             out = quant(vals[0], vals[1], vals[2], vals[3], signed=attrs.get("signed", 1),
                         narrow=attrs.get("narrow", 0), rounding_mode=rmode).astype(np.float32)
+            info[node.output[0]] = {"scale": np.asarray(vals[1], dtype=np.float64).ravel().tolist(),
+                                    "bits": int(np.asarray(vals[3]).ravel()[0]), "bipolar": False}
         mw.set_initializer(node.output[0], out)
         g.node.remove(node)
+    mw.weight_quant = info
     # drop initializers nothing uses any more
     used = {i for n in g.node for i in n.input}
     for init in list(g.initializer):

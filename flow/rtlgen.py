@@ -22,7 +22,24 @@ ENGINE_SOURCES: dict[str, tuple[str, ...]] = {
     "label_select": ("label_select/label_select.sv",),
     "dwc": ("dwc/dwc.sv",),
     "fifo": ("fifo/fifo.sv",),
+    "int_mvu": ("mvu_int/int_mvu.sv",),
+    "sliding_window": ("sliding_window/sliding_window.sv",),
+    "maxpool": ("sliding_window/sliding_window.sv", "maxpool/maxpool.sv"),
+    "global_acc_pool": ("global_pool/global_acc_pool.sv",),
+    "duplicate": ("stream_ops/duplicate.sv",),
+    "add_streams": ("stream_ops/add_streams.sv",),
+    "fixed_scale": ("fixed_scale/fixed_scale.sv",),
 }
+
+# engines that move or copy streams without computing on them (no op of their own needed)
+INFRASTRUCTURE = frozenset({"fifo", "dwc", "duplicate"})
+
+# stream ports of each engine: (input port prefixes, output port prefixes), in port order
+ENGINE_PORTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "duplicate": (("s_axis",), ("m0_axis", "m1_axis")),
+    "add_streams": (("s0_axis", "s1_axis"), ("m_axis",)),
+}
+DEFAULT_PORTS = (("s_axis",), ("m_axis",))
 
 _RESERVED = {"out", "ap_clk", "ap_rst_n", "s_axis_tdata", "s_axis_tvalid", "s_axis_tready",
              "m_axis_tdata", "m_axis_tvalid", "m_axis_tready", *ENGINE_SOURCES}
@@ -128,6 +145,162 @@ def render_top(stages: list[dict], out_dir: Path, top_name: str = "bnnflow_top")
     return {"top": top_name, "files": files, "in_bits": rendered[0]["in_bits"], "out_bits": rendered[-1]["out_bits"]}
 
 
+def _prepare_stage(st: dict, out_dir: Path, seen: set[str], top_name: str) -> dict:
+    """Check one stage dict, write its memory files, return its template record."""
+    module = st["module"]
+    if module not in ENGINE_SOURCES:
+        raise ValueError(f"unknown engine module {module!r}")
+    name = check_name(st["name"])
+    if name in seen or name in _RESERVED or name == top_name or name.startswith(("out_", "e_")):
+        raise ValueError(f"duplicate or reserved stage name {name!r}")
+    seen.add(name)
+    params = {check_name(k): v for k, v in st.get("params", {}).items()}
+    for pname, mem in sorted(st.get("memories", {}).items()):
+        fname = f"{name}_{check_name(pname).lower()}.mem"
+        (out_dir / fname).write_text(mem_text(mem["words"], int(mem["word_bits"])), newline="\n")
+        params[pname] = fname
+    return {"module": module, "name": name, "params": [(k, _sv_value(v)) for k, v in params.items()]}
+
+
+def _copy_sources(modules: list[str], out_dir: Path) -> list[str]:
+    rtl = asset_path("rtl")
+    files: list[str] = []
+    for module in modules:
+        for src in ENGINE_SOURCES[module]:
+            base = Path(src).name
+            if base not in files:
+                shutil.copyfile(rtl / src, out_dir / base)
+                files.append(base)
+    return files
+
+
+def _port_bits(st: dict, key: str, n: int) -> list[int]:
+    v = st[key]
+    bits = [int(b) for b in v] if isinstance(v, (list, tuple)) else [int(v)]
+    if len(bits) != n:
+        raise ValueError(f"stage {st['name']!r}: {key} lists {len(bits)} widths, {st['module']} has {n} ports")
+    return bits
+
+
+def _endpoint(ref, top_port: str) -> tuple[str, int]:
+    """'name' -> (name, 0); ['name', k] / ('name', k) -> (name, k); the top port name -> (top_port, 0)."""
+    if isinstance(ref, str):
+        return ref, 0
+    if isinstance(ref, (list, tuple)) and len(ref) == 2 and isinstance(ref[0], str) and isinstance(ref[1], int):
+        return ref[0], int(ref[1])
+    raise ValueError(f"bad edge endpoint {ref!r}: use 'stage', ['stage', port] or {top_port!r}")
+
+
+def render_graph(stages: list[dict], edges: list, out_dir: Path, top_name: str = "bnnflow_top") -> dict:
+    """Write the stitched top of a DAG of engines (stream duplicate -> paths -> add_streams).
+
+    stages: stage dicts as for `render_top`; an engine with several stream ports (see
+    ENGINE_PORTS: duplicate has outputs 0 = m0_axis and 1 = m1_axis, add_streams has inputs
+    0 = s0_axis and 1 = s1_axis) gives "in_bits" / "out_bits" as a list, one width per port.
+    edges: [src, dst] pairs. src is "in" (the top's s_axis), "stage" (its output port 0) or
+    ["stage", k] (output port k); dst is "out" (the top's m_axis), "stage" (input port 0) or
+    ["stage", k] (input port k). Every stage port and the top's in/out carry exactly one
+    edge (a stream fans out only through a duplicate stage), both ends of an edge have the
+    same width, and the graph has no cycle. Stage names "in" and "out" are reserved.
+    Returns {"top", "files" (compile order, base names), "in_bits", "out_bits", "order"}.
+    """
+    check_name(top_name)
+    if not stages:
+        raise ValueError("render_graph needs at least one stage")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    by_name = {}
+    for st in stages:
+        if st.get("name") in ("in", "out"):
+            raise ValueError("stage names 'in' and 'out' are reserved for the top's ports")
+        if st.get("name") in by_name:
+            raise ValueError(f"duplicate stage name {st.get('name')!r}")
+        by_name[st["name"]] = st
+    ports = {n: ENGINE_PORTS.get(st["module"], DEFAULT_PORTS) for n, st in by_name.items()}
+    in_w = {n: _port_bits(st, "in_bits", len(ports[n][0])) for n, st in by_name.items()}
+    out_w = {n: _port_bits(st, "out_bits", len(ports[n][1])) for n, st in by_name.items()}
+
+    driven: dict[tuple[str, int], int] = {}
+    used: dict[tuple[str, int], int] = {}
+    recs = []
+    for i, edge in enumerate(edges):
+        if not isinstance(edge, (list, tuple)) or len(edge) != 2:
+            raise ValueError(f"edge {edge!r} is not a [src, dst] pair")
+        src, dst = _endpoint(edge[0], "in"), _endpoint(edge[1], "out")
+        if src[0] == "out" or dst[0] == "in":
+            raise ValueError(f"edge {edge!r}: 'in' is only a source, 'out' only a destination")
+        for (n, k), side in ((src, 1), (dst, 0)):
+            if n in ("in", "out"):
+                if k != 0:
+                    raise ValueError(f"edge {edge!r}: the top has one port {n!r}")
+                continue
+            if n not in by_name:
+                raise ValueError(f"edge {edge!r} names an unknown stage {n!r}")
+            if not 0 <= k < len(ports[n][side]):
+                raise ValueError(f"edge {edge!r}: {by_name[n]['module']} {n} has no {'output' if side else 'input'} port {k}")
+        if src in used:
+            raise ValueError(f"output {src} feeds two edges; insert a duplicate stage")
+        if dst in driven:
+            raise ValueError(f"input {dst} is driven by two edges")
+        used[src], driven[dst] = i, i
+        sbits = None if src[0] == "in" else out_w[src[0]][src[1]]
+        dbits = None if dst[0] == "out" else in_w[dst[0]][dst[1]]
+        if sbits is not None and dbits is not None and sbits != dbits:
+            raise ValueError(f"stream width mismatch on edge {edge!r}: {sbits} bits into {dbits}")
+        bits = sbits if sbits is not None else dbits
+        if bits is None:
+            raise ValueError(f"edge {edge!r} joins the top's input straight to its output")
+        recs.append({"wire": f"e_{i}", "src": src, "dst": dst, "bits": bits,
+                     "src_label": src[0] if src[0] == "in" else f"{src[0]}.{ports[src[0]][1][src[1]]}",
+                     "dst_label": dst[0] if dst[0] == "out" else f"{dst[0]}.{ports[dst[0]][0][dst[1]]}"})
+    for n in by_name:
+        for k, pname in enumerate(ports[n][0]):
+            if (n, k) not in driven:
+                raise ValueError(f"input {n}.{pname} is not connected")
+        for k, pname in enumerate(ports[n][1]):
+            if (n, k) not in used:
+                raise ValueError(f"output {n}.{pname} is not connected")
+    if ("in", 0) not in used or ("out", 0) not in driven:
+        raise ValueError("the graph needs one edge from 'in' and one edge to 'out'")
+
+    # topological order (Kahn); stage order breaks ties
+    indeg = {n: len(ports[n][0]) for n in by_name}
+    for r in recs:
+        if r["src"][0] == "in":
+            indeg[r["dst"][0]] -= 1 if r["dst"][0] != "out" else 0
+    order: list[str] = []
+    ready = [n for n in by_name if indeg[n] == 0]
+    while ready:
+        n = ready.pop(0)
+        order.append(n)
+        for r in recs:
+            if r["src"][0] == n and r["dst"][0] != "out":
+                indeg[r["dst"][0]] -= 1
+                if indeg[r["dst"][0]] == 0:
+                    ready.append(r["dst"][0])
+    if len(order) != len(by_name):
+        raise ValueError(f"the graph has a cycle through {sorted(set(by_name) - set(order))}")
+
+    seen: set[str] = set()
+    rendered = []
+    for n in order:
+        rec = _prepare_stage(by_name[n], out_dir, seen, top_name)
+        conns = [(p, recs[driven[(n, k)]]["wire"]) for k, p in enumerate(ports[n][0])]
+        conns += [(p, recs[used[(n, k)]]["wire"]) for k, p in enumerate(ports[n][1])]
+        rendered.append({**rec, "conns": conns})
+    files = _copy_sources([by_name[n]["module"] for n in order], out_dir)
+    in_rec, out_rec = recs[used[("in", 0)]], recs[driven[("out", 0)]]
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(asset_path("rtl"))), undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True, autoescape=False)
+    text = env.get_template("graph.sv.j2").render(
+        top=top_name, stages=rendered, edges=recs, in_bits=in_rec["bits"], out_bits=out_rec["bits"],
+        in_wire=in_rec["wire"], out_wire=out_rec["wire"])
+    (out_dir / f"{top_name}.sv").write_text(text, newline="\n")
+    files.append(f"{top_name}.sv")
+    return {"top": top_name, "files": files, "in_bits": in_rec["bits"], "out_bits": out_rec["bits"], "order": order}
+
+
 def mvu_weight_words(w_bits, pe: int, simd: int) -> list[int]:
     """Binary MVU weight memory: word nf*SF+sf, bit p*SIMD+s = w[nf*PE+p, sf*SIMD+s]."""
     import numpy as np
@@ -161,3 +334,113 @@ def thresh_words(thr, pe: int, tb: int) -> list[int]:
             word |= (int(v) & mask) << (k * tb)
         words.append(word)
     return words
+
+
+def _lane_fields(fields, pe: int, simd: int, wb: int) -> list[int]:
+    """(MH, MW) non-negative field values -> MVU memory words: depth NF*SF, address nf*SF+sf,
+    lane (p, s) at bits [(p*SIMD+s)*wb +: wb] = fields[nf*PE+p, sf*SIMD+s]."""
+    import numpy as np
+
+    f = np.asarray(fields, dtype=object)
+    mh, mw = f.shape
+    if mh % pe or mw % simd:
+        raise ValueError(f"PE={pe} must divide MH={mh} and SIMD={simd} must divide MW={mw}")
+    nf, sf = mh // pe, mw // simd
+    blocks = f.reshape(nf, pe, sf, simd).transpose(0, 2, 1, 3).reshape(nf * sf, pe * simd)
+    words = []
+    for row in blocks:
+        word = 0
+        for k, v in enumerate(row):
+            word |= int(v) << (k * wb)
+        words.append(word)
+    return words
+
+
+def khot_fields(w, k: int, sb: int):
+    """K-hot field of integer weights: term j at [j*(2+sb) +: 2+sb], low 2 bits the sign code
+    (00 zero, 01 +1, 11 -1), high sb bits the shift; terms from semantics.khot_terms."""
+    import numpy as np
+
+    from flow.ops.semantics import khot_terms
+
+    terms = khot_terms(w, k)                          # (..., k, 2): (sign, shift)
+    if terms[..., 1].max(initial=0) >= (1 << sb):
+        raise ValueError(f"a power-of-two term needs a shift of {int(terms[..., 1].max())}, more than SB={sb} bits hold")
+    tw = 2 + sb
+    out = np.zeros(terms.shape[:-2], dtype=object)
+    for j in range(k):
+        sign, shift = terms[..., j, 0], terms[..., j, 1]
+        code = np.where(sign == 1, 1, np.where(sign == -1, 3, 0)).astype(object)
+        field = np.where(sign == 0, 0, code + (shift.astype(object) << 2))
+        out = out + (field.astype(object) << (j * tw))
+    return out
+
+
+def int_mvu_weight_words(w, pe: int, simd: int, mode: int, w_bits: int = 1, k: int = 1, sb: int = 1) -> list[int]:
+    """Integer MVU weight memory (int_mvu.sv): word nf*SF+sf, lane (p, s) field at
+    [(p*SIMD+s)*WB +: WB] for w[nf*PE+p, sf*SIMD+s].
+
+    mode 0 (bipolar, WB=1): w in {-1,+1}, stored as 1 for +1, 0 for -1.
+    mode 1 (K-hot, WB=k*(2+sb)): see `khot_fields`.
+    mode 2 (plain, WB=w_bits): two's complement."""
+    import numpy as np
+
+    w = np.asarray(w, dtype=np.int64)
+    if mode == 0:
+        if not np.isin(w, (-1, 1)).all():
+            raise ValueError("bipolar weights must be -1 or +1")
+        return _lane_fields((w > 0).astype(np.int64), pe, simd, 1)
+    if mode == 1:
+        return _lane_fields(khot_fields(w, k, sb), pe, simd, k * (2 + sb))
+    if mode == 2:
+        lo, hi = -(1 << (w_bits - 1)), (1 << (w_bits - 1)) - 1
+        if w.min(initial=0) < lo or w.max(initial=0) > hi:
+            raise ValueError(f"weights do not fit in {w_bits}-bit two's complement")
+        return _lane_fields(w & ((1 << w_bits) - 1), pe, simd, w_bits)
+    raise ValueError(f"mode must be 0, 1 or 2, got {mode}")
+
+
+def int_mvu_weight_bits(mode: int, w_bits: int = 1, k: int = 1, sb: int = 1) -> int:
+    """Bits of one lane's weight field (WB) in the int_mvu weight memory."""
+    return {0: 1, 1: k * (2 + sb), 2: w_bits}[mode]
+
+
+def fixed_scale_param_words(mult, bias, pe: int, mult_mode: int, mult_bits: int, bias_bits: int,
+                            k: int = 1, sb: int = 1) -> list[int]:
+    """fixed_scale.sv parameter memory: word nf, lane p at [p*LW +: LW] for channel nf*PE+p,
+    LW = MF + bias_bits; the low MF bits hold mult (mode 0: K-hot field, MF = k*(2+sb);
+    mode 1: mult_bits two's complement, MF = mult_bits), the bias (two's complement) above."""
+    import numpy as np
+
+    mult = np.asarray(mult, dtype=np.int64)
+    bias = np.asarray(bias, dtype=np.int64)
+    c = mult.shape[0]
+    if c % pe or bias.shape != mult.shape:
+        raise ValueError(f"PE={pe} must divide C={c}; mult and bias must have the same shape")
+    blo, bhi = -(1 << (bias_bits - 1)), (1 << (bias_bits - 1)) - 1
+    if bias.min(initial=0) < blo or bias.max(initial=0) > bhi:
+        raise ValueError(f"bias does not fit in {bias_bits} bits")
+    if mult_mode == 0:
+        mf, mfield = k * (2 + sb), khot_fields(mult, k, sb)
+    elif mult_mode == 1:
+        lo, hi = -(1 << (mult_bits - 1)), (1 << (mult_bits - 1)) - 1
+        if mult.min(initial=0) < lo or mult.max(initial=0) > hi:
+            raise ValueError(f"mult does not fit in {mult_bits} bits")
+        mf, mfield = mult_bits, mult & ((1 << mult_bits) - 1)
+    else:
+        raise ValueError(f"mult_mode must be 0 or 1, got {mult_mode}")
+    lw = mf + bias_bits
+    words = []
+    for nf in range(c // pe):
+        word = 0
+        for p in range(pe):
+            ch = nf * pe + p
+            lane = int(mfield[ch]) | ((int(bias[ch]) & ((1 << bias_bits) - 1)) << mf)
+            word |= lane << (p * lw)
+        words.append(word)
+    return words
+
+
+def fixed_scale_lane_bits(mult_mode: int, mult_bits: int, bias_bits: int, k: int = 1, sb: int = 1) -> int:
+    """Bits of one lane (LW) in the fixed_scale parameter memory."""
+    return (k * (2 + sb) if mult_mode == 0 else mult_bits) + bias_bits

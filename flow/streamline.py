@@ -1,18 +1,23 @@
-"""Streamline a cleaned QONNX graph of a binarized MLP into a dataflow graph.
+"""Streamline a cleaned QONNX graph into an integer dataflow graph.
 
-The graph must be a chain:  input -> [shape/affine ops] -> BipolarQuant ->
-( MatMul|Gemm (binary weights) -> [affine ops, BatchNorm] -> BipolarQuant )* ->
-MatMul|Gemm -> [affine ops] -> output.
+The graph must be a chain:
 
-Every float segment between two quantizers is turned into integer thresholds by
-evaluating it (with onnxruntime, optimisations off, exactly the float32 ops of the
-file) on every value its integer input can take: 256 pixel values for the input
-binariser, every reachable XNOR-popcount accumulator for a hidden layer. The
-thresholds therefore agree with the float model on every reachable value, not only on
-the images tried. The output segment must be one increasing (or decreasing) function
-shared by all classes; its table maps integer logits to the model's float logits.
+    input -> [shape/affine ops] -> activation quantizer ->
+    ( [MaxPool | Reshape/Flatten]* -> Conv|MatMul|Gemm (quantized weights)
+      -> [affine ops, BatchNorm] -> activation quantizer )* ->
+    [MaxPool | Reshape/Flatten]* -> MatMul|Gemm -> [affine ops] -> output
+
+Every float segment between two quantizers becomes integer thresholds by evaluating it
+(with onnxruntime, optimisations off: exactly the float32 ops of the file) on every
+value its integer input can take: the 256 pixel values for the input quantizer, every
+reachable accumulator for a layer. The thresholds therefore agree with the float model
+on every reachable value, not only on the images tried. The output segment must be one
+monotone function shared by all classes; its table maps integer logits to the model's
+float logits.
 """
 from __future__ import annotations
+
+from dataclasses import dataclass, replace
 
 import numpy as np
 import onnx
@@ -20,11 +25,29 @@ from onnx import helper
 
 from flow.errors import UserError
 from flow.graph import DataflowGraph
+from flow.quant import Codes, activation_codes, derive_thresholds, weight_integers
 
 SHAPE_OPS = {"Reshape", "Flatten", "Identity", "Squeeze", "Unsqueeze"}
 AFFINE_OPS = {"Mul", "Add", "Sub", "Div", "BatchNormalization"}
-LAYER_OPS = {"MatMul", "Gemm"}
-ACT_QUANT = {"BipolarQuant"}
+LAYER_OPS = {"MatMul", "Gemm", "Conv"}
+ACT_QUANT = {"BipolarQuant", "Quant"}
+MAX_ACC_VALUES = 1 << 20  # exhaustive threshold search range per layer
+KHOT_MAX_TERMS = 2        # weights with at most this many power-of-two terms use shift-add
+
+
+@dataclass(frozen=True)
+class Tensor:
+    """A quantized activation as the hardware carries it: codes, logical shape, and for
+    a flattened tensor the logical (NCHW-flat) index at each stream position."""
+
+    codes: Codes
+    shape: tuple            # (C, H, W) or (F,)
+    perm: tuple | None = None
+    flipped: tuple | None = None  # per element: the code is complemented (binary input only)
+
+
+# ---------------------------------------------------------------------------------------
+# helpers
 
 
 def _chain(mw) -> list[onnx.NodeProto]:
@@ -33,8 +56,7 @@ def _chain(mw) -> list[onnx.NodeProto]:
     inits = {i.name for i in g.initializer}
     tensor = [i.name for i in g.input if i.name not in inits][0]
     out_name = g.output[0].name
-    nodes = []
-    seen = set()
+    nodes, seen = [], set()
     while tensor != out_name:
         consumers = [n for n in g.node if tensor in n.input]
         if len(consumers) != 1:
@@ -73,214 +95,411 @@ def _ort_session(mw, nodes, in_name: str, in_shape, out_name: str):
     so = ort.SessionOptions()
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     so.intra_op_num_threads = 1
-    sess = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    try:
+        sess = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime rejects what it cannot run
+        raise UserError(f"the float ops after {in_name!r} could not be evaluated ({type(exc).__name__})") from None
     return lambda x: sess.run([out_name], {in_name: np.ascontiguousarray(x, dtype=np.float32)})[0]
-
-
-def _scalar_scale(mw, node) -> float:
-    s = mw.get_initializer(node.input[1])
-    if s is None or np.asarray(s).size != 1 or float(np.asarray(s).ravel()[0]) <= 0:
-        raise UserError(f"activation quantizer {node.name!r} must have one positive scale; per-channel activation scales are not supported")
-    return float(np.asarray(s).ravel()[0])
 
 
 def _check_ops(nodes, allowed: set, where: str) -> None:
     for n in nodes:
-        if n.op_type in ("Quant", "IntQuant", "Trunc", "QuantReLU"):
-            raise UserError(f"node {n.name!r} is a multi-bit quantizer ({n.op_type}); only binary (BipolarQuant) activations are supported in this version")
+        if n.op_type in ("IntQuant", "Trunc", "QuantReLU", "BinaryQuant"):
+            raise UserError(f"node {n.name!r} ({n.op_type}) is a quantizer the hardware cannot realise there")
         if n.op_type not in allowed:
             raise UserError(f"node {n.name!r} has op type {n.op_type!r}, which is not supported {where}; supported there: {', '.join(sorted(allowed))}")
 
 
-def _layer_weights(mw, node) -> tuple[np.ndarray, np.ndarray]:
-    """Return (sign bits (MH, MW) uint8, per-row magnitude (MH,)) of a MatMul/Gemm."""
-    w = mw.get_initializer(node.input[1])
-    if w is None:
-        raise UserError(f"layer {node.name!r} ({node.op_type}) has no constant weights")
-    w = np.asarray(w, dtype=np.float32)
-    if node.op_type == "Gemm":
-        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
-        if attrs.get("transA", 0):
-            raise UserError(f"layer {node.name!r}: Gemm with transA=1 is not supported")
-        if len(node.input) > 2 and node.input[2]:
-            raise UserError(f"layer {node.name!r} has a bias; binary layers without bias are supported in this version")
-        w = w if attrs.get("transB", 0) else w.T
-        w = w * np.float32(attrs.get("alpha", 1.0))
-    else:
-        w = w.T
-    if w.ndim != 2:
-        raise UserError(f"layer {node.name!r}: weights of rank {w.ndim}; only 2-D (fully connected) weights are supported in this version")
-    mag = np.abs(w)
-    row = mag[:, :1]
-    if not np.all(mag == row) or np.any(row == 0):
-        raise UserError(f"layer {node.name!r} has float or multi-bit weights; only binary (BipolarQuant) weights are supported in this version")
-    return (w > 0).astype(np.uint8), row[:, 0].astype(np.float32)
+def _attrs(node) -> dict:
+    out = {}
+    for a in node.attribute:
+        v = helper.get_attribute_value(a)
+        out[a.name] = v.decode() if isinstance(v, bytes) else v
+    return out
 
 
-def _monotone_threshold(bits: np.ndarray, values: np.ndarray, what: str) -> tuple[np.ndarray, np.ndarray]:
-    """bits (K, C) of a sign over ascending `values` (K,) -> (flip (C,) bool, threshold (C,)).
+def nhwc_permutation(shape: tuple) -> np.ndarray:
+    """Logical NCHW-flat index at each position of the NHWC stream order."""
+    if len(shape) == 3:
+        c, h, w = shape
+        return np.arange(c * h * w).reshape(c, h, w).transpose(1, 2, 0).ravel()
+    return np.arange(int(np.prod(shape)))
 
-    Without flip: bit == (value >= thr). With flip: bit == (value <= thr), i.e.
-    bit == (-value >= -thr); `thr` returned is then for the negated value.
-    Unreachable thresholds are values[-1]+1 (never) and values[0] (always).
-    """
-    k, c = bits.shape
-    flips = np.zeros(c, dtype=bool)
-    thr = np.zeros(c, dtype=np.int64)
-    for ch in range(c):
-        b = bits[:, ch].astype(np.int8)
-        d = np.diff(b)
-        if np.all(d >= 0):
-            ones = np.nonzero(b)[0]
-            thr[ch] = values[ones[0]] if ones.size else values[-1] + 1
-        elif np.all(d <= 0):
-            flips[ch] = True
-            ones = np.nonzero(b)[0]
-            # bit = value <= v_last_one  <=>  -value >= -v_last_one
-            thr[ch] = -values[ones[-1]] if ones.size else -values[0] + 1
+
+# ---------------------------------------------------------------------------------------
+# the streamliner
+
+
+class Streamliner:
+    def __init__(self, mw, input_scale: float | None, model_name: str):
+        self.mw = mw
+        self.input_scale = input_scale
+        self.nodes = _chain(mw)
+        self.wq = getattr(mw, "weight_quant", {})
+        self.dfg = DataflowGraph.empty(model_name)
+        self.counts: dict[str, int] = {}
+        g = mw.graph
+        inits = {i.name for i in g.initializer}
+        self.in_vi = [i for i in g.input if i.name not in inits][0]
+        self.in_shape = [d.dim_value for d in self.in_vi.type.tensor_type.shape.dim]
+
+    def _name(self, op_type: str) -> str:
+        i = self.counts.get(op_type, 0)
+        self.counts[op_type] = i + 1
+        return f"{op_type}_{i}"
+
+    def add(self, op_type: str, attrs: dict, inits: dict) -> str:
+        name = self._name(op_type)
+        self.dfg.add_node(op_type, name, attrs, inits)
+        return name
+
+    # -- input quantizer -----------------------------------------------------------------
+    def input_layer(self, pre, qnode) -> Tensor:
+        _check_ops(pre, SHAPE_OPS | AFFINE_OPS, "before the input quantizer")
+        codes = activation_codes(self.mw, qnode)
+        scale = np.float32(self.input_scale) if self.input_scale is not None else None
+        pixel = np.arange(256, dtype=np.float32)
+        x_vals = pixel * scale if scale is not None else pixel / np.float32(255.0)
+        run = _ort_session(self.mw, pre, self.in_vi.name, self.in_shape, qnode.input[0]) if pre else None
+        rows = []
+        for v in x_vals:
+            x = np.full(self.in_shape, v, dtype=np.float32)
+            y = run(x) if run else x
+            rows.append(y.ravel())
+        out_shape = tuple(run(np.zeros(self.in_shape, np.float32)).shape[1:]) if run else tuple(self.in_shape[1:])
+        u = codes.encode(np.stack(rows))  # (256, elements)
+        flip, thr = derive_thresholds(u, np.arange(256), codes.levels, f"input quantizer {qnode.name!r}")
+        if np.any(flip):
+            if not codes.bipolar:
+                raise UserError(f"input quantizer {qnode.name!r}: a decreasing pixel map is supported for binary inputs only")
+            # bit = (p <= P), thr = -P: carry the complement p >= P + 1 and flip the next layer
+            thr = np.where(flip[:, None], -thr + 1, thr)
+        if len(out_shape) == 3:
+            c, h, w = out_shape
+            per = thr.reshape(c, h * w, -1)
+            if not np.all(per == per[:, :1]):
+                raise UserError(f"input quantizer {qnode.name!r}: the preprocessing differs between pixels of one channel; per-channel preprocessing is supported")
+            ch_thr, vectors, chans = per[:, 0], h * w, c
+            fl = flip.reshape(c, h * w)[:, 0]
+            flipped = tuple(np.tile(fl, h * w).tolist()) if np.any(fl) else None
+            if flipped is not None:
+                raise UserError(f"input quantizer {qnode.name!r}: a decreasing pixel map is not supported before convolutions")
         else:
-            raise UserError(f"{what}, channel {ch}: the activation is not monotone in its input, so it cannot be a threshold")
-    return flips, thr
+            out_shape = (int(np.prod(out_shape)),)
+            ch_thr, vectors, chans = thr, 1, out_shape[0]
+            flipped = None
+        perm = nhwc_permutation(tuple(self.in_shape[1:])) if len(out_shape) == 1 else None
+        if perm is not None:
+            if perm.size != chans:
+                raise UserError(f"the input quantizer produces {chans} values but the input has {perm.size}")
+            ch_thr = ch_thr[perm]
+            if np.any(flip):
+                flipped = tuple(flip[perm].tolist())
+        self.add("Thresholding", {"NumChannels": chans, "PE": 1, "InputBits": 8, "InputSigned": 0,
+                                  "NumVectors": vectors}, {"thresholds": ch_thr.astype(np.int64)})
+        return Tensor(codes, out_shape, tuple(perm.tolist()) if perm is not None else None, flipped)
+
+    # -- structural ops on quantized tensors -------------------------------------------------
+    def reshape(self, t: Tensor, node) -> Tensor:
+        out = self.mw.get_tensor_shape(node.output[0])
+        if out is None:
+            raise UserError(f"node {node.name!r} ({node.op_type}) has no inferred output shape")
+        out = tuple(out[1:])
+        n = int(np.prod(t.shape))
+        if int(np.prod(out)) != n:
+            raise UserError(f"node {node.name!r} changes the number of elements")
+        if len([d for d in out if d != 1]) <= 1:  # a flatten
+            if t.perm is not None:
+                return t
+            return replace(t, shape=(n,), perm=tuple(nhwc_permutation(t.shape).tolist()))
+        if out == t.shape:
+            return t
+        raise UserError(f"node {node.name!r} ({node.op_type}) reshapes to {out}; only flattening is supported")
+
+    def maxpool(self, t: Tensor, node) -> Tensor:
+        at = _attrs(node)
+        k = at.get("kernel_shape", [1, 1])
+        s = at.get("strides", k)
+        if len(t.shape) != 3 or k[0] != k[1] or s[0] != s[1] or any(at.get("pads", [0]) ) or at.get("ceil_mode", 0):
+            raise UserError(f"MaxPool {node.name!r}: square kernels and strides without padding on image tensors are supported")
+        if t.flipped is not None:
+            raise UserError(f"MaxPool {node.name!r} follows a complemented input; not supported")
+        c, h, w = t.shape
+        self.add("MaxPool", {"H": h, "W": w, "C": c, "K": k[0], "Stride": s[0], "PE": 1,
+                             "ElemBits": t.codes.bits}, {})
+        return replace(t, shape=(c, (h - k[0]) // s[0] + 1, (w - k[0]) // s[0] + 1))
+
+    # -- layers ---------------------------------------------------------------------------------
+    def layer_weights(self, t: Tensor, node):
+        """Integer weights (MH, MW) in stream order, per-row scale, mode, bits, conv geometry."""
+        wname = node.input[1]
+        w = self.mw.get_initializer(wname)
+        if w is None:
+            raise UserError(f"layer {node.name!r} ({node.op_type}) has no constant weights")
+        w = np.asarray(w, dtype=np.float32)
+        at = _attrs(node)
+        geom = None
+        if node.op_type == "Conv":
+            if len(t.shape) != 3:
+                raise UserError(f"Conv {node.name!r} needs an image input")
+            k = at.get("kernel_shape", list(w.shape[2:]))
+            s, p = at.get("strides", [1, 1]), at.get("pads", [0, 0, 0, 0])
+            if at.get("group", 1) != 1 or any(d != 1 for d in at.get("dilations", [1, 1])):
+                raise UserError(f"Conv {node.name!r}: grouped or dilated convolutions are not supported")
+            if k[0] != k[1] or s[0] != s[1] or len(set(p)) > 1 or at.get("auto_pad", "NOTSET") != "NOTSET":
+                raise UserError(f"Conv {node.name!r}: square kernels, equal strides and symmetric padding are supported")
+            if len(node.input) > 2 and node.input[2]:
+                raise UserError(f"Conv {node.name!r} has a bias; convolutions without bias are supported")
+            oc, ic = w.shape[:2]
+            geom = (k[0], s[0], p[0] if p else 0)
+            w2 = w.transpose(0, 2, 3, 1).reshape(oc, -1)  # (ky, kx, c) order
+        elif node.op_type == "Gemm":
+            if at.get("transA", 0):
+                raise UserError(f"layer {node.name!r}: Gemm with transA=1 is not supported")
+            if len(node.input) > 2 and node.input[2]:
+                raise UserError(f"layer {node.name!r} has a bias; layers without bias are supported in this version")
+            if at.get("alpha", 1.0) != 1.0:
+                raise UserError(f"layer {node.name!r}: Gemm with alpha != 1 is not supported")
+            w2 = w if at.get("transB", 0) else w.T
+        else:
+            w2 = w.T
+        if w2.ndim != 2:
+            raise UserError(f"layer {node.name!r}: weights of rank {w2.ndim} are not supported")
+        wi, rs, mode, bits = weight_integers(w2, self.wq.get(wname), f"layer {node.name!r}")
+        if geom is None:
+            if len(t.shape) != 1:
+                raise UserError(f"layer {node.name!r} receives an image tensor; flatten it first")
+            if wi.shape[1] != t.shape[0]:
+                raise UserError(f"layer {node.name!r} expects {wi.shape[1]} inputs but receives {t.shape[0]}")
+            if t.perm is not None:
+                wi = wi[:, list(t.perm)]
+        if t.flipped is not None:
+            wi = np.where(np.asarray(t.flipped)[None, :], -wi, wi)
+        return wi, rs, mode, bits, geom
+
+    def layer(self, t: Tensor, node, seg, qnext):
+        """Emit (sliding window +) MVU (+ thresholds) for one layer; return the new tensor."""
+        wi, rs, mode, bits, geom = self.layer_weights(t, node)
+        mh, mw_ = wi.shape
+        codes = t.codes
+        m = (np.float64(codes.scale) * rs).astype(np.float32)  # per-row value of one accumulator step
+        vectors = 1
+        if geom is not None:
+            c, h, w = t.shape
+            k, s, p = geom
+            pad_code = 0
+            if p:
+                zc = codes.zero_code()
+                if zc is None:
+                    raise UserError(f"Conv {node.name!r} pads with zeros, which a binary (+1/-1) tensor cannot represent")
+                pad_code = zc
+            oh, ow = (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1
+            if not (k == 1 and s == 1 and p == 0):
+                self.add("SlidingWindow", {"IFM_H": h, "IFM_W": w, "C": c, "K": k, "Stride": s, "Pad": p,
+                                           "PadValue": pad_code, "SIMD": 1, "ElemBits": codes.bits}, {})
+            vectors = oh * ow
+            out_shape = (mh, oh, ow)
+        else:
+            out_shape = (mh,)
+        binary = codes.bipolar and mode == "bipolar"
+        if binary:
+            w_bits = (wi > 0).astype(np.uint8)
+            acc = np.arange(0, mw_ + 1, dtype=np.int64)  # popcount
+            value = lambda a: m[None, :] * (2 * a[:, None] - mw_).astype(np.float32)  # noqa: E731
+        else:
+            if codes.bipolar:
+                raise UserError(f"layer {node.name!r}: binary inputs with multi-bit weights are not supported in this version")
+            umax = codes.levels - 1
+            lo = int(np.minimum(wi, 0).sum(axis=1).min()) * umax
+            hi = int(np.maximum(wi, 0).sum(axis=1).max()) * umax
+            if hi - lo + 1 > MAX_ACC_VALUES:
+                raise UserError(f"layer {node.name!r}: accumulator range {hi - lo + 1} is too large for the exact threshold search (max {MAX_ACC_VALUES})")
+            acc = np.arange(lo, hi + 1, dtype=np.int64)
+            offs = (codes.o * wi.sum(axis=1)).astype(np.int64)
+            value = lambda a: m[None, :] * (codes.a * a[:, None] + offs[None, :]).astype(np.float32)  # noqa: E731
+        conv_rank = geom is not None
+        target = qnext.input[0] if qnext is not None else self.nodes[-1].output[0]
+        run = _ort_session(self.mw, seg, node.output[0], ("N", mh, 1, 1) if conv_rank else ("N", mh), target) if seg else None
+
+        def evaluate(a: np.ndarray) -> np.ndarray:
+            out = []
+            step = max(1, (1 << 22) // mh)
+            for i in range(0, len(a), step):
+                x = value(a[i:i + step]).astype(np.float32)
+                if conv_rank:
+                    x = x[:, :, None, None]
+                y = run(x) if run else x
+                out.append(np.asarray(y, dtype=np.float32).reshape(len(x), -1))
+            return np.concatenate(out)
+
+        y = evaluate(acc)
+        if y.shape[1] != mh:
+            raise UserError(f"the float ops after layer {node.name!r} produce {y.shape[1]} values per position; expected {mh}")
+        if qnext is not None:
+            nxt = activation_codes(self.mw, qnext)
+            u = nxt.encode(y)
+            flip, thr = derive_thresholds(u, acc, nxt.levels, f"layer {node.name!r}")
+            thr = self._emit_mvu(node, wi, w_bits if binary else None, mode, bits, flip, thr, binary, mw_, vectors)
+            return Tensor(nxt, out_shape)
+        self._emit_output(node, y, acc, wi, w_bits if binary else None, mode, bits, binary, mw_, codes, vectors, m)
+        return None
+
+    def _weight_mode(self, wi: np.ndarray, mode: str) -> tuple[int, int, int]:
+        """(WeightMode, K, ShiftBits) for integer weights."""
+        from flow.ops.semantics import khot_terms
+
+        if mode == "bipolar":
+            return 0, 1, 1
+        for k in range(1, KHOT_MAX_TERMS + 1):
+            try:
+                terms = khot_terms(wi, k)
+            except ValueError:
+                continue
+            return 1, k, max(1, int(terms[..., 1].max()).bit_length())
+        return 2, 1, 1
+
+    def _emit_mvu(self, node, wi, w_bits, mode, bits, flip, thr, binary, mw_, vectors):
+        if binary:
+            w_bits = np.where(flip[:, None], 1 - w_bits, w_bits).astype(np.uint8)
+            # thresholds of flipped rows are on -popcount; the flipped row counts MW - popcount
+            thr = np.where(flip[:, None], thr + mw_, thr)
+            thr = np.clip(thr, 0, mw_ + 1)
+            self.add("BinaryMVU", {"MW": mw_, "MH": wi.shape[0], "PE": 1, "SIMD": 1, "NumThresholds": thr.shape[1],
+                                   "NumVectors": vectors, "ram_style": "auto"},
+                     {"weights": w_bits, "thresholds": thr.astype(np.int64)})
+        else:
+            wi = np.where(flip[:, None], -wi, wi)
+            wm, k, sb = self._weight_mode(wi, mode)
+            self.add("IntMVU", {"MW": mw_, "MH": wi.shape[0], "PE": 1, "SIMD": 1, "NumThresholds": thr.shape[1],
+                                "NumVectors": vectors, "InputBits": self._in_bits(), "WeightMode": wm,
+                                "WeightBits": max(bits, 2), "K": k, "ShiftBits": sb, "ram_style": "auto"},
+                     {"weights": wi.astype(np.int64), "thresholds": thr.astype(np.int64)})
+        return thr
+
+    def _in_bits(self) -> int:
+        last = self.dfg.ops()[-1]
+        return last.out_stream().bits
+
+    def _emit_output(self, node, y, acc, wi, w_bits, mode, bits, binary, mw_, codes, vectors, m):
+        """The last layer: integer logits, a label select, and the logits -> float table."""
+        if vectors != 1:
+            raise UserError(f"the output layer {node.name!r} produces {vectors} positions; a flat class vector is required")
+        mh = wi.shape[0]
+        if not np.all(y == y[:, :1]) and binary:
+            raise UserError(f"the output layer {node.name!r} is followed by a per-class affine; only one scale and bias shared by all classes is supported")
+        if binary:
+            col = y[:, 0]
+            d = np.diff(col)
+            if np.all(d > 0):
+                table = col
+            elif np.all(d < 0):
+                w_bits = (1 - w_bits).astype(np.uint8)  # popcount' = MW - popcount
+                table = col[::-1]
+            else:
+                raise UserError(f"the output of layer {node.name!r} is not strictly monotone in the accumulator, so integer top-1 would differ from the float model")
+            self.add("BinaryMVU", {"MW": mw_, "MH": mh, "PE": 1, "SIMD": 1, "NumThresholds": 0, "NumVectors": 1,
+                                   "ram_style": "auto"}, {"weights": w_bits})
+            lbits = max(1, int(mw_).bit_length())
+        else:
+            # integer logits L = a*acc + o*rowsum(W) share one float map f(m*L) for all classes
+            if not np.all(m == m[0]):
+                raise UserError(f"the output layer {node.name!r} has per-class weight scales; one scale shared by all classes is supported")
+            offs = codes.o * wi.sum(axis=1)
+            lmin = int(codes.a * acc[0] + offs.min())
+            lmax = int(codes.a * acc[-1] + offs.max())
+            if lmax - lmin + 1 > MAX_ACC_VALUES:
+                raise UserError(f"the output layer {node.name!r} has a logit range too large for an exact table")
+            lv = np.arange(lmin, lmax + 1, dtype=np.int64)
+            run_y = self._output_curve(node, m[0], lv, mh)
+            d = np.diff(run_y)
+            sign = 1
+            if np.all(d > 0):
+                table = run_y
+            elif np.all(d < 0):
+                sign, table = -1, run_y[::-1]
+                lmin, lmax = -lmax, -lmin
+            else:
+                raise UserError(f"the output of layer {node.name!r} is not strictly monotone in the accumulator, so integer top-1 would differ from the float model")
+            wi = sign * wi
+            wm, k, sb = self._weight_mode(wi, mode)
+            self.add("IntMVU", {"MW": mw_, "MH": mh, "PE": 1, "SIMD": 1, "NumThresholds": 0, "NumVectors": 1,
+                                "InputBits": self._in_bits(), "WeightMode": wm, "WeightBits": max(bits, 2), "K": k,
+                                "ShiftBits": sb, "ram_style": "auto"}, {"weights": wi.astype(np.int64)})
+            # hardware logits: a*acc' + sign*o*rowsum - lmin >= 0 (a constant shift keeps the argmax)
+            acc_bits = self.dfg.ops()[-1].out_stream().bits
+            bias = (sign * offs - lmin).astype(np.int64)
+            lbits = max(1, int(lmax - lmin).bit_length())
+            self.add("FixedScale", {"NumChannels": mh, "PE": 1, "NumVectors": 1, "InputBits": acc_bits,
+                                    "InputSigned": 1, "OutputBits": lbits, "OutputSigned": 0, "Shift": 0,
+                                    "Rounding": 0},
+                     {"mult": np.full(mh, codes.a, dtype=np.int64), "bias": bias})
+        self.add("LabelSelect", {"Labels": mh, "PE": 1, "InputBits": lbits}, {})
+        table = np.asarray(table, dtype=np.float32)
+        n = len(table) - 1
+        sc = float((np.float64(table[-1]) - np.float64(table[0])) / n) if n else 0.0
+        idx = np.arange(len(table), dtype=np.float64)
+        self.dfg.set_initializer("output_table", table)
+        self.dfg.set_meta("output", {"scale": sc, "bias": float(table[0]), "logits": "integer, 0-based",
+                                     "max_affine_error": float(np.max(np.abs(sc * idx + float(table[0]) - table)))})
+
+    def _output_curve(self, node, m, lv, mh):
+        """The output segment evaluated on every integer logit; one curve for all classes."""
+        seg = self._out_seg
+        x = np.repeat((np.float32(m) * lv.astype(np.float32))[:, None], mh, axis=1)
+        if seg:
+            run = _ort_session(self.mw, seg, node.output[0], ("N", mh), self.nodes[-1].output[0])
+            step = max(1, (1 << 22) // mh)
+            x = np.concatenate([np.asarray(run(x[i:i + step]), dtype=np.float32).reshape(-1, mh)
+                                for i in range(0, len(x), step)])
+        if not np.all(x == x[:, :1]):
+            raise UserError(f"the output layer {node.name!r} is followed by a per-class affine; only one scale and bias shared by all classes is supported")
+        return x[:, 0]
+
+    # -- driver ---------------------------------------------------------------------------------
+    def run(self) -> DataflowGraph:
+        nodes = self.nodes
+        q_idx = [i for i, n in enumerate(nodes) if n.op_type in ACT_QUANT]
+        l_idx = [i for i, n in enumerate(nodes) if n.op_type in LAYER_OPS]
+        if not l_idx:
+            raise UserError("the model has no Conv/MatMul/Gemm layer; nothing to accelerate")
+        if not q_idx or q_idx[0] > l_idx[0]:
+            first = nodes[l_idx[0]]
+            raise UserError(f"layer {first.name!r} receives an unquantized float input; the input must pass an activation quantizer (BipolarQuant or Quant) before the first layer")
+        t = self.input_layer(nodes[: q_idx[0]], nodes[q_idx[0]])
+        pos = q_idx[0] + 1
+        while pos < len(nodes):
+            node = nodes[pos]
+            if node.op_type in SHAPE_OPS:
+                t = self.reshape(t, node)
+                pos += 1
+                continue
+            if node.op_type == "MaxPool":
+                t = self.maxpool(t, node)
+                pos += 1
+                continue
+            if node.op_type not in LAYER_OPS:
+                raise UserError(f"node {node.name!r} ({node.op_type}) follows a quantizer; a MaxPool, Reshape or Conv/MatMul/Gemm layer was expected there")
+            end = pos + 1
+            while end < len(nodes) and nodes[end].op_type not in ACT_QUANT:
+                end += 1
+            seg = nodes[pos + 1:end]
+            _check_ops(seg, AFFINE_OPS | {"Identity"}, "between a layer and its activation")
+            qnext = nodes[end] if end < len(nodes) else None
+            self._out_seg = seg
+            t = self.layer(t, node, seg, qnext)
+            pos = end + 1
+            if t is None:
+                break
+        if t is not None:
+            raise UserError("the model ends in a quantized activation; a final MatMul/Gemm layer producing class scores is required")
+        self.dfg.set_meta("input", {"shape": self.in_shape, "scale": self.input_scale,
+                                    "convention": "uint8 pixels p; the model sees p/255" if self.input_scale is None
+                                    else f"uint8 pixels p; the model sees p*{self.input_scale}",
+                                    "wire_order": "NHWC"})
+        self.dfg.finalize_io()
+        return self.dfg
 
 
 def streamline(mw, input_scale: float | None = None, model_name: str = "model") -> DataflowGraph:
-    """Turn a cleaned QONNX binarized MLP into a dataflow graph (unfolded: PE=SIMD=1)."""
-    nodes = _chain(mw)
-    g = mw.graph
-    inits = {i.name for i in g.initializer}
-    in_vi = [i for i in g.input if i.name not in inits][0]
-    in_shape = [d.dim_value for d in in_vi.type.tensor_type.shape.dim]
-
-    # ---- segment the chain ---------------------------------------------------------
-    q_idx = [i for i, n in enumerate(nodes) if n.op_type in ACT_QUANT]
-    l_idx = [i for i, n in enumerate(nodes) if n.op_type in LAYER_OPS]
-    if not l_idx:
-        raise UserError("the model has no MatMul/Gemm layer; nothing to accelerate")
-    if not q_idx or q_idx[0] > l_idx[0]:
-        first = nodes[l_idx[0]]
-        raise UserError(f"layer {first.name!r} receives an unquantized float input; the input must be binarised by a BipolarQuant before the first layer")
-    pre = nodes[: q_idx[0]]
-    _check_ops(pre, SHAPE_OPS | AFFINE_OPS, "before the input quantizer")
-
-    # ---- input binariser: evaluate on all 256 pixel values ---------------------------
-    scale = np.float32(input_scale) if input_scale is not None else None
-    pixel = np.arange(256, dtype=np.float32)
-    x_vals = pixel * scale if scale is not None else pixel / np.float32(255.0)
-    qin = nodes[q_idx[0]]
-    run = _ort_session(mw, pre, in_vi.name, in_shape, qin.input[0]) if pre else None
-    rows = []
-    for v in x_vals:
-        x = np.full(in_shape, v, dtype=np.float32)
-        rows.append((run(x) if run else x).ravel())
-    y = np.stack(rows)  # (256, F)
-    in_bits = (y >= 0).astype(np.uint8)
-    in_flip, in_thr = _monotone_threshold(in_bits, np.arange(256), f"input quantizer {qin.name!r}")
-    if np.any(in_flip):
-        # a decreasing pixel map: threshold the complement and flip the next layer's column
-        # bit = (p <= P) with thr = -P; its complement is p >= P + 1
-        in_thr = np.where(in_flip, -in_thr + 1, in_thr)
-    features = y.shape[1]
-    act_scale = _scalar_scale(mw, qin)
-    perm = _nhwc_permutation(in_shape, features)
-
-    dfg = DataflowGraph.empty(model_name)
-    dfg.add_node("Thresholding", "Thresholding_0",
-                 {"NumChannels": features, "PE": 1, "InputBits": 8, "InputSigned": 0},
-                 {"thresholds": in_thr[perm].reshape(-1, 1).astype(np.int64)})
-
-    # ---- layers ------------------------------------------------------------------------
-    col_flip = in_flip[perm]
-    prev_width = features
-    pos = q_idx[0] + 1
-    layer_no = 0
-    while pos < len(nodes):
-        shape_nodes = []
-        while pos < len(nodes) and nodes[pos].op_type in SHAPE_OPS:
-            shape_nodes.append(nodes[pos])
-            pos += 1
-        if pos >= len(nodes) or nodes[pos].op_type not in LAYER_OPS:
-            bad = nodes[pos] if pos < len(nodes) else nodes[-1]
-            raise UserError(f"node {bad.name!r} ({bad.op_type}) follows a quantizer; a MatMul/Gemm layer was expected there")
-        layer = nodes[pos]
-        w_bits, w_mag = _layer_weights(mw, layer)
-        mh, mw_ = w_bits.shape
-        if mw_ != prev_width:
-            raise UserError(f"layer {layer.name!r} expects {mw_} inputs but receives {prev_width}")
-        if layer_no == 0:
-            w_bits = w_bits[:, perm]
-        w_bits = np.where(col_flip[None, :], 1 - w_bits, w_bits).astype(np.uint8)
-        end = pos + 1
-        while end < len(nodes) and nodes[end].op_type not in ACT_QUANT:
-            end += 1
-        seg = nodes[pos + 1:end]
-        _check_ops(seg, AFFINE_OPS | {"Identity"}, "between a layer and its activation")
-        acc = np.arange(-mw_, mw_ + 1, 2, dtype=np.int64)  # every reachable accumulator
-        mult = (np.float32(act_scale) * w_mag).astype(np.float32)
-        x = acc.astype(np.float32)[:, None] * mult[None, :]
-        target = nodes[end].input[0] if end < len(nodes) else nodes[-1].output[0]
-        if not seg:
-            y = x
-        else:
-            y = _ort_session(mw, seg, layer.output[0], x.shape, target)(x)
-        name = f"BinaryMVU_{layer_no}"
-        if end < len(nodes):
-            bits = (y >= 0).astype(np.uint8)
-            flip, thr_acc = _monotone_threshold(bits, acc, f"layer {layer.name!r}")
-            w_bits = np.where(flip[:, None], 1 - w_bits, w_bits).astype(np.uint8)
-            # acc = 2*pc - MW  ->  pc >= ceil((thr_acc + MW) / 2)
-            thr_pc = np.clip(-((-(thr_acc + mw_)) // 2), 0, mw_ + 1)
-            dfg.add_node("BinaryMVU", name, {"MW": mw_, "MH": mh, "PE": 1, "SIMD": 1, "NumThresholds": 1,
-                                             "ram_style": "auto"},
-                         {"weights": w_bits, "thresholds": thr_pc.reshape(-1, 1).astype(np.int64)})
-            act_scale = _scalar_scale(mw, nodes[end])
-            col_flip = np.zeros(mh, dtype=bool)
-            prev_width = mh
-            pos = end + 1
-            layer_no += 1
-            continue
-        # ---- output layer: integer logits and their float table ----------------------
-        table = np.asarray(y, dtype=np.float32).reshape(len(acc), -1)
-        if table.shape[1] != mh:
-            raise UserError(f"the output after layer {layer.name!r} has {table.shape[1]} values per class row; expected {mh}")
-        if not np.all(table == table[:, :1]):
-            raise UserError(f"the output layer {layer.name!r} is followed by a per-class affine; only one scale and bias shared by all classes is supported")
-        col = table[:, 0]
-        d = np.diff(col)
-        if np.all(d > 0):
-            logits_table = col  # indexed by (acc+MW)/2 = popcount
-        elif np.all(d < 0):
-            w_bits = (1 - w_bits).astype(np.uint8)  # popcount' = MW - popcount
-            logits_table = col[::-1]
-        else:
-            raise UserError(f"the output of layer {layer.name!r} is not strictly monotone in the accumulator, so integer top-1 would differ from the float model")
-        dfg.add_node("BinaryMVU", name, {"MW": mw_, "MH": mh, "PE": 1, "SIMD": 1, "NumThresholds": 0,
-                                         "ram_style": "auto"},
-                     {"weights": w_bits})
-        dfg.add_node("LabelSelect", "LabelSelect_0", {"Labels": mh, "PE": 1, "InputBits": 1}, {})
-        pcs = np.arange(mw_ + 1, dtype=np.float64)
-        sc = float((np.float64(logits_table[-1]) - np.float64(logits_table[0])) / mw_)
-        dfg.set_initializer("output_table", logits_table.astype(np.float32))
-        dfg.set_meta("output", {"scale": sc, "bias": float(logits_table[0]), "logits": "popcount",
-                                "max_affine_error": float(np.max(np.abs(sc * pcs + float(logits_table[0]) - logits_table)))})
-        break
-    dfg.set_meta("input", {"shape": in_shape, "scale": float(input_scale) if input_scale is not None else None,
-                           "convention": "uint8 pixels p; the model sees p/255" if input_scale is None
-                           else f"uint8 pixels p; the model sees p*{input_scale}",
-                           "wire_order": "NHWC"})
-    # the label select reads popcounts of the last MVU
-    last_mvu = [n for n in dfg.nodes if n.op_type == "BinaryMVU"][-1]
-    ops = {o.name: o for o in dfg.ops()}
-    ops["LabelSelect_0"].set_attr("InputBits", ops[last_mvu.name].out_bits())
-    dfg.finalize_io()
-    return dfg
-
-
-def _nhwc_permutation(in_shape: list[int], features: int) -> np.ndarray:
-    """Feature index (NCHW ravel order) for each position of the NHWC wire order."""
-    dims = in_shape[1:]
-    if int(np.prod(dims)) != features:
-        raise UserError(f"the input quantizer produces {features} values but the input has {int(np.prod(dims))}")
-    if len(dims) == 3:
-        c, h, w = dims
-        return np.arange(features).reshape(c, h, w).transpose(1, 2, 0).ravel()
-    return np.arange(features)
+    """Turn a cleaned QONNX model into an (unfolded) integer dataflow graph."""
+    return Streamliner(mw, input_scale, model_name).run()

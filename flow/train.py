@@ -109,6 +109,12 @@ def _shift(batch: torch.Tensor, max_shift: int, gen: torch.Generator) -> torch.T
     return padded[n, ch, rows, cols]
 
 
+def _flip(batch: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """Mirror each image horizontally with probability 1/2."""
+    mask = torch.rand(batch.shape[0], generator=gen) < 0.5
+    return torch.where(mask[:, None, None, None], batch.flip(-1), batch)
+
+
 def _cosine_lr(lr: float, epoch: int, epochs: int) -> float:
     return 0.5 * lr * (1.0 + math.cos(math.pi * epoch / epochs))
 
@@ -137,6 +143,7 @@ def train(model_name_or_checkpoint: str, epochs: int | None = None, data="mnist-
     batch_size = int(defaults["batch_size"] if batch_size is None else batch_size)
     weight_decay = float(defaults.get("weight_decay", 0.0))
     shift = int(defaults.get("shift", 0))
+    flip = bool(defaults.get("flip", False))
     if epochs < 1 or batch_size < 1 or lr <= 0:
         raise UserError("epochs and batch size must be at least 1 and the learning rate positive.")
     out = Path(out_dir) if out_dir is not None else Path("runs") / name
@@ -152,7 +159,7 @@ def train(model_name_or_checkpoint: str, epochs: int | None = None, data="mnist-
     x_all, y_all = _to_tensor(tr_x), torch.from_numpy(tr_y)
 
     hparams = {"epochs": epochs, "lr": lr, "batch_size": batch_size, "weight_decay": weight_decay,
-               "shift": shift, "val_fraction": val_fraction, "max_images": max_images,
+               "shift": shift, "flip": flip, "val_fraction": val_fraction, "max_images": max_images,
                "data": data if isinstance(data, str) else "arrays", "init": source,
                "train_images": int(len(tr_y)), "val_images": int(len(va_y))}
     model = zoo.build_model(name, seed=seed)
@@ -191,6 +198,8 @@ def train(model_name_or_checkpoint: str, epochs: int | None = None, data="mnist-
             for i in bar:
                 idx = order[i:i + batch_size]
                 xb, yb = _shift(x_all[idx], shift, gen), y_all[idx]
+                if flip:
+                    xb = _flip(xb, gen)
                 logits = model(xb)
                 loss = loss_fn(logits, yb)
                 optimizer.zero_grad(set_to_none=True)

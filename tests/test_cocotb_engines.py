@@ -80,3 +80,54 @@ def test_engine(name, tmp_path_factory):
 def test_engine_slow(name, tmp_path_factory):
     (engine, params), frames = SLOW[name]
     _run(name, engine, params, frames, tmp_path_factory)
+
+
+# ---------------------------------------------------------------- batched builds
+# Several configurations share one simulator build (sim/batch.py); the representative
+# set below covers every engine, each with its cycle-per-frame formula checked.
+from batch import run_batch  # noqa: E402
+from cocotb_lib import ICARUS_MISSING, have_icarus  # noqa: E402
+from engine_cases import int_mvu_params  # noqa: E402
+
+DEFAULT_BATCH = [
+    ("int_mvu", int_mvu_params(8, 4, 2, 2, 4, 1, 0), 12),
+    ("int_mvu", int_mvu_params(12, 6, 3, 2, 3, 0, 1, k=2, sb=2, use_thresh=1, t=3), 12),
+    ("int_mvu", int_mvu_params(8, 4, 4, 1, 4, 1, 2, w_bits=3), 12),
+    ("int_mvu", int_mvu_params(6, 4, 1, 4, 2, 1, 0, use_thresh=1, t=1), 12),
+    ("sliding_window", dict(IFM_H=5, IFM_W=5, C=4, K=3, STRIDE=1, PAD=1, PAD_VALUE=3, SIMD=2, ELEM_BITS=3), 6),
+    ("sliding_window", dict(IFM_H=6, IFM_W=5, C=2, K=2, STRIDE=2, PAD=0, PAD_VALUE=0, SIMD=1, ELEM_BITS=2), 6),
+    ("maxpool", dict(H=4, W=6, C=4, K=2, STRIDE=2, PE=2, ELEM_BITS=4, SIGNED=1), 6),
+    ("maxpool", dict(H=5, W=5, C=3, K=3, STRIDE=2, PE=1, ELEM_BITS=1, SIGNED=0), 6),
+    ("global_acc_pool", dict(H=3, W=2, C=4, PE=2, IN_BITS=4, IN_SIGNED=1, OUT_BITS=7), 8),
+    ("label_select", dict(L=10, PE=2, IN_BITS=3, OUT_BITS=4, K=3), 20),
+    ("label_select", dict(L=6, PE=3, IN_BITS=2, OUT_BITS=3, K=1), 20),
+    ("duplicate", dict(WIDTH=9), 60),
+    ("add_streams", dict(PE=2, A_BITS=4, B_BITS=3, SIGNED=1, OUT_BITS=5), 60),
+    ("add_streams", dict(PE=1, A_BITS=3, B_BITS=5, SIGNED=0, OUT_BITS=6), 60),
+    ("fixed_scale", dict(C=4, PE=2, IN_BITS=5, IN_SIGNED=1, MULT_BITS=6, BIAS_BITS=8, SHIFT=3, OUT_BITS=5,
+                         OUT_SIGNED=1, ROUND=1, MULT_MODE=1, K=2, SB=3, PARAMS_FILE="p.mem"), 20),
+    ("fixed_scale", dict(C=3, PE=1, IN_BITS=4, IN_SIGNED=0, MULT_BITS=6, BIAS_BITS=6, SHIFT=2, OUT_BITS=4,
+                         OUT_SIGNED=0, ROUND=0, MULT_MODE=0, K=2, SB=2, PARAMS_FILE="p.mem"), 20),
+    ("fifo", dict(DEPTH=3, WIDTH=12, SYNC_READ=1, RAM_STYLE="block"), 60),
+    ("fifo", dict(DEPTH=1, WIDTH=5, SYNC_READ=1, RAM_STYLE="block"), 60),
+]
+# the older engines too, so that the Icarus run covers the whole library
+ICARUS_EXTRA = [(FAST[n][0][0], FAST[n][0][1], 30) for n in sorted(FAST)]
+
+
+def _batch(entries):
+    return [{"engine": e, "params": p, "seed": 1000 + i, "frames": f, "name": f"default{i}"}
+            for i, (e, p, f) in enumerate(entries)]
+
+
+def test_engines_batched(tmp_path):
+    stats = run_batch(_batch(DEFAULT_BATCH), tmp_path, "verilator")
+    assert stats["configs"] == len(DEFAULT_BATCH)
+    print(f"{stats['configs']} configurations, {stats['beats']} beats, {stats['cycles']} cycles")
+
+
+def test_engines_batched_icarus(tmp_path):
+    if not have_icarus():
+        pytest.skip(ICARUS_MISSING)
+    stats = run_batch(_batch(DEFAULT_BATCH + ICARUS_EXTRA), tmp_path, "icarus")
+    assert stats["configs"] == len(DEFAULT_BATCH) + len(ICARUS_EXTRA)

@@ -7,6 +7,7 @@ from onnx import helper
 from flow.graph import Stream
 
 REGISTRY: dict[str, type["HWOp"]] = {}
+_MISSING = object()
 
 
 def register(cls: type["HWOp"]) -> type["HWOp"]:
@@ -41,11 +42,13 @@ class HWOp:
     def name(self) -> str:
         return self.node.name
 
-    def attr(self, key: str):
+    def attr(self, key: str, default=_MISSING):
         for a in self.node.attribute:
             if a.name == key:
                 v = helper.get_attribute_value(a)
                 return v.decode() if isinstance(v, bytes) else v
+        if default is not _MISSING:
+            return default
         raise KeyError(f"{self.name}: missing attribute {key}")
 
     def set_attr(self, key: str, value) -> None:

@@ -26,11 +26,14 @@ class BinaryMVU(HWOp):
     def out_bits(self) -> int:
         return bits_for(self.attr("NumThresholds")) if self.has_thresholds() else bits_for(self.attr("MW"))
 
+    def vectors(self) -> int:
+        return self.attr("NumVectors", 1)
+
     def in_stream(self) -> Stream:
-        return Stream(self.attr("SIMD"), 1, self.attr("MW"))
+        return Stream(self.attr("SIMD"), 1, self.vectors() * self.attr("MW"))
 
     def out_stream(self) -> Stream:
-        return Stream(self.attr("PE"), self.out_bits(), self.attr("MH"))
+        return Stream(self.attr("PE"), self.out_bits(), self.vectors() * self.attr("MH"))
 
     def check(self) -> None:
         mw, mh, pe, simd = (self.attr(k) for k in ("MW", "MH", "PE", "SIMD"))
@@ -44,10 +47,11 @@ class BinaryMVU(HWOp):
 
     def execute(self, x: np.ndarray) -> np.ndarray:
         thr = self.param("thresholds") if self.has_thresholds() else None
-        return binary_mvu(x, self.param("weights"), thr)
+        n = x.shape[0]
+        return binary_mvu(x.reshape(-1, self.attr("MW")), self.param("weights"), thr).reshape(n, -1)
 
     def cycles(self) -> int:
-        return (self.attr("MH") // self.attr("PE")) * (self.attr("MW") // self.attr("SIMD"))
+        return self.vectors() * (self.attr("MH") // self.attr("PE")) * (self.attr("MW") // self.attr("SIMD"))
 
     def threshold_bits(self) -> int:
         return bits_for(self.attr("MW") + 1)
@@ -59,7 +63,7 @@ class BinaryMVU(HWOp):
         lanes = pe * simd
         lut = lanes + pe * (acc * 2) + (pe * self.attr("NumThresholds") * acc // 2)
         mem_bits = mw * mh
-        depth = self.cycles()
+        depth = self.cycles() // self.vectors()
         bram = 0
         if depth > 1 and mem_bits > 16384:
             bram = -(-mem_bits // 36864)
@@ -87,5 +91,5 @@ class BinaryMVU(HWOp):
         }
 
     def describe(self) -> dict:
-        return {**super().describe(), "shape": [self.attr("MH"), self.attr("MW")],
+        return {**super().describe(), "shape": [self.attr("MH"), self.attr("MW")], "vectors": self.vectors(),
                 "pe": self.attr("PE"), "simd": self.attr("SIMD")}

@@ -19,8 +19,8 @@ def binary_mvu(x_bits: np.ndarray, w_bits: np.ndarray, thr: np.ndarray | None = 
     # Bipolar dot product in float32 BLAS: exact, since |sum| <= MW < 2**24.
     if mw >= 1 << 24:
         raise ValueError(f"MW={mw} is too large for the exact float32 reference")
-    xb = 2 * np.asarray(x_bits, dtype=np.float32) - 1
-    wb = 2 * np.asarray(w_bits, dtype=np.float32) - 1
+    xb = np.asarray(x_bits, dtype=np.float32) * 2 - 1
+    wb = np.asarray(w_bits, dtype=np.float32) * 2 - 1
     acc = (xb @ wb.T).astype(np.int64)  # = matches - mismatches
     pc = (acc + mw) // 2
     if thr is None:
@@ -32,7 +32,12 @@ def multithreshold(v: np.ndarray, thr: np.ndarray) -> np.ndarray:
     """out[n, c] = number of thresholds thr[c, t] with v[n, c] >= thr[c, t]."""
     v = np.asarray(v, dtype=np.int64)
     thr = np.asarray(thr, dtype=np.int64)
-    return (v[:, :, None] >= thr[None, :, :]).sum(axis=2).astype(np.int64)
+    if thr.shape[1] <= 4:
+        return (v[:, :, None] >= thr[None, :, :]).sum(axis=2).astype(np.int64)
+    out = np.empty(v.shape, dtype=np.int64)
+    for c in range(thr.shape[0]):  # many thresholds: binary search per channel
+        out[:, c] = np.searchsorted(thr[c], v[:, c], side="right")
+    return out
 
 
 def label_select(v: np.ndarray) -> np.ndarray:
@@ -45,7 +50,13 @@ def int_mvu(x: np.ndarray, w: np.ndarray, thr: np.ndarray | None = None) -> np.n
     optionally followed by multi-thresholding. The engine realises it without multipliers
     when the weights allow: bipolar weights (+1/-1) by add/subtract, K-hot weights (each a
     sum of at most K signed powers of two) by shift-add."""
-    acc = np.asarray(x, dtype=np.int64) @ np.asarray(w, dtype=np.int64).T
+    x = np.asarray(x, dtype=np.int64)
+    w = np.asarray(w, dtype=np.int64)
+    bound = int(np.abs(x).max(initial=0)) * int(np.abs(w).sum(axis=1).max(initial=0))
+    if bound < 1 << 52:  # float64 BLAS is exact below 2**53
+        acc = np.rint(x.astype(np.float64) @ w.T.astype(np.float64)).astype(np.int64)
+    else:
+        acc = x @ w.T
     return acc if thr is None else multithreshold(acc, thr)
 
 

@@ -17,11 +17,14 @@ class Thresholding(HWOp):
     rtl_module = "thresholding"
     folding_attrs = ("PE",)
 
+    def vectors(self) -> int:
+        return self.attr("NumVectors", 1)
+
     def in_stream(self) -> Stream:
-        return Stream(self.attr("PE"), self.attr("InputBits"), self.attr("NumChannels"))
+        return Stream(self.attr("PE"), self.attr("InputBits"), self.vectors() * self.attr("NumChannels"))
 
     def out_stream(self) -> Stream:
-        return Stream(self.attr("PE"), self.out_bits(), self.attr("NumChannels"))
+        return Stream(self.attr("PE"), self.out_bits(), self.vectors() * self.attr("NumChannels"))
 
     def out_bits(self) -> int:
         return bits_for(self.param("thresholds").shape[1])
@@ -44,14 +47,15 @@ class Thresholding(HWOp):
             raise ValueError(f"{self.name}: negative threshold for an unsigned input")
 
     def execute(self, x: np.ndarray) -> np.ndarray:
-        return multithreshold(x, self.param("thresholds"))
+        c = self.attr("NumChannels")
+        return multithreshold(x.reshape(-1, c), self.param("thresholds")).reshape(x.shape)
 
     def cycles(self) -> int:
-        return self.attr("NumChannels") // self.attr("PE")
+        return self.vectors() * self.attr("NumChannels") // self.attr("PE")
 
     def resources(self) -> dict:
         pe, t, tb = self.attr("PE"), self.param("thresholds").shape[1], self.threshold_bits()
-        depth = self.cycles()
+        depth = self.attr("NumChannels") // pe
         comparators = pe * t * (max(tb, self.attr("InputBits")) // 2 + 1)
         mem_bits = depth * pe * t * tb
         lut_mem = 0 if depth == 1 else -(-mem_bits // 64)
@@ -79,4 +83,5 @@ class Thresholding(HWOp):
         }
 
     def describe(self) -> dict:
-        return {**super().describe(), "shape": [self.attr("NumChannels")], "pe": self.attr("PE"), "simd": 1}
+        return {**super().describe(), "shape": [self.vectors(), self.attr("NumChannels")], "pe": self.attr("PE"),
+                "simd": 1}

@@ -1,19 +1,23 @@
-// Label select: index of the largest of L unsigned values (ties -> lowest index).
+// Label select: indices of the K largest of L unsigned values, largest first; ties go
+// to the lower index first (K = 1: the argmax, as torch.argmax).
 // PE values per input beat (L/PE beats per frame, one per clock); one output beat per
-// frame carrying the index in OUT_BITS bits. The running maximum only moves on a
-// strictly larger value, which keeps the lowest index on ties.
+// frame carrying the K indices, index j (j-th largest) at [j*OUT_BITS +: OUT_BITS].
+// A sorted list of the K best (value, index) pairs is kept; each value of a beat is
+// inserted in turn, below every stored value it does not strictly exceed, which keeps
+// the lower index first on ties (indices arrive in increasing order).
 module label_select #(
     parameter int L = 10,
     parameter int PE = 2,
     parameter int IN_BITS = 8,
-    parameter int OUT_BITS = 4
+    parameter int OUT_BITS = 4,
+    parameter int K = 1
 ) (
     input  logic                  ap_clk,
     input  logic                  ap_rst_n,
     input  logic [PE*IN_BITS-1:0] s_axis_tdata,
     input  logic                  s_axis_tvalid,
     output logic                  s_axis_tready,
-    output logic [OUT_BITS-1:0]   m_axis_tdata,
+    output logic [K*OUT_BITS-1:0] m_axis_tdata,
     output logic                  m_axis_tvalid,
     input  logic                  m_axis_tready
 );
@@ -24,30 +28,58 @@ module label_select #(
     initial begin
         if (L % PE != 0) $error("label_select: PE must divide L");
         if (OUT_BITS < IW) $error("label_select: OUT_BITS too small for L");
+        if (K < 1 || K > L) $error("label_select: K must be in 1..L");
     end
 
     logic [NBW-1:0]     beat;
-    logic [IN_BITS-1:0] best_v;
-    logic [IW-1:0]      best_i;
+    logic [IN_BITS-1:0] best_v [K];
+    logic [IW-1:0]      best_i [K];
+    logic [K-1:0]       best_ok;          // list entry holds a value of this frame
     wire last_beat = (beat == NBW'(NB - 1));
     // the last beat of a frame needs room in the output register
     assign s_axis_tready = ~last_beat | ~m_axis_tvalid | m_axis_tready;
     wire in_fire = s_axis_tvalid & s_axis_tready;
 
-    // argmax of this beat, merged with the running maximum (first beat starts fresh)
-    logic [IN_BITS-1:0] cand_v;
-    logic [IW-1:0]      cand_i;
+    // insert the PE values of this beat into the list (the first beat starts empty)
+    logic [IN_BITS-1:0] cand_v [K];
+    logic [IW-1:0]      cand_i [K];
+    logic [K-1:0]       cand_ok;
     always_comb begin
-        cand_v = best_v;
-        cand_i = best_i;
+        for (int j = 0; j < K; j++) begin
+            cand_v[j] = best_v[j];
+            cand_i[j] = best_i[j];
+        end
+        cand_ok = (beat == '0) ? '0 : best_ok;
         for (int p = 0; p < PE; p++) begin
             logic [IN_BITS-1:0] v;
+            logic [IW-1:0] i;
             v = s_axis_tdata[p*IN_BITS +: IN_BITS];
-            if ((beat == '0 && p == 0) || v > cand_v) begin
-                cand_v = v;
-                cand_i = IW'(int'(beat) * PE + p);
+            i = IW'(int'(beat) * PE + p);
+            // from the bottom up (entry j-1 still holds its old value when j is updated):
+            // v belongs at or above j when it strictly beats entry j (or j is empty)
+            for (int j = K - 1; j >= 0; j--) begin
+                /* verilator lint_off UNUSEDSIGNAL */
+                int jm;  // used as an index only
+                /* verilator lint_on UNUSEDSIGNAL */
+                jm = (j > 0) ? j - 1 : 0;
+                if (!cand_ok[j] || v > cand_v[j]) begin
+                    if (j == 0 || (cand_ok[jm] && !(v > cand_v[jm]))) begin
+                        cand_v[j] = v;              // v lands here
+                        cand_i[j] = i;
+                        cand_ok[j] = 1'b1;
+                    end else begin
+                        cand_v[j] = cand_v[jm];     // entry j-1 moves down
+                        cand_i[j] = cand_i[jm];
+                        cand_ok[j] = cand_ok[jm];
+                    end
+                end
             end
         end
+    end
+
+    logic [K*OUT_BITS-1:0] cand_out;
+    always_comb begin
+        for (int j = 0; j < K; j++) cand_out[j*OUT_BITS +: OUT_BITS] = OUT_BITS'(cand_i[j]);
     end
 
     always_ff @(posedge ap_clk) begin
@@ -62,9 +94,12 @@ module label_select #(
             end
         end
         if (in_fire) begin
-            best_v <= cand_v;
-            best_i <= cand_i;
-            if (last_beat) m_axis_tdata <= OUT_BITS'(cand_i);
+            for (int j = 0; j < K; j++) begin
+                best_v[j] <= cand_v[j];
+                best_i[j] <= cand_i[j];
+            end
+            best_ok <= cand_ok;
+            if (last_beat) m_axis_tdata <= cand_out;
         end
     end
 endmodule

@@ -159,7 +159,7 @@ module bnn_mvu #(
     logic [PCW-1:0] pc2 [PE];
     always_ff @(posedge ap_clk) begin
         if (en) begin
-            pc2 <= pc_c;
+            for (int p = 0; p < PE; p++) pc2[p] <= pc_c[p];
             first2 <= first1;
             last2 <= last1;
             nf2 <= nf1;

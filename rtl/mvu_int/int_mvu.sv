@@ -158,38 +158,42 @@ module int_mvu #(
 
     // ---------------- S2: lane products and per-PE sums ----------------
     function automatic logic signed [ACC_BITS-1:0] ext_x(input logic [IN_BITS-1:0] v);
-        if (IN_SIGNED != 0) ext_x = ACC_BITS'(signed'(v));
+        if (IN_SIGNED != 0) ext_x = ACC_BITS'($signed(v));
         else ext_x = ACC_BITS'($unsigned(v));
     endfunction
 
-    function automatic logic signed [ACC_BITS-1:0] lane_product(input logic signed [ACC_BITS-1:0] x,
-                                                               input logic [WB-1:0] w);
-        logic signed [ACC_BITS-1:0] r;
-        r = '0;
-        if (W_MODE == 0) begin
-            r = w[0] ? x : -x;
-        end else if (W_MODE == 1) begin
-            for (int j = 0; j < K; j++) begin
-                logic [TW-1:0] term;
-                logic signed [ACC_BITS-1:0] sh;
-                term = w[j*TW +: TW];
-                sh = x <<< term[TW-1:2];
-                if (term[1:0] == 2'b01) r = r + sh;
-                else if (term[1:0] == 2'b11) r = r - sh;
+    // products of one lane: x (extended to ACC_BITS) times the lane's weight field
+    logic signed [ACC_BITS-1:0] prod [PE][SIMD];
+    for (genvar p = 0; p < PE; p++) begin : g_pe
+        for (genvar i = 0; i < SIMD; i++) begin : g_lane
+            wire signed [ACC_BITS-1:0] x = ext_x(x1[i*IN_BITS +: IN_BITS]);
+            wire [WB-1:0] w = w1[(p*SIMD+i)*WB +: WB];
+            if (W_MODE == 0) begin : g_bipolar
+                assign prod[p][i] = w[0] ? x : -x;
+            end else if (W_MODE == 1) begin : g_khot
+                always_comb begin
+                    logic signed [ACC_BITS-1:0] r;
+                    r = '0;
+                    for (int j = 0; j < K; j++) begin
+                        logic [TW-1:0] term;
+                        term = w[j*TW +: TW];
+                        if (term[1:0] == 2'b01) r = r + (x <<< term[TW-1:2]);
+                        else if (term[1:0] == 2'b11) r = r - (x <<< term[TW-1:2]);
+                    end
+                    prod[p][i] = r;
+                end
+            end else begin : g_mult
+                assign prod[p][i] = x * ACC_BITS'($signed(w));
             end
-        end else begin
-            r = ACC_BITS'(x * ACC_BITS'(signed'(w[W_BITS-1:0])));
         end
-        return r;
-    endfunction
+    end
 
     logic signed [ACC_BITS-1:0] dot_c [PE];
     always_comb begin
         for (int p = 0; p < PE; p++) begin
             logic signed [ACC_BITS-1:0] s;
             s = '0;
-            for (int i = 0; i < SIMD; i++)
-                s = s + lane_product(ext_x(x1[i*IN_BITS +: IN_BITS]), w1[(p*SIMD+i)*WB +: WB]);
+            for (int i = 0; i < SIMD; i++) s = s + prod[p][i];
             dot_c[p] = s;
         end
     end
@@ -199,7 +203,7 @@ module int_mvu #(
     logic signed [ACC_BITS-1:0] dot2 [PE];
     always_ff @(posedge ap_clk) begin
         if (en) begin
-            dot2 <= dot_c;
+            for (int p = 0; p < PE; p++) dot2[p] <= dot_c[p];
             first2 <= first1;
             last2 <= last1;
             nf2 <= nf1;
@@ -234,7 +238,7 @@ module int_mvu #(
                 logic [OUT_BITS-1:0] cnt;
                 cnt = '0;
                 for (int t = 0; t < T; t++)
-                    if (CMPW'(acc[p]) >= CMPW'(signed'(thr3[(p*T+t)*TB +: TB]))) cnt = cnt + 1'b1;
+                    if (CMPW'(acc[p]) >= CMPW'($signed(thr3[(p*T+t)*TB +: TB]))) cnt = cnt + 1'b1;
                 out_c[p*OUT_BITS +: OUT_BITS] = cnt;
             end
         end

@@ -9,8 +9,8 @@
 // g of the stream (counted over frames) lives at address g mod BD. The writer may run ahead
 // of the reader up to BD beats past the first image row of the reader's current window row,
 // and into the next frame, so frames overlap and both sides stream at one beat per clock.
-// Steady state: max(IN_BEATS, OUT_BEATS) cycles per frame (+1 cycle per frame when
-// IN_BEATS >= OUT_BEATS: the last output beat of a frame waits for the frame's last input).
+// Steady state: max(IN_BEATS, OUT_BEATS) cycles per frame (the last output beat of a frame
+// also waits until the frame's last input beat is in).
 //
 // Read pipeline: issue (address, availability) -> S1 (buffer read) -> output register.
 module sliding_window #(

@@ -60,11 +60,11 @@ module thresholding #(
     end
 
     function automatic logic signed [CMPW-1:0] ext_in(input logic [IN_BITS-1:0] v);
-        if (IN_SIGNED != 0) ext_in = CMPW'(signed'(v));
+        if (IN_SIGNED != 0) ext_in = CMPW'($signed(v));
         else ext_in = CMPW'(v);
     endfunction
     function automatic logic signed [CMPW-1:0] ext_thr(input logic [TB-1:0] v);
-        if (IN_SIGNED != 0) ext_thr = CMPW'(signed'(v));
+        if (IN_SIGNED != 0) ext_thr = CMPW'($signed(v));
         else ext_thr = CMPW'(v);
     endfunction
 

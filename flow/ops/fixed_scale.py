@@ -1,0 +1,76 @@
+"""FixedScale: per-channel fixed-point affine y = sat(round((x*mult + bias) >> shift)).
+
+Used for the integer logits of multi-bit output layers (mult 1 or 2, a per-class bias)
+and for QFX-style fixed-point BatchNorm and shortcut scaling.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from flow.graph import Stream
+from flow.ops.base import HWOp, register
+from flow.ops.semantics import fixed_scale
+
+
+@register
+class FixedScale(HWOp):
+    op_type = "FixedScale"
+    rtl_module = "fixed_scale"
+    folding_attrs = ("PE",)
+
+    def vectors(self) -> int:
+        return self.attr("NumVectors", 1)
+
+    def in_stream(self) -> Stream:
+        return Stream(self.attr("PE"), self.attr("InputBits"), self.vectors() * self.attr("NumChannels"))
+
+    def out_stream(self) -> Stream:
+        return Stream(self.attr("PE"), self.attr("OutputBits"), self.vectors() * self.attr("NumChannels"))
+
+    def check(self) -> None:
+        if self.attr("NumChannels") % self.attr("PE"):
+            raise ValueError(f"{self.name}: PE={self.attr('PE')} does not divide NumChannels={self.attr('NumChannels')}")
+
+    def execute(self, x: np.ndarray) -> np.ndarray:
+        c = self.attr("NumChannels")
+        n = x.shape[0]
+        y = fixed_scale(x.reshape(-1, c), self.param("mult"), self.param("bias"), self.attr("Shift"),
+                        self.attr("OutputBits"), bool(self.attr("OutputSigned")),
+                        "half_up" if self.attr("Rounding") else "floor")
+        return y.reshape(n, -1)
+
+    def cycles(self) -> int:
+        return self.in_stream().beats
+
+    def _widths(self) -> tuple[int, int]:
+        from flow.ops.int_mvu import signed_bits
+
+        m, b = self.param("mult"), self.param("bias")
+        return signed_bits(int(m.min()), int(m.max())), signed_bits(int(b.min()), int(b.max()))
+
+    def resources(self) -> dict:
+        pe, ib = self.attr("PE"), self.attr("InputBits")
+        mb, bb = self._widths()
+        return {"LUT": pe * (ib + mb + bb) + 16, "FF": pe * self.attr("OutputBits") + 16, "BRAM": 0, "DSP": 0}
+
+    def rtl_stage(self) -> dict:
+        from flow.rtlgen import fixed_scale_param_words
+
+        pe, c = self.attr("PE"), self.attr("NumChannels")
+        mb, bb = self._widths()
+        words, word_bits = fixed_scale_param_words(self.param("mult"), self.param("bias"), pe, mb, bb)
+        return {
+            "module": self.rtl_module,
+            "name": self.name,
+            "params": {"C": c, "PE": pe, "IN_BITS": self.attr("InputBits"), "IN_SIGNED": self.attr("InputSigned"),
+                       "MULT_BITS": mb, "BIAS_BITS": bb, "SHIFT": self.attr("Shift"),
+                       "OUT_BITS": self.attr("OutputBits"), "OUT_SIGNED": self.attr("OutputSigned"),
+                       "ROUND": self.attr("Rounding"), "MULT_MODE": 0},
+            "in_bits": self.in_stream().width,
+            "out_bits": self.out_stream().width,
+            "memories": {"PARAMS_FILE": {"word_bits": word_bits, "words": words}},
+        }
+
+    def describe(self) -> dict:
+        return {**super().describe(), "shape": [self.vectors(), self.attr("NumChannels")], "pe": self.attr("PE"),
+                "simd": 1}

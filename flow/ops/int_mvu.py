@@ -1,0 +1,123 @@
+"""IntMVU: integer matrix-vector unit over unsigned n-bit input codes.
+
+Weights are realised without multipliers where they allow: bipolar weights (+1/-1) by
+add/subtract (WeightMode 0), K-hot weights (at most K signed powers of two) by shift-add
+(WeightMode 1); other integer weights use a multiplier (WeightMode 2).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from flow.graph import Stream
+from flow.ops.base import HWOp, bits_for, register
+from flow.ops.semantics import int_mvu, khot_terms
+
+WEIGHT_MODES = {0: "add/subtract (bipolar weights)", 1: "shift-add (K-hot weights)", 2: "multiplier"}
+
+
+def signed_bits(lo: int, hi: int) -> int:
+    """Two's complement bits holding every integer in [lo, hi]."""
+    b = 1
+    while not (-(1 << (b - 1)) <= lo and hi <= (1 << (b - 1)) - 1):
+        b += 1
+    return b
+
+
+@register
+class IntMVU(HWOp):
+    op_type = "IntMVU"
+    rtl_module = "int_mvu"
+    folding_attrs = ("PE", "SIMD")
+
+    def vectors(self) -> int:
+        return self.attr("NumVectors", 1)
+
+    def has_thresholds(self) -> bool:
+        return self.attr("NumThresholds") > 0
+
+    def acc_range(self) -> tuple[int, int]:
+        """Worst-case accumulator bounds from the actual weights (overflow is impossible)."""
+        w = self.param("weights")
+        umax = (1 << self.attr("InputBits")) - 1
+        lo = int(np.minimum(w, 0).sum(axis=1).min()) * umax
+        hi = int(np.maximum(w, 0).sum(axis=1).max()) * umax
+        return lo, hi
+
+    def acc_bits(self) -> int:
+        return signed_bits(*self.acc_range())
+
+    def out_bits(self) -> int:
+        return bits_for(self.attr("NumThresholds")) if self.has_thresholds() else self.acc_bits()
+
+    def in_stream(self) -> Stream:
+        return Stream(self.attr("SIMD"), self.attr("InputBits"), self.vectors() * self.attr("MW"))
+
+    def out_stream(self) -> Stream:
+        return Stream(self.attr("PE"), self.out_bits(), self.vectors() * self.attr("MH"))
+
+    def check(self) -> None:
+        mw, mh, pe, simd = (self.attr(k) for k in ("MW", "MH", "PE", "SIMD"))
+        if mw % simd:
+            raise ValueError(f"{self.name}: SIMD={simd} does not divide MW={mw}")
+        if mh % pe:
+            raise ValueError(f"{self.name}: PE={pe} does not divide MH={mh}")
+        w = self.param("weights")
+        mode = self.attr("WeightMode")
+        if w.shape != (mh, mw):
+            raise ValueError(f"{self.name}: weights must be (MH, MW)")
+        if mode == 0 and not np.isin(w, (-1, 1)).all():
+            raise ValueError(f"{self.name}: WeightMode 0 needs weights of +1/-1")
+        if mode == 1:
+            khot_terms(w, self.attr("K"))  # raises when a weight needs more than K terms
+
+    def execute(self, x: np.ndarray) -> np.ndarray:
+        thr = self.param("thresholds") if self.has_thresholds() else None
+        n = x.shape[0]
+        return int_mvu(x.reshape(-1, self.attr("MW")), self.param("weights"), thr).reshape(n, -1)
+
+    def cycles(self) -> int:
+        return self.vectors() * (self.attr("MH") // self.attr("PE")) * (self.attr("MW") // self.attr("SIMD"))
+
+    def resources(self) -> dict:
+        mw, mh, pe, simd = (self.attr(k) for k in ("MW", "MH", "PE", "SIMD"))
+        ib, acc, mode = self.attr("InputBits"), self.acc_bits(), self.attr("WeightMode")
+        per_lane = {0: ib + 1, 1: self.attr("K") * (ib + 2), 2: 0}[mode]
+        lanes = pe * simd
+        lut = lanes * per_lane + pe * acc * 2 + pe * self.attr("NumThresholds") * acc // 2
+        dsp = lanes if mode == 2 else 0
+        wb = {0: 1, 1: self.attr("K") * (2 + 5), 2: self.attr("WeightBits")}[mode]
+        mem_bits = mw * mh * wb
+        bram = -(-mem_bits // 36864) if mem_bits > 16384 else 0
+        lut += 0 if bram else -(-mem_bits // 64)
+        return {"LUT": lut, "FF": pe * (acc + 1) * 2 + simd * ib + 32, "BRAM": bram, "DSP": dsp}
+
+    def rtl_stage(self) -> dict:
+        from flow.rtlgen import int_mvu_weight_words, thresh_words
+
+        mw, mh, pe, simd = (self.attr(k) for k in ("MW", "MH", "PE", "SIMD"))
+        t = self.attr("NumThresholds")
+        mode = self.attr("WeightMode")
+        k, sb, wbits = self.attr("K", 1), self.attr("ShiftBits", 1), self.attr("WeightBits")
+        acc = self.acc_bits()
+        tb = acc
+        words, wb = int_mvu_weight_words(self.param("weights"), pe, simd, mode, wbits, k, sb)
+        memories = {"WEIGHTS_FILE": {"word_bits": pe * simd * wb, "words": words}}
+        if t:
+            memories["THRESH_FILE"] = {"word_bits": pe * t * tb,
+                                       "words": thresh_words(self.param("thresholds"), pe, tb)}
+        return {
+            "module": self.rtl_module,
+            "name": self.name,
+            "params": {"MW": mw, "MH": mh, "SIMD": simd, "PE": pe, "IN_BITS": self.attr("InputBits"),
+                       "IN_SIGNED": 0, "W_MODE": mode, "W_BITS": wbits, "K": k, "SB": sb, "ACC_BITS": acc,
+                       "USE_THRESH": int(t > 0), "T": max(t, 1), "TB": tb, "OUT_BITS": self.out_bits(),
+                       "RAM_STYLE": self.attr("ram_style")},
+            "in_bits": self.in_stream().width,
+            "out_bits": self.out_stream().width,
+            "memories": memories,
+        }
+
+    def describe(self) -> dict:
+        return {**super().describe(), "shape": [self.attr("MH"), self.attr("MW")], "vectors": self.vectors(),
+                "pe": self.attr("PE"), "simd": self.attr("SIMD"), "weights": WEIGHT_MODES[self.attr("WeightMode")],
+                "acc_bits": self.acc_bits()}

@@ -1,0 +1,64 @@
+"""MaxPool: NHWC max-pool over integer codes (a bitwise OR on binary data)."""
+from __future__ import annotations
+
+import numpy as np
+
+from flow.graph import Stream
+from flow.ops.base import HWOp, register
+from flow.ops.semantics import maxpool
+
+
+@register
+class MaxPool(HWOp):
+    op_type = "MaxPool"
+    rtl_module = "maxpool"
+    folding_attrs = ("PE",)
+
+    def dims(self):
+        return tuple(self.attr(k) for k in ("H", "W", "C", "K", "Stride"))
+
+    def out_hw(self) -> tuple[int, int]:
+        h, w, _c, k, s = self.dims()
+        return (h - k) // s + 1, (w - k) // s + 1
+
+    def in_stream(self) -> Stream:
+        h, w, c, *_ = self.dims()
+        return Stream(self.attr("PE"), self.attr("ElemBits"), h * w * c)
+
+    def out_stream(self) -> Stream:
+        oh, ow = self.out_hw()
+        return Stream(self.attr("PE"), self.attr("ElemBits"), oh * ow * self.attr("C"))
+
+    def check(self) -> None:
+        if self.attr("C") % self.attr("PE"):
+            raise ValueError(f"{self.name}: PE={self.attr('PE')} does not divide C={self.attr('C')}")
+
+    def execute(self, x: np.ndarray) -> np.ndarray:
+        h, w, c, k, s = self.dims()
+        n = x.shape[0]
+        return maxpool(x.reshape(n, h, w, c), k, s).reshape(n, -1)
+
+    def cycles(self) -> int:
+        return self.in_stream().beats
+
+    def resources(self) -> dict:
+        _h, w, c, *_ = self.dims()
+        eb, pe = self.attr("ElemBits"), self.attr("PE")
+        row_bits = w * c * eb
+        return {"LUT": pe * eb * 2 + 32 + -(-row_bits // 64), "FF": pe * eb * 2 + 32, "BRAM": 0, "DSP": 0}
+
+    def rtl_stage(self) -> dict:
+        h, w, c, k, s = self.dims()
+        return {
+            "module": self.rtl_module,
+            "name": self.name,
+            "params": {"H": h, "W": w, "C": c, "K": k, "STRIDE": s, "PE": self.attr("PE"),
+                       "ELEM_BITS": self.attr("ElemBits"), "SIGNED": 0},
+            "in_bits": self.in_stream().width,
+            "out_bits": self.out_stream().width,
+            "memories": {},
+        }
+
+    def describe(self) -> dict:
+        h, w, c, k, s = self.dims()
+        return {**super().describe(), "shape": [h, w, c], "kernel": k, "stride": s, "pe": self.attr("PE"), "simd": 1}
