@@ -15,19 +15,35 @@ def divisors(n: int) -> list[int]:
     return [d for d in range(1, n + 1) if n % d == 0]
 
 
-def mvu_folding(mw: int, mh: int, target: int) -> tuple[int, int]:
-    """Fewest lanes PE*SIMD with (MH/PE)*(MW/SIMD) <= target; ties prefer wider SIMD."""
+MVU_TYPES = ("BinaryMVU", "IntMVU")
+ELEMENTWISE = {"Thresholding": "NumChannels", "MaxPool": "C", "FixedScale": "NumChannels"}
+
+
+def mvu_folding(mw: int, mh: int, target: int, vectors: int = 1, simd_choices=None) -> tuple[int, int]:
+    """Fewest lanes PE*SIMD with vectors*(MH/PE)*(MW/SIMD) <= target; ties prefer wider SIMD."""
     best = None
-    for simd in divisors(mw):
+    for simd in (simd_choices or divisors(mw)):
         for pe in divisors(mh):
-            if (mh // pe) * (mw // simd) <= target:
+            if vectors * (mh // pe) * (mw // simd) <= target:
                 key = (pe * simd, pe)
                 if best is None or key < best[0]:
                     best = (key, pe, simd)
                 break  # larger PE for this SIMD only costs more lanes
     if best is None:
-        return mh, mw
+        simd = max(simd_choices or [mw])
+        return mh, simd
     return best[1], best[2]
+
+
+def _smallest_lanes(n: int, beats_per_lane: int, target: int, prefer: int | None = None) -> int:
+    """PE for an element-wise op over n channels: `prefer` if it divides n and meets the
+    target, else the smallest divisor that meets it."""
+    if prefer and n % prefer == 0 and beats_per_lane * n // prefer <= target:
+        return prefer
+    for d in divisors(n):
+        if beats_per_lane * n // d <= target:
+            return d
+    return n
 
 
 def fold_for_target(graph: DataflowGraph, target_cycles: int) -> DataflowGraph:
@@ -36,28 +52,57 @@ def fold_for_target(graph: DataflowGraph, target_cycles: int) -> DataflowGraph:
         raise UserError(f"target cycles per frame must be at least 1, got {target_cycles}")
     g = graph.copy()
     ops = g.ops()
-    for op in ops:
-        if op.op_type == "BinaryMVU":
-            pe, simd = mvu_folding(op.attr("MW"), op.attr("MH"), target_cycles)
+    for i, op in enumerate(ops):
+        if op.op_type in MVU_TYPES:
+            prev = ops[i - 1] if i else None
+            choices = divisors(prev.attr("C")) if prev is not None and prev.op_type == "SlidingWindow" else None
+            pe, simd = mvu_folding(op.attr("MW"), op.attr("MH"), target_cycles, op.vectors(), choices)
             op.set_attr("PE", pe)
             op.set_attr("SIMD", simd)
-    _match_neighbours(ops)
+    for i, op in enumerate(ops):
+        nxt = ops[i + 1] if i + 1 < len(ops) else None
+        prev = ops[i - 1] if i else None
+        if op.op_type == "SlidingWindow" and nxt is not None:
+            op.set_attr("SIMD", nxt.attr("SIMD"))
+        elif op.op_type in ELEMENTWISE:
+            n = op.attr(ELEMENTWISE[op.op_type])
+            vec = op.in_stream().elems // n
+            prefer = None
+            if nxt is not None and nxt.op_type in MVU_TYPES + ("SlidingWindow",):
+                prefer = nxt.attr("SIMD")
+            elif prev is not None:
+                prefer = prev.out_stream().lanes
+            op.set_attr("PE", _smallest_lanes(n, vec, target_cycles, prefer))
+    for i, op in enumerate(ops):  # the neighbours' lanes are final now
+        if op.op_type == "SlidingWindow" and i + 1 < len(ops):
+            op.set_attr("SIMD", ops[i + 1].attr("SIMD"))
+        if op.op_type == "LabelSelect" and i > 0:
+            lanes = ops[i - 1].out_stream().lanes
+            op.set_attr("PE", lanes if op.attr("Labels") % lanes == 0 else 1)
     return g
 
 
-def _match_neighbours(ops) -> None:
-    """Thresholding feeds the next MVU at its SIMD; label select takes the last MVU's PE."""
+def _match_neighbours(ops, skip=frozenset()) -> None:
+    """After a folding file: ops it does not name take their neighbours' lanes."""
     for i, op in enumerate(ops):
-        if op.op_type == "Thresholding" and i + 1 < len(ops) and ops[i + 1].op_type == "BinaryMVU":
+        if op.name in skip:
+            continue
+        if op.op_type == "Thresholding" and i + 1 < len(ops) and ops[i + 1].op_type in MVU_TYPES:
             op.set_attr("PE", ops[i + 1].attr("SIMD"))
+        if op.op_type == "SlidingWindow" and i + 1 < len(ops):
+            op.set_attr("SIMD", ops[i + 1].attr("SIMD"))
         if op.op_type == "LabelSelect" and i > 0:
-            op.set_attr("PE", ops[i - 1].out_stream().lanes)
+            lanes = ops[i - 1].out_stream().lanes
+            op.set_attr("PE", lanes if op.attr("Labels") % lanes == 0 else 1)
 
 
 _FINN_KINDS = {
-    "BinaryMVU": re.compile(r"^(MVAU|MatrixVectorActivation|MVAU_hls|MVAU_rtl|StreamingFCLayer_Batch)(_hls|_rtl)?_(\d+)$"),
-    "Thresholding": re.compile(r"^(Thresholding|Thresholding_Batch)(_hls|_rtl)?_(\d+)$"),
-    "LabelSelect": re.compile(r"^(LabelSelect|LabelSelect_Batch)(_hls|_rtl)?_(\d+)$"),
+    MVU_TYPES: re.compile(r"^(MVAU|MatrixVectorActivation|StreamingFCLayer_Batch|VVAU)(_hls|_rtl)?_(\d+)$"),
+    ("Thresholding",): re.compile(r"^(Thresholding|Thresholding_Batch)(_hls|_rtl)?_(\d+)$"),
+    ("LabelSelect",): re.compile(r"^(LabelSelect|LabelSelect_Batch)(_hls|_rtl)?_(\d+)$"),
+    ("SlidingWindow",): re.compile(r"^(ConvolutionInputGenerator)(_hls|_rtl)?_(\d+)$"),
+    ("MaxPool",): re.compile(r"^(StreamingMaxPool|StreamingMaxPool_Batch|Pool|Pool_Batch)(_hls|_rtl)?_(\d+)$"),
+    ("FixedScale",): re.compile(r"^(ChannelwiseOp|ChannelwiseOp_Batch)(_hls|_rtl)?_(\d+)$"),
 }
 _KEYS = {"PE", "SIMD", "ram_style"}
 
@@ -74,8 +119,8 @@ def apply_folding_file(graph: DataflowGraph, path: Path) -> DataflowGraph:
     g = graph.copy()
     ops = g.ops()
     by_name = {o.name: o for o in ops}
-    by_kind = {k: [o for o in ops if o.op_type == k] for k in _FINN_KINDS}
-    explicit_thr = False
+    by_kind = {k: [o for o in ops if o.op_type in k] for k in _FINN_KINDS}
+    explicit: set[str] = set()
     for key, val in spec.items():
         if key == "Defaults" or not isinstance(val, dict):
             continue
@@ -88,23 +133,22 @@ def apply_folding_file(graph: DataflowGraph, path: Path) -> DataflowGraph:
         if op is None:
             continue  # FINN files name ops (FIFOs, SWGs) this design does not have
         for attr, value in val.items():
-            if attr not in _KEYS or (attr == "SIMD" and "SIMD" not in op.folding_attrs):
+            if attr not in _KEYS or attr not in op.folding_attrs + ("ram_style",):
                 continue
             if attr == "ram_style":
-                if op.op_type == "BinaryMVU":
+                if op.op_type in MVU_TYPES:
                     op.set_attr("ram_style", str(value))
                 continue
             if not isinstance(value, int) or value < 1:
                 raise UserError(f"folding file {path}: {key}.{attr} must be a positive integer, got {value!r}")
             op.set_attr(attr, value)
-            explicit_thr |= op.op_type == "Thresholding"
+            explicit.add(op.name)
+    _match_neighbours([o for o in ops], skip=explicit)
     for op in ops:
         try:
             op.check()
         except ValueError as exc:
             raise UserError(f"folding file {path}: {exc}") from None
-    if not explicit_thr:
-        _match_neighbours([o for o in ops if o.op_type != "LabelSelect"])
     return g
 
 
