@@ -37,7 +37,25 @@ def load_qonnx(path: Path):
     except Exception as exc:  # qonnx raises many types on odd graphs
         raise UserError(f"{path.name} could not be cleaned up by qonnx ({type(exc).__name__}: {str(exc)[:160]})") from None
     fold_weight_quantizers(mw)
+    check_annotated_weights(mw)
     return mw
+
+
+def check_annotated_weights(mw) -> None:
+    """Initializers that carry a QONNX datatype annotation must hold values of that type;
+    they then count as quantized weights with scale 1."""
+    from qonnx.core.datatype import DataType
+
+    info = mw.weight_quant
+    for init in mw.graph.initializer:
+        dt = mw.get_tensor_datatype(init.name)
+        if dt == DataType["FLOAT32"] or init.name in info:
+            continue
+        vals = mw.get_initializer(init.name)
+        bad = [v for v in np.unique(vals) if not dt.allowed(v)]
+        if bad:
+            raise UserError(f"tensor {init.name!r} is annotated {dt.name} but holds the value {bad[0]!r}")
+        info[init.name] = {"scale": [1.0], "bits": dt.bitwidth(), "bipolar": dt.name == "BIPOLAR"}
 
 
 def _load_external(model: onnx.ModelProto, path: Path) -> None:

@@ -50,11 +50,11 @@ def brevitas_tfc(seed: int = 0) -> torch.nn.Module:
     return randomize_norms(model, seed + 1)
 
 
-def export(model: torch.nn.Module, path: Path) -> Path:
+def export(model: torch.nn.Module, path: Path, shape=(1, 28, 28)) -> Path:
     from brevitas.export import export_qonnx
 
     model.eval()
-    export_qonnx(model, torch.rand(1, 1, 28, 28), str(path))
+    export_qonnx(model, torch.rand(1, *shape), str(path))
     return Path(path)
 
 

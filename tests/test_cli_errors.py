@@ -74,7 +74,93 @@ CASES = {
     "unsupported op relu": (lambda tmp, good: _with_op(tmp, good, "Relu"), ["Relu"]),
     "dynamic shape": (lambda tmp, good: _dynamic(tmp, good), ["dynamic"]),
     "missing external data": (lambda tmp, good: _external(tmp, good), ["external data"]),
+    "quantizer with a zero point": (lambda tmp, good: _act_quant(tmp, good, zero_point=1.0), ["zero point"]),
+    "non-integer bit width": (lambda tmp, good: _act_quant(tmp, good, bits=2.5), ["bit width"]),
+    "per-channel activation scale": (lambda tmp, good: _per_channel_scale(tmp, good), ["per-channel"]),
+    "float weights": (lambda tmp, good: _float_weights(tmp, good), ["float weights"]),
+    "branching graph": (lambda tmp, good: _branch(tmp, good), ["branches"]),
+    "two inputs": (lambda tmp, good: _two_inputs(tmp, good), ["inputs"]),
+    "weights unlike their datatype": (lambda tmp, good: _annotated(tmp, good, 0.5), ["annotated BIPOLAR", "0.5"]),
 }
+
+
+def _annotated(tmp, good, value):
+    """Float weights annotated BIPOLAR (as FINN-style graphs carry them) holding another value."""
+    m = onnx.load(str(good))
+    wq = _node(m, "BipolarQuant", 1)
+    gemm = _node(m, "Gemm", 0)
+    w = onnx.numpy_helper.to_array([i for i in m.graph.initializer if i.name == wq.input[0]][0])
+    w = np.where(w >= 0, 1.0, -1.0).astype(np.float32)
+    w.flat[3] = value
+    m.graph.initializer.append(onnx.numpy_helper.from_array(w, "annotated_w"))
+    gemm.input[1] = "annotated_w"
+    m.graph.node.remove(wq)
+    ann = onnx.TensorAnnotation()
+    ann.tensor_name = "annotated_w"
+    kv = ann.quant_parameter_tensor_names.add()
+    kv.key, kv.value = "finn_datatype", "BIPOLAR"
+    m.graph.quantization_annotation.append(ann)
+    return _save(m, tmp / "annotated.onnx")
+
+
+def test_weights_annotated_bipolar_are_accepted(tmp_path, good_onnx):
+    from flow.frontend import load_qonnx
+    from flow.streamline import streamline
+
+    path = _annotated(tmp_path, good_onnx, -1.0)
+    graph = streamline(load_qonnx(path))
+    assert [o.op_type for o in graph.ops()][:2] == ["Thresholding", "BinaryMVU"]
+
+
+def _node(m, op_type, k=0):
+    return [n for n in m.graph.node if n.op_type == op_type][k]
+
+
+def _act_quant(tmp, good, zero_point=0.0, bits=2.0):
+    """Replace the first hidden activation BipolarQuant by a QONNX Quant."""
+    m = onnx.load(str(good))
+    q = _node(m, "BipolarQuant", 2)
+    for name, val in (("s1", 1.0), ("z1", zero_point), ("b1", bits)):
+        m.graph.initializer.append(onnx.numpy_helper.from_array(np.array(val, dtype=np.float32), name))
+    q.op_type = "Quant"
+    del q.input[1:]
+    q.input.extend(["s1", "z1", "b1"])
+    q.attribute.extend([helper.make_attribute("signed", 1), helper.make_attribute("narrow", 0),
+                        helper.make_attribute("rounding_mode", "ROUND")])
+    return _save(m, tmp / "quant.onnx")
+
+
+def _per_channel_scale(tmp, good):
+    m = onnx.load(str(good))
+    q = _node(m, "BipolarQuant", 2)
+    m.graph.initializer.append(onnx.numpy_helper.from_array(np.ones((1, 16), np.float32), "s16"))
+    q.input[1] = "s16"
+    return _save(m, tmp / "pcs.onnx")
+
+
+def _float_weights(tmp, good):
+    m = onnx.load(str(good))
+    wq = _node(m, "BipolarQuant", 1)
+    gemm = _node(m, "Gemm", 0)
+    gemm.input[1] = wq.input[0]
+    m.graph.node.remove(wq)
+    return _save(m, tmp / "floatw.onnx")
+
+
+def _branch(tmp, good):
+    """A skip connection in the preprocessing: x*2 + x feeds the rest."""
+    m = onnx.load(str(good))
+    mul, sub = _node(m, "Mul", 0), _node(m, "Sub", 0)
+    skip = helper.make_node("Add", [mul.output[0], mul.input[0]], ["skip_sum"], name="skip_add")
+    m.graph.node.insert(list(m.graph.node).index(sub), skip)
+    sub.input[0] = "skip_sum"
+    return _save(m, tmp / "branch.onnx")
+
+
+def _two_inputs(tmp, good):
+    m = onnx.load(str(good))
+    m.graph.input.append(helper.make_tensor_value_info("extra", TensorProto.FLOAT, [1, 4]))
+    return _save(m, tmp / "two.onnx")
 
 
 def _dynamic(tmp, good):
@@ -132,3 +218,51 @@ def test_unknown_board_and_bad_options_are_refused(tmp_path, good_onnx):
 def test_run_refuses_bad_inputs(tmp_path):
     assert_refused(bnnflow("run", tmp_path, "--input", tmp_path / "x.npy"), "build directory")
     assert_refused(bnnflow("verify", tmp_path), "build directory")
+
+
+@pytest.fixture(scope="module")
+def numpy_build(tmp_path_factory, good_onnx):
+    """A build directory with its graph (the rtl steps are not needed for these checks)."""
+    from flow.build import BuildConfig, STEPS, BuildState
+
+    out = tmp_path_factory.mktemp("nb")
+    st = BuildState(BuildConfig(model=str(good_onnx), out=out, progress=False))
+    for name, fn, _check in STEPS[:4]:
+        fn(st)
+    st.graph.save(out / "dataflow.onnx")
+    return out
+
+
+@pytest.mark.parametrize("case", ["float images", "wrong shape", "not npy", "pickled npy"])
+def test_run_refuses_bad_images(case, tmp_path, numpy_build):
+    x = tmp_path / "x.npy"
+    if case == "float images":
+        np.save(x, np.zeros((2, 1, 28, 28), np.float32))
+        words = ["uint8"]
+    elif case == "wrong shape":
+        np.save(x, np.zeros((2, 1, 27, 28), np.uint8))
+        words = ["shaped"]
+    elif case == "not npy":
+        x.write_text("not an array")
+        words = [".npy"]
+    else:
+        np.save(x, np.array([{"a": 1}], dtype=object), allow_pickle=True)
+        words = [".npy"]
+    assert_refused(bnnflow("run", numpy_build, "--input", x, "--engine", "numpy"), *words)
+
+
+def test_run_refuses_engines_it_lacks(tmp_path, numpy_build):
+    x = tmp_path / "x.npy"
+    np.save(x, np.zeros((2, 1, 28, 28), np.uint8))
+    assert_refused(bnnflow("run", numpy_build, "--input", x, "--engine", "csim"), "csim")
+    assert_refused(bnnflow("verify", numpy_build, "--engines", "numpy,gpu"), "gpu")
+
+
+@pytest.mark.parametrize("content,words", [("{not json", ["JSON"]), ('{"BinaryMVU_0": {"PE": 0}}', ["positive"]),
+                                           ("[1, 2]", ["object"])])
+def test_bad_folding_files(content, words, tmp_path, good_onnx):
+    fold = tmp_path / "fold.json"
+    fold.write_text(content)
+    res = bnnflow("build", good_onnx, "--out", tmp_path / "o", "--folding", fold, "--quiet")
+    assert_refused(res, *words)
+    assert not (tmp_path / "o" / "report.json").exists()
