@@ -31,6 +31,7 @@ class BuildConfig:
     input_scale: float | None = None
     verify_images: int = 100
     test_data: str | None = None
+    from_step: str | None = None
     progress: bool = True
     extra: dict = field(default_factory=dict)
 
@@ -76,22 +77,47 @@ def step_import(st: BuildState) -> None:
         st.onnx_path = Path(src)
     else:
         from flow.export import export_qonnx
-        from flow.zoo import load_checkpoint, pretrained_model
 
-        if src.endswith(".pt") or Path(src).is_file():
-            st.torch_model, _meta = load_checkpoint(src)
-        else:
-            from flow.zoo import cache_dir
-
-            if not (cache_dir() / "zoo" / src / "best.pt").is_file():
-                _log(st, f"no cached checkpoint for {src}: training it once with its defaults")
-            st.torch_model = pretrained_model(src, progress=st.cfg.progress)
+        st.torch_model = _torch_model_for(src, lambda m: _log(st, m), st.cfg.progress)
         st.onnx_path = out / "model.onnx"
         _log(st, f"exporting {src} to QONNX")
         export_qonnx(st.torch_model, st.onnx_path)
     st.qonnx = load_qonnx(st.onnx_path)
     (out / "steps").mkdir(parents=True, exist_ok=True)
+    st.qonnx.set_metadata_prop("bnnflow.weight_quant", json.dumps(st.qonnx.weight_quant, sort_keys=True))
     st.qonnx.save(str(out / "steps" / "01_import.onnx"))
+
+
+def _torch_model_for(src: str, log=lambda m: None, progress: bool = False):
+    """The PyTorch model behind a zoo name or checkpoint (None for an ONNX file)."""
+    if src.endswith(".onnx"):
+        return None
+    from flow.zoo import cache_dir, load_checkpoint, model_entry, pretrained_model
+
+    if src.endswith(".pt") or Path(src).is_file():
+        return load_checkpoint(src)[0]
+    model_entry(src)  # an unknown name is refused before anything is trained
+    if not (cache_dir() / "zoo" / src / "best.pt").is_file():
+        log(f"no cached checkpoint for {src}: training it once with its defaults")
+    return pretrained_model(src, progress=progress)
+
+
+def resume_state(st: BuildState, step_index: int) -> None:
+    """Load what the steps before `step_index` (0-based) saved in the build directory."""
+    from qonnx.core.modelwrapper import ModelWrapper
+
+    out = st.cfg.out
+    saved = sorted((out / "steps").glob("*.onnx")) if (out / "steps").is_dir() else []
+    prev = [p for p in saved if int(p.name[:2]) <= step_index]
+    if not prev:
+        raise UserError(f"cannot resume at step {STEPS[step_index][0]!r}: {out / 'steps'} has no graph from an earlier step")
+    st.torch_model = _torch_model_for(st.cfg.model)
+    last = prev[-1]
+    if last.name.startswith("01_"):
+        st.qonnx = ModelWrapper(str(last))
+        st.qonnx.weight_quant = json.loads(st.qonnx.get_metadata_prop("bnnflow.weight_quant") or "{}")
+    else:
+        st.graph = DataflowGraph.load(last)
 
 
 def step_streamline(st: BuildState) -> None:
@@ -173,15 +199,26 @@ def build(cfg: BuildConfig) -> dict:
     if cfg.verify_images < 1:
         raise UserError(f"--verify-images must be at least 1, got {cfg.verify_images}")
     cfg.cycles_target()  # validate early
+    names = [s[0] for s in STEPS]
+    if cfg.from_step is not None and cfg.from_step not in names:
+        raise UserError(f"unknown step {cfg.from_step!r} for --from-step; steps: {', '.join(names)}")
+    start = names.index(cfg.from_step) if cfg.from_step else 0
     cfg.out.mkdir(parents=True, exist_ok=True)
     report_path = cfg.out / "report.json"
     if report_path.exists():
         report_path.unlink()  # never leave an old build marked complete
-    for stale in ("steps", "rtl"):
-        if (cfg.out / stale).exists():
-            shutil.rmtree(cfg.out / stale)
     st = BuildState(cfg)
+    if start:
+        resume_state(st, start)
+    for i, (name, _fn, _check) in enumerate(STEPS, start=1):
+        if i > start and (cfg.out / "steps").is_dir():
+            for stale in (cfg.out / "steps").glob(f"{i:02d}_*.onnx"):
+                stale.unlink()
+    if (cfg.out / "rtl").exists() and start <= names.index("rtl"):
+        shutil.rmtree(cfg.out / "rtl")
     for i, (name, fn, check) in enumerate(STEPS, start=1):
+        if i <= start:
+            continue
         _log(st, f"step {i}/{len(STEPS)}: {name}")
         fn(st)
         if st.graph is not None and check is not None:

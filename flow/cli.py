@@ -68,7 +68,7 @@ def cmd_build(args) -> int:
     cfg = BuildConfig(model=args.model, out=Path(args.out), board=args.board, target_fps=args.target_fps,
                       clock_mhz=args.clock_mhz, target_cycles=args.target_cycles, folding=args.folding,
                       input_scale=args.input_scale, verify_images=args.verify_images,
-                      test_data=args.test_data, progress=not args.quiet)
+                      test_data=args.test_data, from_step=args.from_step, progress=not args.quiet)
     report = build(cfg)
     v = report["verification"]
     print(f"report: {Path(args.out) / 'report.json'}")
@@ -169,6 +169,8 @@ def make_parser() -> argparse.ArgumentParser:
     s.add_argument("--input-scale", type=_positive_float, help="the model sees p*S (default p/255)")
     s.add_argument("--verify-images", type=_positive_int, default=100)
     s.add_argument("--test-data", help="idx DIR of labelled images for verification and accuracy")
+    s.add_argument("--from-step", help="resume an earlier build in --out at this step (import, streamline, fold, "
+                                       "insert_dwc, rtl, verify, report)")
     s.add_argument("--quiet", action="store_true")
     s.set_defaults(fn=cmd_build)
 

@@ -133,3 +133,20 @@ def test_thousand_images_bit_exact(tmp_path):
     assert main(["run", str(tmp_path / "out"), "--input", str(x), "--engine", "rtlsim", "--output",
                  str(tmp_path / "y.npy")]) == 0
     assert np.array_equal(np.load(tmp_path / "y.npy"), torch_logits(model, images).argmax(axis=1))
+
+
+def test_steps_are_saved_and_a_build_resumes_from_a_step(random_bn_build, tmp_path):
+    import shutil
+
+    import onnx
+
+    out, report, _model = random_bn_build
+    steps = sorted(p.name for p in (out / "steps").glob("*.onnx"))
+    assert steps == ["01_import.onnx", "02_streamline.onnx", "03_fold.onnx", "04_insert_dwc.onnx"]
+    for name in steps:
+        onnx.checker.check_model(onnx.load(str(out / "steps" / name)))
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy, ignore=shutil.ignore_patterns("sim"))
+    resumed = _build(copy, report["model"], "--from-step", "fold", "--target-cycles", 512, "--verify-images", 20)
+    assert report["estimated_cycles_per_frame"] <= 128 < resumed["estimated_cycles_per_frame"] <= 512
+    assert resumed["verification"]["rtlsim"]["mismatches"] == 0
