@@ -110,7 +110,7 @@ def engine_configs() -> list[tuple[str, str, dict, dict]]:
                      {"MW": 64, "MH": 32, "SIMD": 8, "PE": 4, "IN_BITS": 4, "IN_SIGNED": 0, "W_MODE": mode,
                       "W_BITS": wbits, "K": k, "SB": sb, "ACC_BITS": 16, "USE_THRESH": 1, "T": 3, "TB": 16,
                       "OUT_BITS": 2, "WEIGHTS_FILE": "w.mem", "THRESH_FILE": "t.mem", "RAM_STYLE": "auto"},
-                     {"w.mem": mem_text(int_mvu_weight_words(wi, 4, 8, mode, wbits, k, sb), 4 * 8 * wb),
+                     {"w.mem": mem_text(int_mvu_weight_words(wi, 4, 8, mode, wbits, k, sb)[0], 4 * 8 * wb),
                       "t.mem": mem_text(thresh_words(thr, 4, 16), 4 * 3 * 16)}))
     thr = np.sort(rng.integers(-100, 100, size=(64, 3)), axis=1)
     cfgs.append(("thresholding", "thresholding", {"C": 64, "PE": 4, "IN_BITS": 8, "IN_SIGNED": 1, "T": 3, "TB": 8,
@@ -128,14 +128,14 @@ def engine_configs() -> list[tuple[str, str, dict, dict]]:
     cfgs.append(("duplicate", "duplicate", {"WIDTH": 64}, {}))
     cfgs.append(("add_streams", "add_streams", {"PE": 8, "A_BITS": 8, "B_BITS": 8, "SIGNED": 1, "OUT_BITS": 9}, {}))
     for mode, label in ((0, "khot"), (1, "mult")):
-        mult = rng.integers(1, 4, size=64) * 8 - 1 if mode == 0 else rng.integers(-100, 100, size=64)
+        mult = rng.choice([7, 9, 15, 17, -7, 31, 33], size=64) if mode == 0 else rng.integers(-100, 100, size=64)
         bias = rng.integers(-500, 500, size=64)
         lw = fixed_scale_lane_bits(mode, 8, 12, 2, 3)
         cfgs.append((f"fixed_scale/{label}", "fixed_scale",
                      {"C": 64, "PE": 4, "IN_BITS": 8, "IN_SIGNED": 1, "MULT_BITS": 8, "BIAS_BITS": 12, "SHIFT": 5,
                       "OUT_BITS": 8, "OUT_SIGNED": 1, "ROUND": 1, "MULT_MODE": mode, "K": 2, "SB": 3,
                       "PARAMS_FILE": "p.mem", "RAM_STYLE": "auto"},
-                     {"p.mem": mem_text(fixed_scale_param_words(mult, bias, 4, mode, 8, 12, 2, 3), 4 * lw)}))
+                     {"p.mem": mem_text(fixed_scale_param_words(mult, bias, 4, 8, 12, mode, 2, 3)[0], 4 * lw)}))
     cfgs.append(("dwc", "dwc", {"IN_ELEMS": 64, "OUT_ELEMS": 16, "ELEM_BITS": 1}, {}))
     cfgs.append(("fifo", "fifo", {"DEPTH": 32, "WIDTH": 32, "SYNC_READ": 0, "RAM_STYLE": "auto"}, {}))
     cfgs.append(("fifo/bram", "fifo", {"DEPTH": 1024, "WIDTH": 32, "SYNC_READ": 1, "RAM_STYLE": "block"}, {}))

@@ -37,11 +37,19 @@ def logits_ops(graph: DataflowGraph) -> list:
 
 
 def execute_numpy(graph: DataflowGraph, images: np.ndarray, logits: bool = False) -> np.ndarray:
-    x = to_wire(graph, images)
+    """Exact integer execution, a chunk of images at a time to bound memory."""
+    x_all = to_wire(graph, images)
     ops = logits_ops(graph) if logits else graph.ops()
-    for op in ops:
-        x = op.execute(x)
-    return x if logits else x[:, 0]
+    biggest = max(max(o.in_stream().elems, o.out_stream().elems) for o in ops)
+    chunk = max(1, (1 << 24) // biggest)
+    outs = []
+    for i in range(0, max(len(x_all), 1), chunk):
+        x = x_all[i:i + chunk]
+        for op in ops:
+            x = op.execute(x)
+        outs.append(np.asarray(x, dtype=np.int64))
+    y = np.concatenate(outs) if outs else np.zeros((0, 1), np.int64)
+    return y if logits else y[:, 0]
 
 
 def execute(graph: DataflowGraph, images: np.ndarray, engine: str = "numpy", logits: bool = False,

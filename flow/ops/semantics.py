@@ -30,11 +30,15 @@ def binary_mvu(x_bits: np.ndarray, w_bits: np.ndarray, thr: np.ndarray | None = 
 
 def multithreshold(v: np.ndarray, thr: np.ndarray) -> np.ndarray:
     """out[n, c] = number of thresholds thr[c, t] with v[n, c] >= thr[c, t]."""
-    v = np.asarray(v, dtype=np.int64)
+    v = np.asarray(v)
     thr = np.asarray(thr, dtype=np.int64)
+    small = np.uint8 if thr.shape[1] < 256 else np.int32  # counts stay compact for big tensors
     if thr.shape[1] <= 4:
-        return (v[:, :, None] >= thr[None, :, :]).sum(axis=2).astype(np.int64)
-    out = np.empty(v.shape, dtype=np.int64)
+        out = np.zeros(v.shape, dtype=small)
+        for t in range(thr.shape[1]):
+            out += v >= thr[None, :, t]
+        return out
+    out = np.empty(v.shape, dtype=small)
     for c in range(thr.shape[0]):  # many thresholds: binary search per channel
         out[:, c] = np.searchsorted(thr[c], v[:, c], side="right")
     return out
@@ -50,13 +54,15 @@ def int_mvu(x: np.ndarray, w: np.ndarray, thr: np.ndarray | None = None) -> np.n
     optionally followed by multi-thresholding. The engine realises it without multipliers
     when the weights allow: bipolar weights (+1/-1) by add/subtract, K-hot weights (each a
     sum of at most K signed powers of two) by shift-add."""
-    x = np.asarray(x, dtype=np.int64)
+    x = np.asarray(x)
     w = np.asarray(w, dtype=np.int64)
     bound = int(np.abs(x).max(initial=0)) * int(np.abs(w).sum(axis=1).max(initial=0))
-    if bound < 1 << 52:  # float64 BLAS is exact below 2**53
+    if bound < 1 << 24:  # float32 BLAS is exact below 2**24
+        acc = (x.astype(np.float32) @ w.T.astype(np.float32)).astype(np.int64)
+    elif bound < 1 << 52:  # float64 below 2**53
         acc = np.rint(x.astype(np.float64) @ w.T.astype(np.float64)).astype(np.int64)
     else:
-        acc = x @ w.T
+        acc = x.astype(np.int64) @ w.T
     return acc if thr is None else multithreshold(acc, thr)
 
 
@@ -87,18 +93,13 @@ def khot_terms(w: np.ndarray, k: int) -> np.ndarray:
 
 def sliding_window(x: np.ndarray, k: int, stride: int = 1, pad: int = 0, pad_value: int = 0) -> np.ndarray:
     """NHWC image (N, H, W, C) -> windows (N, OH, OW, K*K*C), each window in (ky, kx, c) order."""
-    x = np.asarray(x, dtype=np.int64)
+    x = np.asarray(x)
     if pad:
         x = np.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)), constant_values=pad_value)
     n, h, w, c = x.shape
-    oh, ow = (h - k) // stride + 1, (w - k) // stride + 1
-    out = np.empty((n, oh, ow, k * k * c), dtype=np.int64)
-    for ky in range(k):
-        for kx in range(k):
-            patch = x[:, ky:ky + stride * (oh - 1) + 1:stride, kx:kx + stride * (ow - 1) + 1:stride, :]
-            j = (ky * k + kx) * c
-            out[..., j:j + c] = patch
-    return out
+    win = np.lib.stride_tricks.sliding_window_view(x, (k, k), axis=(1, 2))[:, ::stride, ::stride]
+    # (N, OH, OW, C, ky, kx) -> (N, OH, OW, ky, kx, C)
+    return np.ascontiguousarray(win.transpose(0, 1, 2, 4, 5, 3)).reshape(n, win.shape[1], win.shape[2], k * k * c)
 
 
 def maxpool(x: np.ndarray, k: int, stride: int | None = None) -> np.ndarray:

@@ -1,0 +1,63 @@
+"""The numpy integer reference against qonnx's execute_onnx on the same QONNX graph:
+images/s side by side, and agreement of top-1 (CNV-w1a1 and TFC-w1a1, BNN-PYNQ
+topologies from brevitas_examples with random weights and BatchNorm statistics).
+
+    python benchmarks/bench_reference.py [--images 1000] [--qonnx-images 20]
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--images", type=int, default=1000)
+    ap.add_argument("--qonnx-images", type=int, default=20)
+    args = ap.parse_args()
+
+    from brevitas.export import export_qonnx
+    from brevitas_examples.bnn_pynq.models import model_with_cfg
+    from qonnx.core.onnx_exec import execute_onnx
+
+    from _models import randomize_norms
+    from flow.execute import execute_numpy
+    from flow.frontend import load_qonnx
+    from flow.streamline import streamline
+
+    tmp = Path(tempfile.mkdtemp(prefix="bnnflow-ref-"))
+    print(f"{'model':<10}{'engine':<22}{'images':>8}{'seconds':>10}{'images/s':>11}{'speed-up':>10}{'top-1 mismatches':>18}")
+    for name, shape in (("tfc_1w1a", (1, 28, 28)), ("cnv_1w1a", (3, 32, 32))):
+        torch.manual_seed(0)
+        model, _ = model_with_cfg(name, pretrained=False)
+        randomize_norms(model, 1)
+        path = tmp / f"{name}.onnx"
+        export_qonnx(model, torch.rand(1, *shape), str(path))
+        mw = load_qonnx(path)
+        graph = streamline(mw)
+        rng = np.random.default_rng(0)
+        images = rng.integers(0, 256, (args.images, *shape), dtype=np.uint8)
+        t0 = time.perf_counter()
+        ref = execute_numpy(graph, images)
+        t_np = time.perf_counter() - t0
+        nq = min(args.qonnx_images, args.images)
+        iname, oname = mw.graph.input[0].name, mw.graph.output[0].name
+        t0 = time.perf_counter()
+        q = np.array([np.argmax(execute_onnx(mw, {iname: im[None].astype(np.float32) / np.float32(255)})[oname])
+                      for im in images[:nq]])
+        t_q = time.perf_counter() - t0
+        r_np, r_q = args.images / t_np, nq / t_q
+        print(f"{name:<10}{'numpy reference':<22}{args.images:>8}{t_np:>10.2f}{r_np:>11.1f}{r_np / r_q:>9.0f}x{'(ref)':>18}")
+        print(f"{name:<10}{'qonnx execute_onnx':<22}{nq:>8}{t_q:>10.2f}{r_q:>11.1f}{'1x':>10}{int(np.sum(q != ref[:nq])):>18}")
+
+
+if __name__ == "__main__":
+    main()
