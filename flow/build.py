@@ -173,11 +173,12 @@ def check_hw_graph(g: DataflowGraph) -> None:
 
 def check_streams(g: DataflowGraph) -> None:
     """Invariant before codegen: every edge has one stream type on both of its ends."""
-    ops = g.ops()
+    from flow.fold import edges
+
     check_hw_graph(g)
-    for a, b in zip(ops, ops[1:]):
-        if a.out_stream() != b.in_stream():
-            raise UserError(f"stream {a.name} -> {b.name}: {a.out_stream()} does not match {b.in_stream()}")
+    for a, k, b, i in edges(g):
+        if a.out_stream_of(k) != b.in_stream_of(i):
+            raise UserError(f"stream {a.name} -> {b.name}: {a.out_stream_of(k)} does not match {b.in_stream_of(i)}")
 
 
 STEPS = [

@@ -36,6 +36,17 @@ def logits_ops(graph: DataflowGraph) -> list:
     return [o for o in ops if o.op_type != "LabelSelect"]
 
 
+def run_ops(ops, x: np.ndarray) -> np.ndarray:
+    """Execute ops (in topological order) on one batch; return the last op's output."""
+    env = {"global_in": x}
+    y = x
+    for op in ops:
+        y = op.execute(*(env[t] for t in op.stream_inputs))
+        outs = y if isinstance(y, tuple) else (y,)
+        env.update(zip(op.stream_outputs, outs))
+    return env[ops[-1].stream_outputs[0]]
+
+
 def execute_numpy(graph: DataflowGraph, images: np.ndarray, logits: bool = False) -> np.ndarray:
     """Exact integer execution, a chunk of images at a time to bound memory."""
     x_all = to_wire(graph, images)
@@ -44,10 +55,7 @@ def execute_numpy(graph: DataflowGraph, images: np.ndarray, logits: bool = False
     chunk = max(1, (1 << 24) // biggest)
     outs = []
     for i in range(0, max(len(x_all), 1), chunk):
-        x = x_all[i:i + chunk]
-        for op in ops:
-            x = op.execute(x)
-        outs.append(np.asarray(x, dtype=np.int64))
+        outs.append(np.asarray(run_ops(ops, x_all[i:i + chunk]), dtype=np.int64))
     y = np.concatenate(outs) if outs else np.zeros((0, 1), np.int64)
     return y if logits else y[:, 0]
 

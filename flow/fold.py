@@ -52,16 +52,16 @@ def fold_for_target(graph: DataflowGraph, target_cycles: int) -> DataflowGraph:
         raise UserError(f"target cycles per frame must be at least 1, got {target_cycles}")
     g = graph.copy()
     ops = g.ops()
-    for i, op in enumerate(ops):
+    prev_of, next_of = _neighbours(g, ops)
+    for op in ops:
         if op.op_type in MVU_TYPES:
-            prev = ops[i - 1] if i else None
+            prev = prev_of.get(op.name)
             choices = divisors(prev.attr("C")) if prev is not None and prev.op_type == "SlidingWindow" else None
             pe, simd = mvu_folding(op.attr("MW"), op.attr("MH"), target_cycles, op.vectors(), choices)
             op.set_attr("PE", pe)
             op.set_attr("SIMD", simd)
-    for i, op in enumerate(ops):
-        nxt = ops[i + 1] if i + 1 < len(ops) else None
-        prev = ops[i - 1] if i else None
+    for op in ops:
+        nxt, prev = next_of.get(op.name), prev_of.get(op.name)
         if op.op_type == "SlidingWindow" and nxt is not None:
             op.set_attr("SIMD", nxt.attr("SIMD"))
         elif op.op_type in ELEMENTWISE:
@@ -73,26 +73,41 @@ def fold_for_target(graph: DataflowGraph, target_cycles: int) -> DataflowGraph:
             elif prev is not None:
                 prefer = prev.out_stream().lanes
             op.set_attr("PE", _smallest_lanes(n, vec, target_cycles, prefer))
-    for i, op in enumerate(ops):  # the neighbours' lanes are final now
-        if op.op_type == "SlidingWindow" and i + 1 < len(ops):
-            op.set_attr("SIMD", ops[i + 1].attr("SIMD"))
-        if op.op_type == "LabelSelect" and i > 0:
-            lanes = ops[i - 1].out_stream().lanes
-            op.set_attr("PE", lanes if op.attr("Labels") % lanes == 0 else 1)
+        elif op.op_type in ("Duplicate", "AddStreams"):
+            n = op.attr("NumElems")
+            op.set_attr("PE", _smallest_lanes(n, 1, target_cycles, prev.out_stream().lanes if prev else None))
+    _match_neighbours(g, ops)
     return g
 
 
-def _match_neighbours(ops, skip=frozenset()) -> None:
-    """After a folding file: ops it does not name take their neighbours' lanes."""
-    for i, op in enumerate(ops):
+def _neighbours(g: DataflowGraph, ops):
+    """(op name -> producer of its first input, op name -> first consumer of its first output)."""
+    by_name = {o.name: o for o in ops}
+    prev_of, next_of = {}, {}
+    for o in ops:
+        p = g.producer(o.stream_inputs[0])
+        if p is not None:
+            prev_of[o.name] = by_name[p.name]
+        cons = g.consumers(o.stream_outputs[0])
+        if cons:
+            next_of[o.name] = by_name[cons[0].name]
+    return prev_of, next_of
+
+
+def _match_neighbours(g: DataflowGraph, ops, skip=frozenset(), thresholds: bool = False) -> None:
+    """Sliding windows take their MVU's SIMD and label selects their producer's lanes;
+    after a folding file, thresholding units it does not name take their MVU's SIMD."""
+    prev_of, next_of = _neighbours(g, ops)
+    for op in ops:
         if op.name in skip:
             continue
-        if op.op_type == "Thresholding" and i + 1 < len(ops) and ops[i + 1].op_type in MVU_TYPES:
-            op.set_attr("PE", ops[i + 1].attr("SIMD"))
-        if op.op_type == "SlidingWindow" and i + 1 < len(ops):
-            op.set_attr("SIMD", ops[i + 1].attr("SIMD"))
-        if op.op_type == "LabelSelect" and i > 0:
-            lanes = ops[i - 1].out_stream().lanes
+        nxt, prev = next_of.get(op.name), prev_of.get(op.name)
+        if thresholds and op.op_type == "Thresholding" and nxt is not None and nxt.op_type in MVU_TYPES:
+            op.set_attr("PE", nxt.attr("SIMD"))
+        if op.op_type == "SlidingWindow" and nxt is not None:
+            op.set_attr("SIMD", nxt.attr("SIMD"))
+        if op.op_type == "LabelSelect" and prev is not None:
+            lanes = prev.out_stream().lanes
             op.set_attr("PE", lanes if op.attr("Labels") % lanes == 0 else 1)
 
 
@@ -143,7 +158,7 @@ def apply_folding_file(graph: DataflowGraph, path: Path) -> DataflowGraph:
                 raise UserError(f"folding file {path}: {key}.{attr} must be a positive integer, got {value!r}")
             op.set_attr(attr, value)
             explicit.add(op.name)
-    _match_neighbours([o for o in ops], skip=explicit)
+    _match_neighbours(g, ops, skip=explicit, thresholds=True)
     for op in ops:
         try:
             op.check()
@@ -152,9 +167,20 @@ def apply_folding_file(graph: DataflowGraph, path: Path) -> DataflowGraph:
     return g
 
 
+def edges(graph: DataflowGraph):
+    """(producer op, output port, consumer op, input port) for every stream between ops."""
+    ops = graph.ops()
+    prod = {t: (o, k) for o in ops for k, t in enumerate(o.stream_outputs)}
+    for o in ops:
+        for i, t in enumerate(o.stream_inputs):
+            if t in prod:
+                yield (*prod[t], o, i)
+
+
 def insert_width_converters(graph: DataflowGraph) -> DataflowGraph:
-    """Rebuild the chain with a DataWidthConverter wherever lane counts differ."""
+    """Rebuild the graph with a DataWidthConverter on every edge whose lane counts differ."""
     src = graph.ops()
+    prod = {t: (o, k) for o in src for k, t in enumerate(o.stream_outputs)}
     out = DataflowGraph.empty(graph.model.graph.name)
     for p in graph.model.metadata_props:
         out.set_meta(p.key, json.loads(p.value))
@@ -162,23 +188,33 @@ def insert_width_converters(graph: DataflowGraph) -> DataflowGraph:
         if init.name == "output_table":
             out.model.graph.initializer.append(init)
     n_dwc = 0
-    for i, op in enumerate(src):
-        if i > 0:
-            a, b = src[i - 1].out_stream(), op.in_stream()
+    for op in src:
+        inputs = []
+        for i, t in enumerate(op.stream_inputs):
+            if t not in prod:
+                inputs.append(t)
+                continue
+            p, k = prod[t]
+            a, b = p.out_stream_of(k), op.in_stream_of(i)
             if a.bits != b.bits or a.elems != b.elems:
-                raise UserError(f"stream {src[i - 1].name} -> {op.name} carries {a.elems}x{a.bits}-bit elements but {b.elems}x{b.bits} are expected")
+                raise UserError(f"stream {p.name} -> {op.name} carries {a.elems}x{a.bits}-bit elements but {b.elems}x{b.bits} are expected")
             lanes = [a.lanes]
             if a.lanes % b.lanes and b.lanes % a.lanes:
                 lanes.append(math.gcd(a.lanes, b.lanes))
             lanes.append(b.lanes)
             for la, lb in zip(lanes, lanes[1:]):
                 if la != lb:
-                    out.add_node("DataWidthConverter", f"DataWidthConverter_{n_dwc}",
-                                 {"InLanes": la, "OutLanes": lb, "ElemBits": a.bits, "Elems": a.elems}, {})
+                    dwc = out.add_node("DataWidthConverter", f"DataWidthConverter_{n_dwc}",
+                                       {"InLanes": la, "OutLanes": lb, "ElemBits": a.bits, "Elems": a.elems}, {},
+                                       inputs=[t])
+                    t = dwc.output[0]
                     n_dwc += 1
-        node = out.add_node(op.op_type, op.name, {}, {})
+            inputs.append(t)
+        node = out.add_node(op.op_type, op.name, {}, {}, inputs=inputs, outputs=len(op.stream_outputs))
+        del node.output[:]
+        node.output.extend(op.stream_outputs)
         node.attribute.extend(op.node.attribute)
-        for inp in op.node.input[1:]:
+        for inp in op.node.input[op.n_inputs:]:
             out.model.graph.initializer.append(_find_init(graph, inp))
             node.input.append(inp)
     out.finalize_io()

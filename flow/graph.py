@@ -35,7 +35,8 @@ class Stream:
 
 
 class DataflowGraph:
-    """A linear chain of hardware ops with their parameters, backed by ONNX."""
+    """A DAG of hardware ops with their parameters, backed by ONNX (nodes are kept in
+    topological order; `global_in` is the accelerator's input stream)."""
 
     def __init__(self, model: onnx.ModelProto):
         self.model = model
@@ -52,16 +53,20 @@ class DataflowGraph:
         model.ir_version = 8
         return cls(model)
 
-    def add_node(self, op_type: str, name: str, attrs: dict, inits: dict[str, np.ndarray]) -> onnx.NodeProto:
-        """Append a node after the current last node; `inits` become its weight inputs."""
+    def add_node(self, op_type: str, name: str, attrs: dict, inits: dict[str, np.ndarray],
+                 inputs: list[str] | None = None, outputs: int = 1) -> onnx.NodeProto:
+        """Append a node; its stream inputs default to the last node's first output, and
+        `inits` become its weight inputs."""
         g = self.model.graph
-        in_name = g.node[-1].output[0] if len(g.node) else "global_in"
+        if inputs is None:
+            inputs = [g.node[-1].output[0] if len(g.node) else "global_in"]
         init_names = []
         for key, arr in inits.items():
             tname = f"{name}_{key}"
             g.initializer.append(numpy_helper.from_array(np.ascontiguousarray(arr), tname))
             init_names.append(tname)
-        node = helper.make_node(op_type, [in_name, *init_names], [f"{name}_out"], name=name, domain=DOMAIN, **attrs)
+        outs = [f"{name}_out"] if outputs == 1 else [f"{name}_out{i}" for i in range(outputs)]
+        node = helper.make_node(op_type, [*inputs, *init_names], outs, name=name, domain=DOMAIN, **attrs)
         g.node.append(node)
         return g.node[-1]  # protobuf appends a copy
 
@@ -111,15 +116,35 @@ class DataflowGraph:
         entry = self.model.metadata_props.add()
         entry.key, entry.value = key, text
 
+    def consumers(self, tensor: str) -> list[onnx.NodeProto]:
+        return [n for n in self.model.graph.node if tensor in n.input]
+
+    def producer(self, tensor: str) -> onnx.NodeProto | None:
+        for n in self.model.graph.node:
+            if tensor in n.output:
+                return n
+        return None
+
+    def output_tensor(self) -> str:
+        """The one stream no node consumes."""
+        g = self.model.graph
+        used = {i for n in g.node for i in n.input}
+        outs = [o for n in g.node for o in n.output if o not in used]
+        if len(outs) != 1:
+            raise ValueError(f"the dataflow graph has {len(outs)} unconsumed streams; exactly one output is required")
+        return outs[0]
+
     def finalize_io(self) -> None:
-        """(Re)declare graph input/output from the first and last node."""
+        """(Re)declare the graph input and output streams."""
         g = self.model.graph
         ops = self.ops()
         del g.input[:]
         del g.output[:]
-        first, last = ops[0], ops[-1]
+        first = [o for o in ops if "global_in" in o.node.input][0]
+        out = self.output_tensor()
+        last = [o for o in ops if out in o.node.output][0]
         g.input.append(helper.make_tensor_value_info("global_in", onnx.TensorProto.INT64, [1, first.in_stream().elems]))
-        g.output.append(helper.make_tensor_value_info(g.node[-1].output[0], onnx.TensorProto.INT64, [1, last.out_stream().elems]))
+        g.output.append(helper.make_tensor_value_info(out, onnx.TensorProto.INT64, [1, last.out_stream().elems]))
 
     # -- persistence ----------------------------------------------------------------
     def save(self, path: Path) -> None:

@@ -49,7 +49,8 @@ casex casez class const continue default defparam do edge else end endcase endfu
 enum event final for force foreach forever fork function generate genvar if initial inout input int integer
 interface local localparam logic longint module nand negedge nor not or output package parameter posedge
 real reg repeat return shortint signed specify static string struct supply0 supply1 table task time tri type
-typedef union unique unsigned var virtual void wait while wire xnor xor""".split())
+typedef union unique unsigned var virtual void wait while wire xnor xor join join_any join_none fork
+program property sequence assert assume cover config library include inside dist""".split())
 _RESERVED |= _SV_KEYWORDS
 _NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
@@ -202,6 +203,9 @@ def render_graph(stages: list[dict], edges: list, out_dir: Path, top_name: str =
     ["stage", k] (input port k). Every stage port and the top's in/out carry exactly one
     edge (a stream fans out only through a duplicate stage), both ends of an edge have the
     same width, and the graph has no cycle. Stage names "in" and "out" are reserved.
+    Rate: at a join (add_streams) the branch with the shorter latency must be able to hold
+    the beats that wait for the other branch; give it a fifo (depth >= the latency
+    difference plus 2), else the duplicate throttles both branches.
     Returns {"top", "files" (compile order, base names), "in_bits", "out_bits", "order"}.
     """
     check_name(top_name)
@@ -376,9 +380,10 @@ def khot_fields(w, k: int, sb: int):
     return out
 
 
-def int_mvu_weight_words(w, pe: int, simd: int, mode: int, w_bits: int = 1, k: int = 1, sb: int = 1) -> list[int]:
-    """Integer MVU weight memory (int_mvu.sv): word nf*SF+sf, lane (p, s) field at
-    [(p*SIMD+s)*WB +: WB] for w[nf*PE+p, sf*SIMD+s].
+def int_mvu_weight_words(w, pe: int, simd: int, mode: int, w_bits: int = 1, k: int = 1,
+                         sb: int = 1) -> tuple[list[int], int]:
+    """Integer MVU weight memory (int_mvu.sv) -> (words, WB): word nf*SF+sf (PE*SIMD*WB bits),
+    lane (p, s) field at [(p*SIMD+s)*WB +: WB] for w[nf*PE+p, sf*SIMD+s].
 
     mode 0 (bipolar, WB=1): w in {-1,+1}, stored as 1 for +1, 0 for -1.
     mode 1 (K-hot, WB=k*(2+sb)): see `khot_fields`.
@@ -389,14 +394,14 @@ def int_mvu_weight_words(w, pe: int, simd: int, mode: int, w_bits: int = 1, k: i
     if mode == 0:
         if not np.isin(w, (-1, 1)).all():
             raise ValueError("bipolar weights must be -1 or +1")
-        return _lane_fields((w > 0).astype(np.int64), pe, simd, 1)
+        return _lane_fields((w > 0).astype(np.int64), pe, simd, 1), 1
     if mode == 1:
-        return _lane_fields(khot_fields(w, k, sb), pe, simd, k * (2 + sb))
+        return _lane_fields(khot_fields(w, k, sb), pe, simd, k * (2 + sb)), k * (2 + sb)
     if mode == 2:
         lo, hi = -(1 << (w_bits - 1)), (1 << (w_bits - 1)) - 1
         if w.min(initial=0) < lo or w.max(initial=0) > hi:
             raise ValueError(f"weights do not fit in {w_bits}-bit two's complement")
-        return _lane_fields(w & ((1 << w_bits) - 1), pe, simd, w_bits)
+        return _lane_fields(w & ((1 << w_bits) - 1), pe, simd, w_bits), w_bits
     raise ValueError(f"mode must be 0, 1 or 2, got {mode}")
 
 
@@ -405,11 +410,12 @@ def int_mvu_weight_bits(mode: int, w_bits: int = 1, k: int = 1, sb: int = 1) -> 
     return {0: 1, 1: k * (2 + sb), 2: w_bits}[mode]
 
 
-def fixed_scale_param_words(mult, bias, pe: int, mult_mode: int, mult_bits: int, bias_bits: int,
-                            k: int = 1, sb: int = 1) -> list[int]:
-    """fixed_scale.sv parameter memory: word nf, lane p at [p*LW +: LW] for channel nf*PE+p,
-    LW = MF + bias_bits; the low MF bits hold mult (mode 0: K-hot field, MF = k*(2+sb);
-    mode 1: mult_bits two's complement, MF = mult_bits), the bias (two's complement) above."""
+def fixed_scale_param_words(mult, bias, pe: int, mult_bits: int, bias_bits: int, mult_mode: int = 1,
+                            k: int = 1, sb: int = 1) -> tuple[list[int], int]:
+    """fixed_scale.sv parameter memory -> (words, word bits = PE*LW): word nf, lane p at
+    [p*LW +: LW] for channel nf*PE+p, LW = MF + bias_bits; the low MF bits hold mult
+    (MULT_MODE 0: K-hot field, MF = k*(2+sb); MULT_MODE 1: mult_bits two's complement,
+    MF = mult_bits), the bias (two's complement) above."""
     import numpy as np
 
     mult = np.asarray(mult, dtype=np.int64)
@@ -438,7 +444,7 @@ def fixed_scale_param_words(mult, bias, pe: int, mult_mode: int, mult_bits: int,
             lane = int(mfield[ch]) | ((int(bias[ch]) & ((1 << bias_bits) - 1)) << mf)
             word |= lane << (p * lw)
         words.append(word)
-    return words
+    return words, pe * lw
 
 
 def fixed_scale_lane_bits(mult_mode: int, mult_bits: int, bias_bits: int, k: int = 1, sb: int = 1) -> int:

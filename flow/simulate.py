@@ -11,25 +11,38 @@ from flow.graph import DataflowGraph
 TOP = "bnnflow_top"
 
 
+def _ops(graph: DataflowGraph, logits: bool) -> list:
+    ops = graph.ops()
+    return [o for o in ops if o.op_type != "LabelSelect"] if logits else ops
+
+
 def rtl_stages(graph: DataflowGraph, logits: bool = False) -> list[dict]:
     """The stage list handed to the RTL generator (the label select dropped for logits)."""
-    ops = graph.ops()
-    if logits:
-        ops = [o for o in ops if o.op_type != "LabelSelect"]
-    return [o.rtl_stage() for o in ops]
+    return [o.rtl_stage() for o in _ops(graph, logits)]
 
 
 def generate_rtl(graph: DataflowGraph, rtl_dir: Path, logits: bool = False) -> dict:
-    from flow.rtlgen import render_top
+    """Render the stitched top: a chain through render_top, a branching graph through render_graph."""
+    from flow.fold import edges
+    from flow.rtlgen import render_graph, render_top
 
-    return render_top(rtl_stages(graph, logits), Path(rtl_dir), TOP)
+    ops = _ops(graph, logits)
+    stages = [o.rtl_stage() for o in ops]
+    if all(len(o.stream_inputs) == 1 and len(o.stream_outputs) == 1 for o in ops):
+        return render_top(stages, Path(rtl_dir), TOP)
+    names = {o.name for o in ops}
+    links = [["in", o.name] for o in ops if "global_in" in o.stream_inputs]
+    for a, k, b, i in edges(graph):
+        if a.name in names and b.name in names:
+            links.append([[a.name, k], [b.name, i]])
+    links.append([ops[-1].name, "out"])
+    return render_graph(stages, links, Path(rtl_dir), TOP)
 
 
 def _streams(graph: DataflowGraph, logits: bool):
-    ops = graph.ops()
-    if logits:
-        ops = [o for o in ops if o.op_type != "LabelSelect"]
-    return ops[0].in_stream(), ops[-1].out_stream()
+    ops = _ops(graph, logits)
+    first = [o for o in ops if "global_in" in o.stream_inputs][0]
+    return first.in_stream(), ops[-1].out_stream()
 
 
 def design_hash(graph: DataflowGraph, logits: bool = False) -> str:

@@ -72,11 +72,23 @@ def build_model(name: str, seed: int | None = None) -> nn.Module:
     return model
 
 
-def layer_precision(model: nn.Module) -> list[dict]:
-    """One dict per quantizer / linear / normalisation layer, in forward order."""
-    from brevitas.nn import QuantIdentity, QuantLinear
+def _fixed(q) -> dict:
+    ib = [int(v) for v in q.binary_point().tolist()]
+    d = {"width": q.width, "int_bits": ib[0] if q.channels is None else ib, "signed": q.signed,
+         "rounding": q.rounding, "overflow": q.overflow}
+    if getattr(q, "k", None) is not None:
+        d["k"] = q.k
+    return d
 
-    from flow.nn import TensorNorm
+
+def layer_precision(model: nn.Module) -> list[dict]:
+    """One dict per quantizer / linear / conv / normalisation / pool / add layer, in forward order.
+
+    Brevitas layers give bit widths (``weight_bits``, ``bits``); fixed-point layers give
+    ``fixed`` = {width, int_bits (one or per channel), signed, rounding, overflow[, k]}."""
+    from brevitas.nn import QuantConv2d, QuantIdentity, QuantLinear
+
+    from flow.nn import FixedAct, FixedAdd, FixedBatchNorm, FixedConv2d, FixedLinear, TensorNorm
 
     layers = []
     for lname, m in model.named_modules():
@@ -85,14 +97,55 @@ def layer_precision(model: nn.Module) -> list[dict]:
                            "out_features": m.out_features,
                            "weight_bits": int(m.weight_quant.bit_width().item()),
                            "bias": m.bias is not None})
+        elif isinstance(m, QuantConv2d):
+            layers.append({"name": lname, "op": "conv", "in_channels": m.in_channels,
+                           "out_channels": m.out_channels, "kernel": m.kernel_size[0],
+                           "stride": m.stride[0], "weight_bits": int(m.weight_quant.bit_width().item()),
+                           "bias": m.bias is not None})
+        elif isinstance(m, FixedLinear):
+            layers.append({"name": lname, "op": "linear", "in_features": m.in_features,
+                           "out_features": m.out_features, "weight_bits": m.weight_quant.width,
+                           "weight_fixed": _fixed(m.weight_quant), "bias": False})
+        elif isinstance(m, FixedConv2d):
+            layers.append({"name": lname, "op": "conv", "in_channels": m.in_channels,
+                           "out_channels": m.out_channels, "kernel": m.kernel_size[0], "stride": m.stride[0],
+                           "weight_bits": m.weight_quant.width, "weight_fixed": _fixed(m.weight_quant),
+                           "bias": False})
         elif isinstance(m, QuantIdentity):
             layers.append({"name": lname, "op": "act_quant",
                            "bits": int(m.act_quant.bit_width().item())})
-        elif isinstance(m, nn.BatchNorm1d):
+        elif isinstance(m, FixedAct) and not lname.endswith(".quant"):
+            layers.append({"name": lname, "op": "act_quant", "bits": m.width, "fixed": _fixed(m)})
+        elif isinstance(m, FixedAdd):
+            layers.append({"name": lname, "op": "add", "bits": m.quant.width, "fixed": _fixed(m.quant)})
+        elif isinstance(m, FixedBatchNorm):
+            layers.append({"name": lname, "op": "batchnorm", "features": m.num_features,
+                           "mul_fixed": _fixed(m.mul_quant), "add_fixed": _fixed(m.add_quant)})
+        elif isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
             layers.append({"name": lname, "op": "batchnorm", "features": m.num_features})
+        elif isinstance(m, nn.MaxPool2d):
+            layers.append({"name": lname, "op": "maxpool", "kernel": m.kernel_size})
         elif isinstance(m, TensorNorm):
             layers.append({"name": lname, "op": "tensornorm"})
     return layers
+
+
+def _topology(layers: list[dict]) -> list:
+    """MLPs: the layer widths [in, h1, ..., out]; others: tokens like 64c3, mp2, r16, 512."""
+    if all(l["op"] != "conv" for l in layers):
+        lin = [l for l in layers if l["op"] == "linear"]
+        return [lin[0]["in_features"]] + [l["out_features"] for l in lin]
+    tokens: list = []
+    for l in layers:
+        if l["op"] == "conv":
+            tokens.append(f"{l['out_channels']}c{l['kernel']}")
+        elif l["op"] == "maxpool":
+            tokens.append(f"mp{l['kernel']}")
+        elif l["op"] == "add":
+            tokens.append("+")
+        elif l["op"] == "linear":
+            tokens.append(l["out_features"])
+    return tokens
 
 
 def model_info(name: str) -> dict:
@@ -100,8 +153,6 @@ def model_info(name: str) -> dict:
     entry = model_entry(name)
     model = build_model(name, seed=0)
     layers = layer_precision(model)
-    widths = [l["in_features"] for l in layers if l["op"] == "linear"]
-    widths.append([l for l in layers if l["op"] == "linear"][-1]["out_features"])
     return {
         "name": name,
         "family": entry["family"],
@@ -112,7 +163,7 @@ def model_info(name: str) -> dict:
         "precision": dict(entry["precision"]),
         "defaults": dict(entry["defaults"]),
         "params": sum(p.numel() for p in model.parameters()),
-        "topology": widths,
+        "topology": _topology(layers),
         "layers": layers,
     }
 

@@ -67,7 +67,13 @@ def fixed_range(width: int, signed: bool = True) -> tuple[int, int]:
 
 
 def _round(v: torch.Tensor, rounding: str) -> torch.Tensor:
-    """Integer rounding of float64 v, exact for every finite v."""
+    """Integer rounding of v, exact for every finite v."""
+    if rounding == "RND_CONV":
+        return torch.round(v)  # ties to even
+    if rounding == "TRN":
+        return torch.floor(v)
+    if rounding == "TRN_ZERO":
+        return torch.trunc(v)
     fl = torch.floor(v)
     fr = v - fl  # exact in IEEE arithmetic, in [0, 1)
     half = fr == 0.5
@@ -104,22 +110,29 @@ def _overflow(r: torch.Tensor, width: int, signed: bool, overflow: str) -> torch
     return w
 
 
+def _work_dtype(x: torch.Tensor) -> torch.dtype:
+    """float32 inputs are quantized in float32 (every step is exact: power-of-two scaling,
+    floor, fmod, integers below 2^24), anything else in float64."""
+    return torch.float32 if x.dtype == torch.float32 else torch.float64
+
+
 def quantize_fixed(x: torch.Tensor, width: int, int_bits, rounding: str = "RND_CONV",
                    overflow: str = "SAT", signed: bool = True) -> torch.Tensor:
     """What ap_fixed<width, int_bits, AP_<rounding>, AP_<overflow>> stores for x (see module doc).
 
     int_bits: an int, or an integer-valued tensor broadcastable to x (per-channel binary
     points). Computed exactly in float64 and returned in x's dtype (exact while the grid
-    fits the dtype's mantissa: width <= 24 for float32)."""
+    fits the dtype's mantissa: width <= 24 for float32, 53 for float64)."""
     _check_modes(rounding, overflow)
     width = int(width)
     if width < 1:
         raise ValueError("width must be at least 1")
     x = torch.as_tensor(x)
     ib = int_bits if torch.is_tensor(int_bits) else torch.tensor(float(int_bits))
+    dt = _work_dtype(x)
     with torch.no_grad():
-        step = torch.exp2(ib.detach().to(torch.float64) - width)
-        v = x.detach().to(torch.float64) / step
+        step = torch.exp2(ib.detach().to(dt) - width)
+        v = x.detach().to(dt) / step
         r = _round(v, rounding)
         m = _overflow(r, width, signed, overflow)
         q = (m * step).to(x.dtype)
@@ -300,10 +313,11 @@ class KHotQuant(FixedPointQuant):
         return super().extra_repr() + f", K={self.k}"
 
     def _quantize(self, x: torch.Tensor, ib: torch.Tensor) -> torch.Tensor:
-        levels = khot_levels(self.width, self.k, self.signed, self.overflow == "SAT_SYM")
+        dt = _work_dtype(x)
+        levels = khot_levels(self.width, self.k, self.signed, self.overflow == "SAT_SYM").to(dt)
         with torch.no_grad():
-            step = torch.exp2(ib.detach().to(torch.float64) - self.width)
-            v = x.detach().to(torch.float64) / step
+            step = torch.exp2(ib.detach().to(dt) - self.width)
+            v = x.detach().to(dt) / step
             vc = v.clamp(float(levels[0]), float(levels[-1]))
             idx = torch.searchsorted(levels, vc).clamp(1, len(levels) - 1)
             below, above = levels[idx - 1], levels[idx]

@@ -32,6 +32,7 @@ class HWOp:
     op_type: str = ""
     rtl_module: str = ""
     folding_attrs: tuple[str, ...] = ()
+    n_inputs: int = 1  # stream inputs come first in node.input, weights after them
 
     def __init__(self, node, graph):
         self.node = node
@@ -60,6 +61,21 @@ class HWOp:
 
     def param(self, key: str) -> np.ndarray:
         return self.graph.initializer(f"{self.name}_{key}")
+
+    @property
+    def stream_inputs(self) -> list[str]:
+        return list(self.node.input[: self.n_inputs])
+
+    @property
+    def stream_outputs(self) -> list[str]:
+        return list(self.node.output)
+
+    def in_stream_of(self, port: int):
+        """The stream type of input `port` (ops with one input ignore the port)."""
+        return self.in_stream()
+
+    def out_stream_of(self, port: int):
+        return self.out_stream()
 
     # -- the contract every op fulfils ------------------------------------------------
     def in_stream(self) -> Stream:

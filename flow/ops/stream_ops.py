@@ -1,0 +1,89 @@
+"""Stream plumbing for branching graphs: Duplicate (fork) and AddStreams (residual join)."""
+from __future__ import annotations
+
+import numpy as np
+
+from flow.graph import Stream
+from flow.ops.base import HWOp, register
+from flow.ops.semantics import add_streams
+
+
+@register
+class Duplicate(HWOp):
+    """One stream in, the same beats on two outputs."""
+
+    op_type = "Duplicate"
+    rtl_module = "duplicate"
+    folding_attrs = ("PE",)
+
+    def in_stream(self) -> Stream:
+        return Stream(self.attr("PE"), self.attr("ElemBits"), self.attr("NumElems"))
+
+    def out_stream(self) -> Stream:
+        return self.in_stream()
+
+    def check(self) -> None:
+        if self.attr("NumElems") % self.attr("PE"):
+            raise ValueError(f"{self.name}: PE={self.attr('PE')} does not divide {self.attr('NumElems')} elements")
+
+    def execute(self, x: np.ndarray):
+        return x, x
+
+    def cycles(self) -> int:
+        return self.in_stream().beats
+
+    def resources(self) -> dict:
+        return {"LUT": 4, "FF": 2, "BRAM": 0, "DSP": 0}
+
+    def rtl_stage(self) -> dict:
+        w = self.in_stream().width
+        return {"module": self.rtl_module, "name": self.name, "params": {"WIDTH": w},
+                "in_bits": w, "out_bits": [w, w], "memories": {}}
+
+    def describe(self) -> dict:
+        return {**super().describe(), "shape": [self.attr("NumElems")], "pe": self.attr("PE"), "simd": 1}
+
+
+@register
+class AddStreams(HWOp):
+    """Element-wise sum of two integer streams (the residual join)."""
+
+    op_type = "AddStreams"
+    rtl_module = "add_streams"
+    folding_attrs = ("PE",)
+    n_inputs = 2
+
+    def in_stream_of(self, port: int) -> Stream:
+        bits = self.attr("InBitsA") if port == 0 else self.attr("InBitsB")
+        return Stream(self.attr("PE"), bits, self.attr("NumElems"))
+
+    def in_stream(self) -> Stream:
+        return self.in_stream_of(0)
+
+    def out_stream(self) -> Stream:
+        return Stream(self.attr("PE"), self.attr("OutputBits"), self.attr("NumElems"))
+
+    def check(self) -> None:
+        if self.attr("NumElems") % self.attr("PE"):
+            raise ValueError(f"{self.name}: PE={self.attr('PE')} does not divide {self.attr('NumElems')} elements")
+
+    def execute(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return add_streams(a, b)
+
+    def cycles(self) -> int:
+        return self.out_stream().beats
+
+    def resources(self) -> dict:
+        pe, ob = self.attr("PE"), self.attr("OutputBits")
+        return {"LUT": pe * ob + 4, "FF": pe * ob + 4, "BRAM": 0, "DSP": 0}
+
+    def rtl_stage(self) -> dict:
+        pe = self.attr("PE")
+        return {"module": self.rtl_module, "name": self.name,
+                "params": {"PE": pe, "A_BITS": self.attr("InBitsA"), "B_BITS": self.attr("InBitsB"),
+                           "SIGNED": self.attr("Signed"), "OUT_BITS": self.attr("OutputBits")},
+                "in_bits": [self.in_stream_of(0).width, self.in_stream_of(1).width],
+                "out_bits": self.out_stream().width, "memories": {}}
+
+    def describe(self) -> dict:
+        return {**super().describe(), "shape": [self.attr("NumElems")], "pe": self.attr("PE"), "simd": 1}
