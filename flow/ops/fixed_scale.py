@@ -51,21 +51,37 @@ class FixedScale(HWOp):
     def resources(self) -> dict:
         pe, ib = self.attr("PE"), self.attr("InputBits")
         mb, bb = self._widths()
-        return {"LUT": pe * (ib + mb + bb) + 16, "FF": pe * self.attr("OutputBits") + 16, "BRAM": 0, "DSP": 0}
+        mode, k, _sb = self.mult_terms()
+        dsp = pe if mode == 1 else 0
+        return {"LUT": pe * (k * ib + bb) + 16, "FF": pe * self.attr("OutputBits") + 16, "BRAM": 0, "DSP": dsp}
+
+    def mult_terms(self) -> tuple[int, int, int]:
+        """(MULT_MODE, K, SB): shift-add when every multiplier has at most 2 power-of-two terms."""
+        from flow.ops.semantics import khot_terms
+
+        m = self.param("mult")
+        for k in (1, 2):
+            try:
+                terms = khot_terms(m, k)
+            except ValueError:
+                continue
+            return 0, k, max(1, int(terms[..., 1].max()).bit_length())
+        return 1, 1, 1
 
     def rtl_stage(self) -> dict:
         from flow.rtlgen import fixed_scale_param_words
 
         pe, c = self.attr("PE"), self.attr("NumChannels")
         mb, bb = self._widths()
-        words, word_bits = fixed_scale_param_words(self.param("mult"), self.param("bias"), pe, mb, bb)
+        mode, k, sb = self.mult_terms()
+        words, word_bits = fixed_scale_param_words(self.param("mult"), self.param("bias"), pe, mb, bb, mode, k, sb)
         return {
             "module": self.rtl_module,
             "name": self.name,
             "params": {"C": c, "PE": pe, "IN_BITS": self.attr("InputBits"), "IN_SIGNED": self.attr("InputSigned"),
                        "MULT_BITS": mb, "BIAS_BITS": bb, "SHIFT": self.attr("Shift"),
                        "OUT_BITS": self.attr("OutputBits"), "OUT_SIGNED": self.attr("OutputSigned"),
-                       "ROUND": self.attr("Rounding"), "MULT_MODE": 0},
+                       "ROUND": self.attr("Rounding"), "MULT_MODE": mode, "K": k, "SB": sb},
             "in_bits": self.in_stream().width,
             "out_bits": self.out_stream().width,
             "memories": {"PARAMS_FILE": {"word_bits": word_bits, "words": words}},
