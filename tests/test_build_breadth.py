@@ -1,0 +1,62 @@
+"""Multi-bit and convolutional networks through the whole flow: the RTL simulation of
+the generated design equals the numpy reference and PyTorch, and its measured cycles per
+frame equal the estimate."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from _models import export, randomize_norms
+from flow.cli import main
+
+pytestmark = pytest.mark.sim
+
+
+def _brevitas(name, seed):
+    from brevitas_examples.bnn_pynq.models import model_with_cfg
+
+    torch.manual_seed(seed)
+    model, _ = model_with_cfg(name, pretrained=False)
+    return randomize_norms(model, seed + 1)
+
+
+def _build_and_check(tmp_path, name, shape, target, images):
+    model = _brevitas(name, seed=3)
+    path = export(model, tmp_path / f"{name}.onnx", shape)
+    out = tmp_path / "out"
+    assert main(["build", str(path), "--out", str(out), "--quiet", "--target-cycles", str(target),
+                 "--verify-images", str(images)]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["verification"]["rtlsim"] == {**report["verification"]["rtlsim"], "mismatches": 0,
+                                                 "images": images}
+    est, meas = report["estimated_cycles_per_frame"], report["measured_cycles_per_frame"]
+    assert abs(meas - est) <= 0.02 * est
+    rng = np.random.default_rng(5)
+    x = rng.integers(0, 256, (images, *shape), dtype=np.uint8)
+    np.save(tmp_path / "x.npy", x)
+    assert main(["run", str(out), "--input", str(tmp_path / "x.npy"), "--engine", "rtlsim",
+                 "--output", str(tmp_path / "y.npy")]) == 0
+    with torch.no_grad():
+        want = model(torch.from_numpy(x).float() / 255.0).numpy().argmax(axis=1)
+    assert np.array_equal(np.load(tmp_path / "y.npy"), want)
+    return report
+
+
+def test_tfc_w2a2_rtl(tmp_path):
+    report = _build_and_check(tmp_path, "tfc_2w2a", (1, 28, 28), 512, 60)
+    ops = {l["op"] for l in report["layers"]}
+    assert {"IntMVU", "FixedScale"} <= ops and report["resources"]["DSP"] == 0
+
+
+@pytest.mark.slow
+def test_cnv_w1a1_rtl(tmp_path):
+    report = _build_and_check(tmp_path, "cnv_1w1a", (3, 32, 32), 32768, 20)
+    assert report["measured_cycles_per_frame"] == 32768
+
+
+@pytest.mark.slow
+def test_cnv_w2a2_rtl(tmp_path):
+    _build_and_check(tmp_path, "cnv_2w2a", (3, 32, 32), 32768, 10)
