@@ -60,7 +60,17 @@ def fold_for_target(graph: DataflowGraph, target_cycles: int) -> DataflowGraph:
             pe, simd = mvu_folding(op.attr("MW"), op.attr("MH"), target_cycles, op.vectors(), choices)
             op.set_attr("PE", pe)
             op.set_attr("SIMD", simd)
+    _fold_elementwise(g, ops, target_cycles)
+    _match_neighbours(g, ops)
+    return g
+
+
+def _fold_elementwise(g: DataflowGraph, ops, target_cycles: int, skip=frozenset()) -> None:
+    """Lanes of the ops between MVUs: as few as meet the target, preferring a neighbour's."""
+    prev_of, next_of = _neighbours(g, ops)
     for op in ops:
+        if op.name in skip:
+            continue
         nxt, prev = next_of.get(op.name), prev_of.get(op.name)
         if op.op_type == "SlidingWindow" and nxt is not None:
             op.set_attr("SIMD", nxt.attr("SIMD"))
@@ -76,8 +86,6 @@ def fold_for_target(graph: DataflowGraph, target_cycles: int) -> DataflowGraph:
         elif op.op_type in ("Duplicate", "AddStreams"):
             n = op.attr("NumElems")
             op.set_attr("PE", _smallest_lanes(n, 1, target_cycles, prev.out_stream().lanes if prev else None))
-    _match_neighbours(g, ops)
-    return g
 
 
 def _neighbours(g: DataflowGraph, ops):
@@ -159,6 +167,8 @@ def apply_folding_file(graph: DataflowGraph, path: Path) -> DataflowGraph:
             op.set_attr(attr, value)
             explicit.add(op.name)
     _match_neighbours(g, ops, skip=explicit, thresholds=True)
+    _fold_elementwise(g, ops, max(o.cycles() for o in ops if o.op_type in MVU_TYPES), skip=explicit)
+    _match_neighbours(g, ops, skip=explicit)
     for op in ops:
         try:
             op.check()

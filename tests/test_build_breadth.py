@@ -60,3 +60,31 @@ def test_cnv_w1a1_rtl(tmp_path):
 @pytest.mark.slow
 def test_cnv_w2a2_rtl(tmp_path):
     _build_and_check(tmp_path, "cnv_2w2a", (3, 32, 32), 32768, 10)
+
+
+DATA = __import__("pathlib").Path(__file__).parent / "data"
+
+
+def test_finn_tfc_folding_gives_finn_throughput(tmp_path):
+    """FINN's BNN-PYNQ folding for TFC-w1a1 (64 cycles/frame, 1.56 M frames/s at 100 MHz)."""
+    path = export(_brevitas("tfc_1w1a", seed=9), tmp_path / "tfc.onnx")
+    out = tmp_path / "out"
+    assert main(["build", str(path), "--out", str(out), "--quiet", "--folding",
+                 str(DATA / "finn_tfc_w1a1_folding.json"), "--verify-images", "200"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["verification"]["rtlsim"]["mismatches"] == 0
+    mvus = [l for l in report["layers"] if l["op"] == "BinaryMVU"]
+    assert [(l["pe"], l["simd"]) for l in mvus] == [(16, 49), (8, 8), (8, 8), (10, 8)]
+    assert abs(report["measured_cycles_per_frame"] - 64) <= 0.02 * 64
+
+
+@pytest.mark.slow
+def test_finn_cnv_folding_gives_finn_throughput(tmp_path):
+    """FINN's folding for CNV-w1a1: 32,768 cycles/frame (3,052 frames/s at 100 MHz)."""
+    path = export(_brevitas("cnv_1w1a", seed=9), tmp_path / "cnv.onnx", (3, 32, 32))
+    out = tmp_path / "out"
+    assert main(["build", str(path), "--out", str(out), "--quiet", "--folding",
+                 str(DATA / "finn_cnv_w1a1_folding.json"), "--verify-images", "8"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["verification"]["rtlsim"]["mismatches"] == 0
+    assert abs(report["measured_cycles_per_frame"] - 32768) <= 0.02 * 32768
