@@ -16,7 +16,7 @@ def divisors(n: int) -> list[int]:
 
 
 MVU_TYPES = ("BinaryMVU", "IntMVU")
-ELEMENTWISE = {"Thresholding": "NumChannels", "MaxPool": "C", "FixedScale": "NumChannels"}
+ELEMENTWISE = {"Thresholding": "NumChannels", "MaxPool": "C", "FixedScale": "NumChannels", "GlobalAccPool": "C"}
 
 
 def mvu_folding(mw: int, mh: int, target: int, vectors: int = 1, simd_choices=None) -> tuple[int, int]:

@@ -42,7 +42,7 @@ def _entry(k):
         "dataset": "mnist",
         "num_classes": 10,
         "precision": {"input": "fx8", "weights": weights, "activations": "ufx4"},
-        "defaults": {"epochs": 30, "lr": 0.005, "batch_size": 100, "weight_decay": 0.0, "shift": 1},
+        "defaults": {"epochs": 10, "lr": 0.005, "batch_size": 100, "weight_decay": 0.0, "shift": 1},
         "description": (f"784-256-256-10 MLP, K-hot weights (<= {k} shift-adds per weight, 8-bit grid), "
                         "ap_fixed BatchNorm, ap_ufixed<4,I> activations") if k else
                        "784-256-256-10 MLP, ap_fixed<8,I> weights, ap_fixed BatchNorm, ap_ufixed<4,I> activations",

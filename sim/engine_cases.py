@@ -90,7 +90,7 @@ def make_case(engine: str, p: dict, seed: int, frames: int) -> Case:
                     c // pe, c // pe, c // pe, mems)
     if engine == "label_select":
         lab, pe, ib = p["L"], p["PE"], p["IN_BITS"]
-        v = rng.integers(0, 4, size=(frames, lab))          # few values: many ties
+        v = rng.integers(0, min(4, 1 << ib), size=(frames, lab))   # few values: many ties
         v[::3] = rng.integers(0, 1 << ib, size=v[::3].shape)
         v[1::7] = v[1::7, :1]                                # all equal -> index 0
         k = p.get("K", 1)
@@ -155,9 +155,9 @@ def _case_int_mvu(p, rng, frames):
         w = _rand_khot(rng, p["K"], p["SB"], (mh, mw))
     else:
         w = _rand_int(rng, p["W_BITS"], True, (mh, mw))
-    wb = int_mvu_weight_bits(mode, p["W_BITS"], p["K"], p["SB"])
-    mems = {p["WEIGHTS_FILE"]: mem_text(int_mvu_weight_words(w, pe, simd, mode, p["W_BITS"], p["K"], p["SB"]),
-                                        pe * simd * wb)}
+    words, wb = int_mvu_weight_words(w, pe, simd, mode, p["W_BITS"], p["K"], p["SB"])
+    assert wb == int_mvu_weight_bits(mode, p["W_BITS"], p["K"], p["SB"])
+    mems = {p["WEIGHTS_FILE"]: mem_text(words, pe * simd * wb)}
     thr = None
     if p["USE_THRESH"]:
         acc = semantics.int_mvu(x, w)
@@ -227,9 +227,12 @@ def _case_fixed_scale(p, rng, frames):
         mult = _rand_int(rng, p["MULT_BITS"], True, (c,))
     bias = _rand_int(rng, p["BIAS_BITS"], True, (c,))
     y = semantics.fixed_scale(x, mult, bias, p["SHIFT"], p["OUT_BITS"], bool(p["OUT_SIGNED"]),
-                              "half_up" if p["ROUND"] else "floor")
-    words = fixed_scale_param_words(mult, bias, pe, p["MULT_MODE"], p["MULT_BITS"], p["BIAS_BITS"], p["K"], p["SB"])
+                              # semantics.fixed_scale rejects "half_up" with shift 0 (same as floor there)
+                              "half_up" if p["ROUND"] and p["SHIFT"] > 0 else "floor")
+    words, word_bits = fixed_scale_param_words(mult, bias, pe, p["MULT_BITS"], p["BIAS_BITS"], p["MULT_MODE"],
+                                               p["K"], p["SB"])
     lw = fixed_scale_lane_bits(p["MULT_MODE"], p["MULT_BITS"], p["BIAS_BITS"], p["K"], p["SB"])
+    assert word_bits == pe * lw
     return _single(_ints(pack_beats(x, pe, ib)), _ints(pack_beats(y, pe, p["OUT_BITS"])), c // pe, c // pe, c // pe,
                    {p["PARAMS_FILE"]: mem_text(words, pe * lw)})
 

@@ -115,7 +115,7 @@ STRATEGIES = {
 
 @pytest.mark.parametrize("engine", sorted(STRATEGIES))
 def test_random_configurations(engine, tmp_path_factory):
-    @settings(max_examples=BATCHES, deadline=None, database=None, phases=[Phase.generate],
+    @settings(max_examples=BATCHES, deadline=None, database=None, phases=[Phase.generate], derandomize=True,
               suppress_health_check=list(HealthCheck))
     @given(batch=st.lists(STRATEGIES[engine], min_size=PER_BATCH, max_size=PER_BATCH),
            seed=st.integers(0, 10_000))

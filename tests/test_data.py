@@ -96,3 +96,60 @@ def test_train_val_split_is_stratified_deterministic_and_disjoint():
     assert np.array_equal(np.bincount(vy), [50] * 10)
     flat_t = {bytes(i) for i in tx.reshape(len(tx), -1)}
     assert not any(bytes(i) in flat_t for i in vx.reshape(len(vx), -1)[:50])
+
+
+# --- CIFAR-10 python batches -----------------------------------------------------------------
+
+import pickle  # noqa: E402
+
+
+def _write_cifar(tmp_path, n=20, seed=0, protocol=2):
+    rng = np.random.default_rng(seed)
+    data = rng.integers(0, 256, (n, 3072), dtype=np.uint8)
+    labels = rng.integers(0, 10, n).tolist()
+    for name in ("data_batch_1", "data_batch_2", "test_batch"):
+        obj = {b"batch_label": b"x", b"labels": labels, b"data": data, b"filenames": [b"a.png"] * n}
+        (tmp_path / name).write_bytes(pickle.dumps(obj, protocol=protocol))
+    return data, labels
+
+
+@pytest.mark.parametrize("protocol", [2, 4, 5])
+def test_cifar_directory_loader(tmp_path, protocol):
+    data, labels = _write_cifar(tmp_path, protocol=protocol)
+    x, y = load_dataset(str(tmp_path), split="train")
+    assert x.shape == (40, 3, 32, 32) and x.dtype == np.uint8 and y.dtype == np.int64
+    assert np.array_equal(x[:20].reshape(20, -1), data) and y[:20].tolist() == labels
+    xt, yt = load_dataset(str(tmp_path), split="test")
+    assert xt.shape == (20, 3, 32, 32)
+    assert np.array_equal(xt[0, 1], data[0, 1024:2048].reshape(32, 32))  # channel-major rows
+
+
+def test_cifar_loader_refuses_code_in_pickles(tmp_path):
+    class Evil:
+        def __reduce__(self):
+            import os
+
+            return (os.system, ("echo pwned > " + str(tmp_path / "pwned"),))
+
+    (tmp_path / "test_batch").write_bytes(pickle.dumps({b"data": Evil(), b"labels": [0]}, protocol=2))
+    with pytest.raises(UserError, match="not a CIFAR-10 python batch .*not allowed"):
+        load_dataset(str(tmp_path), split="test")
+    assert not (tmp_path / "pwned").exists()
+    (tmp_path / "test_batch").write_bytes(pickle.dumps({b"data": np.zeros((2, 3072), object), b"labels": [0, 1]}))
+    with pytest.raises(UserError, match="not a CIFAR-10 python batch"):
+        load_dataset(str(tmp_path), split="test")
+
+
+def test_cifar10_without_torchvision_is_one_sentence(monkeypatch):
+    import builtins
+
+    real = builtins.__import__
+
+    def fake(name, *a, **k):
+        if name.startswith("torchvision"):
+            raise ImportError(name)
+        return real(name, *a, **k)
+
+    monkeypatch.setattr(builtins, "__import__", fake)
+    with pytest.raises(UserError, match="needs torchvision"):
+        load_dataset("cifar10")

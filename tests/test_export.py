@@ -72,3 +72,64 @@ def test_mismatch_raises_and_writes_nothing(tmp_path, monkeypatch):
 def test_export_checkpoint_by_zoo_name(tmp_path):
     out = export_checkpoint("tfc-w1a1", tmp_path / "sub" / "m.onnx", check_images=4)
     assert out.is_file()
+
+
+# --- every zoo model ------------------------------------------------------------------------
+
+from flow.zoo import list_models, model_entry  # noqa: E402
+
+
+def _trained_like(name, seed=0):
+    """A zoo model with randomised norms and a few training-mode batches (binary points set)."""
+    model = build_model(name, seed=seed)
+    shape = model_entry(name)["input_shape"]
+    g = torch.Generator().manual_seed(seed)
+    model.train()
+    with torch.no_grad():
+        for _ in range(2):
+            model(torch.rand(8, *shape, generator=g))
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            n = m.num_features
+            m.running_mean.data = torch.randn(n, generator=g) * 3
+            m.running_var.data = torch.rand(n, generator=g) * 20 + 1
+    return _randomise(model, seed + 1)
+
+
+def _check_zoo_export(name, tmp_path, n_images):
+    model = _trained_like(name)
+    shape = (1, *model_entry(name)["input_shape"])
+    path = export_qonnx(model, tmp_path / f"{name}.onnx", input_shape=shape, check_images=0)
+    result = compare(model, ModelWrapper(str(path)), random_images(n_images, shape, seed=7))
+    assert result["top1_mismatches"] == 0 and result["logit_mismatches"] == 0, name
+    return ModelWrapper(str(path))
+
+
+@pytest.mark.parametrize("name", ["tfc-w2a2", "khot-mlp", "qfx-resnet", "cnv-w1a2"])
+def test_zoo_models_export_and_match_qonnx(tmp_path, name):
+    _check_zoo_export(name, tmp_path, 12)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list_models())
+def test_every_zoo_model_matches_qonnx_on_200_inputs(tmp_path, name):
+    _check_zoo_export(name, tmp_path, 200)
+
+
+def test_fixed_point_export_forms(tmp_path):
+    """khot-mlp: weights, BatchNorm constants and activations as Quant with power-of-two scales."""
+    mw = _check_zoo_export("khot-mlp", tmp_path, 2)
+    from flow.ops.semantics import khot_terms
+
+    ops = [n.op_type for n in mw.graph.node]
+    assert ops.count("Gemm") == 3 and ops.count("Quant") == 3 + 4 + 3  # weights, BN mul/add, acts + input
+    assert "BatchNormalization" not in ops
+    for q in mw.get_nodes_by_op_type("Quant"):
+        scale = mw.get_initializer(q.input[1])
+        assert np.array_equal(np.exp2(np.round(np.log2(scale))), scale)  # powers of two
+        assert float(mw.get_initializer(q.input[2])) == 0.0
+        w = mw.get_initializer(q.input[0])
+        if w is not None and w.ndim == 2 and w.shape[0] in (256, 10):  # a weight matrix
+            ints = np.round(w / scale).astype(np.int64)
+            assert np.array_equal(ints * scale, w)
+            khot_terms(ints, 2)  # at most 2 terms each, or it raises

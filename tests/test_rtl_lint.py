@@ -1,4 +1,6 @@
-"""Lint every engine with `verilator --lint-only -Wall` and synthesise bnn_mvu with yosys."""
+"""Lint every engine with `verilator --lint-only -Wall` and synthesise bnn_mvu with yosys;
+the slow tier synthesises every engine for xcup, xc7 and ECP5 (benchmarks/bench_synth.py's
+parameter sets) and requires 0 DSP for the binary, add/subtract and shift-add engines."""
 from __future__ import annotations
 
 import json
@@ -29,6 +31,34 @@ LINT_CASES = [
     ("dwc", {"IN_ELEMS": 4, "OUT_ELEMS": 4, "ELEM_BITS": 2}),
     ("fifo", {"DEPTH": 1, "WIDTH": 1}),
     ("fifo", {"DEPTH": 17, "WIDTH": 130}),
+    ("fifo", {"DEPTH": 1, "WIDTH": 3, "SYNC_READ": 1}),
+    ("fifo", {"DEPTH": 512, "WIDTH": 64, "SYNC_READ": 1}),
+    ("bnn_mvu", {"MW": 64, "MH": 2, "SIMD": 64, "PE": 1, "OUT_BITS": 7}),
+    ("bnn_mvu", {"MW": 2, "MH": 2, "SIMD": 2, "PE": 1, "OUT_BITS": 2}),
+    ("int_mvu", {}),
+    ("int_mvu", {"W_MODE": 1, "K": 3, "SB": 2, "IN_SIGNED": 0}),
+    ("int_mvu", {"W_MODE": 2, "W_BITS": 3, "USE_THRESH": 1, "T": 3, "TB": 13, "OUT_BITS": 2}),
+    ("int_mvu", {"MW": 5, "MH": 3, "SIMD": 1, "PE": 1, "IN_BITS": 1, "ACC_BITS": 4, "OUT_BITS": 4}),
+    ("sliding_window", {}),
+    ("sliding_window", {"IFM_H": 32, "IFM_W": 32, "C": 64, "K": 3, "STRIDE": 2, "PAD": 0, "SIMD": 16,
+                        "ELEM_BITS": 1}),
+    ("sliding_window", {"IFM_H": 1, "IFM_W": 1, "C": 1, "K": 1, "STRIDE": 1, "PAD": 0, "SIMD": 1}),
+    ("maxpool", {}),
+    ("maxpool", {"H": 7, "W": 5, "C": 6, "K": 3, "STRIDE": 1, "PE": 3, "ELEM_BITS": 1}),
+    ("maxpool", {"H": 2, "W": 2, "C": 1, "K": 2, "STRIDE": 2, "PE": 1, "ELEM_BITS": 5, "SIGNED": 1}),
+    ("global_acc_pool", {}),
+    ("global_acc_pool", {"H": 1, "W": 1, "C": 1, "PE": 1, "IN_BITS": 1, "OUT_BITS": 1}),
+    ("global_acc_pool", {"H": 8, "W": 8, "C": 64, "PE": 8, "IN_BITS": 4, "IN_SIGNED": 1, "OUT_BITS": 11}),
+    ("label_select", {"L": 100, "PE": 4, "IN_BITS": 8, "OUT_BITS": 7, "K": 5}),
+    ("label_select", {"L": 3, "PE": 3, "IN_BITS": 1, "OUT_BITS": 2, "K": 3}),
+    ("duplicate", {}),
+    ("duplicate", {"WIDTH": 1}),
+    ("add_streams", {}),
+    ("add_streams", {"PE": 1, "A_BITS": 1, "B_BITS": 7, "SIGNED": 0, "OUT_BITS": 8}),
+    ("fixed_scale", {}),
+    ("fixed_scale", {"MULT_MODE": 0, "K": 3, "SB": 2, "ROUND": 1, "OUT_SIGNED": 0, "SHIFT": 0}),
+    ("fixed_scale", {"C": 1, "PE": 1, "IN_BITS": 1, "IN_SIGNED": 0, "MULT_BITS": 2, "BIAS_BITS": 2, "SHIFT": 6,
+                     "OUT_BITS": 1, "ROUND": 1}),
 ]
 
 
@@ -67,3 +97,22 @@ def test_mvu_synthesises_without_dsp(tmp_path, synth):
     cells = _yosys_stat(tmp_path, "bnn_mvu", params, synth, mems)
     assert not any("DSP" in c or "MULT" in c for c in cells), cells
     assert any(c.startswith("LUT") for c in cells), cells
+
+
+def test_every_engine_is_linted():
+    assert {m for m, _ in LINT_CASES} == set(ENGINE_SOURCES)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("target", ["xcup", "xc7", "ecp5"])
+def test_engines_synthesise(target):
+    import sys
+
+    sys.path.insert(0, str(RTL.parent / "benchmarks"))
+    from bench_synth import NO_DSP, classify, engine_configs, synth
+
+    for label, module, params, mems in engine_configs():
+        cells = classify(synth(module, params, target, mems))
+        assert cells["LUT"] + cells["FF"] > 0, (label, cells)
+        if label in NO_DSP:
+            assert cells["DSP"] == 0, f"{label} maps to {cells['DSP']} DSP on {target}"

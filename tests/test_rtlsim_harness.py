@@ -97,3 +97,68 @@ def test_pack_roundtrip():
         beats = pack_beats(v, lanes, eb)
         assert beats.shape == (20, -(-lanes * eb // 8))
         np.testing.assert_array_equal(unpack_beats(beats, lanes, eb, signed).reshape(5, -1), v)
+
+
+# ---------------------------------------------------------------- DAG (render_graph)
+def _residual_design(rng, c=8, pe=2, ib=5):
+    """in -> duplicate -> (fixed_scale | fifo) -> add_streams -> out: y = scale(x) + x."""
+    from flow.rtlgen import fixed_scale_param_words
+
+    mult = rng.integers(-8, 8, size=c)
+    bias = rng.integers(-20, 20, size=c)
+    words, wbits = fixed_scale_param_words(mult, bias, pe, 5, 6, mult_mode=1)
+    ob = 6
+    stages = [
+        {"module": "duplicate", "name": "split", "in_bits": pe * ib, "out_bits": [pe * ib, pe * ib],
+         "params": {"WIDTH": pe * ib}},
+        {"module": "fixed_scale", "name": "scale", "in_bits": pe * ib, "out_bits": pe * ob,
+         "params": {"C": c, "PE": pe, "IN_BITS": ib, "IN_SIGNED": 1, "MULT_BITS": 5, "BIAS_BITS": 6, "SHIFT": 2,
+                    "OUT_BITS": ob, "OUT_SIGNED": 1, "ROUND": 1, "MULT_MODE": 1},
+         "memories": {"PARAMS_FILE": {"word_bits": wbits, "words": words}}},
+        {"module": "fifo", "name": "skip", "in_bits": pe * ib, "out_bits": pe * ib,
+         # latency 1 < the scale path's 2: the skip branch buffers, both stream at full rate
+         "params": {"DEPTH": 4, "WIDTH": pe * ib, "SYNC_READ": 0}},
+        {"module": "add_streams", "name": "merge", "in_bits": [pe * ob, pe * ib], "out_bits": pe * (ob + 1),
+         "params": {"PE": pe, "A_BITS": ob, "B_BITS": ib, "SIGNED": 1, "OUT_BITS": ob + 1}},
+    ]
+    edges = [["in", "split"], [["split", 0], "scale"], [["split", 1], "skip"], ["scale", ["merge", 0]],
+             ["skip", ["merge", 1]], ["merge", "out"]]
+    return stages, edges, mult, bias
+
+
+def test_graph_residual_matches_semantics(tmp_path):
+    from flow.rtlgen import render_graph
+
+    rng = np.random.default_rng(5)
+    c, pe, ib = 8, 2, 5
+    stages, edges, mult, bias = _residual_design(rng, c, pe, ib)
+    info = render_graph(stages, edges, tmp_path / "rtl", "residual_top")
+    assert info["order"][0] == "split" and info["order"][-1] == "merge"
+    sim = RTLSim(tmp_path / "rtl", info["top"], info["in_bits"], info["out_bits"], out_beats_per_frame=c // pe,
+                 in_beats_per_frame=c // pe, cache_dir=tmp_path / "cache", files=info["files"])
+    x = rng.integers(-16, 16, size=(300, c))
+    expected = semantics.add_streams(semantics.fixed_scale(x, mult, bias, 2, 6, True, "half_up"), x)
+    for stall_seed in (None, 4):
+        out, stats = sim.run(pack_beats(x, pe, ib), stall_seed=stall_seed)
+        np.testing.assert_array_equal(unpack_beats(out, pe, 7, signed=True).reshape(300, c), expected)
+        if stall_seed is None:
+            assert abs(stats["cycles_per_frame"] - c // pe) <= 0.02 * (c // pe)
+
+
+def test_graph_rejects_bad_edges(tmp_path):
+    from flow.rtlgen import render_graph
+
+    stages, edges, _, _ = _residual_design(np.random.default_rng(0))
+    bad_width = [dict(stages[0]), dict(stages[1]), dict(stages[2]), dict(stages[3], in_bits=[12, 9])]
+    cases = [
+        (stages, edges[:-1]),                                             # merge output unconnected
+        (stages, edges + [["in", "skip"]]),                               # input driven twice
+        (stages, [["in", "split"], [["split", 0], "scale"], [["split", 0], "skip"], *edges[3:]]),  # fan-out
+        (bad_width, edges),                                               # width mismatch
+        (stages, [*edges[:5], [["merge", 1], "out"]]),                     # no such port
+        (stages, [["in", "split"], [["split", 0], "scale"], [["split", 1], ["merge", 1]], ["scale", ["merge", 0]],
+                  ["merge", "skip"], ["skip", "out"]]),                    # width mismatch merge -> skip
+    ]
+    for st, ed in cases:
+        with pytest.raises(ValueError):
+            render_graph(st, ed, tmp_path)

@@ -72,3 +72,20 @@ def test_test_data_is_evaluated_on_best_checkpoint(tmp_path, small):
 def test_wrong_image_shape_is_a_user_error(tmp_path):
     with pytest.raises(UserError, match="takes"):
         train("tfc-w1a1", data="digits", out_dir=tmp_path, epochs=1, progress=False)
+
+
+def test_fixed_point_and_conv_families_train_deterministically(tmp_path, small):
+    x, y = small
+    runs = [train("khot-mlp", data=(x[:100], y[:100]), out_dir=tmp_path / f"k{i}", epochs=1, batch_size=50,
+                  progress=False) for i in range(2)]
+    a = torch.load(tmp_path / "k0" / "last.pt", weights_only=True)["state_dict"]
+    b = torch.load(tmp_path / "k1" / "last.pt", weights_only=True)["state_dict"]
+    assert _same(a, b) and runs[0]["history"] == [dict(r, seconds=r["seconds"]) for r in runs[0]["history"]]
+    model, _ = load_checkpoint(tmp_path / "k0" / "best.pt")
+    assert all(bool(m.initialized) for m in model.modules() if hasattr(m, "initialized"))
+    rng = np.random.default_rng(0)
+    cx = rng.integers(0, 256, (30, 3, 32, 32), dtype=np.uint8)
+    cy = np.arange(30) % 10
+    m = train("cnv-w1a1", data=(cx, cy), out_dir=tmp_path / "cnv", epochs=1, batch_size=10, progress=False)
+    assert m["hparams"]["flip"] is True and m["hparams"]["shift"] == 4
+    load_checkpoint(tmp_path / "cnv" / "best.pt")

@@ -66,3 +66,34 @@ def test_pretrained_model_without_cache_and_no_training(tmp_path, monkeypatch):
     monkeypatch.setenv("BNNFLOW_CACHE", str(tmp_path))
     with pytest.raises(UserError, match="bnnflow train tfc-w1a1"):
         zoo.pretrained_model("tfc-w1a1", train_if_missing=False)
+
+
+def test_zoo_has_bnn_pynq_variants_and_fixed_point_models():
+    names = set(zoo.list_models())
+    assert {f"{t}-{p}" for t in ("tfc", "sfc", "cnv") for p in ("w1a1", "w1a2", "w2a2")} <= names
+    assert {"lfc-w1a1", "lfc-w1a2", "qfx-resnet", "khot-mlp"} <= names
+    assert "lfc-w2a2" not in names  # BNN-PYNQ has none
+
+
+def test_model_info_widths_and_precision_of_new_families():
+    sfc, lfc = zoo.model_info("sfc-w1a2"), zoo.model_info("lfc-w1a1")
+    assert sfc["topology"] == [784, 256, 256, 256, 10] and lfc["topology"] == [784, 1024, 1024, 1024, 10]
+    assert sfc["precision"] == {"input": 2, "weights": 1, "activations": 2}
+    cnv = zoo.model_info("cnv-w2a2")
+    assert cnv["input_shape"] == (3, 32, 32) and cnv["dataset"] == "cifar10"
+    assert cnv["topology"] == ["64c3", "64c3", "mp2", "128c3", "128c3", "mp2", "256c3", "256c3", 512, 512, 10]
+    convs = [l for l in cnv["layers"] if l["op"] == "conv"]
+    assert [c["out_channels"] for c in convs] == [64, 64, 128, 128, 256, 256]
+    assert all(c["weight_bits"] == 2 for c in convs)
+    res = zoo.model_info("qfx-resnet")
+    ops = [l["op"] for l in res["layers"]]
+    assert ops.count("add") == 2 and ops.count("conv") == 3 and ops.count("maxpool") == 2
+    bn = [l for l in res["layers"] if l["op"] == "batchnorm"][0]
+    assert bn["mul_fixed"]["width"] == 8 and len(bn["mul_fixed"]["int_bits"]) == 16
+    kh = zoo.model_info("khot-mlp")
+    lin = [l for l in kh["layers"] if l["op"] == "linear"]
+    assert all(l["weight_fixed"]["k"] == 2 and l["weight_fixed"]["width"] == 8 for l in lin)
+    assert kh["topology"] == [784, 256, 256, 10]
+    for name in zoo.list_models():
+        info = zoo.model_info(name)
+        assert info["params"] > 0 and {"input", "weights", "activations"} <= set(info["precision"])

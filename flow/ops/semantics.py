@@ -136,10 +136,10 @@ def fixed_scale(x: np.ndarray, mult: np.ndarray, bias: np.ndarray, shift: int, o
     "half_up" (ap_fixed RND: add 2**(shift-1) before the shift); saturation to out_bits.
     """
     acc = np.asarray(x, dtype=np.int64) * np.asarray(mult, dtype=np.int64) + np.asarray(bias, dtype=np.int64)
+    if rounding not in ("floor", "half_up"):
+        raise ValueError(f"rounding must be 'floor' or 'half_up', got {rounding!r}")
     if rounding == "half_up" and shift > 0:
         acc = acc + (1 << (shift - 1))
-    elif rounding != "floor":
-        raise ValueError(f"rounding must be 'floor' or 'half_up', got {rounding!r}")
     y = acc >> shift  # arithmetic shift = floor division by 2**shift
     lo, hi = (-(1 << (out_bits - 1)), (1 << (out_bits - 1)) - 1) if out_signed else (0, (1 << out_bits) - 1)
     return np.clip(y, lo, hi)

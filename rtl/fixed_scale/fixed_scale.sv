@@ -81,22 +81,28 @@ module fixed_scale #(
         end
     end
 
-    function automatic logic signed [RW-1:0] scale(input logic [IN_BITS-1:0] xv, input logic [MF-1:0] m);
-        logic signed [RW-1:0] x, r;
-        x = (IN_SIGNED != 0) ? RW'($signed(xv)) : RW'($unsigned(xv));
-        r = '0;
-        if (MULT_MODE == 0) begin
-            for (int j = 0; j < K; j++) begin
-                logic [TW-1:0] term;
-                term = m[j*TW +: TW];
-                if (term[1:0] == 2'b01) r = r + (x <<< term[TW-1:2]);
-                else if (term[1:0] == 2'b11) r = r - (x <<< term[TW-1:2]);
+    // x * mult of every lane, extended to RW bits
+    logic signed [RW-1:0] prod [PE];
+    for (genvar p = 0; p < PE; p++) begin : g_lane
+        wire [IN_BITS-1:0] xv = x1[p*IN_BITS +: IN_BITS];
+        wire [MF-1:0] m = p1[p*LW +: MF];
+        wire signed [RW-1:0] x = (IN_SIGNED != 0) ? RW'($signed(xv)) : RW'($unsigned(xv));
+        if (MULT_MODE == 0) begin : g_khot
+            always_comb begin
+                logic signed [RW-1:0] r;
+                r = '0;
+                for (int j = 0; j < K; j++) begin
+                    logic [TW-1:0] term;
+                    term = m[j*TW +: TW];
+                    if (term[1:0] == 2'b01) r = r + (x <<< term[TW-1:2]);
+                    else if (term[1:0] == 2'b11) r = r - (x <<< term[TW-1:2]);
+                end
+                prod[p] = r;
             end
-        end else begin
-            r = x * RW'($signed(m[MF-1:0]));
+        end else begin : g_mult
+            assign prod[p] = x * RW'($signed(m));
         end
-        return r;
-    endfunction
+    end
 
     localparam logic signed [RW-1:0] HALF = (ROUND != 0 && SHIFT > 0) ? RW'(1) <<< (SHIFT - 1) : '0;
     localparam logic signed [RW-1:0] LO = (OUT_SIGNED != 0) ? -(RW'(1) <<< (OUT_BITS - 1)) : '0;
@@ -105,10 +111,8 @@ module fixed_scale #(
     logic [PE*OUT_BITS-1:0] out_c;
     always_comb begin
         for (int p = 0; p < PE; p++) begin
-            logic [LW-1:0] lane;
             logic signed [RW-1:0] a, y;
-            lane = p1[p*LW +: LW];
-            a = scale(x1[p*IN_BITS +: IN_BITS], lane[MF-1:0]) + RW'($signed(lane[LW-1:MF])) + HALF;
+            a = prod[p] + RW'($signed(p1[p*LW + MF +: BIAS_BITS])) + HALF;
             y = a >>> SHIFT;
             if (y < LO) y = LO;
             else if (y > HI) y = HI;

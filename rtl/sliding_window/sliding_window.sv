@@ -8,7 +8,7 @@
 // Buffer: BD = 2**ceil(log2((K+STRIDE)*IFM_W*C/SIMD)) beats of SIMD*ELEM_BITS bits. Input beat
 // g of the stream (counted over frames) lives at address g mod BD. The writer may run ahead
 // of the reader up to BD beats past the first image row of the reader's current window row,
-// and into the next frame, so frames overlap and both sides stream at one beat per clock.
+// and up to two frames ahead, so frames overlap and both sides stream at one beat per clock.
 // Steady state: max(IN_BEATS, OUT_BEATS) cycles per frame (the last output beat of a frame
 // also waits until the frame's last input beat is in).
 //
@@ -61,12 +61,12 @@ module sliding_window #(
 
     // ---------------- writer ----------------
     logic [IW-1:0] wcnt;         // beats of the writer's frame written so far (0..NIN-1)
-    logic          ahead;        // writer already in the frame after the reader's
+    logic [1:0]    ahead;        // frames the writer is ahead of the reader (0..2)
     logic [AW-1:0] waddr;
     logic [IW-1:0] free_from;    // first beat (reader's frame) the reader still needs
-    wire [IW-1:0] wglob = wcnt + (ahead ? IW'(NIN) : '0);
+    wire [IW-1:0] wglob = wcnt + ((ahead == 2'd0) ? '0 : (ahead == 2'd1) ? IW'(NIN) : IW'(2 * NIN));
     wire w_last = (wcnt == IW'(NIN - 1));
-    assign s_axis_tready = ($signed(wglob) < $signed(free_from + IW'(BD))) && !(ahead && w_last);
+    assign s_axis_tready = ($signed(wglob) < $signed(free_from + IW'(BD))) && !(ahead == 2'd2 && w_last);
     wire in_fire = s_axis_tvalid & s_axis_tready;
 
     // ---------------- reader counters ----------------
@@ -89,15 +89,15 @@ module sliding_window #(
     wire last_tap = last_cf & last_kx & last_ky;
     wire frame_end = last_tap & last_ox & last_oy;
     // data present: padding, or written (writer in a later frame or past this beat)
-    wire avail = pad_tap || ahead || ($signed(idx) < $signed(wcnt));
+    wire avail = pad_tap || (ahead != 2'd0) || ($signed(idx) < $signed(wcnt));
     wire en = ~m_axis_tvalid | m_axis_tready;
     // the last beat of a frame also waits for the writer to finish that frame
-    wire issue = en & avail & (~frame_end | ahead);
+    wire issue = en & avail & (~frame_end | (ahead != 2'd0));
 
     always_ff @(posedge ap_clk) begin
         if (!ap_rst_n) begin
             wcnt <= '0;
-            ahead <= 1'b0;
+            ahead <= 2'd0;
             waddr <= '0;
             oy <= '0; ox <= '0; ky <= '0; kx <= '0; cf <= '0;
             y0 <= YW'(-PAD);  iy <= YW'(-PAD);
@@ -113,7 +113,8 @@ module sliding_window #(
                 wcnt <= w_last ? '0 : wcnt + 1'b1;
             end
             // ahead: +1 when the writer finishes a frame, -1 when the reader does
-            if ((in_fire && w_last) != (issue && frame_end)) ahead <= in_fire && w_last;
+            if (in_fire && w_last && !(issue && frame_end)) ahead <= ahead + 2'd1;
+            else if (!(in_fire && w_last) && issue && frame_end) ahead <= ahead - 2'd1;
             if (issue) begin
                 if (!last_cf) begin
                     cf <= cf + 1'b1;
