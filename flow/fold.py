@@ -83,8 +83,8 @@ def _fold_elementwise(g: DataflowGraph, ops, target_cycles: int, skip=frozenset(
             elif prev is not None:
                 prefer = prev.out_stream().lanes
             op.set_attr("PE", _smallest_lanes(n, vec, target_cycles, prefer))
-        elif op.op_type in ("Duplicate", "AddStreams"):
-            n = op.attr("NumElems")
+        elif op.op_type in ("Duplicate", "AddStreams", "StreamFIFO"):
+            n = op.attr("NumElems") if op.op_type != "StreamFIFO" else op.attr("Elems")
             op.set_attr("PE", _smallest_lanes(n, 1, target_cycles, prev.out_stream().lanes if prev else None))
 
 

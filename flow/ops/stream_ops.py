@@ -87,3 +87,48 @@ class AddStreams(HWOp):
 
     def describe(self) -> dict:
         return {**super().describe(), "shape": [self.attr("NumElems")], "pe": self.attr("PE"), "simd": 1}
+
+
+@register
+class StreamFIFO(HWOp):
+    """A FIFO holding DepthElems elements: balances the shortcut of a residual branch."""
+
+    op_type = "StreamFIFO"
+    rtl_module = "fifo"
+    folding_attrs = ("PE",)
+
+    def in_stream(self) -> Stream:
+        return Stream(self.attr("PE"), self.attr("ElemBits"), self.attr("Elems"))
+
+    def out_stream(self) -> Stream:
+        return self.in_stream()
+
+    def depth(self) -> int:
+        return -(-self.attr("DepthElems") // self.attr("PE")) + 4
+
+    def check(self) -> None:
+        if self.attr("Elems") % self.attr("PE"):
+            raise ValueError(f"{self.name}: PE={self.attr('PE')} does not divide {self.attr('Elems')} elements")
+
+    def execute(self, x: np.ndarray) -> np.ndarray:
+        return x
+
+    def cycles(self) -> int:
+        return self.in_stream().beats
+
+    def resources(self) -> dict:
+        bits = self.depth() * self.in_stream().width
+        bram = -(-bits // 36864) if bits > 16384 else 0
+        return {"LUT": 16 + (0 if bram else -(-bits // 64)), "FF": self.in_stream().width + 16, "BRAM": bram, "DSP": 0}
+
+    def rtl_stage(self) -> dict:
+        w = self.in_stream().width
+        big = self.depth() * w > 16384
+        return {"module": self.rtl_module, "name": self.name,
+                "params": {"DEPTH": self.depth(), "WIDTH": w, "SYNC_READ": int(big),
+                           "RAM_STYLE": "block" if big else "auto"},
+                "in_bits": w, "out_bits": w, "memories": {}}
+
+    def describe(self) -> dict:
+        return {**super().describe(), "shape": [self.attr("Elems")], "pe": self.attr("PE"), "simd": 1,
+                "depth": self.depth()}
