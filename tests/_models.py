@@ -11,7 +11,7 @@ def randomize_norms(model: torch.nn.Module, seed: int, negative_output_scale: bo
     """Random BatchNorm statistics with both signs of gamma; random TensorNorm."""
     g = torch.Generator().manual_seed(seed)
     for mod in model.modules():
-        if isinstance(mod, torch.nn.BatchNorm1d):
+        if isinstance(mod, torch.nn.modules.batchnorm._BatchNorm):
             n = mod.num_features
             mod.weight.data = torch.randn(n, generator=g)
             mod.bias.data = torch.randn(n, generator=g) * 2
