@@ -28,6 +28,7 @@ class BuildConfig:
     clock_mhz: float = 100.0
     target_cycles: int | None = None
     folding: Path | None = None
+    lut_budget: int | None = None     # fastest folding whose analytic LUT estimate fits
     input_scale: float | None = None
     verify_images: int = 100
     test_data: str | None = None
@@ -36,7 +37,7 @@ class BuildConfig:
     extra: dict = field(default_factory=dict)
 
     def cycles_target(self) -> int:
-        if self.folding is not None:
+        if self.folding is not None or self.lut_budget is not None:
             return 0
         if self.target_cycles is not None:
             return int(self.target_cycles)
@@ -127,10 +128,13 @@ def step_streamline(st: BuildState) -> None:
 
 
 def step_fold(st: BuildState) -> None:
-    from flow.fold import apply_folding_file, fold_for_target
+    from flow.fold import apply_folding_file, fold_for_lut_budget, fold_for_target
 
     if st.cfg.folding is not None:
         st.graph = apply_folding_file(st.graph, st.cfg.folding)
+    elif st.cfg.lut_budget is not None:
+        st.graph, target = fold_for_lut_budget(st.graph, st.cfg.lut_budget)
+        _log(st, f"LUT budget {st.cfg.lut_budget}: folded for {target} cycles per frame")
     else:
         st.graph = fold_for_target(st.graph, st.cfg.cycles_target())
 
@@ -145,6 +149,15 @@ def step_rtl(st: BuildState) -> None:
     from flow.simulate import generate_rtl
 
     generate_rtl(st.graph, st.cfg.out / "rtl")
+
+
+def step_hls(st: BuildState) -> None:
+    """Generate the Vitis-HLS project in BUILD/hls/; with --hls-synth run vitis_hls on it where it exists."""
+    from flow.hlsgen import render, run_vitis_hls
+
+    render(st.graph, st.cfg.out / "hls", clock_mhz=st.cfg.clock_mhz)
+    if st.cfg.extra.get("hls_synth"):
+        run_vitis_hls(st.cfg.out / "hls", log=lambda m: _log(st, m), echo=print)
 
 
 def step_verify(st: BuildState) -> None:
@@ -187,6 +200,7 @@ STEPS = [
     ("fold", step_fold, check_hw_graph),
     ("insert_dwc", step_insert_dwc, check_streams),
     ("rtl", step_rtl, None),
+    ("hls", step_hls, None),
     ("verify", step_verify, None),
     ("report", step_report, None),
 ]
@@ -199,6 +213,10 @@ def build(cfg: BuildConfig) -> dict:
         raise UserError(f"unknown board {cfg.board!r}; board support is not available in this version (supported: none)")
     if cfg.verify_images < 1:
         raise UserError(f"--verify-images must be at least 1, got {cfg.verify_images}")
+    chosen = [k for k in ("target_fps", "target_cycles", "folding", "lut_budget") if getattr(cfg, k) is not None]
+    if len(chosen) > 1:
+        raise UserError(f"choose one folding goal, not {' and '.join(chosen)} (target_fps, target_cycles, folding "
+                        "or lut_budget)")
     cfg.cycles_target()  # validate early
     names = [s[0] for s in STEPS]
     if cfg.from_step is not None and cfg.from_step not in names:
@@ -208,6 +226,8 @@ def build(cfg: BuildConfig) -> dict:
     report_path = cfg.out / "report.json"
     if report_path.exists():
         report_path.unlink()  # never leave an old build marked complete
+    if (cfg.out / "report.html").exists():
+        (cfg.out / "report.html").unlink()
     st = BuildState(cfg)
     if start:
         resume_state(st, start)

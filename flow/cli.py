@@ -67,11 +67,13 @@ def cmd_build(args) -> int:
 
     cfg = BuildConfig(model=args.model, out=Path(args.out), board=args.board, target_fps=args.target_fps,
                       clock_mhz=args.clock_mhz, target_cycles=args.target_cycles, folding=args.folding,
+                      lut_budget=args.lut_budget,
                       input_scale=args.input_scale, verify_images=args.verify_images,
-                      test_data=args.test_data, from_step=args.from_step, progress=not args.quiet)
+                      test_data=args.test_data, from_step=args.from_step, progress=not args.quiet,
+                      extra={"hls_synth": args.hls_synth})
     report = build(cfg)
     v = report["verification"]
-    print(f"report: {Path(args.out) / 'report.json'}")
+    print(f"report: {Path(args.out) / 'report.json'} (for people: report.html)")
     print(f"cycles/frame: estimated {report['estimated_cycles_per_frame']}, measured {report['measured_cycles_per_frame']}; "
           f"rtlsim mismatches {v['rtlsim']['mismatches']} / {v['rtlsim']['images']} images")
     if report.get("accuracy"):
@@ -105,8 +107,6 @@ def cmd_run(args) -> int:
 
     graph = load_build(args.build_dir)
     images = _load_images(args.input)
-    if args.engine == "csim":
-        raise UserError("the csim engine is not available in this version; supported engines: numpy, rtlsim")
     y = execute(graph, images, engine=args.engine, logits=args.logits, build_dir=Path(args.build_dir))
     y = np.asarray(y, dtype=np.int64)
     if args.output:
@@ -123,9 +123,9 @@ def cmd_verify(args) -> int:
     from flow.verify import verify
 
     engines = [e.strip() for e in args.engines.split(",") if e.strip()]
-    bad = [e for e in engines if e not in ("numpy", "rtlsim")]
+    bad = [e for e in engines if e not in ("numpy", "csim", "rtlsim")]
     if bad:
-        raise UserError(f"unknown engine {bad[0]!r} in --engines; supported: numpy, rtlsim")
+        raise UserError(f"unknown engine {bad[0]!r} in --engines; supported: numpy, csim, rtlsim")
     graph = load_build(args.build_dir)
     record, extra = verify(graph, Path(args.build_dir), args.images, test_data=args.test_data,
                            stall_seed=args.stall_seed, log=lambda m: print(m, file=sys.stderr), engines=engines)
@@ -165,12 +165,16 @@ def make_parser() -> argparse.ArgumentParser:
     g.add_argument("--target-fps", type=_positive_float)
     g.add_argument("--target-cycles", type=_positive_int, help="cycles per frame of the slowest layer")
     g.add_argument("--folding", type=Path, help="JSON folding file (bnnflow or FINN format)")
+    g.add_argument("--lut-budget", type=_positive_int, metavar="N",
+                   help="fastest folding whose analytic LUT estimate is at most N")
     s.add_argument("--clock-mhz", type=_positive_float, default=100.0)
     s.add_argument("--input-scale", type=_positive_float, help="the model sees p*S (default p/255)")
     s.add_argument("--verify-images", type=_positive_int, default=100)
     s.add_argument("--test-data", help="idx DIR of labelled images for verification and accuracy")
     s.add_argument("--from-step", help="resume an earlier build in --out at this step (import, streamline, fold, "
-                                       "insert_dwc, rtl, verify, report)")
+                                       "insert_dwc, rtl, hls, verify, report)")
+    s.add_argument("--hls-synth", action="store_true",
+                   help="run Vitis HLS on the generated C++ (BUILD/hls/run_hls.tcl) when vitis_hls is on PATH")
     s.add_argument("--quiet", action="store_true")
     s.set_defaults(fn=cmd_build)
 

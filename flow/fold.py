@@ -1,5 +1,5 @@
-"""Folding: choose PE/SIMD per op for a target cycles-per-frame, or apply a folding file;
-then insert data-width converters where neighbouring streams differ in lanes."""
+"""Folding: choose PE/SIMD per op for a target cycles-per-frame, for a LUT budget, or from
+a folding file; then insert data-width converters where neighbouring streams differ in lanes."""
 from __future__ import annotations
 
 import json
@@ -63,6 +63,42 @@ def fold_for_target(graph: DataflowGraph, target_cycles: int) -> DataflowGraph:
     _fold_elementwise(g, ops, target_cycles)
     _match_neighbours(g, ops)
     return g
+
+
+def total_luts(graph: DataflowGraph) -> int:
+    """Analytic LUT estimate of a folded design, width converters included."""
+    return sum(op.resources()["LUT"] for op in insert_width_converters(graph).ops())
+
+
+def candidate_targets(graph: DataflowGraph) -> list[int]:
+    """Cycles-per-frame targets worth trying, ascending: every cycle count an MVU can take
+    and the powers of two up to the most folded design."""
+    found: set[int] = set()
+    most = 1
+    for op in graph.ops():
+        if op.op_type in MVU_TYPES:
+            mw, mh, v = op.attr("MW"), op.attr("MH"), op.vectors()
+            found.update(v * (mh // pe) * (mw // simd) for pe in divisors(mh) for simd in divisors(mw))
+            most = max(most, v * mh * mw)
+    found.update(1 << k for k in range(most.bit_length() + 1))
+    return sorted(t for t in found if t <= max(most, 1))
+
+
+def fold_for_lut_budget(graph: DataflowGraph, lut_budget: int) -> tuple[DataflowGraph, int]:
+    """The fastest folding whose analytic LUT estimate fits the budget: the smallest
+    candidate target cycles per frame whose `fold_for_target` design needs at most
+    `lut_budget` LUTs. Returns (folded graph, target)."""
+    if lut_budget < 1:
+        raise UserError(f"--lut-budget must be a positive number of LUTs, got {lut_budget}")
+    need = None
+    for target in candidate_targets(graph):
+        g = fold_for_target(graph, target)
+        luts = total_luts(g)
+        if luts <= lut_budget:
+            return g, target
+        need = luts if need is None else min(need, luts)
+    raise UserError(f"even the most folded design needs {need} LUTs (analytic estimate), more than the "
+                    f"--lut-budget of {lut_budget}")
 
 
 def _fold_elementwise(g: DataflowGraph, ops, target_cycles: int, skip=frozenset()) -> None:

@@ -1,4 +1,4 @@
-"""report.json: the machine-readable record of a build."""
+"""report.json: the machine-readable record of a build (and report.html, the same for people)."""
 from __future__ import annotations
 
 import json
@@ -44,6 +44,9 @@ def write_report(st) -> dict:
         "bitstream": None,
         "tool_versions": versions(),
     }
+    from flow.report_html import write_html
+
+    write_html(report, st.cfg.out / "report.html")  # before report.json, the complete marker
     (st.cfg.out / "report.json").write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
     st.report = report
     return report

@@ -78,7 +78,7 @@ CASES = {
     "non-integer bit width": (lambda tmp, good: _act_quant(tmp, good, bits=2.5), ["bit width"]),
     "per-channel activation scale": (lambda tmp, good: _per_channel_scale(tmp, good), ["per-channel"]),
     "float weights": (lambda tmp, good: _float_weights(tmp, good), ["float weights"]),
-    "branching graph": (lambda tmp, good: _branch(tmp, good), ["branches"]),
+    "branching graph": (lambda tmp, good: _branch(tmp, good), ["read 2 times", "single input path"]),
     "two inputs": (lambda tmp, good: _two_inputs(tmp, good), ["inputs"]),
     "weights unlike their datatype": (lambda tmp, good: _annotated(tmp, good, 0.5), ["annotated BIPOLAR", "0.5"]),
 }

@@ -30,9 +30,14 @@ def _check(model, graph, shape, n, seed=0):
     rng = np.random.default_rng(seed)
     images = rng.integers(0, 256, (n, *shape), dtype=np.uint8)
     with torch.no_grad():
-        want = model(torch.from_numpy(images).float() / 255.0).numpy().argmax(axis=1)
+        tl = model(torch.from_numpy(images).float() / 255.0).numpy()
+    want = tl.argmax(axis=1)
     got = execute_numpy(graph, images)
     assert int(np.sum(got != want)) == 0, f"{np.sum(got != want)} of {n} top-1 mismatches"
+    logits = execute_numpy(graph, images, logits=True)
+    out = graph.meta("output")
+    err = np.abs(out["scale"] * logits + out["bias"] - tl).max()
+    assert err <= 1e-4 * max(1.0, float(np.abs(tl).max())), err
 
 
 @pytest.mark.parametrize("name", sorted(FAST))
