@@ -1,7 +1,7 @@
 """One entry point to execute a dataflow graph: `execute(graph, images, engine=...)`.
 
-Engines: "numpy" (the exact integer reference in flow.ops) and "rtlsim" (the compiled
-Verilator model of the generated RTL). Both take uint8 images (N, C, H, W) and return
+Engines: "numpy" (the exact integer reference in flow.ops), "csim" (the generated HLS C++
+compiled with g++) and "rtlsim" (the compiled Verilator model of the generated RTL). All take uint8 images (N, C, H, W) and return
 top-1 indices (N,) int64, or integer logits (N, classes) int64 with `logits=True`.
 """
 from __future__ import annotations
@@ -13,7 +13,7 @@ import numpy as np
 from flow.errors import UserError
 from flow.graph import DataflowGraph
 
-ENGINES = ("numpy", "rtlsim")
+ENGINES = ("numpy", "csim", "rtlsim")
 
 
 def to_wire(graph: DataflowGraph, images: np.ndarray) -> np.ndarray:
@@ -70,6 +70,13 @@ def execute(graph: DataflowGraph, images: np.ndarray, engine: str = "numpy", log
         if build_dir is None:
             raise ValueError("the rtlsim engine needs the build directory")
         out, _stats = run_rtlsim(graph, build_dir, images, logits=logits, **kw)
+        return out
+    if engine == "csim":
+        from flow.csim import run_csim
+
+        if build_dir is None:
+            raise ValueError("the csim engine needs the build directory")
+        out, _stats = run_csim(graph, build_dir, images, logits=logits, **kw)
         return out
     raise UserError(f"unknown engine {engine!r}; supported: {', '.join(ENGINES)}")
 

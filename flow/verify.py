@@ -1,5 +1,6 @@
-"""Bit-exact verification: PyTorch (when the model is at hand) == numpy reference == RTL
-simulation, compared with array_equal on integers, mismatch counts reported."""
+"""Bit-exact verification: PyTorch (when the model is at hand) == numpy reference == C
+simulation of the HLS top (when requested) == RTL simulation, compared with array_equal on
+integers, mismatch counts reported."""
 from __future__ import annotations
 
 import json
@@ -64,6 +65,18 @@ def verify(graph: DataflowGraph, build_dir: Path, n: int, torch_model=None, test
     record["numpy"] = {"images": n, "mismatches": 0, "reference": "itself"}
     if labels is not None:
         extra["accuracy"] = {"images": n, "source": source, "numpy": float(np.mean(ref_np == labels))}
+    if "csim" in engines:
+        from flow.csim import run_csim
+
+        log(f"csim: {n} images through the C simulation of the HLS top")
+        c_top, _stats = run_csim(graph, build_dir, images)
+        c_logits, _stats = run_csim(graph, build_dir, images, logits=True)
+        record["csim"] = {"images": n, "mismatches": int(np.sum(c_top != ref_np)), "reference": "numpy",
+                          "logits_mismatches": int(np.sum(np.any(c_logits != ref_logits, axis=1)))}
+        if torch_model is not None:
+            record["csim"]["mismatches_vs_pytorch"] = int(np.sum(c_top != t_top))
+        if labels is not None:
+            extra["accuracy"]["csim"] = float(np.mean(c_top == labels))
     if "rtlsim" in engines:
         log(f"rtlsim: {n} images through the Verilator model")
         rtl_top, stats = run_rtlsim(graph, build_dir, images, stall_seed=stall_seed)
@@ -76,9 +89,11 @@ def verify(graph: DataflowGraph, build_dir: Path, n: int, torch_model=None, test
         if labels is not None:
             extra["accuracy"]["rtlsim"] = float(np.mean(rtl_top == labels))
     record["design_hash"] = design_hash(graph)
-    bad = sum(record[k]["mismatches"] for k in ("rtlsim", "pytorch_vs_numpy") if k in record)
+    checked = ("csim", "rtlsim", "pytorch_vs_numpy")
+    bad = sum(record[k]["mismatches"] for k in checked if k in record)
+    bad += record.get("csim", {}).get("logits_mismatches", 0)
     log(f"verification: {n} images, " + ", ".join(f"{k} mismatches {record[k]['mismatches']}"
-                                                   for k in ("rtlsim", "pytorch_vs_numpy") if k in record))
+                                                   for k in checked if k in record))
     record["passed"] = bad == 0
     (Path(build_dir) / "verification.json").write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
     return record, extra

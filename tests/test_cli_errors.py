@@ -251,10 +251,9 @@ def test_run_refuses_bad_images(case, tmp_path, numpy_build):
     assert_refused(bnnflow("run", numpy_build, "--input", x, "--engine", "numpy"), *words)
 
 
-def test_run_refuses_engines_it_lacks(tmp_path, numpy_build):
+def test_verify_refuses_unknown_engines(tmp_path, numpy_build):
     x = tmp_path / "x.npy"
     np.save(x, np.zeros((2, 1, 28, 28), np.uint8))
-    assert_refused(bnnflow("run", numpy_build, "--input", x, "--engine", "csim"), "csim")
     assert_refused(bnnflow("verify", numpy_build, "--engines", "numpy,gpu"), "gpu")
 
 

@@ -5,8 +5,8 @@
   (engine -> testbench module in sim/) whose file exists.
 - engine -> op: each engine in ENGINE_SOURCES is the rtl_module of some op, or stream
   infrastructure (flow.rtlgen.INFRASTRUCTURE), or listed in ENGINES_AWAITING_OPS below.
-- HLS: `hls_function_of` is the hook for the HLS stream-function library (hls_templates/);
-  until that library exists the HLS check is skipped.
+- HLS: each op names an `hls_function` that the stream library (hls_templates/) defines,
+  and an `hls_stage()` next to its `rtl_stage()`.
 """
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ ENGINES_AWAITING_OPS: frozenset = frozenset()
 
 
 def hls_function_of(op_cls) -> str | None:
-    """Hook: the HLS stream function implementing an op (None while no HLS library exists)."""
+    """The HLS stream function implementing an op."""
     return getattr(op_cls, "hls_function", None) or None
 
 
@@ -46,9 +46,13 @@ def test_op_has_engine_and_testbench(op_type):
 
 @pytest.mark.parametrize("op_type", sorted(REGISTRY))
 def test_op_has_hls_function(op_type):
-    if not (REPO / "hls_templates").is_dir():
-        pytest.skip("no HLS stream-function library (hls_templates/) yet: hls_function_of is the hook")
-    assert hls_function_of(REGISTRY[op_type]), f"{op_type} names no hls_function"
+    from flow.hlsgen import library_functions
+
+    cls = REGISTRY[op_type]
+    fn = hls_function_of(cls)
+    assert fn, f"{op_type} names no hls_function"
+    assert fn in library_functions(), f"{op_type}: hls_function {fn!r} is not defined in hls_templates/"
+    assert "hls_stage" in vars(cls), f"{op_type} has no hls_stage() next to its rtl_stage()"
 
 
 def test_every_engine_is_used():

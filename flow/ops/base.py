@@ -31,6 +31,7 @@ class HWOp:
 
     op_type: str = ""
     rtl_module: str = ""
+    hls_function: str = ""  # the stream function of hls_templates/ implementing the op
     folding_attrs: tuple[str, ...] = ()
     n_inputs: int = 1  # stream inputs come first in node.input, weights after them
 
@@ -99,6 +100,10 @@ class HWOp:
     def rtl_stage(self) -> dict:
         """Parameters and memory contents handed to its RTL engine."""
         raise NotImplementedError(f"{self.op_type} lacks an RTL stage")
+
+    def hls_stage(self) -> dict:
+        """Template arguments and memories handed to its HLS stream function (flow.hlsgen.stage)."""
+        raise NotImplementedError(f"{self.op_type} lacks an HLS stage")
 
     def check(self) -> None:
         """Raise ValueError when the op's attributes are inconsistent."""

@@ -18,6 +18,7 @@ class BinaryMVU(HWOp):
 
     op_type = "BinaryMVU"
     rtl_module = "bnn_mvu"
+    hls_function = "binary_mvu"
     folding_attrs = ("PE", "SIMD")
 
     def has_thresholds(self) -> bool:
@@ -89,6 +90,19 @@ class BinaryMVU(HWOp):
             "out_bits": self.out_stream().width,
             "memories": memories,
         }
+
+    def hls_stage(self) -> dict:
+        from flow.hlsgen import memory, stage
+
+        r = self.rtl_stage()
+        p, mems = r["params"], r["memories"]
+        args = [p["MW"], p["MH"], p["SIMD"], p["PE"], self.vectors()]
+        ram = self.attr("ram_style")
+        memories = [memory("weights", ram_style=ram, **mems["WEIGHTS_FILE"])]
+        if p["USE_THRESH"]:
+            args += [p["T"], p["TB"]]
+            memories.append(memory("thresholds", ram_style=ram, **mems["THRESH_FILE"]))
+        return stage(self, [*args, p["OUT_BITS"]], memories)
 
     def describe(self) -> dict:
         return {**super().describe(), "shape": [self.attr("MH"), self.attr("MW")], "vectors": self.vectors(),

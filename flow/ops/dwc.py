@@ -11,6 +11,7 @@ from flow.ops.base import HWOp, register
 class DataWidthConverter(HWOp):
     op_type = "DataWidthConverter"
     rtl_module = "dwc"
+    hls_function = "dwc"
 
     def in_stream(self) -> Stream:
         return Stream(self.attr("InLanes"), self.attr("ElemBits"), self.attr("Elems"))
@@ -44,6 +45,11 @@ class DataWidthConverter(HWOp):
             "out_bits": self.out_stream().width,
             "memories": {},
         }
+
+    def hls_stage(self) -> dict:
+        from flow.hlsgen import stage
+
+        return stage(self, [self.attr("InLanes"), self.attr("OutLanes"), self.attr("ElemBits"), self.attr("Elems")])
 
     def describe(self) -> dict:
         return {**super().describe(), "shape": [self.attr("Elems")], "pe": self.attr("OutLanes"),

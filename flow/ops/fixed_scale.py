@@ -16,6 +16,7 @@ from flow.ops.semantics import fixed_scale
 class FixedScale(HWOp):
     op_type = "FixedScale"
     rtl_module = "fixed_scale"
+    hls_function = "fixed_scale"
     folding_attrs = ("PE",)
 
     def vectors(self) -> int:
@@ -86,6 +87,28 @@ class FixedScale(HWOp):
             "out_bits": self.out_stream().width,
             "memories": {"PARAMS_FILE": {"word_bits": word_bits, "words": words}},
         }
+
+    def acc_bits(self) -> int:
+        """Two's complement bits of x*mult + bias (+ the rounding constant) for every input."""
+        from flow.ops.int_mvu import signed_bits
+
+        ib = self.attr("InputBits")
+        xlo, xhi = (-(1 << (ib - 1)), (1 << (ib - 1)) - 1) if self.attr("InputSigned") else (0, (1 << ib) - 1)
+        m, b = self.param("mult").astype(np.int64), self.param("bias").astype(np.int64)
+        ends = np.stack([xlo * m + b, xhi * m + b])
+        rnd = (1 << (self.attr("Shift") - 1)) if self.attr("Rounding") and self.attr("Shift") > 0 else 0
+        return signed_bits(min(int(ends.min()), 0), max(int(ends.max()) + rnd, 0)) + 1
+
+    def hls_stage(self) -> dict:
+        from flow.hlsgen import memory, stage
+
+        r = self.rtl_stage()
+        p = r["params"]
+        ob, signed = p["OUT_BITS"], p["OUT_SIGNED"]
+        lo, hi = (-(1 << (ob - 1)), (1 << (ob - 1)) - 1) if signed else (0, (1 << ob) - 1)
+        args = [p["C"], p["PE"], self.vectors(), p["IN_BITS"], p["IN_SIGNED"], p["MULT_MODE"], p["MULT_BITS"],
+                p["K"], p["SB"], p["BIAS_BITS"], p["SHIFT"], p["ROUND"], self.acc_bits(), lo, hi, ob]
+        return stage(self, args, [memory("params", **r["memories"]["PARAMS_FILE"])], out_signed=bool(signed))
 
     def describe(self) -> dict:
         return {**super().describe(), "shape": [self.vectors(), self.attr("NumChannels")], "pe": self.attr("PE"),

@@ -12,6 +12,7 @@ from flow.ops.semantics import global_acc_pool
 class GlobalAccPool(HWOp):
     op_type = "GlobalAccPool"
     rtl_module = "global_acc_pool"
+    hls_function = "global_acc_pool"
     folding_attrs = ("PE",)
 
     def dims(self):
@@ -50,6 +51,14 @@ class GlobalAccPool(HWOp):
                 "params": {"H": h, "W": w, "C": c, "PE": self.attr("PE"), "IN_BITS": self.attr("InputBits"),
                            "IN_SIGNED": self.attr("InputSigned"), "OUT_BITS": self.attr("OutputBits")},
                 "in_bits": self.in_stream().width, "out_bits": self.out_stream().width, "memories": {}}
+
+    def hls_stage(self) -> dict:
+        from flow.hlsgen import stage
+
+        h, w, c = self.dims()
+        signed = self.attr("InputSigned")
+        return stage(self, [h, w, c, self.attr("PE"), self.attr("InputBits"), signed, self.attr("OutputBits")],
+                     out_signed=bool(signed))
 
     def describe(self) -> dict:
         return {**super().describe(), "shape": list(self.dims()), "pe": self.attr("PE"), "simd": 1}

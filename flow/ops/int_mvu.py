@@ -27,6 +27,7 @@ def signed_bits(lo: int, hi: int) -> int:
 class IntMVU(HWOp):
     op_type = "IntMVU"
     rtl_module = "int_mvu"
+    hls_function = "int_mvu"
     folding_attrs = ("PE", "SIMD")
 
     def vectors(self) -> int:
@@ -116,6 +117,22 @@ class IntMVU(HWOp):
             "out_bits": self.out_stream().width,
             "memories": memories,
         }
+
+    def hls_stage(self) -> dict:
+        from flow.hlsgen import memory, stage
+        from flow.rtlgen import int_mvu_weight_bits
+
+        r = self.rtl_stage()
+        p, mems = r["params"], r["memories"]
+        wb = int_mvu_weight_bits(p["W_MODE"], p["W_BITS"], p["K"], p["SB"])
+        args = [p["MW"], p["MH"], p["SIMD"], p["PE"], self.vectors(), p["IN_BITS"], p["W_MODE"], wb, p["K"],
+                p["SB"], p["ACC_BITS"]]
+        ram = self.attr("ram_style")
+        memories = [memory("weights", ram_style=ram, **mems["WEIGHTS_FILE"])]
+        if p["USE_THRESH"]:
+            args += [p["T"], p["TB"], p["OUT_BITS"]]
+            memories.append(memory("thresholds", ram_style=ram, **mems["THRESH_FILE"]))
+        return stage(self, args, memories, out_signed=not p["USE_THRESH"])
 
     def describe(self) -> dict:
         return {**super().describe(), "shape": [self.attr("MH"), self.attr("MW")], "vectors": self.vectors(),

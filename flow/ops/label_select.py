@@ -12,6 +12,7 @@ from flow.ops.semantics import label_select
 class LabelSelect(HWOp):
     op_type = "LabelSelect"
     rtl_module = "label_select"
+    hls_function = "label_select"
     folding_attrs = ("PE",)
 
     def out_bits(self) -> int:
@@ -47,6 +48,11 @@ class LabelSelect(HWOp):
             "out_bits": self.out_stream().width,
             "memories": {},
         }
+
+    def hls_stage(self) -> dict:
+        from flow.hlsgen import stage
+
+        return stage(self, [self.attr("Labels"), self.attr("PE"), self.attr("InputBits"), self.out_bits()])
 
     def describe(self) -> dict:
         return {**super().describe(), "shape": [self.attr("Labels")], "pe": self.attr("PE"), "simd": 1}

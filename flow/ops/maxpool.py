@@ -12,6 +12,7 @@ from flow.ops.semantics import maxpool
 class MaxPool(HWOp):
     op_type = "MaxPool"
     rtl_module = "maxpool"
+    hls_function = "maxpool"
     folding_attrs = ("PE",)
 
     def dims(self):
@@ -58,6 +59,12 @@ class MaxPool(HWOp):
             "out_bits": self.out_stream().width,
             "memories": {},
         }
+
+    def hls_stage(self) -> dict:
+        from flow.hlsgen import stage
+
+        h, w, c, k, s = self.dims()
+        return stage(self, [h, w, c, k, s, self.attr("PE"), self.attr("ElemBits")])
 
     def describe(self) -> dict:
         h, w, c, k, s = self.dims()

@@ -12,6 +12,7 @@ from flow.ops.semantics import sliding_window
 class SlidingWindow(HWOp):
     op_type = "SlidingWindow"
     rtl_module = "sliding_window"
+    hls_function = "sliding_window"
     folding_attrs = ("SIMD",)
 
     def dims(self):
@@ -62,6 +63,14 @@ class SlidingWindow(HWOp):
             "out_bits": self.out_stream().width,
             "memories": {},
         }
+
+    def hls_stage(self) -> dict:
+        from flow.hlsgen import stage
+
+        h, w, c, k, s, p = self.dims()
+        eb = self.attr("ElemBits")
+        pad_value = self.attr("PadValue") & ((1 << eb) - 1)
+        return stage(self, [h, w, c, k, s, p, pad_value, self.attr("SIMD"), eb])
 
     def describe(self) -> dict:
         h, w, c, k, s, p = self.dims()

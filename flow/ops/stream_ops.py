@@ -14,6 +14,7 @@ class Duplicate(HWOp):
 
     op_type = "Duplicate"
     rtl_module = "duplicate"
+    hls_function = "duplicate"
     folding_attrs = ("PE",)
 
     def in_stream(self) -> Stream:
@@ -40,6 +41,12 @@ class Duplicate(HWOp):
         return {"module": self.rtl_module, "name": self.name, "params": {"WIDTH": w},
                 "in_bits": w, "out_bits": [w, w], "memories": {}}
 
+    def hls_stage(self) -> dict:
+        from flow.hlsgen import stage
+
+        s = self.in_stream()
+        return stage(self, [s.width, s.beats])
+
     def describe(self) -> dict:
         return {**super().describe(), "shape": [self.attr("NumElems")], "pe": self.attr("PE"), "simd": 1}
 
@@ -50,6 +57,7 @@ class AddStreams(HWOp):
 
     op_type = "AddStreams"
     rtl_module = "add_streams"
+    hls_function = "add_streams"
     folding_attrs = ("PE",)
     n_inputs = 2
 
@@ -85,6 +93,13 @@ class AddStreams(HWOp):
                 "in_bits": [self.in_stream_of(0).width, self.in_stream_of(1).width],
                 "out_bits": self.out_stream().width, "memories": {}}
 
+    def hls_stage(self) -> dict:
+        from flow.hlsgen import stage
+
+        signed = self.attr("Signed")
+        return stage(self, [self.attr("PE"), self.attr("InBitsA"), self.attr("InBitsB"), signed,
+                            self.attr("OutputBits"), self.out_stream().beats], out_signed=bool(signed))
+
     def describe(self) -> dict:
         return {**super().describe(), "shape": [self.attr("NumElems")], "pe": self.attr("PE"), "simd": 1}
 
@@ -95,6 +110,7 @@ class StreamFIFO(HWOp):
 
     op_type = "StreamFIFO"
     rtl_module = "fifo"
+    hls_function = "fifo"
     folding_attrs = ("PE",)
 
     def in_stream(self) -> Stream:
@@ -128,6 +144,12 @@ class StreamFIFO(HWOp):
                 "params": {"DEPTH": self.depth(), "WIDTH": w, "SYNC_READ": int(big),
                            "RAM_STYLE": "block" if big else "auto"},
                 "in_bits": w, "out_bits": w, "memories": {}}
+
+    def hls_stage(self) -> dict:
+        from flow.hlsgen import stage
+
+        s = self.in_stream()
+        return {**stage(self, [s.width, s.beats]), "out_depth": self.depth()}
 
     def describe(self) -> dict:
         return {**super().describe(), "shape": [self.attr("Elems")], "pe": self.attr("PE"), "simd": 1,

@@ -15,6 +15,7 @@ class Thresholding(HWOp):
 
     op_type = "Thresholding"
     rtl_module = "thresholding"
+    hls_function = "thresholding"
     folding_attrs = ("PE",)
 
     def vectors(self) -> int:
@@ -81,6 +82,14 @@ class Thresholding(HWOp):
             "memories": {"THRESH_FILE": {"word_bits": self.attr("PE") * thr.shape[1] * tb,
                                           "words": thresh_words(thr, self.attr("PE"), tb)}},
         }
+
+    def hls_stage(self) -> dict:
+        from flow.hlsgen import memory, stage
+
+        r = self.rtl_stage()
+        p = r["params"]
+        args = [p["C"], p["PE"], self.vectors(), p["IN_BITS"], p["IN_SIGNED"], p["T"], p["TB"], p["OUT_BITS"]]
+        return stage(self, args, [memory("thresholds", **r["memories"]["THRESH_FILE"])])
 
     def describe(self) -> dict:
         return {**super().describe(), "shape": [self.vectors(), self.attr("NumChannels")], "pe": self.attr("PE"),

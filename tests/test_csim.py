@@ -1,0 +1,115 @@
+"""C simulation of the generated HLS top equals the numpy reference and PyTorch's top-1,
+integer logits included, through the Python API and the CLI.
+
+Default run: BNN-PYNQ TFC-w1a1 (random BatchNorm) through `bnnflow build/run/verify`, TFC-w2a2
+and the zoo's tfc-w1a1 through `flow.execute.execute(engine="csim")`, on 100 images each.
+Slow tier: >= 500 images per model, and CNV-w1a1."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from _hls_helpers import brevitas_model, lower, torch_top1, zoo_random
+from _models import export, mnist_images
+from flow.cli import main
+from flow.execute import execute
+
+MNIST = (1, 28, 28)
+CIFAR = (3, 32, 32)
+
+
+def _images(shape, n, seed=5):
+    if shape == MNIST:
+        return mnist_images(n)
+    return np.random.default_rng(seed).integers(0, 256, (n, *shape), dtype=np.uint8)
+
+
+def _check_api(tmp_path, model, shape, target, n):
+    graph = lower(export(model, tmp_path / "m.onnx", shape), tmp_path / "out", target)
+    x = _images(shape, n)
+    top = execute(graph, x, engine="csim", build_dir=tmp_path / "out")
+    logits = execute(graph, x, engine="csim", logits=True, build_dir=tmp_path / "out")
+    assert np.array_equal(top, execute(graph, x, engine="numpy"))
+    assert np.array_equal(logits, execute(graph, x, engine="numpy", logits=True))
+    assert int(np.sum(top != torch_top1(model, x, graph.meta("input")["scale"]))) == 0
+    assert np.array_equal(top, logits.argmax(axis=1))
+
+
+@pytest.fixture(scope="module")
+def tfc_build(tmp_path_factory):
+    """BNN-PYNQ TFC-w1a1 with random weights and BatchNorm, built by the CLI with --hls-synth."""
+    d = tmp_path_factory.mktemp("csim_tfc")
+    model = brevitas_model("tfc_1w1a", seed=7)
+    path = export(model, d / "tfc.onnx")
+    return d, model, path
+
+
+def test_cli_build_generates_hls_and_hls_synth_says_what_to_install(tfc_build, capsys, monkeypatch):
+    d, _model, path = tfc_build
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")  # no vitis_hls here
+    assert main(["build", str(path), "--out", str(d / "out"), "--quiet", "--target-cycles", "128",
+                 "--verify-images", "20", "--hls-synth"]) == 0
+    said = [ln for ln in capsys.readouterr().out.splitlines() if "vitis_hls" in ln]
+    assert len(said) == 1 and "install" in said[0] and "Vitis HLS" in said[0]
+    hls = d / "out" / "hls"
+    for name in ("bnnflow_top.cpp", "bnnflow_top.h", "bnnflow_top_params.h", "run_hls.tcl", "csim_main.cpp",
+                 "bnnflow.h", "tb_in.bin", "tb_ref.bin"):
+        assert (hls / name).is_file(), name
+    tcl = (hls / "run_hls.tcl").read_text()
+    for cmd in ("open_project", "set_top bnnflow_top", "add_files", "open_solution", "set_part xczu3eg-sbva484-1-e",
+                "create_clock -period 10.000", "csynth_design", "cosim_design", "export_design -format ip_catalog"):
+        assert cmd in tcl, cmd
+    top = (hls / "bnnflow_top.cpp").read_text()
+    assert "#pragma HLS DATAFLOW" in top and "mode=axis port=s_axis" in top and "BIND_STORAGE" in top
+    assert not list((hls).glob("vitis_hls.log"))  # nothing pretends to be vendor output
+
+
+def test_cli_run_csim_equals_numpy_and_pytorch(tfc_build, tmp_path):
+    d, model, _path = tfc_build
+    out = d / "out"
+    images = mnist_images(300)[200:300]
+    np.save(tmp_path / "x.npy", images)
+    got = {}
+    for engine in ("numpy", "csim"):
+        for logits in (False, True):
+            y = tmp_path / f"{engine}{logits}.npy"
+            assert main(["run", str(out), "--input", str(tmp_path / "x.npy"), "--engine", engine,
+                         "--output", str(y), *(["--logits"] if logits else [])]) == 0
+            got[engine, logits] = np.load(y)
+    assert np.array_equal(got["csim", False], got["numpy", False])
+    assert np.array_equal(got["csim", True], got["numpy", True])
+    assert got["csim", True].shape == (100, 10)
+    assert np.array_equal(got["csim", False], torch_top1(model, images))
+
+
+def test_cli_verify_with_csim(tfc_build, capsys):
+    d, _model, _path = tfc_build
+    assert main(["verify", str(d / "out"), "--engines", "numpy,csim", "--images", "60"]) == 0
+    record = json.loads(capsys.readouterr().out)["verification"]
+    assert record["csim"] == {**record["csim"], "images": 60, "mismatches": 0, "logits_mismatches": 0}
+
+
+def test_tfc_w2a2_csim(tmp_path):
+    _check_api(tmp_path, brevitas_model("tfc_2w2a", seed=3), MNIST, 512, 100)
+
+
+def test_zoo_tfc_w1a1_csim(tmp_path):
+    _check_api(tmp_path, zoo_random("tfc-w1a1", seed=2), MNIST, 256, 100)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name,target", [("tfc_1w1a", 128), ("tfc_2w2a", 512)])
+def test_brevitas_tfc_csim_500(tmp_path, name, target):
+    _check_api(tmp_path, brevitas_model(name, seed=13), MNIST, target, 500)
+
+
+@pytest.mark.slow
+def test_zoo_tfc_w1a1_csim_500(tmp_path):
+    _check_api(tmp_path, zoo_random("tfc-w1a1", seed=4), MNIST, 64, 500)
+
+
+@pytest.mark.slow
+def test_cnv_w1a1_csim_500(tmp_path):
+    _check_api(tmp_path, brevitas_model("cnv_1w1a", seed=3), CIFAR, 32768, 500)
