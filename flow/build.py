@@ -29,6 +29,7 @@ class BuildConfig:
     target_cycles: int | None = None
     folding: Path | None = None
     lut_budget: int | None = None     # fastest folding whose analytic LUT estimate fits
+    synth: str | None = None          # yosys resource figures for xcup, xc7 or ecp5
     input_scale: float | None = None
     verify_images: int = 100
     test_data: str | None = None
@@ -169,9 +170,23 @@ def step_verify(st: BuildState) -> None:
     st.report.update(extra)
 
 
+def step_synth(st: BuildState) -> None:
+    """Resource figures from yosys for the generated RTL (--synth TARGET)."""
+    if st.cfg.synth is None:
+        return
+    from flow.simulate import TOP
+    from flow.synth import synthesize
+
+    _log(st, f"yosys synthesis for {st.cfg.synth}")
+    st.report["synthesis"] = synthesize(st.cfg.out / "rtl", TOP, st.cfg.synth)
+
+
 def step_report(st: BuildState) -> None:
+    from flow.fold import folding_config
     from flow.report import write_report
 
+    text = json.dumps(folding_config(st.graph), indent=2) + "\n"
+    (st.cfg.out / "folding_config.json").write_text(text)
     write_report(st)
 
 
@@ -202,6 +217,7 @@ STEPS = [
     ("rtl", step_rtl, None),
     ("hls", step_hls, None),
     ("verify", step_verify, None),
+    ("synth", step_synth, None),
     ("report", step_report, None),
 ]
 

@@ -67,7 +67,7 @@ def cmd_build(args) -> int:
 
     cfg = BuildConfig(model=args.model, out=Path(args.out), board=args.board, target_fps=args.target_fps,
                       clock_mhz=args.clock_mhz, target_cycles=args.target_cycles, folding=args.folding,
-                      lut_budget=args.lut_budget,
+                      lut_budget=args.lut_budget, synth=args.synth,
                       input_scale=args.input_scale, verify_images=args.verify_images,
                       test_data=args.test_data, from_step=args.from_step, progress=not args.quiet,
                       extra={"hls_synth": args.hls_synth})
@@ -173,6 +173,8 @@ def make_parser() -> argparse.ArgumentParser:
     s.add_argument("--test-data", help="idx DIR of labelled images for verification and accuracy")
     s.add_argument("--from-step", help="resume an earlier build in --out at this step (import, streamline, fold, "
                                        "insert_dwc, rtl, hls, verify, report)")
+    s.add_argument("--synth", choices=["xcup", "xc7", "ecp5"],
+                   help="resource figures of the generated RTL from yosys for this FPGA family")
     s.add_argument("--hls-synth", action="store_true",
                    help="run Vitis HLS on the generated C++ (BUILD/hls/run_hls.tcl) when vitis_hls is on PATH")
     s.add_argument("--quiet", action="store_true")

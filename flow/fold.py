@@ -156,7 +156,7 @@ def _match_neighbours(g: DataflowGraph, ops, skip=frozenset(), thresholds: bool 
 
 
 _FINN_KINDS = {
-    MVU_TYPES: re.compile(r"^(MVAU|MatrixVectorActivation|StreamingFCLayer_Batch|VVAU)(_hls|_rtl)?_(\d+)$"),
+    MVU_TYPES: re.compile(r"^(MVAU|MatrixVectorActivation|StreamingFCLayer_Batch)(_hls|_rtl)?_(\d+)$"),
     ("Thresholding",): re.compile(r"^(Thresholding|Thresholding_Batch)(_hls|_rtl)?_(\d+)$"),
     ("LabelSelect",): re.compile(r"^(LabelSelect|LabelSelect_Batch)(_hls|_rtl)?_(\d+)$"),
     ("SlidingWindow",): re.compile(r"^(ConvolutionInputGenerator)(_hls|_rtl)?_(\d+)$"),
@@ -211,6 +211,32 @@ def apply_folding_file(graph: DataflowGraph, path: Path) -> DataflowGraph:
         except ValueError as exc:
             raise UserError(f"folding file {path}: {exc}") from None
     return g
+
+
+_FINN_NAMES = {"BinaryMVU": "MVAU_hls", "IntMVU": "MVAU_hls", "Thresholding": "Thresholding_hls",
+               "SlidingWindow": "ConvolutionInputGenerator_rtl", "MaxPool": "StreamingMaxPool_hls",
+               "FixedScale": "ChannelwiseOp_hls", "LabelSelect": "LabelSelect_hls"}
+
+
+def folding_config(graph: DataflowGraph, finn_names: bool = True) -> dict:
+    """The graph's folding as a folding file: FINN's key names (the i-th op of a kind is
+    `<FINN kind>_i`), so FINN and `--folding` both read it; or bnnflow's node names."""
+    out: dict = {"Defaults": {}}
+    counts: dict[str, int] = {}
+    for op in graph.ops():
+        if not op.folding_attrs or (finn_names and op.op_type not in _FINN_NAMES):
+            continue
+        entry = {a: op.attr(a) for a in op.folding_attrs}
+        if op.op_type in MVU_TYPES:
+            entry["ram_style"] = op.attr("ram_style")
+        if finn_names:
+            kind = _FINN_NAMES[op.op_type]
+            key = f"{kind}_{counts.get(kind, 0)}"
+            counts[kind] = counts.get(kind, 0) + 1
+        else:
+            key = op.name
+        out[key] = entry
+    return out
 
 
 def edges(graph: DataflowGraph):

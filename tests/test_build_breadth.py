@@ -88,3 +88,35 @@ def test_finn_cnv_folding_gives_finn_throughput(tmp_path):
     report = json.loads((out / "report.json").read_text())
     assert report["verification"]["rtlsim"]["mismatches"] == 0
     assert abs(report["measured_cycles_per_frame"] - 32768) <= 0.02 * 32768
+
+
+def test_written_folding_reproduces_the_design(tmp_path):
+    """The build writes its folding in FINN's format; reading it back gives the same design."""
+    path = export(_brevitas("tfc_1w1a", seed=2), tmp_path / "tfc.onnx")
+    from flow.build import load_build
+    from flow.fold import apply_folding_file, folding_config
+    from flow.frontend import load_qonnx
+    from flow.streamline import streamline
+
+    out = tmp_path / "out"
+    assert main(["build", str(path), "--out", str(out), "--quiet", "--target-cycles", "128",
+                 "--verify-images", "10"]) == 0
+    written = json.loads((out / "folding_config.json").read_text())
+    assert {"MVAU_hls_0", "MVAU_hls_3", "Thresholding_hls_0", "LabelSelect_hls_0"} <= set(written)
+    again = apply_folding_file(streamline(load_qonnx(path)), out / "folding_config.json")
+    assert folding_config(again) == folding_config(load_build(out))
+
+
+def test_yosys_resources_of_the_generated_design(tmp_path):
+    """--synth puts yosys's figures for the whole generated design into report.json."""
+    from _models import zoo_mlp
+
+    path = export(zoo_mlp(seed=6, hidden=(32,)), tmp_path / "mlp.onnx")
+    out = tmp_path / "out"
+    assert main(["build", str(path), "--out", str(out), "--quiet", "--target-cycles", "256",
+                 "--verify-images", "10", "--synth", "xcup"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    res = report["resources"]
+    assert "synth_xilinx -family xcup" in res["tool"]
+    assert res["LUT"] > 50 and res["DSP"] == 0
+    assert report["resources_estimate"]["tool"] == "bnnflow analytic estimate"
