@@ -27,37 +27,13 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from flow import tools  # noqa: E402
+from flow.synth import SYNTH, classify  # noqa: E402
 from flow.rtlgen import (ENGINE_SOURCES, fixed_scale_lane_bits, fixed_scale_param_words,  # noqa: E402
                          int_mvu_weight_words, mem_text, mvu_weight_words, thresh_words)
 
-SYNTH = {
-    "xcup": "synth_xilinx -family xcup -flatten",
-    "xc7": "synth_xilinx -family xc7 -flatten",
-    "ecp5": "synth_ecp5",
-}
 # engines whose arithmetic is binary, add/subtract or shift-add: no DSP allowed
 NO_DSP = ("bnn_mvu", "int_mvu/bipolar", "int_mvu/khot", "fixed_scale/khot", "thresholding", "sliding_window",
           "maxpool", "global_acc_pool", "add_streams", "label_select", "duplicate", "dwc", "fifo", "fifo/bram")
-
-
-def classify(cells: dict) -> dict:
-    out = {"LUT": 0, "LUTRAM": 0, "FF": 0, "CARRY": 0, "BRAM": 0, "DSP": 0}
-    for name, n in cells.items():
-        n = int(n)
-        u = name.upper().lstrip("$_").lstrip("\\")
-        if u.startswith("LUT") or u in ("LUT4",):
-            out["LUT"] += n
-        elif u.startswith(("RAM32", "RAM64", "RAM128", "RAM256", "RAMS", "RAMD", "SRL", "TRELLIS_DPR")):
-            out["LUTRAM"] += n
-        elif u.startswith(("FD", "TRELLIS_FF")):
-            out["FF"] += n
-        elif u.startswith(("CARRY", "CCU2")):
-            out["CARRY"] += n
-        elif u.startswith(("RAMB", "DP16KD", "PDPW16KD", "URAM")):
-            out["BRAM"] += n
-        elif u.startswith(("DSP", "MULT18", "ALU54", "MULT9")):
-            out["DSP"] += n
-    return out
 
 
 def synth(module: str, params: dict, target: str, mems: dict | None = None, extra: dict | None = None) -> dict:
