@@ -9,11 +9,16 @@ BatchNorm, rounding quantizers) is monotone in float32 arithmetic.
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from flow.errors import UserError
 from flow.quant import activation_codes, derive_thresholds, weight_integers
 from flow.segments import attrs as _attrs, ort_session as _ort_session
+
+if TYPE_CHECKING:
+    from flow.streamline import Tensor
 
 MAX_ACC_VALUES = 1 << 20  # exhaustive threshold search range per layer
 KHOT_MAX_TERMS = 2        # weights with at most this many power-of-two terms use shift-add

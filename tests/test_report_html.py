@@ -6,7 +6,6 @@ import re
 import shutil
 import subprocess
 from html import escape
-from pathlib import Path
 
 import pytest
 

@@ -3,14 +3,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from flow.graph import Stream
-from flow.ops.base import HWOp, bits_for, register
+from flow.ops.base import bits_for, register
+from flow.ops.mvu import MVUBase
 from flow.ops.semantics import binary_mvu
-from flow.rtlgen import mvu_weight_words, thresh_words
+from flow.rtlgen import mvu_weight_words
 
 
 @register
-class BinaryMVU(HWOp):
+class BinaryMVU(MVUBase):
     """MH neurons over MW binary inputs; PE neurons and SIMD inputs per cycle.
 
     Without thresholds it emits the popcount (0..MW); with T thresholds the number passed.
@@ -19,40 +19,19 @@ class BinaryMVU(HWOp):
     op_type = "BinaryMVU"
     rtl_module = "bnn_mvu"
     hls_function = "binary_mvu"
-    folding_attrs = ("PE", "SIMD")
 
-    def has_thresholds(self) -> bool:
-        return self.attr("NumThresholds") > 0
+    def input_bits(self) -> int:
+        return 1
 
     def out_bits(self) -> int:
         return bits_for(self.attr("NumThresholds")) if self.has_thresholds() else bits_for(self.attr("MW"))
 
-    def vectors(self) -> int:
-        return self.attr("NumVectors", 1)
-
-    def in_stream(self) -> Stream:
-        return Stream(self.attr("SIMD"), 1, self.vectors() * self.attr("MW"))
-
-    def out_stream(self) -> Stream:
-        return Stream(self.attr("PE"), self.out_bits(), self.vectors() * self.attr("MH"))
-
-    def check(self) -> None:
-        mw, mh, pe, simd = (self.attr(k) for k in ("MW", "MH", "PE", "SIMD"))
-        if mw % simd:
-            raise ValueError(f"{self.name}: SIMD={simd} does not divide MW={mw}")
-        if mh % pe:
-            raise ValueError(f"{self.name}: PE={pe} does not divide MH={mh}")
-        w = self.param("weights")
-        if w.shape != (mh, mw) or not np.isin(w, (0, 1)).all():
+    def check_weights(self, w: np.ndarray) -> None:
+        if not np.isin(w, (0, 1)).all():
             raise ValueError(f"{self.name}: weights must be (MH, MW) bits")
 
-    def execute(self, x: np.ndarray) -> np.ndarray:
-        thr = self.param("thresholds") if self.has_thresholds() else None
-        n = x.shape[0]
-        return binary_mvu(x.reshape(-1, self.attr("MW")), self.param("weights"), thr).reshape(n, -1)
-
-    def cycles(self) -> int:
-        return self.vectors() * (self.attr("MH") // self.attr("PE")) * (self.attr("MW") // self.attr("SIMD"))
+    def compute(self, x: np.ndarray, thr) -> np.ndarray:
+        return binary_mvu(x, self.param("weights"), thr)
 
     def threshold_bits(self) -> int:
         return bits_for(self.attr("MW") + 1)
@@ -76,10 +55,8 @@ class BinaryMVU(HWOp):
         mw, mh, pe, simd = (self.attr(k) for k in ("MW", "MH", "PE", "SIMD"))
         t = self.attr("NumThresholds")
         tb = self.threshold_bits()
-        memories = {"WEIGHTS_FILE": {"word_bits": pe * simd, "words": mvu_weight_words(self.param("weights"), pe, simd)}}
-        if t:
-            memories["THRESH_FILE"] = {"word_bits": pe * t * tb,
-                                       "words": thresh_words(self.param("thresholds"), pe, tb)}
+        memories = {"WEIGHTS_FILE": {"word_bits": pe * simd, "words": mvu_weight_words(self.param("weights"), pe, simd)},
+                    **self.threshold_memory(tb)}
         return {
             "module": self.rtl_module,
             "name": self.name,
@@ -103,7 +80,3 @@ class BinaryMVU(HWOp):
             args += [p["T"], p["TB"]]
             memories.append(memory("thresholds", ram_style=ram, **mems["THRESH_FILE"]))
         return stage(self, [*args, p["OUT_BITS"]], memories)
-
-    def describe(self) -> dict:
-        return {**super().describe(), "shape": [self.attr("MH"), self.attr("MW")], "vectors": self.vectors(),
-                "pe": self.attr("PE"), "simd": self.attr("SIMD")}

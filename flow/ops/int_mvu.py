@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from flow.graph import Stream
-from flow.ops.base import HWOp, bits_for, register
+from flow.ops.base import bits_for, register
+from flow.ops.mvu import MVUBase
 from flow.ops.semantics import int_mvu, khot_terms
 
 WEIGHT_MODES = {0: "add/subtract (bipolar weights)", 1: "shift-add (K-hot weights)", 2: "multiplier"}
@@ -24,17 +24,13 @@ def signed_bits(lo: int, hi: int) -> int:
 
 
 @register
-class IntMVU(HWOp):
+class IntMVU(MVUBase):
     op_type = "IntMVU"
     rtl_module = "int_mvu"
     hls_function = "int_mvu"
-    folding_attrs = ("PE", "SIMD")
 
-    def vectors(self) -> int:
-        return self.attr("NumVectors", 1)
-
-    def has_thresholds(self) -> bool:
-        return self.attr("NumThresholds") > 0
+    def input_bits(self) -> int:
+        return self.attr("InputBits")
 
     def acc_range(self) -> tuple[int, int]:
         """Worst-case accumulator bounds from the actual weights (overflow is impossible)."""
@@ -50,34 +46,15 @@ class IntMVU(HWOp):
     def out_bits(self) -> int:
         return bits_for(self.attr("NumThresholds")) if self.has_thresholds() else self.acc_bits()
 
-    def in_stream(self) -> Stream:
-        return Stream(self.attr("SIMD"), self.attr("InputBits"), self.vectors() * self.attr("MW"))
-
-    def out_stream(self) -> Stream:
-        return Stream(self.attr("PE"), self.out_bits(), self.vectors() * self.attr("MH"))
-
-    def check(self) -> None:
-        mw, mh, pe, simd = (self.attr(k) for k in ("MW", "MH", "PE", "SIMD"))
-        if mw % simd:
-            raise ValueError(f"{self.name}: SIMD={simd} does not divide MW={mw}")
-        if mh % pe:
-            raise ValueError(f"{self.name}: PE={pe} does not divide MH={mh}")
-        w = self.param("weights")
+    def check_weights(self, w: np.ndarray) -> None:
         mode = self.attr("WeightMode")
-        if w.shape != (mh, mw):
-            raise ValueError(f"{self.name}: weights must be (MH, MW)")
         if mode == 0 and not np.isin(w, (-1, 1)).all():
             raise ValueError(f"{self.name}: WeightMode 0 needs weights of +1/-1")
         if mode == 1:
             khot_terms(w, self.attr("K"))  # raises when a weight needs more than K terms
 
-    def execute(self, x: np.ndarray) -> np.ndarray:
-        thr = self.param("thresholds") if self.has_thresholds() else None
-        n = x.shape[0]
-        return int_mvu(x.reshape(-1, self.attr("MW")), self.param("weights"), thr).reshape(n, -1)
-
-    def cycles(self) -> int:
-        return self.vectors() * (self.attr("MH") // self.attr("PE")) * (self.attr("MW") // self.attr("SIMD"))
+    def compute(self, x: np.ndarray, thr) -> np.ndarray:
+        return int_mvu(x, self.param("weights"), thr)
 
     def resources(self) -> dict:
         mw, mh, pe, simd = (self.attr(k) for k in ("MW", "MH", "PE", "SIMD"))
@@ -93,7 +70,7 @@ class IntMVU(HWOp):
         return {"LUT": lut, "FF": pe * (acc + 1) * 2 + simd * ib + 32, "BRAM": bram, "DSP": dsp}
 
     def rtl_stage(self) -> dict:
-        from flow.rtlgen import int_mvu_weight_words, thresh_words
+        from flow.rtlgen import int_mvu_weight_words
 
         mw, mh, pe, simd = (self.attr(k) for k in ("MW", "MH", "PE", "SIMD"))
         t = self.attr("NumThresholds")
@@ -102,10 +79,7 @@ class IntMVU(HWOp):
         acc = self.acc_bits()
         tb = acc
         words, wb = int_mvu_weight_words(self.param("weights"), pe, simd, mode, wbits, k, sb)
-        memories = {"WEIGHTS_FILE": {"word_bits": pe * simd * wb, "words": words}}
-        if t:
-            memories["THRESH_FILE"] = {"word_bits": pe * t * tb,
-                                       "words": thresh_words(self.param("thresholds"), pe, tb)}
+        memories = {"WEIGHTS_FILE": {"word_bits": pe * simd * wb, "words": words}, **self.threshold_memory(tb)}
         return {
             "module": self.rtl_module,
             "name": self.name,
@@ -135,6 +109,4 @@ class IntMVU(HWOp):
         return stage(self, args, memories, out_signed=not p["USE_THRESH"])
 
     def describe(self) -> dict:
-        return {**super().describe(), "shape": [self.attr("MH"), self.attr("MW")], "vectors": self.vectors(),
-                "pe": self.attr("PE"), "simd": self.attr("SIMD"), "weights": WEIGHT_MODES[self.attr("WeightMode")],
-                "acc_bits": self.acc_bits()}
+        return {**super().describe(), "weights": WEIGHT_MODES[self.attr("WeightMode")], "acc_bits": self.acc_bits()}

@@ -1,0 +1,71 @@
+"""What the binary and the integer matrix-vector units share: folding, streams, the
+fold schedule's cycle count, execution over NumVectors input vectors, the threshold
+memory, and the description in reports. Not an op itself (nothing is registered here)."""
+from __future__ import annotations
+
+import numpy as np
+
+from flow.graph import Stream
+from flow.ops.base import HWOp
+
+
+class MVUBase(HWOp):
+    """MH neurons over MW inputs; PE neurons and SIMD inputs per cycle, NF*SF steps per vector."""
+
+    folding_attrs = ("PE", "SIMD")
+
+    def input_bits(self) -> int:
+        raise NotImplementedError
+
+    def out_bits(self) -> int:
+        raise NotImplementedError
+
+    def compute(self, x: np.ndarray, thr) -> np.ndarray:
+        """The exact semantics on (vectors, MW) inputs."""
+        raise NotImplementedError
+
+    def check_weights(self, w: np.ndarray) -> None:
+        raise NotImplementedError
+
+    def vectors(self) -> int:
+        return self.attr("NumVectors", 1)
+
+    def has_thresholds(self) -> bool:
+        return self.attr("NumThresholds") > 0
+
+    def in_stream(self) -> Stream:
+        return Stream(self.attr("SIMD"), self.input_bits(), self.vectors() * self.attr("MW"))
+
+    def out_stream(self) -> Stream:
+        return Stream(self.attr("PE"), self.out_bits(), self.vectors() * self.attr("MH"))
+
+    def check(self) -> None:
+        mw, mh, pe, simd = (self.attr(k) for k in ("MW", "MH", "PE", "SIMD"))
+        if mw % simd:
+            raise ValueError(f"{self.name}: SIMD={simd} does not divide MW={mw}")
+        if mh % pe:
+            raise ValueError(f"{self.name}: PE={pe} does not divide MH={mh}")
+        w = self.param("weights")
+        if w.shape != (mh, mw):
+            raise ValueError(f"{self.name}: weights must be (MH, MW)")
+        self.check_weights(w)
+
+    def execute(self, x: np.ndarray) -> np.ndarray:
+        thr = self.param("thresholds") if self.has_thresholds() else None
+        return self.compute(x.reshape(-1, self.attr("MW")), thr).reshape(x.shape[0], -1)
+
+    def cycles(self) -> int:
+        return self.vectors() * (self.attr("MH") // self.attr("PE")) * (self.attr("MW") // self.attr("SIMD"))
+
+    def threshold_memory(self, tb: int) -> dict:
+        """The THRESH_FILE memory entry ({} without thresholds)."""
+        from flow.rtlgen import thresh_words
+
+        t, pe = self.attr("NumThresholds"), self.attr("PE")
+        if not t:
+            return {}
+        return {"THRESH_FILE": {"word_bits": pe * t * tb, "words": thresh_words(self.param("thresholds"), pe, tb)}}
+
+    def describe(self) -> dict:
+        return {**super().describe(), "shape": [self.attr("MH"), self.attr("MW")], "vectors": self.vectors(),
+                "pe": self.attr("PE"), "simd": self.attr("SIMD")}
