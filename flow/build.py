@@ -178,7 +178,11 @@ def step_synth(st: BuildState) -> None:
     from flow.synth import synthesize
 
     _log(st, f"yosys synthesis for {st.cfg.synth}")
-    st.report["synthesis"] = synthesize(st.cfg.out / "rtl", TOP, st.cfg.synth)
+    try:
+        st.report["synthesis"] = synthesize(st.cfg.out / "rtl", TOP, st.cfg.synth)
+    except RuntimeError as exc:  # a tool failure: keep the analytic figures and say why
+        _log(st, f"yosys could not synthesise the design; resources stay analytic ({exc})")
+        st.report["synthesis_error"] = str(exc)[:2000]
 
 
 def step_report(st: BuildState) -> None:

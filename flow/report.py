@@ -41,6 +41,7 @@ def write_report(st) -> dict:
         "accuracy": st.report.get("accuracy"),
         "resources": st.report.get("synthesis") or {"tool": "bnnflow analytic estimate", **totals},
         "resources_estimate": {"tool": "bnnflow analytic estimate", **totals},
+        "synthesis_error": st.report.get("synthesis_error"),
         "fmax_mhz": None,
         "bitstream": None,
         "tool_versions": versions(),
