@@ -109,33 +109,29 @@ def _digits() -> tuple[np.ndarray, np.ndarray]:
     return images, d.target.astype(np.int64)
 
 
-def _torchvision_mnist(split: str) -> tuple[np.ndarray, np.ndarray]:
+def _torchvision(dataset: str, data: str, split: str, offline: str):
+    """Download `dataset` (a torchvision.datasets class name) into ~/.cache/bnnflow/<data>."""
     try:
-        from torchvision.datasets import MNIST
+        import torchvision.datasets as tvd
     except ImportError as exc:
-        raise UserError("data 'mnist' needs torchvision (pip install torchvision) and network; "
-                        "offline, use 'mnist-subset' or a directory of idx files.") from exc
-    root = Path.home() / ".cache" / "bnnflow" / "mnist"
+        raise UserError(f"data '{data}' needs torchvision (pip install torchvision) and network; "
+                        f"offline, {offline}.") from exc
+    root = Path.home() / ".cache" / "bnnflow" / data
     try:
-        ds = MNIST(str(root), train=(split == "train"), download=True)
+        return getattr(tvd, dataset)(str(root), train=(split == "train"), download=True)
     except Exception as exc:  # noqa: BLE001 - network failures come in many types
-        raise UserError(f"could not download MNIST to {root} ({type(exc).__name__}); "
-                        "offline, use 'mnist-subset' or a directory of idx files.") from exc
+        name = {"MNIST": "MNIST", "CIFAR10": "CIFAR-10"}[dataset]
+        raise UserError(f"could not download {name} to {root} ({type(exc).__name__}); offline, {offline}.") from exc
+
+
+def _torchvision_mnist(split: str) -> tuple[np.ndarray, np.ndarray]:
+    ds = _torchvision("MNIST", "mnist", split, "use 'mnist-subset' or a directory of idx files")
     return ds.data.numpy().astype(np.uint8)[:, None], ds.targets.numpy().astype(np.int64)
 
 
 def _torchvision_cifar10(split: str) -> tuple[np.ndarray, np.ndarray]:
-    try:
-        from torchvision.datasets import CIFAR10
-    except ImportError as exc:
-        raise UserError("data 'cifar10' needs torchvision (pip install torchvision) and network; offline, "
-                        "give a directory holding the CIFAR-10 python batches (data_batch_*, test_batch).") from exc
-    root = Path.home() / ".cache" / "bnnflow" / "cifar10"
-    try:
-        ds = CIFAR10(str(root), train=(split == "train"), download=True)
-    except Exception as exc:  # noqa: BLE001 - network failures come in many types
-        raise UserError(f"could not download CIFAR-10 to {root} ({type(exc).__name__}); offline, give a "
-                        "directory holding the CIFAR-10 python batches (data_batch_*, test_batch).") from exc
+    ds = _torchvision("CIFAR10", "cifar10", split,
+                      "give a directory holding the CIFAR-10 python batches (data_batch_*, test_batch)")
     images = np.ascontiguousarray(np.asarray(ds.data, dtype=np.uint8).transpose(0, 3, 1, 2))
     return images, np.asarray(ds.targets, dtype=np.int64)
 
