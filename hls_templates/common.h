@@ -94,11 +94,15 @@ inline unsigned popcount64(uint64_t x) {
 template <unsigned K, unsigned SB, unsigned ACC>
 ap_int<ACC> khot_mul(const ap_int<ACC>& x, const ap_uint<K * (2 + SB)>& f) {
 #pragma HLS INLINE
+    static_assert(K * (2 + SB) <= 64, "a K-hot weight field is at most 64 bits");
+    // The fields are read with native shifts and masks of the (<= 64-bit) word: the same
+    // wires in hardware, and no ap_range_ref objects in C simulation.
+    const uint64_t bits = f.to_uint64();
     ap_int<ACC> y = 0;
     for (unsigned j = 0; j < K; j++) {
 #pragma HLS UNROLL
-        const ap_uint<2> code = f.range(j * (2 + SB) + 1, j * (2 + SB));
-        const ap_uint<SB> sh = f.range(j * (2 + SB) + 1 + SB, j * (2 + SB) + 2);
+        const unsigned code = (unsigned)(bits >> (j * (2 + SB))) & 3u;
+        const unsigned sh = (unsigned)(bits >> (j * (2 + SB) + 2)) & ((1u << SB) - 1u);
         const ap_int<ACC> t = x << sh;
         if (code == 1) y += t;
         else if (code == 3) y -= t;

@@ -2,8 +2,9 @@
 integer logits included, through the Python API and the CLI.
 
 Default run: BNN-PYNQ TFC-w1a1 (random BatchNorm) through `bnnflow build/run/verify`, TFC-w2a2
-and the zoo's tfc-w1a1 through `flow.execute.execute(engine="csim")`, on 100 images each.
-Slow tier: >= 500 images per model, and CNV-w1a1."""
+and the zoo's tfc-w1a1 through `flow.execute.execute(engine="csim")` on 100 images each, and
+four more zoo families (K-hot, fixed point, residual, multi-bit) on 60 images each.
+Slow tier: 500 images for every zoo model and every BNN-PYNQ topology of brevitas_examples."""
 from __future__ import annotations
 
 import json
@@ -15,6 +16,8 @@ from _hls_helpers import brevitas_model, lower, torch_top1, zoo_random
 from _models import export, mnist_images
 from flow.cli import main
 from flow.execute import execute
+from flow.export import export_qonnx
+from flow.zoo import list_models, model_entry
 
 MNIST = (1, 28, 28)
 CIFAR = (3, 32, 32)
@@ -26,8 +29,12 @@ def _images(shape, n, seed=5):
     return np.random.default_rng(seed).integers(0, 256, (n, *shape), dtype=np.uint8)
 
 
-def _check_api(tmp_path, model, shape, target, n):
-    graph = lower(export(model, tmp_path / "m.onnx", shape), tmp_path / "out", target)
+def _check_api(tmp_path, model, shape, target, n, zoo=False):
+    if zoo:  # bnnflow's own layers (QFX fixed point, K-hot) export through flow.export
+        onnx = export_qonnx(model, tmp_path / "m.onnx", input_shape=(1, *shape))
+    else:
+        onnx = export(model, tmp_path / "m.onnx", shape)
+    graph = lower(onnx, tmp_path / "out", target)
     x = _images(shape, n)
     top = execute(graph, x, engine="csim", build_dir=tmp_path / "out")
     logits = execute(graph, x, engine="csim", logits=True, build_dir=tmp_path / "out")
@@ -99,17 +106,34 @@ def test_zoo_tfc_w1a1_csim(tmp_path):
     _check_api(tmp_path, zoo_random("tfc-w1a1", seed=2), MNIST, 256, 100)
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("name,target", [("tfc_1w1a", 128), ("tfc_2w2a", 512)])
-def test_brevitas_tfc_csim_500(tmp_path, name, target):
-    _check_api(tmp_path, brevitas_model(name, seed=13), MNIST, target, 500)
+# Zoo families beyond the binary TFC in the default run: K-hot and fixed-point MLPs, the
+# residual QFX network (a branching dataflow graph) and a multi-bit-activation MLP.
+ZOO_DEFAULT = ("khot-mlp", "fx-mlp", "qfx-resnet", "sfc-w1a2")
+# The BNN-PYNQ topologies as brevitas_examples defines them (CNV, TFC, SFC, LFC at every
+# precision it ships).
+BNN_PYNQ = ("tfc_1w1a", "tfc_1w2a", "tfc_2w2a", "sfc_1w1a", "sfc_1w2a", "sfc_2w2a", "lfc_1w1a", "lfc_1w2a",
+            "cnv_1w1a", "cnv_1w2a", "cnv_2w2a")
+
+
+def _target(shape) -> int:
+    return 32768 if shape == CIFAR else 512
+
+
+@pytest.mark.parametrize("name", ZOO_DEFAULT)
+def test_zoo_family_csim(tmp_path, name):
+    shape = tuple(model_entry(name)["input_shape"])
+    _check_api(tmp_path, zoo_random(name, seed=6), shape, _target(shape), 60, zoo=True)
 
 
 @pytest.mark.slow
-def test_zoo_tfc_w1a1_csim_500(tmp_path):
-    _check_api(tmp_path, zoo_random("tfc-w1a1", seed=4), MNIST, 64, 500)
+@pytest.mark.parametrize("name", sorted(list_models()))
+def test_every_zoo_model_csim_500(tmp_path, name):
+    shape = tuple(model_entry(name)["input_shape"])
+    _check_api(tmp_path, zoo_random(name, seed=4), shape, _target(shape), 500, zoo=True)
 
 
 @pytest.mark.slow
-def test_cnv_w1a1_csim_500(tmp_path):
-    _check_api(tmp_path, brevitas_model("cnv_1w1a", seed=3), CIFAR, 32768, 500)
+@pytest.mark.parametrize("name", BNN_PYNQ)
+def test_bnn_pynq_topology_csim_500(tmp_path, name):
+    shape = CIFAR if name.startswith("cnv") else MNIST
+    _check_api(tmp_path, brevitas_model(name, seed=13), shape, _target(shape), 500)
