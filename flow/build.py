@@ -157,8 +157,15 @@ def step_hls(st: BuildState) -> None:
     from flow.hlsgen import render, run_vitis_hls
 
     render(st.graph, st.cfg.out / "hls", clock_mhz=st.cfg.clock_mhz)
-    if st.cfg.extra.get("hls_synth"):
-        run_vitis_hls(st.cfg.out / "hls", log=lambda m: _log(st, m), echo=print)
+    if st.cfg.extra.get("hls_synth") and run_vitis_hls(st.cfg.out / "hls", log=lambda m: _log(st, m), echo=print):
+        from flow.hls_rtl import vendor_rtl_dir, verify_vendor_rtl
+        from flow.verify import verification_images
+
+        images, _labels, _source = verification_images(st.graph, st.cfg.verify_images, st.cfg.test_data)
+        _log(st, f"Verilator: {len(images)} images through the RTL that vitis_hls exported")
+        rec = verify_vendor_rtl(st.graph, vendor_rtl_dir(st.cfg.out / "hls"), st.cfg.out / "hls_rtl", images)
+        st.report["hls_rtl_verification"] = rec
+        _log(st, f"HLS RTL: {rec['images']} images, {rec['mismatches']} mismatches against numpy")
 
 
 def step_verify(st: BuildState) -> None:
