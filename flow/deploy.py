@@ -39,7 +39,10 @@ def board_uart_baud(board: str | None) -> int | None:
         return None
     from flow.assets import asset_path
 
-    path = asset_path("boards") / f"{board}.toml"
+    try:
+        path = asset_path("boards") / f"{board}.toml"
+    except FileNotFoundError:  # a package without board files
+        return None
     if not path.is_file():
         return None
     data = tomllib.loads(path.read_text())
@@ -74,7 +77,7 @@ def io_spec(graph: DataflowGraph, board: str | None = None, board_build: dict | 
         "logits": {"scale": out["scale"], "bias": out["bias"],
                    "meaning": "float logits = scale * integer logits + bias"},
         "board": bb.get("board", board),
-        "uart_baud": board_uart_baud(bb.get("board", board)),
+        "uart_baud": bb.get("uart_baud") or board_uart_baud(bb.get("board", board)),
         "dma_max_bytes": bb.get("dma_max_bytes"),
         "bitstream": Path(bb["bitstream"]).name if bb.get("bitstream") else None,
         "hwh": Path(bb["hwh"]).name if bb.get("hwh") else None,

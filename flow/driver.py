@@ -204,11 +204,11 @@ class PynqBackend:
     """The bitstream on a Zynq board: `pynq.Overlay` + the `axi_dma_0` send/receive channels."""
 
     def __init__(self, spec: IOSpec, deploy_dir: Path, max_batch: int | None = None):
-        import pynq
-
         if spec.bitstream is None or not (deploy_dir / spec.bitstream).is_file():
             raise FileNotFoundError(f"{deploy_dir} holds no bitstream; build with a Zynq --board (e.g. ultra96-v2) "
                                     "and copy the whole deploy/ directory to the board")
+        import pynq
+
         self.spec = spec
         self._allocate = pynq.allocate
         self.overlay = pynq.Overlay(str(deploy_dir / spec.bitstream))
