@@ -84,12 +84,14 @@ def io_spec(graph: DataflowGraph, board: str | None = None, board_build: dict | 
     }
 
 
-def sample_set(graph: DataflowGraph, n: int = SAMPLE_IMAGES) -> tuple[np.ndarray, np.ndarray]:
-    """A few verification images (the same source the verify step uses) and their numpy top-1."""
+def sample_set(graph: DataflowGraph, n: int = SAMPLE_IMAGES, pool: int = 5000) -> tuple[np.ndarray, np.ndarray]:
+    """n images spread evenly over the first `pool` of the verify step's source (a class-sorted
+    set gives every class), and their top-1 from the numpy reference."""
     from flow.execute import execute_numpy
     from flow.verify import verification_images
 
-    images = verification_images(graph, n)[0]
+    images = verification_images(graph, pool)[0]
+    images = images[np.linspace(0, len(images) - 1, min(n, len(images))).astype(np.int64)]
     return images, execute_numpy(graph, images)
 
 
