@@ -292,7 +292,8 @@ class UartBackend:
         if rate is None:
             raise ValueError(f"{IO_FILE} names no UART baud rate (built without a UART board); pass baud=...")
         self.spec = spec
-        self.port = serial.Serial(port, baudrate=int(rate), timeout=timeout_s)
+        # a device path (/dev/ttyUSB0, COM3) or a pyserial URL (socket://host:port, rfc2217://...)
+        self.port = serial.serial_for_url(port, baudrate=int(rate), timeout=timeout_s)
         self.max_batch = max_batch or DEFAULT_MAX_BATCH["uart"]
 
     def transfer(self, images: U8) -> U8:
