@@ -321,7 +321,7 @@ def find_deploy_dir(path: str | Path) -> Path:
     p = Path(path)
     for d in (p, p / "deploy"):
         if (d / IO_FILE).is_file():
-            return d
+            return d.resolve()
     raise FileNotFoundError(f"{p} is neither a bnnflow deploy directory nor a build directory with one ({IO_FILE} "
                             "not found)")
 

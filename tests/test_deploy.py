@@ -153,6 +153,20 @@ def test_verify_and_throughput(zoo_build):
     assert acc.throughput_test(n=50) > 0
 
 
+def test_deploy_notebook_runs(zoo_build):
+    """deploy/bnnflow.ipynb, executed in the deploy folder; without pynq it takes the sim backend."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    d = zoo_build[0] / "deploy"
+    nb = nbformat.read(d / "bnnflow.ipynb", as_version=4)
+    nbformat.validate(nb)
+    NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(d)}}).execute()
+    text = "".join(o.get("text", "") + o.get("data", {}).get("text/plain", "") for c in nb.cells if c.cell_type == "code"
+                   for o in c.outputs)
+    assert "'sim'" in text and "'mismatches': 0" in text and "images/s on the sim backend" in text
+
+
 def test_driver_refuses_bad_use(zoo_build):
     from flow.driver import Accelerator
 
