@@ -41,8 +41,8 @@ I64 = npt.NDArray[np.int64]
 IO_FILE = "io.json"
 SAMPLES_FILE = "samples.npz"
 BACKENDS = ("pynq", "sim", "uart")
-# The AXI DMA's default buffer length register is 14 bits wide; io.json overrides it when the
-# board's block design sets a wider one.
+# The AXI DMA's default buffer length register is 14 bits wide; the .hwh (or io.json) gives the
+# width the board's block design set.
 DEFAULT_DMA_MAX_BYTES = (1 << 14) - 1
 DEFAULT_MAX_BATCH = {"pynq": 1024, "sim": 4096, "uart": 64}
 
@@ -214,8 +214,11 @@ class PynqBackend:
         self.overlay = pynq.Overlay(str(deploy_dir / spec.bitstream))
         self.dma = self.overlay.axi_dma_0
         self.in_row, self.out_row = axi_bytes(spec.in_bits), axi_bytes(spec.out_bits)
+        # the longest transfer the DMA's buffer length register allows, from the .hwh when it says
+        width = self.overlay.ip_dict.get("axi_dma_0", {}).get("parameters", {}).get("C_SG_LENGTH_WIDTH")
+        limit = (1 << int(width)) - 1 if width is not None else spec.dma_max_bytes
         per_image = max(spec.in_beats * self.in_row, spec.out_beats * self.out_row)
-        fits = max(1, spec.dma_max_bytes // per_image)
+        fits = max(1, limit // per_image)
         self.max_batch = min(fits, max_batch or DEFAULT_MAX_BATCH["pynq"])
         self._in: PynqBuffer | None = None
         self._out: PynqBuffer | None = None
