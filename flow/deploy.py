@@ -80,7 +80,8 @@ def io_spec(graph: DataflowGraph, board: str | None = None, board_build: dict | 
         "uart_baud": bb.get("uart_baud") or board_uart_baud(bb.get("board", board)),
         "dma_max_bytes": bb.get("dma_max_bytes"),
         "bitstream": Path(bb["bitstream"]).name if bb.get("bitstream") else None,
-        "hwh": Path(bb["hwh"]).name if bb.get("hwh") else None,
+        # pynq.Overlay reads the hardware handoff next to the bitstream, under the same stem
+        "hwh": (Path(bb.get("bitstream") or "bnnflow.bit").stem + ".hwh") if bb.get("hwh") else None,
     }
 
 

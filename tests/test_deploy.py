@@ -236,14 +236,15 @@ def test_board_outputs_are_shipped(zoo_build, tmp_path):
     board = tmp_path / "board" / "ultra96-v2"
     board.mkdir(parents=True)
     (board / "bnnflow.bit").write_bytes(b"bitstream bytes from the board step")
-    (board / "bnnflow.hwh").write_text("<hwh/>")
+    (board / "design_1.hwh").write_text("<hwh/>")  # renamed to the bitstream's stem, where pynq looks
     bb = {"board": "ultra96-v2", "toolchain": "vivado", "status": "built", "reason": None,
-          "bitstream": "board/ultra96-v2/bnnflow.bit", "hwh": "board/ultra96-v2/bnnflow.hwh",
+          "bitstream": "board/ultra96-v2/bnnflow.bit", "hwh": "board/ultra96-v2/design_1.hwh",
           "project": "board/ultra96-v2", "gate": {}}
     rec = write_deploy(graph, tmp_path, "ultra96-v2", bb)
     d = tmp_path / "deploy"
     assert rec["bitstream"] == "bnnflow.bit" and rec["hwh"] == "bnnflow.hwh"
     assert (d / "bnnflow.bit").read_bytes() == (board / "bnnflow.bit").read_bytes()
+    assert (d / "bnnflow.hwh").read_text() == "<hwh/>"
     io = json.loads((d / "io.json").read_text())
     assert (io["board"], io["bitstream"], io["hwh"]) == ("ultra96-v2", "bnnflow.bit", "bnnflow.hwh")
     first = {p.name: p.read_bytes() for p in d.iterdir()}
