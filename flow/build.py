@@ -192,6 +192,13 @@ def step_synth(st: BuildState) -> None:
         st.report["synthesis_error"] = str(exc)[:2000]
 
 
+def step_deploy(st: BuildState) -> None:
+    """BUILD/deploy/: driver.py, io.json, samples, notebook, and the bitstream when the board step built one."""
+    from flow.deploy import write_deploy
+
+    st.report["deploy"] = write_deploy(st.graph, st.cfg.out, st.cfg.board, st.report.get("board_build"))
+
+
 def step_report(st: BuildState) -> None:
     from flow.fold import folding_config
     from flow.report import write_report
@@ -229,6 +236,7 @@ STEPS = [
     ("hls", step_hls, None),
     ("verify", step_verify, None),
     ("synth", step_synth, None),
+    ("deploy", step_deploy, None),
     ("report", step_report, None),
 ]
 

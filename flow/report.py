@@ -51,6 +51,7 @@ def write_report(st) -> dict:
         "synthesis_error": st.report.get("synthesis_error"),
         "fmax_mhz": None,
         "bitstream": None,
+        "deploy": st.report.get("deploy"),
         "tool_versions": versions(),
     }
     from flow.report_html import write_html

@@ -1,0 +1,36 @@
+# Type stub for the part of PYNQ (pynq 3.x / 4.x) that the bnnflow driver uses. PYNQ itself
+# installs only on a board; this lets mypy check the driver's PYNQ backend anywhere.
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+class PynqBuffer(np.ndarray[Any, np.dtype[Any]]):
+    physical_address: int
+    def flush(self) -> None: ...
+    def invalidate(self) -> None: ...
+    def freebuffer(self) -> None: ...
+
+def allocate(shape: int | tuple[int, ...], dtype: npt.DTypeLike = ..., target: object | None = ...,
+             cacheable: bool = ...) -> PynqBuffer: ...
+
+class _DMAChannel:
+    idle: bool
+    running: bool
+    def transfer(self, array: PynqBuffer, start: int = ..., nbytes: int = ...) -> None: ...
+    def wait(self) -> None: ...
+    def start(self) -> None: ...
+    def stop(self) -> None: ...
+
+class DMA:
+    sendchannel: _DMAChannel
+    recvchannel: _DMAChannel
+
+class Overlay:
+    # bnnflow's Zynq block design names its AXI DMA axi_dma_0
+    axi_dma_0: DMA
+    ip_dict: dict[str, dict[str, Any]]
+    def __init__(self, bitfile_name: str, dtbo: str | None = ..., download: bool = ...,
+                 ignore_version: bool = ..., device: object | None = ...) -> None: ...
+    def download(self, dtbo: str | None = ...) -> None: ...
+    def is_loaded(self) -> bool: ...
