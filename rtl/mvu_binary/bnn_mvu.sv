@@ -7,6 +7,7 @@
 // ping-pong buffer of two MW-bit banks: the next frame fills one bank while the
 // current frame is replayed from the other, so back-to-back frames cost NF*SF cycles.
 // A step reading a word that arrives in the same cycle takes it straight from the bus.
+// The buffer and the schedule are rtl/common/mvu_sequencer.sv, shared with int_mvu.
 //
 // Pipeline: issue -> S1 (weight read, input word) -> S2 (XNOR + popcount per PE)
 //   -> S3 (accumulate over sf, threshold read) -> S4 (threshold compare, output register).
@@ -42,10 +43,8 @@ module bnn_mvu #(
     localparam int NF = MH / PE;
     localparam int SF = MW / SIMD;
     localparam int WDEPTH = NF * SF;
-    localparam int SFW = (SF > 1) ? $clog2(SF) : 1;
     localparam int NFW = (NF > 1) ? $clog2(NF) : 1;
     localparam int WAW = (WDEPTH > 1) ? $clog2(WDEPTH) : 1;
-    localparam int CNTW = $clog2(SF + 1);
     localparam int PCW = $clog2(SIMD + 1);   // per-step popcount width
     localparam int ACCW = $clog2(MW + 1);    // accumulator width
     localparam int CMPW = ((ACCW > TB) ? ACCW : TB) + 1;
@@ -55,75 +54,15 @@ module bnn_mvu #(
         if (MW % SIMD != 0 || MH % PE != 0) $error("bnn_mvu: SIMD must divide MW and PE must divide MH");
     end
 
-    // ---------------- input ping-pong buffer ----------------
-    logic [SIMD-1:0] ibuf [2][SF];
-    logic [CNTW-1:0] wcnt [2];        // words written into each bank; SF = full / in use
-    logic            wr_bank;
-    logic            rd_bank;
-    logic [SFW-1:0]  wr_ptr;
-
-    assign s_axis_tready = (wcnt[wr_bank] != CNTW'(SF));
-    wire in_fire = s_axis_tvalid & s_axis_tready;
-
-    // ---------------- compute sequencer ----------------
-    logic [SFW-1:0] sf;
-    logic [NFW-1:0] nf;
-    logic [WAW-1:0] waddr;
-    logic           en;
-    wire  out_en = ~m_axis_tvalid | m_axis_tready;
-    assign en = out_en;
-
-    wire word_stored = (CNTW'(sf) < wcnt[rd_bank]);
-    wire word_bypass = in_fire && (wr_bank == rd_bank) && (CNTW'(sf) == wcnt[rd_bank]);
-    wire step_ok = word_stored | word_bypass;
-    wire issue = en & step_ok;
-    wire last_sf = (sf == SFW'(SF - 1));
-    wire last_nf = (nf == NFW'(NF - 1));
-    wire [SIMD-1:0] x_word = word_stored ? ibuf[rd_bank][sf] : s_axis_tdata;
-
-    always_ff @(posedge ap_clk) begin
-        if (!ap_rst_n) begin
-            wcnt[0] <= '0;
-            wcnt[1] <= '0;
-            wr_bank <= 1'b0;
-            wr_ptr  <= '0;
-            rd_bank <= 1'b0;
-            sf      <= '0;
-            nf      <= '0;
-            waddr   <= '0;
-        end else begin
-            if (in_fire) begin
-                ibuf[wr_bank][wr_ptr] <= s_axis_tdata;
-                if (wr_ptr == SFW'(SF - 1)) begin
-                    wr_ptr  <= '0;
-                    wr_bank <= ~wr_bank;
-                end else begin
-                    wr_ptr <= wr_ptr + 1'b1;
-                end
-            end
-            // write count update (release by the sequencer wins only on its own bank)
-            for (int b = 0; b < 2; b++) begin
-                if (issue && last_sf && last_nf && rd_bank == 1'(b))
-                    wcnt[b] <= '0;
-                else if (in_fire && wr_bank == 1'(b))
-                    wcnt[b] <= wcnt[b] + 1'b1;
-            end
-            if (issue) begin
-                waddr <= (waddr == WAW'(WDEPTH - 1)) ? '0 : waddr + 1'b1;
-                if (last_sf) begin
-                    sf <= '0;
-                    if (last_nf) begin
-                        nf <= '0;
-                        rd_bank <= ~rd_bank;
-                    end else begin
-                        nf <= nf + 1'b1;
-                    end
-                end else begin
-                    sf <= sf + 1'b1;
-                end
-            end
-        end
-    end
+    // ---------------- input buffer and step sequencer ----------------
+    wire en = ~m_axis_tvalid | m_axis_tready;
+    logic                 issue, first, last_sf;
+    logic [SIMD-1:0]      x_word;
+    logic [NFW-1:0]       nf;
+    logic [WAW-1:0]       waddr;
+    mvu_sequencer #(.XW(SIMD), .SF(SF), .NF(NF)) u_seq (
+        .ap_clk, .ap_rst_n, .s_axis_tdata, .s_axis_tvalid, .s_axis_tready,
+        .en, .issue, .x_word, .first, .last_sf, .nf, .waddr);
 
     // ---------------- weight memory ----------------
     (* ram_style = RAM_STYLE *) logic [PE*SIMD-1:0] wmem [WDEPTH];
@@ -140,7 +79,7 @@ module bnn_mvu #(
         if (en) begin
             w1 <= wmem[waddr];
             x1 <= x_word;
-            first1 <= (sf == '0);
+            first1 <= first;
             last1 <= last_sf;
             nf1 <= nf;
         end

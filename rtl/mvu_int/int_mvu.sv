@@ -12,7 +12,8 @@
 // holding w[nf*PE+p][sf*SIMD+s], WB = 1 / K*(2+SB) / W_BITS for modes 0 / 1 / 2.
 //
 // Folding and schedule as bnn_mvu: NF = MH/PE, SF = MW/SIMD, NF*SF steps of one clock per
-// frame, input words replayed from a ping-pong buffer, back-to-back frames without bubbles.
+// frame, input words replayed from a ping-pong buffer, back-to-back frames without bubbles
+// (rtl/common/mvu_sequencer.sv).
 // Pipeline: issue -> S1 (weight read, input word) -> S2 (lane products, per-PE sum)
 //   -> S3 (accumulate over sf, threshold read) -> S4 (threshold compare, output register).
 //
@@ -53,10 +54,8 @@ module int_mvu #(
     localparam int NF = MH / PE;
     localparam int SF = MW / SIMD;
     localparam int WDEPTH = NF * SF;
-    localparam int SFW = (SF > 1) ? $clog2(SF) : 1;
     localparam int NFW = (NF > 1) ? $clog2(NF) : 1;
     localparam int WAW = (WDEPTH > 1) ? $clog2(WDEPTH) : 1;
-    localparam int CNTW = $clog2(SF + 1);
     localparam int TW = 2 + SB;                                      // K-hot term width
     localparam int WB = (W_MODE == 0) ? 1 : (W_MODE == 1) ? K * TW : W_BITS;
     localparam int XW = SIMD * IN_BITS;
@@ -69,69 +68,15 @@ module int_mvu #(
         if (W_MODE < 0 || W_MODE > 2) $error("int_mvu: W_MODE must be 0, 1 or 2");
     end
 
-    // ---------------- input ping-pong buffer (as bnn_mvu) ----------------
-    logic [XW-1:0]   ibuf [2][SF];
-    logic [CNTW-1:0] wcnt [2];
-    logic            wr_bank, rd_bank;
-    logic [SFW-1:0]  wr_ptr;
-
-    assign s_axis_tready = (wcnt[wr_bank] != CNTW'(SF));
-    wire in_fire = s_axis_tvalid & s_axis_tready;
-
-    logic [SFW-1:0] sf;
-    logic [NFW-1:0] nf;
-    logic [WAW-1:0] waddr;
+    // ---------------- input buffer and step sequencer ----------------
     wire en = ~m_axis_tvalid | m_axis_tready;
-
-    wire word_stored = (CNTW'(sf) < wcnt[rd_bank]);
-    wire word_bypass = in_fire && (wr_bank == rd_bank) && (CNTW'(sf) == wcnt[rd_bank]);
-    wire issue = en & (word_stored | word_bypass);
-    wire last_sf = (sf == SFW'(SF - 1));
-    wire last_nf = (nf == NFW'(NF - 1));
-    wire [XW-1:0] x_word = word_stored ? ibuf[rd_bank][sf] : s_axis_tdata;
-
-    always_ff @(posedge ap_clk) begin
-        if (!ap_rst_n) begin
-            wcnt[0] <= '0;
-            wcnt[1] <= '0;
-            wr_bank <= 1'b0;
-            wr_ptr  <= '0;
-            rd_bank <= 1'b0;
-            sf      <= '0;
-            nf      <= '0;
-            waddr   <= '0;
-        end else begin
-            if (in_fire) begin
-                ibuf[wr_bank][wr_ptr] <= s_axis_tdata;
-                if (wr_ptr == SFW'(SF - 1)) begin
-                    wr_ptr  <= '0;
-                    wr_bank <= ~wr_bank;
-                end else begin
-                    wr_ptr <= wr_ptr + 1'b1;
-                end
-            end
-            for (int b = 0; b < 2; b++) begin
-                if (issue && last_sf && last_nf && rd_bank == 1'(b))
-                    wcnt[b] <= '0;
-                else if (in_fire && wr_bank == 1'(b))
-                    wcnt[b] <= wcnt[b] + 1'b1;
-            end
-            if (issue) begin
-                waddr <= (waddr == WAW'(WDEPTH - 1)) ? '0 : waddr + 1'b1;
-                if (last_sf) begin
-                    sf <= '0;
-                    if (last_nf) begin
-                        nf <= '0;
-                        rd_bank <= ~rd_bank;
-                    end else begin
-                        nf <= nf + 1'b1;
-                    end
-                end else begin
-                    sf <= sf + 1'b1;
-                end
-            end
-        end
-    end
+    logic                 issue, first, last_sf;
+    logic [XW-1:0]      x_word;
+    logic [NFW-1:0]       nf;
+    logic [WAW-1:0]       waddr;
+    mvu_sequencer #(.XW(XW), .SF(SF), .NF(NF)) u_seq (
+        .ap_clk, .ap_rst_n, .s_axis_tdata, .s_axis_tvalid, .s_axis_tready,
+        .en, .issue, .x_word, .first, .last_sf, .nf, .waddr);
 
     // ---------------- weight memory ----------------
     (* ram_style = RAM_STYLE *) logic [PE*SIMD*WB-1:0] wmem [WDEPTH];
@@ -148,7 +93,7 @@ module int_mvu #(
         if (en) begin
             w1 <= wmem[waddr];
             x1 <= x_word;
-            first1 <= (sf == '0);
+            first1 <= first;
             last1 <= last_sf;
             nf1 <= nf;
         end
