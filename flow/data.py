@@ -237,6 +237,17 @@ def load_dataset(spec: str = "mnist-subset", split: str = "train") -> tuple[np.n
                     "or CIFAR-10 batches.")
 
 
+def class_interleaved(labels: np.ndarray) -> np.ndarray:
+    """Indices that take the images class by class in turn (0, 1, ..., 9, 0, 1, ...), each
+    class in its stored order, so that the first n of a class-sorted set cover every class."""
+    labels = np.asarray(labels)
+    rank = np.empty(len(labels), np.int64)
+    for c in np.unique(labels):
+        idx = np.flatnonzero(labels == c)
+        rank[idx] = np.arange(len(idx))
+    return np.lexsort((labels, rank))
+
+
 def train_val_split(images: np.ndarray, labels: np.ndarray, val_fraction: float = 0.1,
                     seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Deterministic stratified split: (train_x, train_y, val_x, val_y).

@@ -25,8 +25,11 @@ def verification_images(graph: DataflowGraph, n: int, test_data: str | None = No
     if shape == (1, 28, 28):
         from flow.data import load_dataset
 
-        images, _labels = load_dataset("mnist-subset")
-        return images[:n], None, "mnist-subset (training images; no accuracy claimed)"
+        from flow.data import class_interleaved
+
+        images, labels = load_dataset("mnist-subset")  # stored sorted by class
+        return (images[class_interleaved(labels)[:n]], None,
+                "mnist-subset, every class in turn (training images; no accuracy claimed)")
     rng = np.random.default_rng(0)
     return rng.integers(0, 256, (n, *shape), dtype=np.uint8), None, "random uint8 (seed 0)"
 

@@ -61,8 +61,10 @@ def export(model: torch.nn.Module, path: Path, shape=(1, 28, 28)) -> Path:
 def mnist_images(n: int) -> np.ndarray:
     from flow.data import load_dataset
 
-    images, _ = load_dataset("mnist-subset")
-    return images[:n]
+    from flow.data import class_interleaved
+
+    images, labels = load_dataset("mnist-subset")  # sorted by class: take every class in turn
+    return images[class_interleaved(labels)[:n]]
 
 
 def torch_logits(model, images: np.ndarray) -> np.ndarray:

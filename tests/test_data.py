@@ -153,3 +153,13 @@ def test_cifar10_without_torchvision_is_one_sentence(monkeypatch):
     monkeypatch.setattr(builtins, "__import__", fake)
     with pytest.raises(UserError, match="needs torchvision"):
         load_dataset("cifar10")
+
+
+def test_verification_images_cover_every_class():
+    """mnist-subset is stored sorted by class; the verify step takes every class in turn."""
+    from flow.data import class_interleaved
+
+    _, labels = load_dataset("mnist-subset")
+    order = class_interleaved(labels)
+    assert sorted(order.tolist()) == list(range(len(labels)))
+    assert labels[order[:20]].tolist() == list(range(10)) * 2
