@@ -115,6 +115,9 @@ def resume_state(st: BuildState, step_index: int) -> None:
     if not prev:
         raise UserError(f"cannot resume at step {STEPS[step_index][0]!r}: {out / 'steps'} has no graph from an earlier step")
     st.torch_model = _torch_model_for(st.cfg.model)
+    record = out / "verification.json"
+    if step_index > [s[0] for s in STEPS].index("verify") and record.is_file():
+        st.report["verification"] = json.loads(record.read_text())  # the record the steps after verify read
     last = prev[-1]
     if last.name.startswith("01_"):
         st.qonnx = ModelWrapper(str(last))
