@@ -16,7 +16,8 @@ UART_FILES = ("uart_rx.sv", "uart_tx.sv", "bytes_to_beat.sv", "beat_to_bytes.sv"
 AXIS_TOP = "bnnflow_accel"
 UART_TOP = "bnnflow_uart_top"
 PROBE_TOP = "bnnflow_probe"
-AXIS_PORTS = ("ap_clk", "ap_rst_n", "s_axis_tdata", "s_axis_tvalid", "s_axis_tready", "s_axis_tlast", "m_axis_tdata", "m_axis_tvalid", "m_axis_tready", "m_axis_tlast")
+AXIS_PORTS = ("ap_clk", "ap_rst_n", "s_axis_tdata", "s_axis_tvalid", "s_axis_tready", "s_axis_tlast",
+              "m_axis_tdata", "m_axis_tvalid", "m_axis_tready", "m_axis_tlast")
 UART_PORTS = ("clk", "rst_n", "uart_rx", "uart_tx", "led")
 
 

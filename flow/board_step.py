@@ -20,13 +20,13 @@ def run_board(st, log=lambda m: None) -> dict:
     if not gate["passed"]:
         log(f"{board.name}: the design is not verified; --unverified builds it anyway (recorded in the report)")
     if board.toolchain == "open-ecp5":
-        from flow.ecp5 import build_bitstream
+        from flow import ecp5
 
-        rec = build_bitstream(st.graph, cfg.out, board, log=log)
+        rec = ecp5.build_bitstream(st.graph, cfg.out, board, log=log)
     else:
-        from flow.vivado import build_bitstream
+        from flow import vivado
 
-        rec = build_bitstream(st.graph, cfg.out, board, cfg.clock_mhz, log=log)
+        rec = vivado.build_bitstream(st.graph, cfg.out, board, cfg.clock_mhz, log=log)
     _yosys_figures(st, board, rec, log)
     record = {"board": board.name, "part": board.part, **rec, "gate": gate}
     st.report["board_build"] = record

@@ -21,7 +21,7 @@ IP_VLNV = "bnnflow.org:bnnflow:bnnflow_accel:1.0"
 DMA_MAX_TDATA_BYTES = 128   # AXI DMA streams carry at most 1024 bits
 
 # processing-system pin and port names, per PS IP
-PS = {
+PS: dict[str, dict] = {
     "zynq_ultra_ps_e": {
         "clk": "pl_clk0", "resetn": "pl_resetn0", "master": "M_AXI_HPM0_FPD", "master_clk": "maxihpm0_fpd_aclk",
         "slave": "S_AXI_HP0_FPD", "slave_clk": "saxihp0_fpd_aclk",
