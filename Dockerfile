@@ -1,6 +1,8 @@
 # The build pipeline in a container: the same `make install` the README uses.
 #   docker build -t bnnflow .
 #   docker run --rm -v "$PWD/out:/work/out" bnnflow build tfc-w1a1 --out /work/out/tfc
+# Vivado bitstreams for the Zynq boards: mount an installation at /opt/vivado (its bin/ is on
+# PATH below), e.g. -v /tools/Xilinx/Vivado/2024.2:/opt/vivado:ro, and add --board ultra96-v2.
 FROM python:3.11-slim-bookworm
 
 RUN apt-get update \
@@ -15,7 +17,7 @@ WORKDIR /opt/bnnflow
 COPY . .
 RUN make install PYTHON=python3.11 && rm -rf /root/.cache/pip
 
-ENV PATH=/opt/bnnflow/.venv/bin:${PATH}
+ENV PATH=/opt/bnnflow/.venv/bin:/opt/vivado/bin:${PATH}
 WORKDIR /work
 ENTRYPOINT ["bnnflow"]
 CMD ["--help"]

@@ -14,7 +14,7 @@ import pytest
 
 from _board_probe import axis_probe, uart_probe
 from flow import board_rtl as br
-from flow.boards import list_boards, load_board, parse_board
+from flow.boards import board_names, list_boards, load_board, parse_board
 from flow.errors import UserError
 
 
@@ -99,6 +99,22 @@ def test_oversized_design_is_refused_before_synthesis(tmp_path):
     assert not (out / "rtl").exists() and not (out / "report.json").exists()
 
 
+def test_fit_check_counts_lut4_on_ecp5(u96_build):
+    """Fully unrolled tfc-w1a1 (~67k LUT6) is refused on the ULX3S in LUT4s, with a folding that fits."""
+    from flow.boards import check_fit
+    from flow.fold import fold_for_target, total_luts
+    from flow.graph import DataflowGraph
+
+    unfolded = DataflowGraph.load(sorted((u96_build[0] / "steps").glob("*_streamline.onnx"))[-1])
+    big = fold_for_target(unfolded, 1)
+    with pytest.raises(UserError, match=r"needs (\d+) LUT4 LUT vs 83640.*--target-cycles (\d+)") as exc:
+        check_fit(big, unfolded, load_board("ulx3s-85f"))
+    need = int(re.search(r"needs (\d+) LUT4", str(exc.value)).group(1))
+    assert need == 2 * total_luts(big)
+    target = int(re.search(r"--target-cycles (\d+)", str(exc.value)).group(1))
+    check_fit(fold_for_target(unfolded, target), unfolded, load_board("ulx3s-85f"))
+
+
 def test_default_folding_fits_every_board(u96_build):
     from flow.boards import check_fit
     from flow.build import load_build
@@ -138,19 +154,43 @@ def test_u96_report_and_yosys_figures(u96_build):
     assert sum(r["resources_yosys"]["LUT"] for r in rep["layers"]) <= bb["resources_yosys"]["LUT"]
 
 
-@pytest.mark.parametrize("name", ["ultra96-v2", "pynq-z2", "pynq-z1", "zcu104", "kv260"])
-def test_vivado_project_for_every_zynq_board(u96_build, tmp_path, name):
-    """Smoke test: every Zynq board's project is generated, every file its TCL names exists,
-    and the part names are the board file's."""
+@pytest.mark.parametrize("name", board_names())
+def test_project_for_every_board(u96_build, tmp_path, name):
+    """Smoke test over every board file: its project is generated from one build."""
     import shutil
 
     from flow.build import load_build
-    from flow.vivado import write_project
 
     build = tmp_path / "b"
     shutil.copytree(u96_build[0] / "rtl", build / "rtl")
     board = load_board(name)
     g = load_build(u96_build[0])
+    if board.toolchain == "vivado":
+        _check_vivado_project(g, build, board)
+    else:
+        _check_ecp5_project(g, build, board)
+
+
+def _check_ecp5_project(g, build: Path, board) -> None:
+    from flow.ecp5 import write_project
+
+    proj = write_project(g, build, board)
+    lpf = (proj / "top.lpf").read_text()
+    for port, site in board.pins.items():
+        assert f'LOCATE COMP "{port}" SITE "{site}";' in lpf
+    top = (proj / "src" / f"{br.UART_TOP}.sv").read_text()
+    for f in br.UART_FILES + ("bnnflow_top.sv",):
+        assert (proj / "src" / f).is_file(), f
+    for port in ("clk", "rst_n", "uart_rx", "uart_tx", "led"):
+        assert f".{port}({port})" in top
+    again = write_project(g, build, board)
+    assert (again / "top.lpf").read_text() == lpf
+
+
+def _check_vivado_project(g, build: Path, board) -> None:
+    """Every file the TCL names exists, and the part names are the board file's."""
+    from flow.vivado import write_project
+
     proj = write_project(g, build, board, 100.0)
     pkg, bld = (proj / "package_ip.tcl").read_text(), (proj / "build.tcl").read_text()
     assert _tcl_set(pkg, "part") == board.part and _tcl_set(bld, "part") == board.part
