@@ -63,5 +63,6 @@ def summary(record: dict) -> str:
     b = record["board"]
     if record["status"] == "built":
         fmax = f", Fmax {record['fmax_mhz']:.1f} MHz" if record.get("fmax_mhz") else ""
-        return f"{b}: bitstream {record['bitstream']}{fmax}"
+        timing = f" ({record['reason']})" if record.get("reason") else ""
+        return f"{b}: bitstream {record['bitstream']}{fmax}{timing}"
     return f"{b}: bitstream not built: {record['reason']}"

@@ -113,9 +113,12 @@ def build_bitstream(graph, build_dir: Path, board: Board, log=lambda m: None) ->
     cells = json.loads((proj / "stat.json").read_text())["design"]["num_cells_by_type"]
     rel = proj.relative_to(build_dir)
     meets = achieved is not None and achieved >= board.clock_mhz
+    reason = None
     if not meets:
-        log(f"{board.name}: the design does not meet its {board.clock_mhz:g} MHz clock (Fmax {achieved} MHz)")
-    return {"toolchain": "open-ecp5", "status": "built", "reason": None,
+        reason = (f"the design does not meet its {board.clock_mhz:g} MHz clock (nextpnr Fmax {achieved} MHz); "
+                  "the bitstream may not work")
+        log(f"{board.name}: {reason}")
+    return {"toolchain": "open-ecp5", "status": "built", "reason": reason,
             "bitstream": str(rel / BITSTREAM), "hwh": None, "project": str(rel),
             "fmax_mhz": achieved, "clock_mhz": board.clock_mhz, "meets_timing": meets,
             "resources": {**classify(cells), "tool": f"{tools.versions().get('yosys')}: synth_ecp5 (with UART shell)"},
