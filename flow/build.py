@@ -251,7 +251,10 @@ def build(cfg: BuildConfig) -> dict:
     if cfg.board is not None:
         from flow.boards import load_board
 
-        load_board(cfg.board)  # an unknown board or a malformed board file stops here
+        board = load_board(cfg.board)  # an unknown board or a malformed board file stops here
+        if board.clock_source != "ps" and cfg.clock_mhz != board.clock_mhz:
+            raise UserError(f"{board.name} clocks the accelerator from its {board.clock_mhz:g} MHz {board.clock_source}; "
+                            f"a clock of {cfg.clock_mhz:g} MHz is not supported for it (--clock-mhz {board.clock_mhz:g})")
     if cfg.verify_images < 1:
         raise UserError(f"--verify-images must be at least 1, got {cfg.verify_images}")
     chosen = [k for k in ("target_fps", "target_cycles", "folding", "lut_budget") if getattr(cfg, k) is not None]

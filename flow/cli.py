@@ -72,8 +72,13 @@ def cmd_export(args) -> int:
 def cmd_build(args) -> int:
     from flow.build import BuildConfig, build
 
+    clock_mhz = args.clock_mhz
+    if clock_mhz is None:  # a board's own clock, else 100 MHz
+        from flow.boards import load_board
+
+        clock_mhz = load_board(args.board).clock_mhz if args.board else 100.0
     cfg = BuildConfig(model=args.model, out=Path(args.out), board=args.board, target_fps=args.target_fps,
-                      clock_mhz=args.clock_mhz, target_cycles=args.target_cycles, folding=args.folding,
+                      clock_mhz=clock_mhz, target_cycles=args.target_cycles, folding=args.folding,
                       lut_budget=args.lut_budget, synth=args.synth,
                       input_scale=args.input_scale, verify_images=args.verify_images,
                       test_data=args.test_data, from_step=args.from_step, progress=not args.quiet,
@@ -185,7 +190,7 @@ def make_parser() -> argparse.ArgumentParser:
     g.add_argument("--folding", type=Path, help="JSON folding file (bnnflow or FINN format)")
     g.add_argument("--lut-budget", type=_positive_int, metavar="N",
                    help="fastest folding whose analytic LUT estimate is at most N")
-    s.add_argument("--clock-mhz", type=_positive_float, default=100.0)
+    s.add_argument("--clock-mhz", type=_positive_float, help="design clock (default: the board's clock, else 100)")
     s.add_argument("--input-scale", type=_positive_float, help="the model sees p*S (default p/255)")
     s.add_argument("--verify-images", type=_positive_int, default=100)
     s.add_argument("--test-data", help="idx DIR of labelled images for verification and accuracy")

@@ -75,6 +75,11 @@ def test_unknown_board_is_refused(tmp_path):
     assert not (tmp_path / "b" / "report.json").exists()
 
 
+def test_clock_the_board_cannot_make_is_refused(tmp_path):
+    res = bnnflow("build", "tfc-w1a1", "--board", "ulx3s-85f", "--clock-mhz", 100, "--out", tmp_path / "b")
+    assert_refused(res, "25 MHz oscillator", "100 MHz is not supported")
+
+
 def test_malformed_board_file_is_refused(tmp_path):
     text = load_board("pynq-z2").path.read_text()
     bad = tmp_path / "pynq-z2.toml"
@@ -299,6 +304,7 @@ def test_ulx3s_bitstream(tmp_path):
     bit = out / rep["bitstream"]
     assert bit.is_file() and bit.stat().st_size > 10_000
     assert rep["fmax_mhz"] >= bb["clock_mhz"] == 25.0 and bb["meets_timing"]
+    assert rep["estimated_fps_at_clock"]["clock_mhz"] == 25.0  # the board's clock by default
     lpf = (out / bb["project"] / "top.lpf").read_text()
     assert 'LOCATE COMP "clk" SITE "G2"' in lpf and 'FREQUENCY PORT "clk" 25 MHZ' in lpf
     unpack = subprocess.run([tool("yowasp-ecpunpack"), bit.name, "readback.config"], cwd=bit.parent,
