@@ -7,8 +7,9 @@ from pathlib import Path
 import numpy as np
 
 from flow import board_rtl as br
-from flow.execute import execute_numpy, to_wire
+from flow.execute import to_wire
 from flow.rtlsim import RTLSim, beat_bytes, pack_beats
+from flow.uart_host import decode_reply, image_bytes, reply_bytes_per_image
 
 
 def _sources(build_dir: Path, dst: Path) -> None:
@@ -43,25 +44,18 @@ def axis_probe(graph, build_dir: Path, work: Path, images: np.ndarray, tlast_at:
 
 
 def uart_probe(graph, build_dir: Path, work: Path, images: np.ndarray, clks_per_bit: int = 4):
-    """Send the images as UART bytes through bnnflow_uart_top; return the bytes it sent back,
-    one row per image."""
+    """Send the images as UART bytes (flow.uart_host's wire format) through bnnflow_uart_top;
+    return the classes decoded from the bytes it sent back."""
     shape = br.WireShape.of(graph)
     d = work / "uart"
     _sources(build_dir, d)
     br.copy_shell(br.UART_FILES, d)
     (d / f"{br.UART_TOP}.sv").write_text(br.render_uart_top(shape, clks_per_bit))
     (d / f"{br.PROBE_TOP}.sv").write_text(br.render_uart_probe(clks_per_bit))
-    from flow.simulate import _streams
-
-    si, _so = _streams(graph, False)
-    beats = pack_beats(to_wire(graph, images), si.lanes, si.bits)
-    data = beats.reshape(-1, 1)
+    data = np.frombuffer(image_bytes(graph, images), dtype=np.uint8).reshape(-1, 1)
     in_bpf = shape.in_beats * beat_bytes(shape.in_bits)
-    out_bpf = shape.out_beats * beat_bytes(shape.out_bits)
-    sim = RTLSim(d, br.PROBE_TOP, 8, 8, out_bpf, in_bpf, work / "sim")
+    sim = RTLSim(d, br.PROBE_TOP, 8, 8, reply_bytes_per_image(graph), in_bpf, work / "sim")
     out, stats = sim.run(data, watchdog=200 * in_bpf * clks_per_bit)
-    return out.reshape(len(images), out_bpf), stats
+    return decode_reply(graph, out.tobytes(), len(images)), stats
 
 
-def expected_top1(graph, images):
-    return execute_numpy(graph, images)
