@@ -12,7 +12,8 @@ from flow.assets import asset_path
 from flow.rtlsim import beat_bytes
 
 AXIS_FILES = ("bnnflow_axis.sv",)
-UART_FILES = ("uart_rx.sv", "uart_tx.sv", "bytes_to_beat.sv", "beat_to_bytes.sv", "uart_shell.sv")
+UART_FILES = ("bnnflow_uart_rx.sv", "bnnflow_uart_tx.sv", "bnnflow_bytes_to_beat.sv", "bnnflow_beat_to_bytes.sv",
+              "bnnflow_uart_shell.sv")
 AXIS_TOP = "bnnflow_accel"
 UART_TOP = "bnnflow_uart_top"
 PROBE_TOP = "bnnflow_probe"

@@ -219,6 +219,34 @@ def _check_vivado_project(g, build: Path, board) -> None:
     assert (again / "build.tcl").read_text() == bld  # same inputs, same scripts
 
 
+@pytest.mark.parametrize("name", ["ultra96-v2", "ulx3s-85f"])
+def test_board_tops_lint_clean(u96_build, tmp_path, name):
+    """`verilator --lint-only -Wall` on each shell's generated top with this design's widths:
+    no warning in the shell sources or the generated tops."""
+    import shutil
+
+    from flow import tools
+    from flow.build import load_build
+
+    shutil.copytree(u96_build[0] / "rtl", tmp_path / "rtl")
+    board = load_board(name)
+    g = load_build(u96_build[0])
+    if board.toolchain == "vivado":
+        from flow.vivado import write_project
+
+        proj, top, shell = write_project(g, tmp_path, board, 100.0), br.AXIS_TOP, br.AXIS_FILES
+    else:
+        from flow.ecp5 import write_project
+
+        proj, top, shell = write_project(g, tmp_path, board), br.UART_TOP, br.UART_FILES
+    res = subprocess.run([tools.verilator_bin(), "--lint-only", "-Wall", "--top-module", top,
+                          *sorted(str(p) for p in (proj / "src").glob("*.sv"))],
+                         capture_output=True, text=True, env=tools.tool_env(), cwd=proj / "src")
+    ours = (*shell, f"{top}.sv")
+    bad = [line for line in res.stderr.splitlines() if line.startswith("%") and any(f in line for f in ours)]
+    assert not bad, "\n".join(bad)
+
+
 def test_axis_wrapper_tlast_padding_bit_exact(u96_build, tmp_path):
     """bnnflow_axis in Verilator: outputs equal numpy, padding bits zero, m_axis_tlast on the
     last output beat of each frame that held an input TLAST (end of frame or mid-frame)."""

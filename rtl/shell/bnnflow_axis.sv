@@ -14,7 +14,9 @@ module bnnflow_axis #(
 ) (
     input  logic                    ap_clk,
     input  logic                    ap_rst_n,
+    /* verilator lint_off UNUSEDSIGNAL */  // the padding above IN_BITS is ignored
     input  logic [AXI_IN_BITS-1:0]  s_axis_tdata,
+    /* verilator lint_on UNUSEDSIGNAL */
     input  logic                    s_axis_tvalid,
     output logic                    s_axis_tready,
     input  logic                    s_axis_tlast,

@@ -14,8 +14,11 @@ module bnnflow_uart_shell #(
     output logic       uart_tx,
     output logic [7:0] led
 );
+    // power-on reset from the FPGA's initial register values
+    /* verilator lint_off PROCASSINIT */
     logic [4:0] por = 5'd0;
     logic rst_n_q = 1'b0;
+    /* verilator lint_on PROCASSINIT */
     always_ff @(posedge clk) begin
         if (!por[4]) por <= por + 5'd1;
         rst_n_q <= por[4] & rst_n;
