@@ -56,6 +56,15 @@ def boards_dir() -> Path:
     return asset_path("boards")
 
 
+def templates():
+    """Jinja2 environment over boards/templates/ (toolchain scripts: TCL, LPF)."""
+    import jinja2
+
+    return jinja2.Environment(loader=jinja2.FileSystemLoader(str(boards_dir() / "templates")),
+                              undefined=jinja2.StrictUndefined, keep_trailing_newline=True, trim_blocks=True,
+                              lstrip_blocks=True, autoescape=False)
+
+
 def board_names() -> list[str]:
     return sorted(p.stem for p in boards_dir().glob("*.toml"))
 

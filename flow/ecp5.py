@@ -15,7 +15,7 @@ from pathlib import Path
 
 from flow import board_rtl as br
 from flow import tools
-from flow.boards import Board
+from flow.boards import Board, templates
 
 BITSTREAM = "bnnflow.bit"
 
@@ -24,15 +24,11 @@ def clks_per_bit(board: Board) -> int:
     return max(4, round(board.clock_mhz * 1e6 / board.shell["uart_baud"]))
 
 
-def render_lpf(board: Board) -> str:
+def lpf_params(board: Board) -> dict:
     """Pin locations and the clock constraint of the shell ports, from the board file."""
-    lines = [f"# {board.name}: pins of {br.UART_TOP} (generated from boards/{board.name}.toml)",
-             f'FREQUENCY PORT "clk" {board.clock_mhz:g} MHZ;']
-    for port, site in board.pins.items():
-        pull = "UP" if port in ("rst_n", "uart_rx") else "NONE"
-        lines.append(f'LOCATE COMP "{port}" SITE "{site}";')
-        lines.append(f'IOBUF PORT "{port}" PULLMODE={pull} IO_TYPE=LVCMOS33;')
-    return "\n".join(lines) + "\n"
+    pins = [{"port": port, "site": site, "io_type": "LVCMOS33",
+             "pull": "UP" if port in ("rst_n", "uart_rx") else "NONE"} for port, site in board.pins.items()]
+    return {"board": board.name, "top": br.UART_TOP, "clock_mhz": f"{board.clock_mhz:g}", "pins": pins}
 
 
 def write_project(graph, build_dir: Path, board: Board) -> Path:
@@ -51,7 +47,7 @@ def write_project(graph, build_dir: Path, board: Board) -> Path:
     top_sv.write_text(for_yosys(top_sv.read_text()))
     br.copy_shell(br.UART_FILES, src)
     (src / f"{br.UART_TOP}.sv").write_text(br.render_uart_top(br.WireShape.of(graph), clks_per_bit(board)))
-    (proj / "top.lpf").write_text(render_lpf(board))
+    (proj / "top.lpf").write_text(templates().get_template("top.lpf.j2").render(**lpf_params(board)), newline="\n")
     return proj
 
 
