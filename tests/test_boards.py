@@ -318,6 +318,19 @@ def test_uart_shell_bit_exact(u96_build, tmp_path):
     assert np.array_equal(got, execute_numpy(g, images)), got
 
 
+@pytest.mark.slow
+def test_uart_shell_at_the_board_baud(u96_build, tmp_path):
+    """The same at the ULX3S divisor (25 MHz / 115200 baud = 217 clocks per bit)."""
+    from flow.build import load_build
+    from flow.ecp5 import clks_per_bit
+    from flow.execute import execute_numpy
+
+    g = load_build(u96_build[0])
+    images = mnist_one_per_class()[[3, 8]]
+    got, _stats = uart_probe(g, u96_build[0], tmp_path, images, clks_per_bit=clks_per_bit(load_board("ulx3s-85f")))
+    assert np.array_equal(got, execute_numpy(g, images)), got
+
+
 def test_ecp5_tool_failure_leaves_bitstream_not_built(u96_build, tmp_path, monkeypatch):
     import shutil
 
