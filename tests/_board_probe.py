@@ -19,9 +19,11 @@ def _sources(build_dir: Path, dst: Path) -> None:
             shutil.copyfile(f, dst / f.name)
 
 
-def axis_probe(graph, build_dir: Path, work: Path, images: np.ndarray, tlast_at: list[int], fill: int = 0xA5):
+def axis_probe(graph, build_dir: Path, work: Path, images: np.ndarray, tlast_at: list[int], fill: int = 0xA5,
+               stall_seed: int | None = None, cache: Path | None = None):
     """Stream the images through bnnflow_accel with TLAST on the given input beat indices and
-    the padding bytes set to `fill`; return (output rows of axi_bytes(out_bits), out tlast bits)."""
+    the padding bytes set to `fill` (random valid/ready stalls with a seed); return (output rows
+    of axi_bytes(out_bits), out tlast bits)."""
     shape = br.WireShape.of(graph)
     d = work / "axis"
     _sources(build_dir, d)
@@ -38,8 +40,8 @@ def axis_probe(graph, build_dir: Path, work: Path, images: np.ndarray, tlast_at:
     rows[:, : beats.shape[1]] = beats
     rows[:, ai] = 0
     rows[tlast_at, ai] = 1
-    sim = RTLSim(d, br.PROBE_TOP, 8 * ai + 1, 8 * ao + 1, shape.out_beats, shape.in_beats, work / "sim")
-    out, _stats = sim.run(rows)
+    sim = RTLSim(d, br.PROBE_TOP, 8 * ai + 1, 8 * ao + 1, shape.out_beats, shape.in_beats, cache or work / "sim")
+    out, _stats = sim.run(rows, stall_seed=stall_seed)
     return out[:, :ao], out[:, ao] & 1
 
 

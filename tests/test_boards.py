@@ -41,6 +41,12 @@ def u96_build(tmp_path_factory):
     return out, json.loads((out / "report.json").read_text())
 
 
+@pytest.fixture(scope="module")
+def sim_cache(tmp_path_factory):
+    """Compiled probe simulators shared by the tests of this module (keyed by their sources)."""
+    return tmp_path_factory.mktemp("probe-sim")
+
+
 def mnist_one_per_class():
     from flow.data import load_dataset
 
@@ -247,9 +253,11 @@ def test_board_tops_lint_clean(u96_build, tmp_path, name):
     assert not bad, "\n".join(bad)
 
 
-def test_axis_wrapper_tlast_padding_bit_exact(u96_build, tmp_path):
+@pytest.mark.parametrize("stall_seed", [None, 7])
+def test_axis_wrapper_tlast_padding_bit_exact(u96_build, tmp_path, sim_cache, stall_seed):
     """bnnflow_axis in Verilator: outputs equal numpy, padding bits zero, m_axis_tlast on the
-    last output beat of each frame that held an input TLAST (end of frame or mid-frame)."""
+    last output beat of each frame that held an input TLAST (end of frame or mid-frame), with
+    and without random valid/ready stalls."""
     from flow.build import load_build
     from flow.execute import execute_numpy
 
@@ -261,7 +269,8 @@ def test_axis_wrapper_tlast_padding_bit_exact(u96_build, tmp_path):
     # batch 1: images 0-3, TLAST on the last beat; batch 2: images 4-6, TLAST inside image 6;
     # batch 3: images 7-9, TLAST on the last beat
     tlast_at = [4 * ib - 1, 6 * ib + ib // 2, 10 * ib - 1]
-    data, last = axis_probe(g, u96_build[0], tmp_path, images, tlast_at, fill=0xFF)
+    data, last = axis_probe(g, u96_build[0], tmp_path, images, tlast_at, fill=0xFF, stall_seed=stall_seed,
+                            cache=sim_cache)
     ob = br.beat_bytes(shape.out_bits)
     y = data[:, 0] & ((1 << shape.out_bits) - 1) if shape.out_bits < 8 else data[:, 0]
     assert shape.out_beats == 1 and np.array_equal(y.astype(np.int64), ref), (y, ref)
