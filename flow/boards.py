@@ -148,9 +148,11 @@ def list_boards() -> list[Board]:
 
 
 def design_need(graph) -> dict:
-    """Analytic LUT/FF/BRAM/DSP of a folded graph (LUT6 units)."""
+    """Analytic LUT/FF/BRAM/DSP of a folded graph (LUT6 units), width converters included."""
+    from flow.fold import insert_width_converters
+
     need = {k: 0 for k in ("LUT", "FF", "BRAM", "DSP")}
-    for op in graph.ops():
+    for op in insert_width_converters(graph).ops():
         r = op.resources()
         for k in need:
             need[k] += int(r[k])
@@ -168,8 +170,8 @@ def check_fit(folded, unfolded, board: Board) -> dict:
     over = [k for k in device if device[k] > board.capacity[k.lower()]]
     if not over:
         return device
-    unit = " LUT4" if f != 1.0 else ""
-    what = ", ".join(f"{device[k]}{unit if k == 'LUT' else ''} {k} vs {board.capacity[k.lower()]}" for k in over)
+    names = {"LUT": f"LUT4 ({f:g} per estimated LUT6)" if f != 1.0 else "LUT", "BRAM": "BRAM36"}
+    what = ", ".join(f"{device[k]} {names.get(k, k)} vs {board.capacity[k.lower()]}" for k in over)
     try:
         _g, target = fold_for_lut_budget(unfolded, int(board.capacity["lut"] / f))
         hint = f"a folding that fits is --target-cycles {target}"

@@ -118,7 +118,7 @@ def test_fit_check_counts_lut4_on_ecp5(u96_build):
 
     unfolded = DataflowGraph.load(sorted((u96_build[0] / "steps").glob("*_streamline.onnx"))[-1])
     big = fold_for_target(unfolded, 1)
-    with pytest.raises(UserError, match=r"needs (\d+) LUT4 LUT vs 83640.*--target-cycles (\d+)") as exc:
+    with pytest.raises(UserError, match=r"needs (\d+) LUT4 \(2 per estimated LUT6\) vs 83640.*--target-cycles (\d+)") as exc:
         check_fit(big, unfolded, load_board("ulx3s-85f"))
     need = int(re.search(r"needs (\d+) LUT4", str(exc.value)).group(1))
     assert need == 2 * total_luts(big)
