@@ -15,8 +15,7 @@ from flow.boards import load_board, verification_gate
 def run_board(st, log=lambda m: None) -> dict:
     cfg = st.cfg
     board = load_board(cfg.board)
-    unverified = bool(getattr(cfg, "unverified", False))
-    gate = verification_gate(st.graph, cfg.out, unverified)
+    gate = verification_gate(st.graph, cfg.out, cfg.unverified)
     if not gate["passed"]:
         log(f"{board.name}: the design is not verified; --unverified builds it anyway (recorded in the report)")
     if board.toolchain == "open-ecp5":
