@@ -5,6 +5,7 @@
 # (docker/entrypoint.sh; XILINX_SETTINGS=/path/settings64.sh picks one explicitly):
 #   docker run --rm -v /tools/Xilinx:/tools/Xilinx:ro -e XILINXD_LICENSE_FILE \
 #       -v "$PWD/out:/work/out" bnnflow build tfc-w1a1 --board ultra96-v2 --out /work/out/tfc
+#   (or mount one at /opt/vivado: its bin/ is on PATH below)
 FROM python:3.11-slim-bookworm
 
 # VIVADO_LIBS=1 adds the shared libraries a mounted Vivado needs in batch mode.
@@ -24,7 +25,7 @@ WORKDIR /opt/bnnflow
 COPY . .
 RUN make install PYTHON=python3.11 && rm -rf /root/.cache/pip
 
-ENV PATH=/opt/bnnflow/.venv/bin:${PATH}
+ENV PATH=/opt/bnnflow/.venv/bin:/opt/vivado/bin:${PATH}
 WORKDIR /work
 # runs `bnnflow "$@"`, after sourcing the Xilinx settings when an install is mounted
 ENTRYPOINT ["/opt/bnnflow/docker/entrypoint.sh"]

@@ -34,6 +34,7 @@ class BuildConfig:
     verify_images: int = 100
     test_data: str | None = None
     from_step: str | None = None
+    unverified: bool = False          # let the board step build a design without a passing verification
     progress: bool = True
     extra: dict = field(default_factory=dict)
 
@@ -114,6 +115,9 @@ def resume_state(st: BuildState, step_index: int) -> None:
     if not prev:
         raise UserError(f"cannot resume at step {STEPS[step_index][0]!r}: {out / 'steps'} has no graph from an earlier step")
     st.torch_model = _torch_model_for(st.cfg.model)
+    record = out / "verification.json"
+    if step_index > [s[0] for s in STEPS].index("verify") and record.is_file():
+        st.report["verification"] = json.loads(record.read_text())  # the record the steps after verify read
     last = prev[-1]
     if last.name.startswith("01_"):
         st.qonnx = ModelWrapper(str(last))
@@ -131,6 +135,7 @@ def step_streamline(st: BuildState) -> None:
 def step_fold(st: BuildState) -> None:
     from flow.fold import apply_folding_file, fold_for_lut_budget, fold_for_target
 
+    unfolded = st.graph
     if st.cfg.folding is not None:
         st.graph = apply_folding_file(st.graph, st.cfg.folding)
     elif st.cfg.lut_budget is not None:
@@ -138,6 +143,10 @@ def step_fold(st: BuildState) -> None:
         _log(st, f"LUT budget {st.cfg.lut_budget}: folded for {target} cycles per frame")
     else:
         st.graph = fold_for_target(st.graph, st.cfg.cycles_target())
+    if st.cfg.board is not None:  # refuse a design that cannot fit before anything is synthesised
+        from flow.boards import check_fit, load_board
+
+        check_fit(st.graph, unfolded, load_board(st.cfg.board))
 
 
 def step_insert_dwc(st: BuildState) -> None:
@@ -192,6 +201,15 @@ def step_synth(st: BuildState) -> None:
         st.report["synthesis_error"] = str(exc)[:2000]
 
 
+def step_board(st: BuildState) -> None:
+    """--board B: the board's project and bitstream in BUILD/board/B/, behind the verification gate."""
+    if st.cfg.board is None:
+        return
+    from flow.board_step import run_board
+
+    run_board(st, log=lambda m: _log(st, m))
+
+
 def step_deploy(st: BuildState) -> None:
     """BUILD/deploy/: driver.py, io.json, samples, notebook, and the bitstream when the board step built one."""
     from flow.deploy import write_deploy
@@ -236,6 +254,7 @@ STEPS = [
     ("hls", step_hls, None),
     ("verify", step_verify, None),
     ("synth", step_synth, None),
+    ("board", step_board, None),
     ("deploy", step_deploy, None),
     ("report", step_report, None),
 ]
@@ -245,7 +264,12 @@ def build(cfg: BuildConfig) -> dict:
     """Run every step; return the report dict."""
     cfg.out = Path(cfg.out)
     if cfg.board is not None:
-        raise UserError(f"unknown board {cfg.board!r}; board support is not available in this version (supported: none)")
+        from flow.boards import load_board
+
+        board = load_board(cfg.board)  # an unknown board or a malformed board file stops here
+        if board.clock_source != "ps" and cfg.clock_mhz != board.clock_mhz:
+            raise UserError(f"{board.name} clocks the accelerator from its {board.clock_mhz:g} MHz {board.clock_source}; "
+                            f"a clock of {cfg.clock_mhz:g} MHz is not supported for it (--clock-mhz {board.clock_mhz:g})")
     if cfg.verify_images < 1:
         raise UserError(f"--verify-images must be at least 1, got {cfg.verify_images}")
     chosen = [k for k in ("target_fps", "target_cycles", "folding", "lut_budget") if getattr(cfg, k) is not None]

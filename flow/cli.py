@@ -44,6 +44,13 @@ def cmd_models(args) -> int:
     return 0
 
 
+def cmd_boards(args) -> int:
+    from flow.boards import format_table, list_boards
+
+    print(format_table(list_boards()))
+    return 0
+
+
 def cmd_train(args) -> int:
     from flow.train import train
 
@@ -65,11 +72,17 @@ def cmd_export(args) -> int:
 def cmd_build(args) -> int:
     from flow.build import BuildConfig, build
 
+    clock_mhz = args.clock_mhz
+    if clock_mhz is None:  # a board's own clock, else 100 MHz
+        from flow.boards import load_board
+
+        clock_mhz = load_board(args.board).clock_mhz if args.board else 100.0
     cfg = BuildConfig(model=args.model, out=Path(args.out), board=args.board, target_fps=args.target_fps,
-                      clock_mhz=args.clock_mhz, target_cycles=args.target_cycles, folding=args.folding,
+                      clock_mhz=clock_mhz, target_cycles=args.target_cycles, folding=args.folding,
                       lut_budget=args.lut_budget, synth=args.synth,
                       input_scale=args.input_scale, verify_images=args.verify_images,
                       test_data=args.test_data, from_step=args.from_step, progress=not args.quiet,
+                      unverified=args.unverified,
                       extra={"hls_synth": args.hls_synth})
     report = build(cfg)
     v = report["verification"]
@@ -80,6 +93,10 @@ def cmd_build(args) -> int:
         a = report["accuracy"]
         print(f"accuracy on {a['images']} labelled images from {a['source']}: "
               + ", ".join(f"{k} {a[k]:.4f}" for k in ("numpy", "rtlsim") if k in a))
+    if report.get("board_build"):
+        from flow.board_step import summary
+
+        print(summary(report["board_build"]))
     if report["status"] != "complete":
         print("bnnflow: verification failed: the RTL simulation differs from the reference", file=sys.stderr)
         return 1
@@ -141,6 +158,9 @@ def make_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("models", help="list the model zoo")
     s.set_defaults(fn=cmd_models)
 
+    s = sub.add_parser("boards", help="list the boards (boards/*.toml)")
+    s.set_defaults(fn=cmd_boards)
+
     s = sub.add_parser("train", help="train a zoo model")
     s.add_argument("model", help="zoo name or checkpoint to continue from")
     s.add_argument("--epochs", type=_positive_int)
@@ -160,19 +180,22 @@ def make_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("build", help="compile a model to a verified dataflow accelerator")
     s.add_argument("model", help="zoo name, checkpoint (.pt) or QONNX file (.onnx)")
     s.add_argument("--out", required=True)
-    s.add_argument("--board")
+    s.add_argument("--board", help="board to build for (see `bnnflow boards`): its project, bitstream and fit check")
+    s.add_argument("--unverified", action="store_true",
+                   help="let the board step build a design whose verification record is missing, stale or failed "
+                        "(recorded in report.json)")
     g = s.add_mutually_exclusive_group()
     g.add_argument("--target-fps", type=_positive_float)
     g.add_argument("--target-cycles", type=_positive_int, help="cycles per frame of the slowest layer")
     g.add_argument("--folding", type=Path, help="JSON folding file (bnnflow or FINN format)")
     g.add_argument("--lut-budget", type=_positive_int, metavar="N",
                    help="fastest folding whose analytic LUT estimate is at most N")
-    s.add_argument("--clock-mhz", type=_positive_float, default=100.0)
+    s.add_argument("--clock-mhz", type=_positive_float, help="design clock (default: the board's clock, else 100)")
     s.add_argument("--input-scale", type=_positive_float, help="the model sees p*S (default p/255)")
     s.add_argument("--verify-images", type=_positive_int, default=100)
     s.add_argument("--test-data", help="idx DIR of labelled images for verification and accuracy")
     s.add_argument("--from-step", help="resume an earlier build in --out at this step (import, streamline, fold, "
-                                       "insert_dwc, rtl, hls, verify, synth, deploy, report)")
+                                       "insert_dwc, rtl, hls, verify, synth, board, deploy, report)")
     s.add_argument("--synth", choices=["xcup", "xc7", "ecp5"],
                    help="resource figures of the generated RTL from yosys for this FPGA family")
     s.add_argument("--hls-synth", action="store_true",

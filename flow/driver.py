@@ -41,6 +41,8 @@ I64 = npt.NDArray[np.int64]
 IO_FILE = "io.json"
 SAMPLES_FILE = "samples.npz"
 BACKENDS = ("pynq", "sim", "uart")
+# the AXI DMA instance of the Zynq block design (boards/templates/build.tcl.j2)
+DMA_IP = "axi_dma_0"
 # The AXI DMA's default buffer length register is 14 bits wide; the .hwh (or io.json) gives the
 # width the board's block design set.
 DEFAULT_DMA_MAX_BYTES = (1 << 14) - 1
@@ -212,10 +214,10 @@ class PynqBackend:
         self.spec = spec
         self._allocate = pynq.allocate
         self.overlay = pynq.Overlay(str(deploy_dir / spec.bitstream))
-        self.dma = self.overlay.axi_dma_0
+        self.dma = getattr(self.overlay, DMA_IP)
         self.in_row, self.out_row = axi_bytes(spec.in_bits), axi_bytes(spec.out_bits)
         # the longest transfer the DMA's buffer length register allows, from the .hwh when it says
-        width = self.overlay.ip_dict.get("axi_dma_0", {}).get("parameters", {}).get("C_SG_LENGTH_WIDTH")
+        width = self.overlay.ip_dict.get(DMA_IP, {}).get("parameters", {}).get("C_SG_LENGTH_WIDTH")
         limit = (1 << int(width)) - 1 if width is not None else spec.dma_max_bytes
         per_image = max(spec.in_beats * self.in_row, spec.out_beats * self.out_row)
         fits = max(1, limit // per_image)

@@ -24,6 +24,8 @@ def write_report(st) -> dict:
 
     g = st.graph
     layers = layer_rows(g)
+    for row in layers:  # per-layer figures of later steps (e.g. yosys resources of the board step)
+        row.update(st.report.get("layer_extra", {}).get(row["name"], {}))
     totals = {k: sum(r["resources"][k] for r in layers) for k in ("LUT", "FF", "BRAM", "DSP")}
     est = max(r["cycles"] for r in layers)
     measured = st.report.get("measured_cycles_per_frame")
@@ -49,8 +51,9 @@ def write_report(st) -> dict:
         "resources": st.report.get("synthesis") or {"tool": "bnnflow analytic estimate", **totals},
         "resources_estimate": {"tool": "bnnflow analytic estimate", **totals},
         "synthesis_error": st.report.get("synthesis_error"),
-        "fmax_mhz": None,
-        "bitstream": None,
+        "fmax_mhz": st.report.get("fmax_mhz"),
+        "bitstream": st.report.get("bitstream"),
+        "board_build": st.report.get("board_build"),
         "deploy": st.report.get("deploy"),
         "tool_versions": versions(),
     }

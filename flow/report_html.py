@@ -47,6 +47,17 @@ def _engines(verification: dict | None) -> list[tuple[str, dict]]:
     return sorted((k, v) for k, v in verification.items() if isinstance(v, dict) and "mismatches" in v)
 
 
+def _board(r: dict) -> str:
+    bb = r.get("board_build")
+    if not bb:
+        return escape(str(r.get("board") or "none (simulation only)"))
+    from flow.board_step import summary
+
+    gate = bb.get("gate") or {}
+    note = "; gate overridden with --unverified" if gate.get("unverified_override") and not gate.get("passed") else ""
+    return escape(summary(bb) + note)
+
+
 def _header(r: dict) -> str:
     ok = r.get("status") == "complete"
     fps = (r.get("estimated_fps_at_clock") or {})
@@ -55,7 +66,7 @@ def _header(r: dict) -> str:
     meas_fps = clock * 1e6 / meas if (clock and meas) else None
     rows = [
         ("model", f"<code>{escape(str(r.get('model')))}</code>"),
-        ("board", escape(str(r.get("board") or "none (simulation only)"))),
+        ("board", _board(r)),
         ("design hash", f"<code>{escape(str(r.get('design_hash')))}</code>"),
         ("estimated cycles / frame", _num(r.get("estimated_cycles_per_frame"))),
         ("measured cycles / frame", _num(meas)

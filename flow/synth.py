@@ -38,6 +38,12 @@ def classify(cells: dict) -> dict:
     return out
 
 
+def for_yosys(top_text: str) -> str:
+    """The generated top with memory styles yosys can map: it cannot map read-only
+    "distributed" memories (Vivado can), so it chooses; "ultra" becomes "block"."""
+    return top_text.replace('"distributed"', '"auto"').replace('"ultra"', '"block"')
+
+
 def synthesize(rtl_dir: Path, top: str, target: str) -> dict:
     """Synthesise the stitched top in `rtl_dir` for `target`; return classified cell counts."""
     if target not in SYNTH:
@@ -53,9 +59,7 @@ def synthesize(rtl_dir: Path, top: str, target: str) -> dict:
                     files.append(f.name)
         top_sv = t / f"{top}.sv"
         if top_sv.is_file():
-            # yosys cannot map read-only "distributed" memories (Vivado can): let it choose
-            text = top_sv.read_text().replace('"distributed"', '"auto"').replace('"ultra"', '"block"')
-            top_sv.write_text(text)
+            top_sv.write_text(for_yosys(top_sv.read_text()))
         script = (f"read_verilog -sv {' '.join(files)}; {SYNTH[target]} -top {top}; "
                   "tee -q -o stat.json stat -json")
         res = subprocess.run([*tools.yosys_cmd(), "-q", "-p", script], capture_output=True, text=True, cwd=t)

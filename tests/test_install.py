@@ -55,3 +55,9 @@ def test_wheel_installs_into_a_fresh_venv(tmp_path):
                             env=ENV)
     assert models.returncode == 0, models.stderr
     assert "tfc-w1a1" in models.stdout
+    assert (pkg / "_assets" / "boards" / "templates" / "build.tcl.j2").is_file()
+    assert (pkg / "_assets" / "rtl" / "shell" / "bnnflow_axis.sv").is_file()
+    boards = subprocess.run([str(venv / "bin" / "bnnflow"), "boards"], capture_output=True, text=True, cwd=tmp_path,
+                            env=ENV)
+    assert boards.returncode == 0, boards.stderr
+    assert "ulx3s-85f" in boards.stdout and "ultra96-v2" in boards.stdout
