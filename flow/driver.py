@@ -214,7 +214,7 @@ class PynqBackend:
         self.spec = spec
         self._allocate = pynq.allocate
         self.overlay = pynq.Overlay(str(deploy_dir / spec.bitstream))
-        self.dma = getattr(self.overlay, DMA_IP)
+        self.dma = self.overlay.axi_dma_0  # DMA_IP, spelled out so that its type is checked
         self.in_row, self.out_row = axi_bytes(spec.in_bits), axi_bytes(spec.out_bits)
         # the longest transfer the DMA's buffer length register allows, from the .hwh when it says
         width = self.overlay.ip_dict.get(DMA_IP, {}).get("parameters", {}).get("C_SG_LENGTH_WIDTH")

@@ -219,6 +219,7 @@ def _check_vivado_project(g, build: Path, board) -> None:
     from flow.driver import DMA_IP  # the PYNQ driver finds the DMA under this name
 
     assert f"xilinx.com:ip:axi_dma {DMA_IP}]" in bld
+    assert f"self.overlay.{DMA_IP}" in Path(sys.modules["flow.driver"].__file__).read_text()
     shape = br.WireShape.of(g)
     assert f"c_m_axis_mm2s_tdata_width {{{8 * br.axi_bytes(shape.in_bits)}}}" in bld
     assert f"c_s_axis_s2mm_tdata_width {{{8 * br.axi_bytes(shape.out_bits)}}}" in bld
