@@ -146,6 +146,13 @@ def step_insert_dwc(st: BuildState) -> None:
     st.graph = insert_width_converters(st.graph)
 
 
+def step_fifo(st: BuildState) -> None:
+    """Size the shortcut FIFOs of residual branches (flow.fifo)."""
+    from flow.fifo import size_fifos
+
+    st.graph = size_fifos(st.graph)
+
+
 def step_rtl(st: BuildState) -> None:
     from flow.simulate import generate_rtl
 
@@ -218,6 +225,7 @@ STEPS = [
     ("streamline", step_streamline, check_hw_graph),
     ("fold", step_fold, check_hw_graph),
     ("insert_dwc", step_insert_dwc, check_streams),
+    ("fifo", step_fifo, check_streams),
     ("rtl", step_rtl, None),
     ("hls", step_hls, None),
     ("verify", step_verify, None),
