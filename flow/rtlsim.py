@@ -88,7 +88,8 @@ class RTLSim:
     C++ harness, cache the binary under cache_dir, and stream frames through it."""
 
     def __init__(self, rtl_dir: Path, top: str, in_bits: int, out_bits: int, out_beats_per_frame: int,
-                 in_beats_per_frame: int, cache_dir: Path, files: list[str] | None = None):
+                 in_beats_per_frame: int, cache_dir: Path, files: list[str] | None = None,
+                 stream_debug: bool = True):
         self.rtl_dir = Path(rtl_dir).resolve()
         self.top = top
         self.in_bits, self.out_bits = int(in_bits), int(out_bits)
@@ -99,7 +100,7 @@ class RTLSim:
         self.compile_seconds = 0.0
         # stream names of a generated top: build with its simulation-only handshake ports
         names = self.rtl_dir / f"{top}_streams.txt"
-        self.streams = names if names.is_file() else None
+        self.streams = names if stream_debug and names.is_file() else None
 
     def _debug_flags(self) -> list[str]:
         return ["+define+BNNFLOW_SIM_DEBUG", "-CFLAGS", "-DBNNFLOW_EDGE_DEBUG"] if self.streams else []
