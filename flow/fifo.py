@@ -107,7 +107,8 @@ def shortcut_depths(d: Diamond) -> tuple[int, int]:
     k = next(i for i, o in enumerate(d.short) if o.op_type == "StreamFIFO")
     fifo, pre, post = d.short[k], d.short[:k], d.short[k + 1:]
     n_join = d.join.in_stream().beats
-    p_long = path_beats_needed(d.long, 2)                        # fork beats per join beat, 2 frames
+    # fork beats the long branch needs per join beat, over 2 frames (a bare edge passes them on)
+    p_long = path_beats_needed(d.long, 2) if d.long else np.arange(1, 2 * d.fork.out_stream().beats + 1)
     # FIFO input beats the shortcut has made of n fork beats
     if pre:
         p_pre = path_beats_needed(pre, 3)

@@ -39,17 +39,11 @@ def _hw(graph: DataflowGraph, target: int) -> DataflowGraph:
 
 def _small_resnet(seed: int = 7):
     """A random residual network: 8 channels, one residual block, on 12x12 images."""
-    import importlib.util
-
-    from flow.assets import asset_path
-
-    spec = importlib.util.spec_from_file_location("qfx_resnet_family", asset_path("models") / "qfx_resnet.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
     import torch
 
+    cls = type(build_model("qfx-resnet"))
     torch.manual_seed(seed)
-    net = mod.QFXResNet(channels=8, blocks=1)
+    net = cls(channels=8, blocks=1)
     net.fc = type(net.fc)(8 * 3 * 3, 10)
     return randomize_norms(net, seed + 1).eval()
 
