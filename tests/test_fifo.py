@@ -110,10 +110,29 @@ def test_random_residual_sized_depth_runs_exactly_one_less_deadlocks(tmp_path):
     assert abs(stats["cycles_per_frame"] - est) <= 0.02 * est, (stats["cycles_per_frame"], est)
     y, _ = run_rtlsim(hw, tmp_path / "b", images, stall_seed=5)
     assert int(np.sum(y != want)) == 0
+    _assert_debug_ports_only_in_simulation(tmp_path / "b" / "rtl")
     fifo.set_attr("Depth", fifo.attr("MinDepth") - 1)
     with pytest.raises(UserError, match=r"deadlock after \d+ cycles: stream .*StreamFIFO_0.* full "
                                         r"\(valid=1, ready=0 for \d+ cycles\)"):
         run_rtlsim(hw, tmp_path / "b", images, watchdog=20_000)
+
+
+def _assert_debug_ports_only_in_simulation(rtl_dir):
+    """The stream handshake ports exist only under BNNFLOW_SIM_DEBUG (never in synthesis),
+    and the stream names file lists one name per port bit."""
+    text = (rtl_dir / "bnnflow_top.sv").read_text().splitlines()
+    inside = False
+    for line in text:
+        if line.startswith("`ifdef BNNFLOW_SIM_DEBUG"):
+            inside = True
+        elif line.startswith("`endif"):
+            inside = False
+        elif "dbg_" in line and not line.lstrip().startswith("//"):
+            assert inside, line
+    names = (rtl_dir / "bnnflow_top_streams.txt").read_text().splitlines()
+    width = next(line for line in text if "output logic" in line and "dbg_tvalid" in line)
+    assert f"[{len(names) - 1}:0]" in width
+    assert names[0].startswith("in -> ") and any(n.startswith("Duplicate_0.m1 -> ") for n in names)
 
 
 ZOO_TARGETS = {"cnv-w1a1": 32768, "cnv-w1a2": 32768, "cnv-w2a2": 32768, "lfc-w1a1": 8192, "lfc-w1a2": 8192}
