@@ -148,9 +148,14 @@ def step_insert_dwc(st: BuildState) -> None:
 
 def step_fifo(st: BuildState) -> None:
     """Size the shortcut FIFOs of residual branches (flow.fifo)."""
-    from flow.fifo import size_fifos
+    from flow.fifo import fifo_summary, size_fifos
 
     st.graph = size_fifos(st.graph)
+    s = fifo_summary(st.graph)
+    if s["fifos"]:
+        depths = ", ".join(f"{r['name']} {r['depth']} (min {r['min_depth']}, frame {r['frame_depth']})"
+                           for r in s["fifos"])
+        _log(st, f"FIFO depths in beats: {depths}; {s['total_bits']} bits (frame-sized: {s['frame_sized_bits']})")
 
 
 def step_rtl(st: BuildState) -> None:
