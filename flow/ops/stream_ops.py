@@ -156,7 +156,9 @@ class StreamFIFO(HWOp):
         from flow.hlsgen import stage
 
         s = self.in_stream()
-        return {**stage(self, [s.width, s.beats]), "out_depth": self.depth()}
+        # the sized depth follows the RTL engines' dependency curves; the HLS functions of the
+        # long branch buffer differently, so their top keeps the frame-sized shortcut
+        return {**stage(self, [s.width, s.beats]), "out_depth": self.frame_depth()}
 
     def describe(self) -> dict:
         return {**super().describe(), "shape": [self.attr("Elems")], "pe": self.attr("PE"), "simd": 1,
