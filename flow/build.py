@@ -155,6 +155,18 @@ def step_insert_dwc(st: BuildState) -> None:
     st.graph = insert_width_converters(st.graph)
 
 
+def step_fifo(st: BuildState) -> None:
+    """Size the shortcut FIFOs of residual branches (flow.fifo)."""
+    from flow.fifo import fifo_summary, size_fifos
+
+    st.graph = size_fifos(st.graph)
+    s = fifo_summary(st.graph)
+    if s["fifos"]:
+        depths = ", ".join(f"{r['name']} {r['depth']} (min {r['min_depth']}, frame {r['frame_depth']})"
+                           for r in s["fifos"])
+        _log(st, f"FIFO depths in beats: {depths}; {s['total_bits']} bits (frame-sized: {s['frame_sized_bits']})")
+
+
 def step_rtl(st: BuildState) -> None:
     from flow.simulate import generate_rtl
 
@@ -250,6 +262,7 @@ STEPS = [
     ("streamline", step_streamline, check_hw_graph),
     ("fold", step_fold, check_hw_graph),
     ("insert_dwc", step_insert_dwc, check_streams),
+    ("fifo", step_fifo, check_streams),
     ("rtl", step_rtl, None),
     ("hls", step_hls, None),
     ("verify", step_verify, None),

@@ -195,7 +195,7 @@ def make_parser() -> argparse.ArgumentParser:
     s.add_argument("--verify-images", type=_positive_int, default=100)
     s.add_argument("--test-data", help="idx DIR of labelled images for verification and accuracy")
     s.add_argument("--from-step", help="resume an earlier build in --out at this step (import, streamline, fold, "
-                                       "insert_dwc, rtl, hls, verify, synth, board, deploy, report)")
+                                       "insert_dwc, fifo, rtl, hls, verify, synth, board, deploy, report)")
     s.add_argument("--synth", choices=["xcup", "xc7", "ecp5"],
                    help="resource figures of the generated RTL from yosys for this FPGA family")
     s.add_argument("--hls-synth", action="store_true",

@@ -162,8 +162,12 @@ _FINN_KINDS = {
     ("SlidingWindow",): re.compile(r"^(ConvolutionInputGenerator)(_hls|_rtl)?_(\d+)$"),
     ("MaxPool",): re.compile(r"^(StreamingMaxPool|StreamingMaxPool_Batch|Pool|Pool_Batch)(_hls|_rtl)?_(\d+)$"),
     ("FixedScale",): re.compile(r"^(ChannelwiseOp|ChannelwiseOp_Batch)(_hls|_rtl)?_(\d+)$"),
+    ("Duplicate",): re.compile(r"^(DuplicateStreams|DuplicateStreams_Batch)(_hls|_rtl)?_(\d+)$"),
+    ("AddStreams",): re.compile(r"^(AddStreams|AddStreams_Batch)(_hls|_rtl)?_(\d+)$"),
 }
 _KEYS = {"PE", "SIMD", "ram_style"}
+_FIFO_KEYS = ("inFIFODepths", "outFIFODepths")
+FINN_NO_FIFO = 2  # FINN's depth for an edge without a FIFO of its own
 
 
 def apply_folding_file(graph: DataflowGraph, path: Path) -> DataflowGraph:
@@ -191,6 +195,7 @@ def apply_folding_file(graph: DataflowGraph, path: Path) -> DataflowGraph:
                     op = by_kind[kind][int(m.group(3))]
         if op is None:
             continue  # FINN files name ops (FIFOs, SWGs) this design does not have
+        _apply_fifo_depths(g, by_name, op, val, path)
         for attr, value in val.items():
             if attr not in _KEYS or attr not in op.folding_attrs + ("ram_style",):
                 continue
@@ -213,9 +218,46 @@ def apply_folding_file(graph: DataflowGraph, path: Path) -> DataflowGraph:
     return g
 
 
+def _port_fifos(g: DataflowGraph, by_name: dict, op) -> dict[str, list]:
+    """The StreamFIFO on each input and output port of `op` (a direct neighbour), or None."""
+    def fifo(node):
+        return by_name[node.name] if node is not None and node.op_type == "StreamFIFO" else None
+
+    ins = [fifo(g.producer(t)) for t in op.stream_inputs]
+    outs = []
+    for t in op.stream_outputs:
+        cons = g.consumers(t)
+        outs.append(fifo(cons[0]) if len(cons) == 1 else None)
+    return {"inFIFODepths": ins, "outFIFODepths": outs}
+
+
+def _apply_fifo_depths(g: DataflowGraph, by_name: dict, op, val: dict, path) -> None:
+    """FINN's inFIFODepths/outFIFODepths (one depth per port): a depth above FINN's 2 sets the
+    Depth of the StreamFIFO on that port; ports without a FIFO in this design are skipped."""
+    fifos = _port_fifos(g, by_name, op)
+    for key in _FIFO_KEYS:
+        depths = val.get(key)
+        if depths is None:
+            continue
+        if not isinstance(depths, list) or not all(isinstance(d, int) and d >= 1 for d in depths):
+            raise UserError(f"folding file {path}: {op.name}.{key} must be a list of positive integers, got {depths!r}")
+        for fifo, depth in zip(fifos[key], depths):
+            if fifo is not None and depth > FINN_NO_FIFO:
+                fifo.set_attr("Depth", depth)
+
+
+def _fifo_depth_entry(g: DataflowGraph, by_name: dict, op) -> dict:
+    """{"inFIFODepths": [...], "outFIFODepths": [...]} of an op with a StreamFIFO beside it."""
+    fifos = _port_fifos(g, by_name, op)
+    if not any(f is not None for side in fifos.values() for f in side):
+        return {}
+    return {k: [f.depth() if f is not None else FINN_NO_FIFO for f in side] for k, side in fifos.items()}
+
+
 _FINN_NAMES = {"BinaryMVU": "MVAU_hls", "IntMVU": "MVAU_hls", "Thresholding": "Thresholding_hls",
                "SlidingWindow": "ConvolutionInputGenerator_rtl", "MaxPool": "StreamingMaxPool_hls",
-               "FixedScale": "ChannelwiseOp_hls", "LabelSelect": "LabelSelect_hls"}
+               "FixedScale": "ChannelwiseOp_hls", "LabelSelect": "LabelSelect_hls",
+               "Duplicate": "DuplicateStreams_hls", "AddStreams": "AddStreams_hls"}
 
 
 def folding_config(graph: DataflowGraph, finn_names: bool = True) -> dict:
@@ -223,12 +265,16 @@ def folding_config(graph: DataflowGraph, finn_names: bool = True) -> dict:
     `<FINN kind>_i`), so FINN and `--folding` both read it; or bnnflow's node names."""
     out: dict = {"Defaults": {}}
     counts: dict[str, int] = {}
-    for op in graph.ops():
+    ops = graph.ops()
+    by_name = {o.name: o for o in ops}
+    for op in ops:
         if not op.folding_attrs or (finn_names and op.op_type not in _FINN_NAMES):
             continue
         entry = {a: op.attr(a) for a in op.folding_attrs}
         if op.op_type in MVU_TYPES:
             entry["ram_style"] = op.attr("ram_style")
+        if op.op_type == "Duplicate":  # the shortcut FIFO, as FINN's per-port FIFO depths
+            entry.update(_fifo_depth_entry(graph, by_name, op))
         if finn_names:
             kind = _FINN_NAMES[op.op_type]
             key = f"{kind}_{counts.get(kind, 0)}"

@@ -19,6 +19,7 @@ def _verified(r: dict) -> bool:
 
 def write_report(st) -> dict:
     from flow.build import config_dict
+    from flow.fifo import fifo_summary
     from flow.simulate import design_hash
     from flow.tools import versions
 
@@ -39,6 +40,7 @@ def write_report(st) -> dict:
         "input": g.meta("input"),
         "output": {**g.meta("output"), "top1": "argmax of integer logits, ties -> lowest index"},
         "layers": layers,
+        "fifo": fifo_summary(g),
         "estimated_cycles_per_frame": est,
         "measured_cycles_per_frame": measured,
         "cycles_error_pct": (abs(measured - est) / est * 100.0) if measured else None,

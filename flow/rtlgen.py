@@ -143,7 +143,15 @@ def render_top(stages: list[dict], out_dir: Path, top_name: str = "bnnflow_top")
         top=top_name, stages=rendered, in_bits=rendered[0]["in_bits"], out_bits=rendered[-1]["out_bits"])
     (out_dir / f"{top_name}.sv").write_text(text, newline="\n")
     files.append(f"{top_name}.sv")
+    names = ["in", *(s["name"] for s in rendered), "out"]
+    write_stream_names(out_dir, top_name, [f"{a} -> {b}" for a, b in zip(names, names[1:])])
     return {"top": top_name, "files": files, "in_bits": rendered[0]["in_bits"], "out_bits": rendered[-1]["out_bits"]}
+
+
+def write_stream_names(out_dir: Path, top_name: str, labels: list[str]) -> None:
+    """<top>_streams.txt: one line per stream of the top, in the bit order of its simulation-only
+    dbg_tvalid/dbg_tready ports (`BNNFLOW_SIM_DEBUG`), so a stalled simulation names its streams."""
+    (Path(out_dir) / f"{top_name}_streams.txt").write_text("".join(f"{x}\n" for x in labels), newline="\n")
 
 
 def _prepare_stage(st: dict, out_dir: Path, seen: set[str], top_name: str) -> dict:
@@ -302,7 +310,17 @@ def render_graph(stages: list[dict], edges: list, out_dir: Path, top_name: str =
         in_wire=in_rec["wire"], out_wire=out_rec["wire"])
     (out_dir / f"{top_name}.sv").write_text(text, newline="\n")
     files.append(f"{top_name}.sv")
+    write_stream_names(out_dir, top_name, [f"{_stream_end(r['src'], ports, 1)} -> {_stream_end(r['dst'], ports, 0)}"
+                                           for r in recs])
     return {"top": top_name, "files": files, "in_bits": in_rec["bits"], "out_bits": out_rec["bits"], "order": order}
+
+
+def _stream_end(end: tuple[str, int], ports: dict, side: int) -> str:
+    """A stage name, with its port where the stage has several on that side ("Duplicate_0.m1")."""
+    name, k = end
+    if name in ("in", "out") or len(ports[name][side]) == 1:
+        return name
+    return f"{name}.{ports[name][side][k].removesuffix('_axis')}"
 
 
 def mvu_weight_words(w_bits, pe: int, simd: int) -> list[int]:

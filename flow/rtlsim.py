@@ -88,7 +88,8 @@ class RTLSim:
     C++ harness, cache the binary under cache_dir, and stream frames through it."""
 
     def __init__(self, rtl_dir: Path, top: str, in_bits: int, out_bits: int, out_beats_per_frame: int,
-                 in_beats_per_frame: int, cache_dir: Path, files: list[str] | None = None):
+                 in_beats_per_frame: int, cache_dir: Path, files: list[str] | None = None,
+                 stream_debug: bool = True):
         self.rtl_dir = Path(rtl_dir).resolve()
         self.top = top
         self.in_bits, self.out_bits = int(in_bits), int(out_bits)
@@ -97,12 +98,19 @@ class RTLSim:
         self.files = list(files) if files is not None else sorted(p.name for p in self.rtl_dir.glob("*.sv"))
         self.binary: Path | None = None
         self.compile_seconds = 0.0
+        # stream names of a generated top: build with its simulation-only handshake ports
+        names = self.rtl_dir / f"{top}_streams.txt"
+        self.streams = names if stream_debug and names.is_file() else None
+
+    def _debug_flags(self) -> list[str]:
+        return ["+define+BNNFLOW_SIM_DEBUG", "-CFLAGS", "-DBNNFLOW_EDGE_DEBUG"] if self.streams else []
 
     def _key(self) -> str:
         h = hashlib.sha256()
         harness = asset_path("sim") / "harness" / "harness.cpp"
         h.update(harness.read_bytes())
-        h.update(repr((self.top, VERILATOR_FLAGS, CXX_OPT, tools.versions()["verilator"])).encode())
+        h.update(repr((self.top, VERILATOR_FLAGS, CXX_OPT, self._debug_flags(),
+                       tools.versions()["verilator"])).encode())
         # memory files are read by $readmemh at run time, so they do not enter the key
         for name in self.files:
             h.update(name.encode() + b"\0" + (self.rtl_dir / name).read_bytes() + b"\0")
@@ -119,7 +127,7 @@ class RTLSim:
         harness = asset_path("sim") / "harness" / "harness.cpp"
         cmd = [tools.verilator_bin(), "--cc", "--exe", "--build", "-j", "2", *VERILATOR_FLAGS,
                "--prefix", "Vtop", "--top-module", self.top, "-Mdir", str(work / "obj"), "-o", "harness",
-               "-CFLAGS", CXX_OPT, str(harness), *[str(self.rtl_dir / f) for f in self.files]]
+               "-CFLAGS", CXX_OPT, *self._debug_flags(), str(harness), *[str(self.rtl_dir / f) for f in self.files]]
         t0 = time.monotonic()
         res = subprocess.run(cmd, capture_output=True, text=True, env=tools.tool_env(), cwd=work)
         self.compile_seconds = time.monotonic() - t0
@@ -144,6 +152,8 @@ class RTLSim:
             cmd = [str(self.binary), str(tin), str(tout), str(tst), str(frames), str(self.in_bpf),
                    str(self.out_bpf), str(beat_bytes(self.in_bits)), str(ob),
                    str(-1 if stall_seed is None else int(stall_seed)), str(int(watchdog))]
+            if self.streams:
+                cmd.append(str(self.streams))
             t0 = time.monotonic()
             res = subprocess.run(cmd, capture_output=True, text=True, cwd=self.rtl_dir)
             wall = time.monotonic() - t0

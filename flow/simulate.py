@@ -73,15 +73,19 @@ def compiled_sim(graph: DataflowGraph, build_dir: Path, logits: bool = False):
 
 
 def run_rtlsim(graph: DataflowGraph, build_dir: Path, images: np.ndarray, logits: bool = False,
-               stall_seed: int | None = None) -> tuple[np.ndarray, dict]:
-    """Stream uint8 images through the compiled design; return (outputs, stats)."""
+               stall_seed: int | None = None, watchdog: int | None = None) -> tuple[np.ndarray, dict]:
+    """Stream uint8 images through the compiled design; return (outputs, stats). A design
+    with no output for `watchdog` cycles (default: 10 frames at the estimated rate, at
+    least 100,000) stops with a UserError naming its stalled streams."""
     from flow.execute import to_wire
     from flow.rtlsim import pack_beats, unpack_beats
 
     x = to_wire(graph, images)
     sim, s_in, s_out = compiled_sim(graph, build_dir, logits)
     beats = pack_beats(x, s_in.lanes, s_in.bits)
-    out_beats, stats = sim.run(beats, stall_seed=stall_seed)
+    if watchdog is None:
+        watchdog = max(100_000, 10 * max(o.cycles() for o in graph.ops()))
+    out_beats, stats = sim.run(beats, stall_seed=stall_seed, watchdog=watchdog)
     y = unpack_beats(out_beats, s_out.lanes, s_out.bits).reshape(len(x), -1)[:, : s_out.elems]
     y = y.astype(np.int64)
     return (y if logits else y[:, 0]), stats

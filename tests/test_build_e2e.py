@@ -142,7 +142,7 @@ def test_steps_are_saved_and_a_build_resumes_from_a_step(random_bn_build, tmp_pa
 
     out, report, _model = random_bn_build
     steps = sorted(p.name for p in (out / "steps").glob("*.onnx"))
-    assert steps == ["01_import.onnx", "02_streamline.onnx", "03_fold.onnx", "04_insert_dwc.onnx"]
+    assert steps == ["01_import.onnx", "02_streamline.onnx", "03_fold.onnx", "04_insert_dwc.onnx", "05_fifo.onnx"]
     for name in steps:
         onnx.checker.check_model(onnx.load(str(out / "steps" / name)))
     copy = tmp_path / "copy"

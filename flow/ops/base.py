@@ -93,6 +93,15 @@ class HWOp:
         """Cycles per frame in steady state."""
         raise NotImplementedError(f"{self.op_type} lacks a cycle model")
 
+    def beats_needed(self) -> np.ndarray:
+        """Input beats of a frame (on each input port) that must have arrived before each
+        output beat of the frame can leave: a non-decreasing int64 array, one entry per
+        output beat. The default passes beats in proportion (element-wise ops, width
+        converters, FIFOs); ops that wait for whole vectors, windows or frames override it.
+        flow.fifo sizes the shortcut FIFOs of residual branches from these curves."""
+        ib, ob = self.in_stream().beats, self.out_stream().beats
+        return -(-np.arange(1, ob + 1, dtype=np.int64) * ib // ob)
+
     def resources(self) -> dict:
         """Analytic resource estimate (LUT, FF, BRAM, DSP)."""
         raise NotImplementedError(f"{self.op_type} lacks a resource model")

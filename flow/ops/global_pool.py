@@ -38,6 +38,10 @@ class GlobalAccPool(HWOp):
         h, w, c = self.dims()
         return global_acc_pool(x.reshape(x.shape[0], h, w, c))
 
+    def beats_needed(self) -> np.ndarray:
+        """Nothing leaves before the whole frame is in."""
+        return np.full(self.out_stream().beats, self.in_stream().beats, dtype=np.int64)
+
     def cycles(self) -> int:
         return self.in_stream().beats
 

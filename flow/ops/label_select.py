@@ -31,6 +31,10 @@ class LabelSelect(HWOp):
     def execute(self, x: np.ndarray) -> np.ndarray:
         return label_select(x)[:, None]
 
+    def beats_needed(self) -> np.ndarray:
+        """Nothing leaves before the whole frame is in."""
+        return np.full(self.out_stream().beats, self.in_stream().beats, dtype=np.int64)
+
     def cycles(self) -> int:
         return self.attr("Labels") // self.attr("PE")
 

@@ -42,6 +42,17 @@ class MaxPool(HWOp):
     def cycles(self) -> int:
         return self.in_stream().beats
 
+    def beats_needed(self) -> np.ndarray:
+        """A pooled beat leaves after the last tap of its window (sliding_window inside)."""
+        from flow.ops.sliding_window import window_beats_needed
+
+        h, w, c, k, s = self.dims()
+        cf = c // self.attr("PE")
+        taps = window_beats_needed(h, w, cf, k, s, 0).reshape(-1, k * k, cf)
+        need = taps[:, -1, :].reshape(-1).copy()
+        need[-1] = self.in_stream().beats
+        return need
+
     def resources(self) -> dict:
         _h, w, c, *_ = self.dims()
         eb, pe = self.attr("ElemBits"), self.attr("PE")

@@ -57,6 +57,11 @@ class MVUBase(HWOp):
     def cycles(self) -> int:
         return self.vectors() * (self.attr("MH") // self.attr("PE")) * (self.attr("MW") // self.attr("SIMD"))
 
+    def beats_needed(self) -> np.ndarray:
+        """Every output beat of a vector waits for the whole input vector (MW/SIMD beats)."""
+        nf, sf = self.attr("MH") // self.attr("PE"), self.attr("MW") // self.attr("SIMD")
+        return (np.arange(self.vectors() * nf, dtype=np.int64) // nf + 1) * sf
+
     def threshold_memory(self, tb: int) -> dict:
         """The THRESH_FILE memory entry ({} without thresholds)."""
         from flow.rtlgen import thresh_words

@@ -8,6 +8,20 @@ from flow.ops.base import HWOp, register
 from flow.ops.semantics import sliding_window
 
 
+def window_beats_needed(h: int, w: int, cf: int, k: int, stride: int, pad: int) -> np.ndarray:
+    """Input beats needed before each tap beat of a sliding window over an h x w image of
+    cf channel folds ((y, x, c) order in, windows in (oy, ox, ky, kx, c) order out): the
+    last image beat any tap so far reads (padding taps read none). The RTL engine emits a
+    tap as soon as its beat is in, so this is its exact dependency."""
+    oh, ow = (h + 2 * pad - k) // stride + 1, (w + 2 * pad - k) // stride + 1
+    oy, ox, ky, kx, c = np.meshgrid(np.arange(oh), np.arange(ow), np.arange(k), np.arange(k), np.arange(cf),
+                                    indexing="ij")
+    iy, ix = oy * stride - pad + ky, ox * stride - pad + kx
+    inside = (iy >= 0) & (iy < h) & (ix >= 0) & (ix < w)
+    need = np.where(inside, (iy * w + ix) * cf + c + 1, 0).astype(np.int64).reshape(-1)
+    return np.maximum.accumulate(need)
+
+
 @register
 class SlidingWindow(HWOp):
     op_type = "SlidingWindow"
@@ -43,6 +57,12 @@ class SlidingWindow(HWOp):
 
     def cycles(self) -> int:
         return max(self.in_stream().beats, self.out_stream().beats)
+
+    def beats_needed(self) -> np.ndarray:
+        h, w, c, k, s, p = self.dims()
+        need = window_beats_needed(h, w, c // self.attr("SIMD"), k, s, p)
+        need[-1] = self.in_stream().beats  # the frame's last beat waits for the whole frame
+        return need
 
     def resources(self) -> dict:
         _h, w, c, k, *_ = self.dims()

@@ -106,7 +106,8 @@ class AddStreams(HWOp):
 
 @register
 class StreamFIFO(HWOp):
-    """A FIFO holding DepthElems elements: balances the shortcut of a residual branch."""
+    """A FIFO on the shortcut of a residual branch. Its depth in beats is `Depth` once the
+    fifo step (flow.fifo) has sized it, else a whole frame (DepthElems elements) plus 4."""
 
     op_type = "StreamFIFO"
     rtl_module = "fifo"
@@ -119,8 +120,14 @@ class StreamFIFO(HWOp):
     def out_stream(self) -> Stream:
         return self.in_stream()
 
-    def depth(self) -> int:
+    def frame_depth(self) -> int:
         return -(-self.attr("DepthElems") // self.attr("PE")) + 4
+
+    def depth(self) -> int:
+        return int(self.attr("Depth", 0)) or self.frame_depth()
+
+    def bits(self) -> int:
+        return self.depth() * self.in_stream().width
 
     def check(self) -> None:
         if self.attr("Elems") % self.attr("PE"):
@@ -149,8 +156,11 @@ class StreamFIFO(HWOp):
         from flow.hlsgen import stage
 
         s = self.in_stream()
-        return {**stage(self, [s.width, s.beats]), "out_depth": self.depth()}
+        # the sized depth follows the RTL engines' dependency curves; the HLS functions of the
+        # long branch buffer differently, so their top keeps the frame-sized shortcut
+        return {**stage(self, [s.width, s.beats]), "out_depth": self.frame_depth()}
 
     def describe(self) -> dict:
         return {**super().describe(), "shape": [self.attr("Elems")], "pe": self.attr("PE"), "simd": 1,
-                "depth": self.depth()}
+                "depth": self.depth(), "min_depth": self.attr("MinDepth", None), "frame_depth": self.frame_depth(),
+                "fifo_bits": self.bits()}

@@ -1,16 +1,24 @@
 // Cycle-based driver for a verilated bnnflow top (compiled with --prefix Vtop).
 //
 // usage: harness IN.bin OUT.bin STATS.json FRAMES IN_BEATS/FRAME OUT_BEATS/FRAME
-//                IN_BYTES OUT_BYTES [STALL_SEED|-1] [WATCHDOG_CYCLES]
+//                IN_BYTES OUT_BYTES [STALL_SEED|-1] [WATCHDOG_CYCLES] [STREAMS.txt]
 // IN.bin holds FRAMES*IN_BEATS/FRAME beats of IN_BYTES little-endian bytes each; OUT.bin
 // receives the output beats likewise. With a stall seed >= 0 the input valid and the
 // output ready are dropped at random (seeded), else the input is valid whenever data
 // remains and the output is always ready. Exit code 3 reports a stall (no output
 // progress for WATCHDOG_CYCLES cycles).
+//
+// Built with -DBNNFLOW_EDGE_DEBUG (the top then has the simulation-only ports dbg_tvalid and
+// dbg_tready, one bit per stream, named one per line in STREAMS.txt), a stall is diagnosed:
+// the design runs a further window of cycles while the handshake of every stream is watched,
+// and the report names the streams that stayed full (valid=1, ready=0) with no beat passing,
+// or, when beats still move, says so. Nothing is watched before the watchdog fires, so the
+// debug ports cost nothing in a run that completes.
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -56,6 +64,58 @@ struct Rng {  // xorshift64*
     bool chance(uint32_t percent) { return next() % 100 < percent; }
 };
 
+#ifdef BNNFLOW_EDGE_DEBUG
+bool bit_of(const std::vector<uint8_t>& v, size_t i) { return (v[i / 8] >> (i % 8)) & 1; }
+
+// One line naming the stalled streams, after running `window` more cycles under the same
+// input/output policy (`drive` sets the inputs of a cycle and returns nothing).
+template <typename Drive>
+std::string diagnose(Vtop* top, const char* names_path, long cycle, long window, Drive drive) {
+    std::vector<std::string> names;
+    std::ifstream f(names_path);
+    for (std::string line; std::getline(f, line);) names.push_back(line);
+    const size_t n = names.size();
+    const size_t nbytes = (n + 7) / 8;
+    std::vector<uint8_t> v(nbytes + 8), r(nbytes + 8);
+    std::vector<long> fired(n, 0), full(n, 0), empty(n, 0);
+    for (long c = 0; c < window; ++c) {
+        top->ap_clk = 0;
+        drive();
+        top->eval();
+        get_sig(top->dbg_tvalid, v.data(), nbytes);
+        get_sig(top->dbg_tready, r.data(), nbytes);
+        for (size_t i = 0; i < n; ++i) {
+            const bool vi = bit_of(v, i), ri = bit_of(r, i);
+            fired[i] += vi && ri;
+            full[i] += vi && !ri;
+            empty[i] += !vi;
+        }
+        top->ap_clk = 1;
+        top->eval();
+    }
+    std::string moving, stalled;
+    long n_full = 0;
+    for (size_t k = n; k-- > 0;) {  // downstream streams first
+        if (fired[k]) {
+            moving += (moving.empty() ? "" : ", ") + names[k] + " (" + std::to_string(fired[k]) + " beats)";
+        } else if (full[k] == window) {
+            if (++n_full <= 4)
+                stalled += (stalled.empty() ? "" : "; ") + ("stream " + names[k]) + " full (valid=1, ready=0 for " +
+                           std::to_string(window) + " cycles)";
+        }
+    }
+    if (n_full > 4) stalled += "; " + std::to_string(n_full - 4) + " more streams full upstream";
+    if (!moving.empty())
+        return "no output progress, but beats still move in the last " + std::to_string(window) +
+               " cycles on: " + moving;
+    std::string starved;
+    for (size_t k = 0; k < n; ++k)
+        if (empty[k] == window && bit_of(r, k)) starved += (starved.empty() ? "" : ", ") + names[k];
+    return "deadlock after " + std::to_string(cycle) + " cycles: " + (stalled.empty() ? "no stream full" : stalled) +
+           (starved.empty() ? "" : "; waiting for data (valid=0, ready=1): " + starved);
+}
+#endif
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -73,6 +133,7 @@ int main(int argc, char** argv) {
     const size_t out_bytes = std::strtoul(argv[8], nullptr, 10);
     const long seed = argc > 9 ? std::atol(argv[9]) : -1;
     const long watchdog = argc > 10 ? std::atol(argv[10]) : 1000000;
+    const char* streams_path = argc > 11 ? argv[11] : nullptr;
 
     const long n_in = frames * in_bpf;
     const long n_out = frames * out_bpf;
@@ -129,10 +190,22 @@ int main(int argc, char** argv) {
         top->eval();
         ++cycle;
         if (cycle - last_progress > watchdog) {
-            std::fprintf(stderr,
-                         "harness: design stalled: no output progress for %ld cycles "
-                         "(input beats accepted %ld/%ld, output beats %ld/%ld)\n",
-                         watchdog, in_i, n_in, out_i, n_out);
+            std::string why = "design stalled: no output progress for " + std::to_string(watchdog) + " cycles";
+#ifdef BNNFLOW_EDGE_DEBUG
+            if (streams_path) {
+                const long window = watchdog < 4096 ? watchdog : 4096;
+                why = diagnose(top, streams_path, cycle, window, [&]() {
+                    const bool v = in_i < n_in && !(stalls && rng.chance(30));
+                    top->s_axis_tvalid = v;
+                    if (v) set_sig(top->s_axis_tdata, &in[static_cast<size_t>(in_i) * in_bytes], in_bytes);
+                    top->m_axis_tready = !(stalls && rng.chance(30));
+                });
+            }
+#else
+            (void)streams_path;
+#endif
+            std::fprintf(stderr, "harness: %s (input beats accepted %ld/%ld, output beats %ld/%ld)\n",
+                         why.c_str(), in_i, n_in, out_i, n_out);
             return 3;
         }
     }
