@@ -10,7 +10,8 @@
 // The buffer and the schedule are rtl/common/mvu_sequencer.sv, shared with int_mvu.
 //
 // Pipeline: issue -> S1 (weight read, input word) -> S2 (XNOR + popcount per PE)
-//   -> S3 (accumulate over sf, threshold read) -> S4 (threshold compare, output register).
+//   -> S3 (accumulate over sf, threshold read) -> S4 (threshold compare, output register;
+//   rtl/common/mvu_output.sv).
 // All stages advance together on `en` (output register empty or being taken).
 //
 // Output beat: PE elements of OUT_BITS; element p = popcount (USE_THRESH=0, 0..MW) or
@@ -47,8 +48,6 @@ module bnn_mvu #(
     localparam int WAW = (WDEPTH > 1) ? $clog2(WDEPTH) : 1;
     localparam int PCW = $clog2(SIMD + 1);   // per-step popcount width
     localparam int ACCW = $clog2(MW + 1);    // accumulator width
-    localparam int CMPW = ((ACCW > TB) ? ACCW : TB) + 1;
-    localparam int THRW = PE * T * TB;
 
     initial begin
         if (MW % SIMD != 0 || MH % PE != 0) $error("bnn_mvu: SIMD must divide MW and PE must divide MH");
@@ -110,49 +109,19 @@ module bnn_mvu #(
     // ---------------- S3: accumulate ----------------
     logic            v3;
     logic [ACCW-1:0] acc [PE];
-    logic [NFW-1:0]  nf3;
     always_ff @(posedge ap_clk) begin
-        if (en) begin
-            if (v2) begin
-                for (int p = 0; p < PE; p++)
-                    acc[p] <= (first2 ? '0 : acc[p]) + ACCW'(pc2[p]);
-            end
-            nf3 <= nf2;
+        if (en && v2) begin
+            for (int p = 0; p < PE; p++)
+                acc[p] <= (first2 ? '0 : acc[p]) + ACCW'(pc2[p]);
         end
         if (!ap_rst_n) v3 <= 1'b0;
         else if (en) v3 <= v2 & last2;
     end
 
     // ---------------- S4: thresholds / output register ----------------
-    logic [PE*OUT_BITS-1:0] out_c;
-    if (USE_THRESH != 0) begin : g_thr
-        logic [THRW-1:0] tmem [NF];
-        logic [THRW-1:0] thr3;
-        initial begin
-            if (THRESH_FILE != "") $readmemh(THRESH_FILE, tmem);
-        end
-        always_ff @(posedge ap_clk) if (en) thr3 <= tmem[nf2];
-        always_comb begin
-            for (int p = 0; p < PE; p++) begin
-                logic [OUT_BITS-1:0] cnt;
-                cnt = '0;
-                for (int t = 0; t < T; t++)
-                    if (CMPW'(acc[p]) >= CMPW'(thr3[(p*T+t)*TB +: TB])) cnt = cnt + 1'b1;
-                out_c[p*OUT_BITS +: OUT_BITS] = cnt;
-            end
-        end
-        // nf3 is only needed to address tmem one stage earlier
-        wire unused_nf3 = ^nf3;
-    end else begin : g_nothr
-        always_comb begin
-            for (int p = 0; p < PE; p++) out_c[p*OUT_BITS +: OUT_BITS] = OUT_BITS'(acc[p]);
-        end
-        wire unused_nf3 = ^nf3;
-    end
-
-    always_ff @(posedge ap_clk) begin
-        if (!ap_rst_n) m_axis_tvalid <= 1'b0;
-        else if (en) m_axis_tvalid <= v3;
-        if (en && v3) m_axis_tdata <= out_c;
-    end
+    logic [PE*ACCW-1:0] acc_lanes;
+    always_comb for (int p = 0; p < PE; p++) acc_lanes[p*ACCW +: ACCW] = acc[p];
+    mvu_output #(.PE(PE), .NF(NF), .ACCW(ACCW), .SIGNED(0), .USE_THRESH(USE_THRESH), .T(T), .TB(TB),
+                 .OUT_BITS(OUT_BITS), .THRESH_FILE(THRESH_FILE)) u_out (
+        .ap_clk, .ap_rst_n, .en, .nf2, .v3, .acc(acc_lanes), .m_axis_tdata, .m_axis_tvalid);
 endmodule

@@ -15,7 +15,8 @@
 // frame, input words replayed from a ping-pong buffer, back-to-back frames without bubbles
 // (rtl/common/mvu_sequencer.sv).
 // Pipeline: issue -> S1 (weight read, input word) -> S2 (lane products, per-PE sum)
-//   -> S3 (accumulate over sf, threshold read) -> S4 (threshold compare, output register).
+//   -> S3 (accumulate over sf, threshold read) -> S4 (threshold compare, output register;
+//   rtl/common/mvu_output.sv).
 //
 // Output beat: PE elements of OUT_BITS; element p = the accumulator (USE_THRESH=0,
 // ACC_BITS two's complement, OUT_BITS must equal ACC_BITS) or the number of thresholds
@@ -59,8 +60,6 @@ module int_mvu #(
     localparam int TW = 2 + SB;                                      // K-hot term width
     localparam int WB = (W_MODE == 0) ? 1 : (W_MODE == 1) ? K * TW : W_BITS;
     localparam int XW = SIMD * IN_BITS;
-    localparam int CMPW = ((ACC_BITS > TB) ? ACC_BITS : TB) + 1;
-    localparam int THRW = PE * T * TB;
 
     initial begin
         if (MW % SIMD != 0 || MH % PE != 0) $error("int_mvu: SIMD must divide MW and PE must divide MH");
@@ -170,33 +169,9 @@ module int_mvu #(
     end
 
     // ---------------- S4: thresholds / output register ----------------
-    logic [PE*OUT_BITS-1:0] out_c;
-    if (USE_THRESH != 0) begin : g_thr
-        logic [THRW-1:0] tmem [NF];
-        logic [THRW-1:0] thr3;
-        initial begin
-            if (THRESH_FILE != "") $readmemh(THRESH_FILE, tmem);
-        end
-        always_ff @(posedge ap_clk) if (en) thr3 <= tmem[nf2];
-        always_comb begin
-            for (int p = 0; p < PE; p++) begin
-                logic [OUT_BITS-1:0] cnt;
-                cnt = '0;
-                for (int t = 0; t < T; t++)
-                    if (CMPW'(acc[p]) >= CMPW'($signed(thr3[(p*T+t)*TB +: TB]))) cnt = cnt + 1'b1;
-                out_c[p*OUT_BITS +: OUT_BITS] = cnt;
-            end
-        end
-    end else begin : g_nothr
-        always_comb begin
-            for (int p = 0; p < PE; p++) out_c[p*OUT_BITS +: OUT_BITS] = OUT_BITS'(acc[p]);
-        end
-        wire unused_nf2 = ^nf2;
-    end
-
-    always_ff @(posedge ap_clk) begin
-        if (!ap_rst_n) m_axis_tvalid <= 1'b0;
-        else if (en) m_axis_tvalid <= v3;
-        if (en && v3) m_axis_tdata <= out_c;
-    end
+    logic [PE*ACC_BITS-1:0] acc_lanes;
+    always_comb for (int p = 0; p < PE; p++) acc_lanes[p*ACC_BITS +: ACC_BITS] = acc[p];
+    mvu_output #(.PE(PE), .NF(NF), .ACCW(ACC_BITS), .SIGNED(1), .USE_THRESH(USE_THRESH), .T(T), .TB(TB),
+                 .OUT_BITS(OUT_BITS), .THRESH_FILE(THRESH_FILE)) u_out (
+        .ap_clk, .ap_rst_n, .en, .nf2, .v3, .acc(acc_lanes), .m_axis_tdata, .m_axis_tvalid);
 endmodule

@@ -1,0 +1,67 @@
+// Last stage (S4) of the matrix-vector units (bnn_mvu, int_mvu): each PE's accumulator is
+// compared with the T thresholds of its neuron (USE_THRESH=1; the output element is the
+// number of thresholds reached) or passed through (USE_THRESH=0, OUT_BITS = ACCW), then
+// registered on the output stream.
+//
+// Threshold memory: NF words of PE*T*TB bits, word nf holding thr[nf*PE+p][t] at
+// [(p*T+t)*TB +: TB]; it is read one stage early, with the neuron fold `nf2` of the step in
+// S2. Accumulators and thresholds are unsigned (SIGNED=0, binary MVU popcounts) or two's
+// complement (SIGNED=1); either way they are compared exactly, extended to CMPW bits.
+module mvu_output #(
+    parameter int PE = 2,
+    parameter int NF = 2,
+    parameter int ACCW = 8,
+    parameter int SIGNED = 0,
+    parameter int USE_THRESH = 0,
+    parameter int T = 1,
+    parameter int TB = 8,
+    parameter int OUT_BITS = 8,
+    parameter THRESH_FILE = "",
+    localparam int NFW = (NF > 1) ? $clog2(NF) : 1
+) (
+    input  logic                   ap_clk,
+    input  logic                   ap_rst_n,
+    input  logic                   en,           // the pipeline advances this cycle
+    input  logic [NFW-1:0]         nf2,          // neuron fold of the step in S2
+    input  logic                   v3,           // S3 holds finished accumulators
+    input  logic [PE*ACCW-1:0]     acc,          // PE accumulators, lane p at [p*ACCW +: ACCW]
+    output logic [PE*OUT_BITS-1:0] m_axis_tdata,
+    output logic                   m_axis_tvalid
+);
+    localparam int CMPW = ((ACCW > TB) ? ACCW : TB) + 1;
+    localparam int THRW = PE * T * TB;
+
+    logic [PE*OUT_BITS-1:0] out_c;
+    if (USE_THRESH != 0) begin : g_thr
+        logic [THRW-1:0] tmem [NF];
+        logic [THRW-1:0] thr3;
+        initial begin
+            if (THRESH_FILE != "") $readmemh(THRESH_FILE, tmem);
+        end
+        always_ff @(posedge ap_clk) if (en) thr3 <= tmem[nf2];
+        always_comb begin
+            for (int p = 0; p < PE; p++) begin
+                logic signed [CMPW-1:0] a, th;
+                logic [OUT_BITS-1:0] cnt;
+                a = (SIGNED != 0) ? CMPW'($signed(acc[p*ACCW +: ACCW])) : CMPW'(acc[p*ACCW +: ACCW]);
+                cnt = '0;
+                for (int t = 0; t < T; t++) begin
+                    th = (SIGNED != 0) ? CMPW'($signed(thr3[(p*T+t)*TB +: TB])) : CMPW'(thr3[(p*T+t)*TB +: TB]);
+                    if (a >= th) cnt = cnt + 1'b1;
+                end
+                out_c[p*OUT_BITS +: OUT_BITS] = cnt;
+            end
+        end
+    end else begin : g_nothr
+        always_comb begin
+            for (int p = 0; p < PE; p++) out_c[p*OUT_BITS +: OUT_BITS] = OUT_BITS'(acc[p*ACCW +: ACCW]);
+        end
+        wire unused_nf2 = ^nf2;  // only addresses the threshold memory
+    end
+
+    always_ff @(posedge ap_clk) begin
+        if (!ap_rst_n) m_axis_tvalid <= 1'b0;
+        else if (en) m_axis_tvalid <= v3;
+        if (en && v3) m_axis_tdata <= out_c;
+    end
+endmodule
