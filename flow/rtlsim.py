@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import shutil
 import subprocess
 import tempfile
 import time
@@ -24,6 +26,7 @@ from flow.errors import UserError
 VERILATOR_FLAGS = ("-O3", "--x-assign", "fast", "--x-initial", "fast", "--noassert",
                    "-Wno-fatal", "-Wno-lint", "-Wno-style")
 CXX_OPT = "-O1"
+HARNESS_NAME = "harness.cpp"
 
 
 def beat_bytes(bits: int) -> int:
@@ -117,25 +120,46 @@ class RTLSim:
         return h.hexdigest()[:20]
 
     def build(self) -> Path:
-        """Compile the harness (skipped when a binary for the same sources and flags exists)."""
-        work = self.cache_dir / f"{self.top}-{self._key()}"
-        exe = work / "obj" / "harness"
+        """Compile the harness (skipped when a binary for the same sources and flags exists).
+
+        Verilator hands its output folder and the source paths to `make` and /bin/sh, so the
+        compile runs in a private folder with a shell-safe path, on copies of the sources under
+        their own (checked) names; only the finished binary lands in cache_dir."""
+        final = self.cache_dir / f"{self.top}-{self._key()}"
+        exe = final / "harness"
         if exe.is_file():
             self.binary = exe
             return exe
-        work.mkdir(parents=True, exist_ok=True)
-        harness = asset_path("sim") / "harness" / "harness.cpp"
-        cmd = [tools.verilator_bin(), "--cc", "--exe", "--build", "-j", "2", *VERILATOR_FLAGS,
-               "--prefix", "Vtop", "--top-module", self.top, "-Mdir", str(work / "obj"), "-o", "harness",
-               "-CFLAGS", CXX_OPT, *self._debug_flags(), str(harness), *[str(self.rtl_dir / f) for f in self.files]]
-        t0 = time.monotonic()
-        res = subprocess.run(cmd, capture_output=True, text=True, env=tools.tool_env(), cwd=work)
-        self.compile_seconds = time.monotonic() - t0
-        if res.returncode != 0 or not exe.is_file():
-            tail = "\n".join((res.stdout + res.stderr).strip().splitlines()[-30:])
-            raise UserError(f"Verilator build of {self.top} failed:\n{tail}")
+        final.mkdir(parents=True, exist_ok=True)
+        with tools.safe_workdir("bnnflow-verilator-") as work:
+            names = self._stage(work)
+            cmd = [tools.verilator_bin(), "--cc", "--exe", "--build", "-j", "2", *VERILATOR_FLAGS,
+                   "--prefix", "Vtop", "--top-module", self.top, "-Mdir", "obj", "-o", "harness",
+                   "-CFLAGS", CXX_OPT, *self._debug_flags(), *names]
+            t0 = time.monotonic()
+            res = subprocess.run(cmd, capture_output=True, text=True, env=tools.verilator_env(work), cwd=work)
+            self.compile_seconds = time.monotonic() - t0
+            built = work / "obj" / "harness"
+            if res.returncode != 0 or not built.is_file():
+                tail = "\n".join((res.stdout + res.stderr).strip().splitlines()[-30:])
+                raise UserError(f"Verilator build of {self.top} failed:\n{tail}")
+            tmp = final / f"harness.{os.getpid()}.tmp"
+            shutil.copy2(built, tmp)
+            os.replace(tmp, exe)  # atomic: a concurrent build sees the whole binary or none
         self.binary = exe
         return exe
+
+    def _stage(self, work: Path) -> list[str]:
+        """Copy the harness and the sources into `work`; return their names (harness first)."""
+        names = [HARNESS_NAME, *self.files]
+        for name in self.files:
+            if not tools.plain_name(name):
+                raise UserError(f"the RTL file name {name!r} in {self.rtl_dir} is not a plain name (letters, digits, "
+                                "'_', '-' and '.', starting with a letter, digit or '_')")
+        shutil.copyfile(asset_path("sim") / "harness" / "harness.cpp", work / HARNESS_NAME)
+        for name in self.files:
+            shutil.copyfile(self.rtl_dir / name, work / name)
+        return names
 
     def run(self, in_beats, stall_seed: int | None = None, watchdog: int = 1_000_000):
         """Stream whole frames of input beats; return ((N_out, nbytes) uint8 beats, stats dict)."""

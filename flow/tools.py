@@ -5,12 +5,16 @@ console script next to the Python interpreter of the running environment.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from flow.errors import UserError
@@ -74,6 +78,57 @@ def _pch_make_fix(root: Path | None) -> str:
         if key.strip() == "CFG_CXXFLAGS_PCH_I" and not val.strip():
             return "CFG_CXXFLAGS_PCH_I=-include"
     return ""
+
+
+# Characters that mean nothing to /bin/sh or make: a path made of these alone may appear on a
+# command line that a tool hands to a shell (Verilator's `make`, its recipes).
+_SHELL_SAFE = re.compile(r"[A-Za-z0-9_./-]+")
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
+
+
+def shell_safe(path: str | os.PathLike) -> bool:
+    """Whether `path` can be written unquoted into a shell command or a makefile."""
+    return bool(_SHELL_SAFE.fullmatch(os.fspath(path)))
+
+
+def plain_name(name: str) -> bool:
+    """Whether `name` is a bare file name that no shell, makefile or tool option reading
+    could mistake for anything else (no folder, no leading '-')."""
+    return bool(_PLAIN_NAME.fullmatch(name))
+
+
+def _safe_tmp_root() -> Path:
+    """A writable temporary folder with a shell-safe path: $TMPDIR when it is one, else /tmp."""
+    for cand in (tempfile.gettempdir(), "/tmp", "/var/tmp"):
+        if shell_safe(cand) and os.path.isdir(cand) and os.access(cand, os.W_OK | os.X_OK):
+            return Path(cand)
+    raise UserError(f"no temporary folder with a plain path (letters, digits, '_', '-', '.', '/') is writable: "
+                    f"set TMPDIR to one (now {tempfile.gettempdir()!r})")
+
+
+@contextlib.contextmanager
+def safe_workdir(prefix: str) -> Iterator[Path]:
+    """A private, shell-safe scratch folder (removed afterwards) for tools that pass paths
+    through a shell: Verilator runs `make -C <Mdir>` and its recipes through /bin/sh."""
+    work = Path(tempfile.mkdtemp(prefix=prefix, dir=_safe_tmp_root()))
+    try:
+        yield work
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def verilator_env(work: Path) -> dict[str, str]:
+    """tool_env() for a Verilator build in `work`: when VERILATOR_ROOT (inside the Python
+    environment) is not shell-safe, it is reached through a symlink in `work`, because the
+    generated makefile includes $(VERILATOR_ROOT)/include/verilated.mk unquoted."""
+    env = tool_env()
+    root = env.get("VERILATOR_ROOT")
+    if root and not shell_safe(root):
+        link = Path(work) / "verilator_root"
+        if not link.is_symlink():
+            link.symlink_to(root, target_is_directory=True)
+        env["VERILATOR_ROOT"] = str(link)
+    return env
 
 
 def yosys_cmd() -> list[str]:
