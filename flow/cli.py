@@ -124,12 +124,13 @@ def cmd_run(args) -> int:
 
     from flow.build import load_build, stale_reason
     from flow.builddir import locked, refuse_if_locked
-    from flow.execute import execute
+    from flow.execute import execute, to_wire
 
     if args.engine != "numpy":
         refuse_if_locked(Path(args.build_dir), "run")
     graph = load_build(args.build_dir)
     images = _load_images(args.input)
+    to_wire(graph, images)  # the images are checked before the build directory
     why = stale_reason(Path(args.build_dir), graph)
     if why is not None:
         raise UserError(f"{Path(args.build_dir) / 'dataflow.onnx'} {why}; run `bnnflow build` again")
