@@ -111,6 +111,11 @@ def _torch_model_for(src: str, log=lambda m: None, progress: bool = False):
 _STEP_FILE = re.compile(r"^(\d\d)_([a-z_]+)\.onnx$")
 
 
+def saving_steps() -> set[int]:
+    """The 1-based numbers of the steps that save their graph (import and the checked ones)."""
+    return {i for i, (name, _fn, check) in enumerate(STEPS, start=1) if name == "import" or check is not None}
+
+
 def saved_steps(out: Path) -> dict[int, Path]:
     """{1-based step number: steps/NN_<step>.onnx} of the graphs a build saved; any other
     file in steps/ is not the build's and is ignored."""
@@ -118,7 +123,7 @@ def saved_steps(out: Path) -> dict[int, Path]:
     folder = Path(out) / "steps"
     for p in sorted(folder.iterdir()) if folder.is_dir() else []:
         m = _STEP_FILE.match(p.name)
-        if m and 1 <= int(m.group(1)) <= len(STEPS) and STEPS[int(m.group(1)) - 1][0] == m.group(2) and p.is_file():
+        if m and int(m.group(1)) in saving_steps() and STEPS[int(m.group(1)) - 1][0] == m.group(2) and p.is_file():
             found[int(m.group(1))] = p
     return found
 
@@ -386,7 +391,7 @@ def _clear_outputs(out: Path, start: int) -> None:
         for top in STEP_OUTPUTS.get(name, ()):
             builddir.remove_owned(out, top)
         stale = out / "steps" / f"{i:02d}_{name}.onnx"
-        if stale.is_file() and "steps" in builddir.owned_paths(out):
+        if i in saving_steps() and stale.is_file() and "steps" in builddir.owned_paths(out):
             stale.unlink()
 
 

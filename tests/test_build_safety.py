@@ -212,12 +212,13 @@ def test_run_refuses_a_dataflow_graph_left_by_another_build(built, tmp_path):
 
 def test_stray_files_in_steps_are_ignored(built, tmp_path, good_onnx):
     out = copy_of(built, tmp_path)
-    for name in ("notes.onnx", "xx_foo.onnx", "07_hls.onnx", "99_report.onnx"):
+    for name in ("notes.onnx", "xx_foo.onnx", "07_hls.onnx", "99_report.onnx", "11_deploy.onnx"):
         (out / "steps" / name).write_text("not a graph")
     res = bnnflow("build", good_onnx, "--out", out, "--from-step", "deploy", "--quiet")
     assert res.returncode == 0, res.stderr
     assert json.loads((out / "report.json").read_text())["status"] == "complete"
-    assert all((out / "steps" / n).read_text() == "not a graph" for n in ("notes.onnx", "xx_foo.onnx", "07_hls.onnx"))
+    assert all((out / "steps" / n).read_text() == "not a graph"
+               for n in ("notes.onnx", "xx_foo.onnx", "07_hls.onnx", "11_deploy.onnx"))  # not the build's: kept
 
 
 def test_damaged_step_graph_is_one_sentence(built, tmp_path, good_onnx):
