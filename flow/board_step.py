@@ -21,11 +21,11 @@ def run_board(st, log=lambda m: None) -> dict:
     if board.toolchain == "open-ecp5":
         from flow import ecp5
 
-        rec = ecp5.build_bitstream(st.graph, cfg.out, board, log=log)
+        rec = ecp5.build_bitstream(st.graph, cfg.out, board, log=log, gate=gate)
     else:
         from flow import vivado
 
-        rec = vivado.build_bitstream(st.graph, cfg.out, board, cfg.clock_mhz, log=log)
+        rec = vivado.build_bitstream(st.graph, cfg.out, board, cfg.clock_mhz, log=log, gate=gate)
     _yosys_figures(st, board, rec, log)
     record = {"board": board.name, "part": board.part, **rec, "gate": gate}
     st.report["board_build"] = record

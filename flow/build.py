@@ -7,12 +7,14 @@ every step has passed; a failing build leaves no complete marker behind.
 from __future__ import annotations
 
 import json
-import shutil
+import re
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 
+from flow import builddir
+from flow.builddir import atomic_write_text, save_graph
 from flow.errors import UserError
 from flow.graph import DataflowGraph
 
@@ -35,6 +37,7 @@ class BuildConfig:
     test_data: str | None = None
     from_step: str | None = None
     unverified: bool = False          # let the board step build a design without a passing verification
+    force: bool = False               # build into a non-empty folder that is not a build directory
     progress: bool = True
     extra: dict = field(default_factory=dict)
 
@@ -88,7 +91,7 @@ def step_import(st: BuildState) -> None:
     st.qonnx = load_qonnx(st.onnx_path)
     (out / "steps").mkdir(parents=True, exist_ok=True)
     st.qonnx.set_metadata_prop("bnnflow.weight_quant", json.dumps(st.qonnx.weight_quant, sort_keys=True))
-    st.qonnx.save(str(out / "steps" / "01_import.onnx"))
+    save_graph(st.qonnx, out / "steps" / "01_import.onnx")
 
 
 def _torch_model_for(src: str, log=lambda m: None, progress: bool = False):
@@ -105,25 +108,86 @@ def _torch_model_for(src: str, log=lambda m: None, progress: bool = False):
     return pretrained_model(src, progress=progress)
 
 
+_STEP_FILE = re.compile(r"^(\d\d)_([a-z_]+)\.onnx$")
+
+
+def saving_steps() -> set[int]:
+    """The 1-based numbers of the steps that save their graph (import and the checked ones)."""
+    return {i for i, (name, _fn, check) in enumerate(STEPS, start=1) if name == "import" or check is not None}
+
+
+def saved_steps(out: Path) -> dict[int, Path]:
+    """{1-based step number: steps/NN_<step>.onnx} of the graphs a build saved; any other
+    file in steps/ is not the build's and is ignored."""
+    found = {}
+    folder = Path(out) / "steps"
+    for p in sorted(folder.iterdir()) if folder.is_dir() else []:
+        m = _STEP_FILE.match(p.name)
+        if m and int(m.group(1)) in saving_steps() and STEPS[int(m.group(1)) - 1][0] == m.group(2) and p.is_file():
+            found[int(m.group(1))] = p
+    return found
+
+
 def resume_state(st: BuildState, step_index: int) -> None:
-    """Load what the steps before `step_index` (0-based) saved in the build directory."""
+    """Load what the steps before `step_index` (0-based) saved in the build directory, and
+    check every loaded artefact against the graph it resumes from."""
     from qonnx.core.modelwrapper import ModelWrapper
 
     out = st.cfg.out
-    saved = sorted((out / "steps").glob("*.onnx")) if (out / "steps").is_dir() else []
-    prev = [p for p in saved if int(p.name[:2]) <= step_index]
+    prev = [p for i, p in sorted(saved_steps(out).items()) if i <= step_index]
     if not prev:
         raise UserError(f"cannot resume at step {STEPS[step_index][0]!r}: {out / 'steps'} has no graph from an earlier step")
     st.torch_model = _torch_model_for(st.cfg.model)
-    record = out / "verification.json"
-    if step_index > [s[0] for s in STEPS].index("verify") and record.is_file():
-        st.report["verification"] = json.loads(record.read_text())  # the record the steps after verify read
     last = prev[-1]
-    if last.name.startswith("01_"):
-        st.qonnx = ModelWrapper(str(last))
-        st.qonnx.weight_quant = json.loads(st.qonnx.get_metadata_prop("bnnflow.weight_quant") or "{}")
-    else:
-        st.graph = DataflowGraph.load(last)
+    try:
+        if last.name.startswith("01_"):
+            st.qonnx = ModelWrapper(str(last))
+            st.qonnx.weight_quant = json.loads(st.qonnx.get_metadata_prop("bnnflow.weight_quant") or "{}")
+        else:
+            st.graph = DataflowGraph.load(last)
+    except Exception as exc:  # a damaged or foreign file where a step's graph should be
+        raise UserError(f"cannot resume at step {STEPS[step_index][0]!r}: {last} is not a readable graph "
+                        f"({type(exc).__name__})") from None
+    if step_index > [s[0] for s in STEPS].index("verify"):
+        _resume_verification(st, step_index)
+        _resume_rtl(st)
+
+
+def _resume_verification(st: BuildState, step_index: int) -> None:
+    """The steps after verify read its record: only one made for this graph and these sources."""
+    from flow.boards import load_record, record_mismatch, verification_gate
+
+    out = st.cfg.out
+    rec, why = load_record(out)
+    if why is None:
+        why = record_mismatch(rec, st.graph, out)
+    if why is None:
+        st.report["verification"] = rec
+        return
+    if st.cfg.unverified:
+        _log(st, f"no verification for this design ({why}); --unverified goes on without one")
+        return
+    if st.cfg.board is not None and step_index <= [s[0] for s in STEPS].index("board"):
+        verification_gate(st.graph, out)  # the gate's own refusal
+    raise UserError(f"cannot resume at step {STEPS[step_index][0]!r}: {why}; run the build from the verify step "
+                    "(--from-step verify)")
+
+
+def _resume_rtl(st: BuildState) -> None:
+    """rtl/ must be what the graph renders to; otherwise the rtl step is redone."""
+    import tempfile
+
+    from flow.simulate import generate_rtl
+    from flow.verify import source_digests
+
+    rtl = st.cfg.out / "rtl"
+    with tempfile.TemporaryDirectory(prefix="bnnflow-rtl-") as tmp:
+        generate_rtl(st.graph, Path(tmp))
+        fresh = source_digests(Path(tmp))
+    if source_digests(rtl) != fresh:
+        _log(st, f"{rtl} does not match the graph it resumes from: regenerating it")
+        builddir.remove_owned(st.cfg.out, "rtl")
+        generate_rtl(st.graph, rtl)
 
 
 def step_streamline(st: BuildState) -> None:
@@ -234,7 +298,8 @@ def step_report(st: BuildState) -> None:
     from flow.report import write_report
 
     text = json.dumps(folding_config(st.graph), indent=2) + "\n"
-    (st.cfg.out / "folding_config.json").write_text(text)
+    atomic_write_text(st.cfg.out / "folding_config.json", text)
+    save_graph(st.graph, st.cfg.out / "dataflow.onnx")  # before report.json, which describes it
     write_report(st)
 
 
@@ -273,9 +338,32 @@ STEPS = [
 ]
 
 
+# what each step writes at the top of the build directory: removed when the build runs it again
+STEP_OUTPUTS = {"import": ("model.onnx",), "rtl": ("rtl", "rtl_logits"), "hls": ("hls", "hls_logits", "hls_rtl"),
+                "verify": ("verification.json",), "board": ("board",), "deploy": ("deploy",)}
+RUN_OUTPUTS = ("report.json", "report.html", "dataflow.onnx", "folding_config.json")
+
+
 def build(cfg: BuildConfig) -> dict:
-    """Run every step; return the report dict."""
-    cfg.out = Path(cfg.out)
+    """Run every step; return the report dict. The build directory is checked (never `/`,
+    the home directory, the checkout; a foreign folder only with --force), claimed (its
+    marker lists what the build owns) and locked for the duration."""
+    cfg.out = builddir.check_out_path(cfg.out)
+    start = _check_config(cfg)
+    builddir.refuse_if_locked(cfg.out)
+    if start and not builddir.is_build_dir(cfg.out):
+        raise UserError(f"cannot resume at step {cfg.from_step!r}: {cfg.out} is not a bnnflow build directory "
+                        f"(no {builddir.MARKER})")
+    builddir.claim(cfg.out, cfg.force)
+    with builddir.locked(cfg.out):
+        try:
+            return _run_steps(cfg, start)
+        finally:
+            builddir.prune_marker(cfg.out)
+
+
+def _check_config(cfg: BuildConfig) -> int:
+    """Refuse inconsistent options before anything is written; return the first step (0-based)."""
     if cfg.board is not None:
         from flow.boards import load_board
 
@@ -293,22 +381,27 @@ def build(cfg: BuildConfig) -> dict:
     names = [s[0] for s in STEPS]
     if cfg.from_step is not None and cfg.from_step not in names:
         raise UserError(f"unknown step {cfg.from_step!r} for --from-step; steps: {', '.join(names)}")
-    start = names.index(cfg.from_step) if cfg.from_step else 0
-    cfg.out.mkdir(parents=True, exist_ok=True)
-    report_path = cfg.out / "report.json"
-    if report_path.exists():
-        report_path.unlink()  # never leave an old build marked complete
-    if (cfg.out / "report.html").exists():
-        (cfg.out / "report.html").unlink()
+    return names.index(cfg.from_step) if cfg.from_step else 0
+
+
+def _clear_outputs(out: Path, start: int) -> None:
+    """Remove what the steps from `start` on wrote in an earlier run (only paths the marker
+    lists), so nothing of that run is mistaken for this one's."""
+    for i, (name, _fn, _check) in enumerate(STEPS[start:], start=start + 1):
+        for top in STEP_OUTPUTS.get(name, ()):
+            builddir.remove_owned(out, top)
+        stale = out / "steps" / f"{i:02d}_{name}.onnx"
+        if i in saving_steps() and stale.is_file() and "steps" in builddir.owned_paths(out):
+            stale.unlink()
+
+
+def _run_steps(cfg: BuildConfig, start: int) -> dict:
     st = BuildState(cfg)
+    for name in RUN_OUTPUTS:  # never leave an old build marked complete
+        builddir.remove_owned(cfg.out, name)
     if start:
         resume_state(st, start)
-    for i, (name, _fn, _check) in enumerate(STEPS, start=1):
-        if i > start and (cfg.out / "steps").is_dir():
-            for stale in (cfg.out / "steps").glob(f"{i:02d}_*.onnx"):
-                stale.unlink()
-    if (cfg.out / "rtl").exists() and start <= names.index("rtl"):
-        shutil.rmtree(cfg.out / "rtl")
+    _clear_outputs(cfg.out, start)
     for i, (name, fn, check) in enumerate(STEPS, start=1):
         if i <= start:
             continue
@@ -316,9 +409,8 @@ def build(cfg: BuildConfig) -> dict:
         fn(st)
         if st.graph is not None and check is not None:
             check(st.graph)
-            st.graph.save(cfg.out / "steps" / f"{i:02d}_{name}.onnx")
-    st.graph.save(cfg.out / "dataflow.onnx")
-    _log(st, f"report: {report_path}")
+            save_graph(st.graph, cfg.out / "steps" / f"{i:02d}_{name}.onnx")
+    _log(st, f"report: {cfg.out / 'report.json'}")
     return st.report
 
 
@@ -335,8 +427,28 @@ def load_build(build_dir: Path) -> DataflowGraph:
     return DataflowGraph.load(path)
 
 
+FINISHED = ("complete", "unverified")
+
+
+def stale_reason(build_dir: Path, graph: DataflowGraph) -> str | None:
+    """Why BUILD/dataflow.onnx is not the graph of a finished build (None when it is):
+    report.json must be there, finished, and describe this very graph."""
+    rep = read_report(build_dir)
+    if not rep:
+        return "belongs to no finished build (no report.json: the build that wrote it did not finish)"
+    if rep.get("graph_hash") != graph.fingerprint():
+        return "is not the graph report.json describes (it was left by another build)"
+    if rep.get("status") not in FINISHED:
+        return f"belongs to a build whose status is {rep.get('status')!r}, not complete"
+    return None
+
+
 def read_report(build_dir: Path) -> dict:
     p = Path(build_dir) / "report.json"
-    return json.loads(p.read_text()) if p.is_file() else {}
+    try:
+        rep = json.loads(p.read_text()) if p.is_file() else {}
+    except (OSError, ValueError, RecursionError):
+        return {}
+    return rep if isinstance(rep, dict) else {}
 
 

@@ -77,18 +77,18 @@ def cmd_build(args) -> int:
         from flow.boards import load_board
 
         clock_mhz = load_board(args.board).clock_mhz if args.board else 100.0
-    cfg = BuildConfig(model=args.model, out=Path(args.out), board=args.board, target_fps=args.target_fps,
+    cfg = BuildConfig(model=args.model, out=args.out, board=args.board, target_fps=args.target_fps,
                       clock_mhz=clock_mhz, target_cycles=args.target_cycles, folding=args.folding,
                       lut_budget=args.lut_budget, synth=args.synth,
                       input_scale=args.input_scale, verify_images=args.verify_images,
                       test_data=args.test_data, from_step=args.from_step, progress=not args.quiet,
-                      unverified=args.unverified,
+                      unverified=args.unverified, force=args.force,
                       extra={"hls_synth": args.hls_synth})
     report = build(cfg)
-    v = report["verification"]
+    v = (report.get("verification") or {}).get("rtlsim")
     print(f"report: {Path(args.out) / 'report.json'} (for people: report.html)")
     print(f"cycles/frame: estimated {report['estimated_cycles_per_frame']}, measured {report['measured_cycles_per_frame']}; "
-          f"rtlsim mismatches {v['rtlsim']['mismatches']} / {v['rtlsim']['images']} images")
+          + (f"rtlsim mismatches {v['mismatches']} / {v['images']} images" if v else "not verified"))
     if report.get("accuracy"):
         a = report["accuracy"]
         print(f"accuracy on {a['images']} labelled images from {a['source']}: "
@@ -97,6 +97,9 @@ def cmd_build(args) -> int:
         from flow.board_step import summary
 
         print(summary(report["board_build"]))
+    if report["status"] == "unverified":
+        print("bnnflow: note: this design has no verification record (built with --unverified)", file=sys.stderr)
+        return 0
     if report["status"] != "complete":
         print("bnnflow: verification failed: the RTL simulation differs from the reference", file=sys.stderr)
         return 1
@@ -119,12 +122,23 @@ def _load_images(path: str):
 def cmd_run(args) -> int:
     import numpy as np
 
-    from flow.build import load_build
-    from flow.execute import execute
+    from flow.build import load_build, stale_reason
+    from flow.builddir import locked, refuse_if_locked
+    from flow.execute import execute, to_wire
 
+    if args.engine != "numpy":
+        refuse_if_locked(Path(args.build_dir), "run")
     graph = load_build(args.build_dir)
     images = _load_images(args.input)
-    y = execute(graph, images, engine=args.engine, logits=args.logits, build_dir=Path(args.build_dir))
+    to_wire(graph, images)  # the images are checked before the build directory
+    why = stale_reason(Path(args.build_dir), graph)
+    if why is not None:
+        raise UserError(f"{Path(args.build_dir) / 'dataflow.onnx'} {why}; run `bnnflow build` again")
+    if args.engine == "numpy":
+        y = execute(graph, images, engine="numpy", logits=args.logits)
+    else:  # the simulators write rtl/, sim/ and hls/ of the build directory
+        with locked(Path(args.build_dir), "run"):
+            y = execute(graph, images, engine=args.engine, logits=args.logits, build_dir=Path(args.build_dir))
     y = np.asarray(y, dtype=np.int64)
     if args.output:
         np.save(args.output, y)
@@ -136,16 +150,25 @@ def cmd_run(args) -> int:
 
 
 def cmd_verify(args) -> int:
-    from flow.build import load_build
+    from flow.build import load_build, stale_reason
+    from flow.builddir import MARKER, is_build_dir, locked, refuse_if_locked
     from flow.verify import verify
 
     engines = [e.strip() for e in args.engines.split(",") if e.strip()]
     bad = [e for e in engines if e not in ("numpy", "csim", "rtlsim")]
     if bad:
         raise UserError(f"unknown engine {bad[0]!r} in --engines; supported: numpy, csim, rtlsim")
-    graph = load_build(args.build_dir)
-    record, extra = verify(graph, Path(args.build_dir), args.images, test_data=args.test_data,
-                           stall_seed=args.stall_seed, log=lambda m: print(m, file=sys.stderr), engines=engines)
+    build_dir = Path(args.build_dir)
+    refuse_if_locked(build_dir, "verification")
+    graph = load_build(build_dir)
+    if not is_build_dir(build_dir):
+        raise UserError(f"{build_dir} is not a bnnflow build directory (no {MARKER}); run `bnnflow build` first")
+    why = stale_reason(build_dir, graph)
+    if why is not None:
+        print(f"bnnflow: warning: {build_dir / 'dataflow.onnx'} {why}; verifying it as it is", file=sys.stderr)
+    with locked(build_dir, "verification"):
+        record, extra = verify(graph, build_dir, args.images, test_data=args.test_data, stall_seed=args.stall_seed,
+                               log=lambda m: print(m, file=sys.stderr), engines=engines)
     print(json.dumps({"verification": record, "measured_cycles_per_frame": extra.get("measured_cycles_per_frame")},
                      indent=2, sort_keys=True))
     return 0 if record["passed"] else 1
@@ -200,6 +223,9 @@ def make_parser() -> argparse.ArgumentParser:
                    help="resource figures of the generated RTL from yosys for this FPGA family")
     s.add_argument("--hls-synth", action="store_true",
                    help="run Vitis HLS on the generated C++ (BUILD/hls/run_hls.tcl) when vitis_hls is on PATH")
+    s.add_argument("--force", action="store_true",
+                   help="build into a non-empty folder that is not a bnnflow build directory, alongside its files "
+                        "(none of them is deleted or overwritten)")
     s.add_argument("--quiet", action="store_true")
     s.set_defaults(fn=cmd_build)
 

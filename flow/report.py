@@ -1,8 +1,6 @@
 """report.json: the machine-readable record of a build (and report.html, the same for people)."""
 from __future__ import annotations
 
-import json
-
 
 def layer_rows(graph) -> list[dict]:
     rows = []
@@ -12,9 +10,22 @@ def layer_rows(graph) -> list[dict]:
 
 
 def _verified(r: dict) -> bool:
-    """The engines agree: the verification record passed, and so did the vendor RTL when it ran."""
+    """The engines agree: the verification record passes (counted from its mismatches), and
+    so did the vendor RTL when it ran."""
+    from flow.verify import record_problem
+
     hls_rtl = r.get("hls_rtl_verification")
-    return bool((r.get("verification") or {}).get("passed")) and (hls_rtl is None or hls_rtl["mismatches"] == 0)
+    return record_problem(r.get("verification")) is None and (hls_rtl is None or hls_rtl["mismatches"] == 0)
+
+
+def status_of(st) -> str:
+    """complete (verified), unverified (no verification for this design: --unverified) or
+    verification_failed."""
+    if _verified(st.report):
+        return "complete"
+    if st.report.get("verification") is None and st.cfg.unverified:
+        return "unverified"
+    return "verification_failed"
 
 
 def write_report(st) -> dict:
@@ -32,10 +43,11 @@ def write_report(st) -> dict:
     measured = st.report.get("measured_cycles_per_frame")
     clock = st.cfg.clock_mhz
     report = {
-        "status": "complete" if _verified(st.report) else "verification_failed",
+        "status": status_of(st),
         "model": st.cfg.model,
         "board": st.cfg.board,
         "design_hash": design_hash(g),
+        "graph_hash": g.fingerprint(),  # the dataflow.onnx this report describes
         "config": config_dict(st.cfg),
         "input": g.meta("input"),
         "output": {**g.meta("output"), "top1": "argmax of integer logits, ties -> lowest index"},
@@ -61,7 +73,9 @@ def write_report(st) -> dict:
     }
     from flow.report_html import write_html
 
+    from flow.builddir import atomic_write_json
+
     write_html(report, st.cfg.out / "report.html")  # before report.json, the complete marker
-    (st.cfg.out / "report.json").write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
+    atomic_write_json(st.cfg.out / "report.json", report)
     st.report = report
     return report

@@ -3,13 +3,74 @@ simulation of the HLS top (when requested) == RTL simulation, compared with arra
 integers, mismatch counts reported."""
 from __future__ import annotations
 
-import json
+import hashlib
 from pathlib import Path
 
 import numpy as np
 
+from flow.builddir import atomic_write_json
 from flow.errors import UserError
 from flow.graph import DataflowGraph
+
+
+CHECKED = ("numpy", "csim", "rtlsim", "pytorch_vs_numpy")
+
+
+def file_digest(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def source_digests(folder: Path) -> dict[str, str]:
+    """sha256 of every source (.sv) and memory file (.mem) directly in `folder`: what the
+    simulator compiles and reads, and what the board projects copy."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return {}
+    return {p.name: file_digest(p) for p in sorted(folder.iterdir()) if p.suffix in (".sv", ".mem") and p.is_file()}
+
+
+def sources_mismatch(expected: dict, folder: Path) -> str | None:
+    """The first difference between `expected` (name -> sha256) and the sources in `folder`,
+    as a sentence naming the file; None when they are the same files."""
+    actual = source_digests(folder)
+    for name in sorted(expected):
+        if name not in actual:
+            return f"{Path(folder) / name} is missing from the sources verification simulated"
+        if actual[name] != expected[name]:
+            return f"{Path(folder) / name} differs from the file verification simulated"
+    extra = sorted(set(actual) - set(expected))
+    if extra:
+        return f"{Path(folder) / extra[0]} was not part of the sources verification simulated"
+    return None
+
+
+def _count(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+
+
+def record_problem(rec, need_sources: bool = False) -> str | None:
+    """Why a verification record does not show a pass (None when it does). The `passed`
+    field is not trusted: pass or fail is counted from the mismatches of every engine."""
+    if not isinstance(rec, dict):
+        return "it is not a JSON object"
+    if not _count(rec.get("images")) or rec["images"] < 1 or not isinstance(rec.get("design_hash"), str):
+        return "it lacks the image count or the design hash"
+    for key in CHECKED:
+        if key in rec:
+            entry = rec[key]
+            if not isinstance(entry, dict) or not _count(entry.get("mismatches")):
+                return f"its {key} entry has no mismatch count"
+            if entry["mismatches"] or entry.get("logits_mismatches", 0):
+                n = entry["mismatches"] or entry.get("logits_mismatches")
+                return f"{key} has {n} mismatches" if _count(n) else f"its {key} entry has a bad mismatch count"
+    if need_sources:
+        if "rtlsim" not in rec:
+            return "it has no RTL simulation"
+        src = rec.get("sources")
+        if not isinstance(src, dict) or not src or not all(
+                isinstance(k, str) and isinstance(v, str) and len(v) == 64 for k, v in src.items()):
+            return "it lacks the digests of the sources it simulated"
+    return None
 
 
 def verification_images(graph: DataflowGraph, n: int, test_data: str | None = None):
@@ -83,6 +144,7 @@ def verify(graph: DataflowGraph, build_dir: Path, n: int, torch_model=None, test
     if "rtlsim" in engines:
         log(f"rtlsim: {n} images through the Verilator model")
         rtl_top, stats = run_rtlsim(graph, build_dir, images, stall_seed=stall_seed)
+        record["sources"] = source_digests(Path(build_dir) / "rtl")  # what was compiled and read
         record["rtlsim"] = {"images": n, "mismatches": int(np.sum(rtl_top != ref_np)), "reference": "numpy"}
         if torch_model is not None:
             record["rtlsim"]["mismatches_vs_pytorch"] = int(np.sum(rtl_top != t_top))
@@ -93,10 +155,8 @@ def verify(graph: DataflowGraph, build_dir: Path, n: int, torch_model=None, test
             extra["accuracy"]["rtlsim"] = float(np.mean(rtl_top == labels))
     record["design_hash"] = design_hash(graph)
     checked = ("csim", "rtlsim", "pytorch_vs_numpy")
-    bad = sum(record[k]["mismatches"] for k in checked if k in record)
-    bad += record.get("csim", {}).get("logits_mismatches", 0)
     log(f"verification: {n} images, " + ", ".join(f"{k} mismatches {record[k]['mismatches']}"
                                                    for k in checked if k in record))
-    record["passed"] = bad == 0
-    (Path(build_dir) / "verification.json").write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+    record["passed"] = record_problem(record) is None
+    atomic_write_json(Path(build_dir) / "verification.json", record)
     return record, extra

@@ -14,7 +14,8 @@ import subprocess
 from pathlib import Path
 
 from flow import board_rtl as br
-from flow.boards import Board, templates
+from flow.assets import asset_path
+from flow.boards import Board, seal_project, templates
 from flow.errors import UserError
 from flow.synth import copy_sources
 
@@ -62,6 +63,13 @@ def build_params(board: Board, shape: br.WireShape, clock_mhz: float) -> dict:
             "ip_vlnv": IP_VLNV}
 
 
+def shell_files(graph) -> dict[str, bytes]:
+    """The files of the AXI-Stream shell: library files and the rendered IP top."""
+    files = {name: (asset_path("rtl") / "shell" / name).read_bytes() for name in br.AXIS_FILES}
+    files[f"{br.AXIS_TOP}.sv"] = br.render_axis_top(br.WireShape.of(graph)).encode()
+    return files
+
+
 def how_to_run(proj_rel: Path) -> str:
     return f"cd {proj_rel} && vivado -mode batch -source build.tcl"
 
@@ -80,8 +88,8 @@ def write_project(graph, build_dir: Path, board: Board, clock_mhz: float) -> Pat
     src = proj / "src"
     src.mkdir(parents=True)
     copy_sources(Path(build_dir) / "rtl", src)  # Vivado maps every memory style: the top stays as generated
-    br.copy_shell(br.AXIS_FILES, src)
-    (src / f"{br.AXIS_TOP}.sv").write_text(br.render_axis_top(shape))
+    for name, data in shell_files(graph).items():
+        (src / name).write_bytes(data)
     sources = sorted(p.name for p in src.glob("*.sv"))
     mems = sorted(p.name for p in src.glob("*.mem"))
     env = templates()
@@ -102,13 +110,18 @@ def write_project(graph, build_dir: Path, board: Board, clock_mhz: float) -> Pat
     return proj
 
 
-def build_bitstream(graph, build_dir: Path, board: Board, clock_mhz: float, log=lambda m: None) -> dict:
-    """Write the project; run Vivado on it when it is on PATH. Return the board_build record."""
+def build_bitstream(graph, build_dir: Path, board: Board, clock_mhz: float, log=lambda m: None,
+                    gate: dict | None = None) -> dict:
+    """Write the project, check its sources against the verified ones in `gate`
+    (flow.boards.seal_project); run Vivado on it when it is on PATH. Return the board_build
+    record."""
     build_dir = Path(build_dir)
     proj = write_project(graph, build_dir, board, clock_mhz)
     rel = proj.relative_to(build_dir)
     rec = {"toolchain": "vivado", "status": "not_built", "reason": None, "bitstream": None, "hwh": None,
-           "project": str(rel), "clock_mhz": clock_mhz, "fmax_mhz": None}
+           "project": str(rel), "clock_mhz": clock_mhz, "fmax_mhz": None,
+           "sealed": seal_project(gate or {}, build_dir, proj / "src", shell_files(graph), None,
+                                  [proj / "package_ip.tcl", proj / "build.tcl"])}
     vivado = shutil.which("vivado")
     if vivado is None:
         rec["reason"] = f"vivado is not on PATH; to build the bitstream run: {how_to_run(rel)} (in {build_dir})"

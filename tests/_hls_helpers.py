@@ -11,7 +11,7 @@ from flow.graph import DataflowGraph
 
 def lower(src, out: Path, target_cycles: int) -> DataflowGraph:
     """Run the build steps up to the stream-typed graph (no RTL, no verification) and save
-    it as OUT/dataflow.onnx, so that `bnnflow run OUT` works on it."""
+    it as OUT/dataflow.onnx for the Python API (`bnnflow run` wants a finished build)."""
     from flow.build import STEPS, BuildConfig, BuildState
 
     cfg = BuildConfig(model=str(src), out=Path(out), target_cycles=target_cycles, progress=False)
