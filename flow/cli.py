@@ -102,6 +102,8 @@ def cmd_train(args) -> int:
 def cmd_export(args) -> int:
     from flow.export import export_checkpoint
 
+    if Path(args.out).is_dir() or not Path(args.out).name:
+        raise UserError(f"--out {args.out} is a directory; give the .onnx file to write")
     path = export_checkpoint(args.model, args.out)
     print(f"wrote {path}")
     return 0

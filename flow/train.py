@@ -152,6 +152,16 @@ def train(model_name_or_checkpoint: str, epochs: int | None = None, data="mnist-
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} is a file, not a directory for checkpoints.")
     out.mkdir(parents=True, exist_ok=True)
+    model = zoo.build_model(name, seed=seed)
+    if init_state is not None:
+        model.load_state_dict(init_state)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    history: list[dict] = []
+    best = {"epoch": None, "val_acc": -1.0}
+    start = 0
+    last_path, best_path = out / "last.pt", out / "best.pt"
+    if resume and last_path.is_file():  # checked before the data are read
+        start, history, best = _resume(last_path, name, model, optimizer, best)
 
     images, labels = _as_arrays(data, "train")
     if tuple(images.shape[1:]) != tuple(entry["input_shape"]):
@@ -172,16 +182,6 @@ def train(model_name_or_checkpoint: str, epochs: int | None = None, data="mnist-
                "shift": shift, "flip": flip, "val_fraction": val_fraction, "max_images": max_images,
                "data": data if isinstance(data, str) else "arrays", "init": source,
                "train_images": int(len(tr_y)), "val_images": int(len(va_y))}
-    model = zoo.build_model(name, seed=seed)
-    if init_state is not None:
-        model.load_state_dict(init_state)
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
-    history: list[dict] = []
-    best = {"epoch": None, "val_acc": -1.0}
-    start = 0
-    last_path, best_path = out / "last.pt", out / "best.pt"
-    if resume and last_path.is_file():
-        start, history, best = _resume(last_path, name, model, optimizer, best)
     loss_fn = nn.CrossEntropyLoss()
     t_start = time.perf_counter()
     with _deterministic():
