@@ -64,7 +64,8 @@ def _input_scale(text: str) -> float:
     import numpy as np
 
     v = _positive_float(text)
-    if not (np.float32(v) >= np.finfo(np.float32).tiny and np.isfinite(np.float32(v) * np.float32(255))):
+    f32 = np.finfo(np.float32)
+    if not float(f32.tiny) <= v <= float(f32.max) / 255:
         raise argparse.ArgumentTypeError(f"expected a scale that float32 holds for every pixel value "
                                          f"(about 1.2e-38 to 1.3e36), got {text!r}")
     return v
