@@ -412,3 +412,78 @@ def test_train_and_export_refuse_a_wrong_kind_of_out(tmp_path, checkpoint, capsy
     assert_refused(refused_in_process(capsys, "train", "tfc-w1a1", "--epochs", "1", "--out", f, "--quiet"), "is a file")
     assert_refused(refused_in_process(capsys, "export", checkpoint, "--out", tmp_path), "is a directory")
     assert f.read_text() == "x"
+
+
+# ---------------------------------------------------------------------------------------
+# the deploy driver: ValueError with one sentence
+
+
+def _spec():
+    from flow.driver import IOSpec
+
+    return IOSpec(input_shape=(1, 28, 28), wire_axes=(0, 2, 3, 1), in_lanes=1, in_elem_bits=8, in_beats=784,
+                  out_lanes=1, out_elem_bits=4, out_beats=1, out_elems=1, out_signed=False, emits="top1",
+                  classes=10, logits_scale=1.0, logits_bias=0.0, design_hash="0" * 16)
+
+
+@pytest.mark.parametrize("images,match", [
+    (np.zeros((0, 1, 28, 28), np.uint8), "empty batch"),
+    (np.zeros((2, 1, 28, 28), np.float32), "must be uint8"),
+    (np.zeros((2, 28, 28), np.uint8), r"shaped \(N, 1, 28, 28\)"),
+    (np.array(7, np.uint8), r"shaped \(N, 1, 28, 28\)"),
+    (np.full((2, 1, 28, 28), -1, np.int64), "must be uint8"),
+])
+def test_driver_refuses_bad_images(images, match):
+    from flow.driver import check_images
+
+    with pytest.raises(ValueError, match=match):
+        check_images(_spec(), images)
+
+
+@pytest.mark.parametrize("max_batch", [-1, 0, True, 2.0, "8"])
+def test_driver_refuses_a_bad_max_batch(max_batch, tmp_path):
+    from flow.driver import Accelerator
+
+    with pytest.raises(ValueError, match="max_batch must be a positive integer"):
+        Accelerator(tmp_path, backend="sim", max_batch=max_batch)
+
+
+def test_driver_refuses_unknown_backends_and_broken_io_json(tmp_path):
+    from flow.driver import Accelerator
+
+    with pytest.raises(ValueError, match="unknown backend 'gpu'; supported: pynq, sim, uart"):
+        Accelerator(tmp_path, backend="gpu")
+    (tmp_path / "io.json").write_text('{"input_shape": [1, 28, 28]}')
+    with pytest.raises(ValueError, match="is not a bnnflow io.json"):
+        Accelerator(tmp_path, backend="sim")
+    (tmp_path / "io.json").write_text("{not json")
+    with pytest.raises(ValueError, match="is not a bnnflow io.json"):
+        Accelerator(tmp_path, backend="sim")
+
+
+def test_driver_refuses_bad_counts():
+    from flow.driver import check_count
+
+    assert check_count("n", 5) == 5 and check_count("n", np.int64(3)) == 3
+    for bad in (0, -1, True, 1.5, None, "10"):
+        with pytest.raises(ValueError, match="n must be a positive integer"):
+            check_count("n", bad)
+
+
+@pytest.mark.parametrize("case", ["float pixels", "int32 pixels above 255", "negative labels"])
+def test_test_data_out_of_range_is_refused(case, tmp_path, built):
+    from flow.data import write_idx
+
+    d = tmp_path / "idx"
+    d.mkdir()
+    images = np.zeros((4, 28, 28), np.uint8)
+    labels = np.arange(4, dtype=np.uint8)
+    if case == "float pixels":
+        images = np.full((4, 28, 28), 0.5)
+    elif case == "int32 pixels above 255":
+        images = np.full((4, 28, 28), 300, np.int32)
+    else:
+        labels = np.array([0, -1, 2, 3], np.int8)
+    write_idx(d / "t10k-images-idx3-ubyte", images)
+    write_idx(d / "t10k-labels-idx1-ubyte", labels)
+    assert_refused(bnnflow("verify", built, "--engines", "numpy", "--test-data", d), "idx")
