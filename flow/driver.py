@@ -103,7 +103,7 @@ class IOSpec:
             raise ValueError(f"{path} is not a bnnflow io.json ({type(exc).__name__}: {str(exc)[:120]})") from None
 
     @classmethod
-    def _parse(cls, d: dict) -> IOSpec:
+    def _parse(cls, d: dict[str, Any]) -> IOSpec:
         s_in, s_out = d["input_stream"], d["output_stream"]
         return cls(
             input_shape=tuple(int(v) for v in d["input_shape"]), wire_axes=tuple(int(v) for v in d["wire_axes"]),
