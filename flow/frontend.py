@@ -134,9 +134,9 @@ def _external_entry(init: onnx.TensorProto, folder: Path, fname: str) -> tuple[P
 def _load_external(model: onnx.ModelProto, path: Path, budget: int) -> None:
     """Read every initializer's external data into the model, after checking each location,
     offset and length against its file and the total against the byte budget."""
-    from onnx.external_data_helper import uses_external_data
+    from onnx.external_data_helper import _get_all_tensors, uses_external_data
 
-    inits = [i for i in model.graph.initializer if uses_external_data(i)]
+    inits = [t for t in _get_all_tensors(model) if uses_external_data(t)]  # initializers and attribute tensors
     entries = [_external_entry(i, path.parent, path.name) for i in inits]
     total = sum(e[2] for e in entries)
     own = path.stat().st_size
