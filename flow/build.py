@@ -424,7 +424,9 @@ def load_build(build_dir: Path) -> DataflowGraph:
     path = build_dir / "dataflow.onnx"
     if not path.is_file():
         raise UserError(f"{build_dir} is not a bnnflow build directory (no dataflow.onnx); run `bnnflow build` first")
-    return DataflowGraph.load(path)
+    from flow.graph import load_dataflow
+
+    return load_dataflow(path)
 
 
 FINISHED = ("complete", "unverified")

@@ -6,29 +6,68 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 
 from flow.errors import UserError
 
 
-def _positive_int(text: str) -> int:
+INT64_MAX = (1 << 63) - 1
+SEED_LIMIT = 1 << 32
+MAX_CLOCK_MHZ = 10_000.0
+
+
+def _positive_int(text: str, limit: int = INT64_MAX) -> int:
     try:
         v = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    if v < 1 or v > limit:
+        raise argparse.ArgumentTypeError(f"expected a positive integer of at most {limit}, got {text!r}")
     return v
 
 
-def _positive_float(text: str) -> float:
+def _image_count(text: str) -> int:
+    from flow.verify import MAX_IMAGES
+
+    return _positive_int(text, MAX_IMAGES)
+
+
+def _seed(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer seed, got {text!r}") from None
+    if not 0 <= v < SEED_LIMIT:
+        raise argparse.ArgumentTypeError(f"expected a seed from 0 to {SEED_LIMIT - 1}, got {text!r}")
+    return v
+
+
+def _positive_float(text: str, limit: float = math.inf) -> float:
     try:
         v = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not v > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    if not (v > 0 and math.isfinite(v) and v <= limit):
+        bound = "" if limit == math.inf else f" of at most {limit:g}"
+        raise argparse.ArgumentTypeError(f"expected a finite positive number{bound}, got {text!r}")
+    return v
+
+
+def _clock_mhz(text: str) -> float:
+    return _positive_float(text, MAX_CLOCK_MHZ)
+
+
+def _input_scale(text: str) -> float:
+    """A scale S with p*S a positive finite float32 for every pixel p in 1..255."""
+    import numpy as np
+
+    v = _positive_float(text)
+    f32 = np.finfo(np.float32)
+    if not float(f32.tiny) <= v <= float(f32.max) / 255:
+        raise argparse.ArgumentTypeError(f"expected a scale that float32 holds for every pixel value "
+                                         f"(about 1.2e-38 to 1.3e36), got {text!r}")
     return v
 
 
@@ -64,6 +103,8 @@ def cmd_train(args) -> int:
 def cmd_export(args) -> int:
     from flow.export import export_checkpoint
 
+    if Path(args.out).is_dir() or not Path(args.out).name:
+        raise UserError(f"--out {args.out} is a directory; give the .onnx file to write")
     path = export_checkpoint(args.model, args.out)
     print(f"wrote {path}")
     return 0
@@ -107,16 +148,36 @@ def cmd_build(args) -> int:
 
 
 def _load_images(path: str):
+    """The images of a .npy file, memory-mapped (the engines read them a chunk at a time)."""
     import numpy as np
 
     p = Path(path)
     if not p.is_file():
         raise UserError(f"input file {path} does not exist")
     try:
-        x = np.load(p, allow_pickle=False)
-    except (ValueError, OSError) as exc:
+        x = np.load(p, allow_pickle=False, mmap_mode="r")
+    except (ValueError, OSError, EOFError) as exc:
         raise UserError(f"input file {path} is not a readable .npy array ({type(exc).__name__})") from None
+    if not isinstance(x, np.ndarray):
+        raise UserError(f"input file {path} is not a .npy file holding one array")
+    if x.ndim >= 1 and x.shape[0] == 0:
+        raise UserError(f"input file {path} holds no images (shape {tuple(x.shape)})")
     return x
+
+
+def _output_path(text: str | None) -> Path | None:
+    """Where `run --output` writes (np.save adds .npy); its folder must exist, checked before any run."""
+    if text is None:
+        return None
+    p = Path(text)
+    if not p.name or p.is_dir():
+        raise UserError(f"--output {text} is a directory; give the .npy file to write")
+    p = p if p.suffix == ".npy" else p.with_name(p.name + ".npy")
+    if not p.parent.is_dir():
+        raise UserError(f"--output {text}: the folder {p.parent} does not exist")
+    if p.is_dir():
+        raise UserError(f"--output {text}: {p} is a directory")
+    return p
 
 
 def cmd_run(args) -> int:
@@ -124,13 +185,14 @@ def cmd_run(args) -> int:
 
     from flow.build import load_build, stale_reason
     from flow.builddir import locked, refuse_if_locked
-    from flow.execute import execute, to_wire
+    from flow.execute import check_images, execute
 
+    output = _output_path(args.output)
     if args.engine != "numpy":
         refuse_if_locked(Path(args.build_dir), "run")
     graph = load_build(args.build_dir)
     images = _load_images(args.input)
-    to_wire(graph, images)  # the images are checked before the build directory
+    check_images(graph, images)  # the images are checked before the build directory
     why = stale_reason(Path(args.build_dir), graph)
     if why is not None:
         raise UserError(f"{Path(args.build_dir) / 'dataflow.onnx'} {why}; run `bnnflow build` again")
@@ -140,9 +202,12 @@ def cmd_run(args) -> int:
         with locked(Path(args.build_dir), "run"):
             y = execute(graph, images, engine=args.engine, logits=args.logits, build_dir=Path(args.build_dir))
     y = np.asarray(y, dtype=np.int64)
-    if args.output:
-        np.save(args.output, y)
-        print(f"wrote {args.output} {y.shape} int64")
+    if output is not None:
+        try:
+            np.save(output, y)
+        except OSError as exc:
+            raise UserError(f"--output {output} could not be written ({exc.strerror or type(exc).__name__})") from None
+        print(f"wrote {output} {y.shape} int64")
     else:
         np.set_printoptions(threshold=50)
         print(y)
@@ -190,7 +255,7 @@ def make_parser() -> argparse.ArgumentParser:
     s.add_argument("--data", default="mnist-subset", help="mnist-subset (default, offline), mnist, digits, or an idx DIR")
     s.add_argument("--test-data", help="idx DIR evaluated once at the end (e.g. the held-out MNIST test set)")
     s.add_argument("--out", default="runs/train", help="output directory (checkpoints, metrics.json)")
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--seed", type=_seed, default=0)
     s.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
     s.add_argument("--quiet", action="store_true")
     s.set_defaults(fn=cmd_train)
@@ -213,9 +278,9 @@ def make_parser() -> argparse.ArgumentParser:
     g.add_argument("--folding", type=Path, help="JSON folding file (bnnflow or FINN format)")
     g.add_argument("--lut-budget", type=_positive_int, metavar="N",
                    help="fastest folding whose analytic LUT estimate is at most N")
-    s.add_argument("--clock-mhz", type=_positive_float, help="design clock (default: the board's clock, else 100)")
-    s.add_argument("--input-scale", type=_positive_float, help="the model sees p*S (default p/255)")
-    s.add_argument("--verify-images", type=_positive_int, default=100)
+    s.add_argument("--clock-mhz", type=_clock_mhz, help="design clock (default: the board's clock, else 100)")
+    s.add_argument("--input-scale", type=_input_scale, help="the model sees p*S (default p/255)")
+    s.add_argument("--verify-images", type=_image_count, default=100)
     s.add_argument("--test-data", help="idx DIR of labelled images for verification and accuracy")
     s.add_argument("--from-step", help="resume an earlier build in --out at this step (import, streamline, fold, "
                                        "insert_dwc, fifo, rtl, hls, verify, synth, board, deploy, report)")
@@ -240,9 +305,9 @@ def make_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("verify", help="re-verify a build bit-exactly")
     s.add_argument("build_dir")
     s.add_argument("--engines", default="numpy,rtlsim")
-    s.add_argument("--images", type=_positive_int, default=100)
+    s.add_argument("--images", type=_image_count, default=100)
     s.add_argument("--test-data")
-    s.add_argument("--stall-seed", type=int, help="random valid/ready stalls in the simulation")
+    s.add_argument("--stall-seed", type=_seed, help="random valid/ready stalls in the simulation")
     s.set_defaults(fn=cmd_verify)
     return p
 

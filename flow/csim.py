@@ -147,22 +147,34 @@ def compiled_csim(graph: DataflowGraph, build_dir: Path, logits: bool = False, *
 
 
 def run_csim(graph: DataflowGraph, build_dir: Path, images: np.ndarray, logits: bool = False,
-             processes: int | None = None) -> tuple[np.ndarray, dict]:
-    """Stream uint8 images (N, C, H, W) through the C simulation; return (outputs, stats)."""
-    from flow.execute import to_wire
+             processes: int | None = None, chunk_bytes: int | None = None) -> tuple[np.ndarray, dict]:
+    """Stream uint8 images (N, C, H, W) through the C simulation; return (outputs, stats).
+    Images go in chunks of about `chunk_bytes` pixels (default flow.simulate.SIM_CHUNK_BYTES);
+    the outputs do not depend on the chunking."""
+    from flow.execute import image_chunks, to_wire
+    from flow.simulate import SIM_CHUNK_BYTES
 
-    return run_csim_wire(graph, build_dir, to_wire(graph, images), logits, processes)
+    chunks = image_chunks(graph, images, chunk_bytes or SIM_CHUNK_BYTES)
+    sim, info = compiled_csim(graph, build_dir, logits)
+    outs, runs = [], []
+    for part in chunks:
+        y, stats = _csim_frames(sim, info, to_wire(graph, part), logits, processes)
+        outs.append(y)
+        runs.append(stats)
+    wall = sum(r["wall_s"] for r in runs)
+    frames = sum(r["frames"] for r in runs)
+    stats = {"frames": frames, "wall_s": wall, "processes": max(r["processes"] for r in runs),
+             "frames_per_s": frames / wall if wall > 0 else None, "compile_s": sim.compile_seconds}
+    if len(runs) > 1:
+        stats["chunks"] = len(runs)
+    return np.concatenate(outs), stats
 
 
-def run_csim_wire(graph: DataflowGraph, build_dir: Path, x: np.ndarray, logits: bool = False,
-                  processes: int | None = None) -> tuple[np.ndarray, dict]:
-    """The same on wire-order integer frames (N, input elements)."""
+def _csim_frames(sim: CSim, info: dict, x: np.ndarray, logits: bool, processes: int | None):
     from flow.rtlsim import pack_beats, unpack_beats
 
-    sim, info = compiled_csim(graph, build_dir, logits)
     s_in, s_out = info["in"], info["out"]
     out_beats, stats = sim.run(pack_beats(x, s_in.lanes, s_in.bits), processes=processes)
     y = unpack_beats(out_beats, s_out.lanes, s_out.bits, signed=info["out_signed"])
     y = y.reshape(len(x), -1)[:, : s_out.elems].astype(np.int64)
-    stats["compile_s"] = sim.compile_seconds
     return (y if logits else y[:, 0]), stats

@@ -90,6 +90,12 @@ def load_idx_dir(directory, split: str = "train") -> tuple[np.ndarray, np.ndarra
     if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
         raise UserError(f"idx files in '{directory}' have shapes {images.shape} and {labels.shape}, "
                         "expected (N, H, W) images and (N,) labels.")
+    if images.dtype != np.uint8 and (not np.all(np.isfinite(images)) or np.any(images != np.rint(images))
+                                     or images.min(initial=0) < 0 or images.max(initial=0) > 255):
+        raise UserError(f"idx images in '{directory}' are {images.dtype} values outside the pixels 0..255.")
+    if labels.dtype.kind == "f" or labels.min(initial=0) < 0:
+        raise UserError(f"idx labels in '{directory}' must be non-negative integers, got {labels.dtype} "
+                        f"from {labels.min(initial=0)}.")
     return images.astype(np.uint8)[:, None, :, :], labels.astype(np.int64)
 
 

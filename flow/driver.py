@@ -97,7 +97,13 @@ class IOSpec:
 
     @classmethod
     def load(cls, path: Path) -> IOSpec:
-        d = json.loads(Path(path).read_text())
+        try:
+            return cls._parse(json.loads(Path(path).read_text()))
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ValueError(f"{path} is not a bnnflow io.json ({type(exc).__name__}: {str(exc)[:120]})") from None
+
+    @classmethod
+    def _parse(cls, d: dict[str, Any]) -> IOSpec:
         s_in, s_out = d["input_stream"], d["output_stream"]
         return cls(
             input_shape=tuple(int(v) for v in d["input_shape"]), wire_axes=tuple(int(v) for v in d["wire_axes"]),
@@ -157,7 +163,20 @@ def check_images(spec: IOSpec, images: npt.ArrayLike) -> U8:
         x = x[None]
     if tuple(x.shape[1:]) != spec.input_shape:
         raise ValueError(f"images must be shaped (N, {', '.join(map(str, spec.input_shape))}), got {tuple(x.shape)}")
+    if len(x) == 0:
+        raise ValueError("images is an empty batch; give at least one image")
     return x
+
+
+def check_count(name: str, value: object) -> int:
+    """A positive int (bool, floats and strings refused)."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or int(value) < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def optional_count(name: str, value: object) -> int | None:
+    return None if value is None else check_count(name, value)
 
 
 def pack_images(spec: IOSpec, images: U8) -> U8:
@@ -221,7 +240,7 @@ class PynqBackend:
         limit = (1 << int(width)) - 1 if width is not None else spec.dma_max_bytes
         per_image = max(spec.in_beats * self.in_row, spec.out_beats * self.out_row)
         fits = max(1, limit // per_image)
-        self.max_batch = min(fits, max_batch or DEFAULT_MAX_BATCH["pynq"])
+        self.max_batch = min(fits, optional_count("max_batch", max_batch) or DEFAULT_MAX_BATCH["pynq"])
         self._in: PynqBuffer | None = None
         self._out: PynqBuffer | None = None
         self._capacity = 0
@@ -274,7 +293,7 @@ class SimBackend:
                              f"describes design {spec.design_hash}; rebuild or use the matching deploy directory")
         self.spec = spec
         self.sim = compiled_sim(graph, build_dir)[0]
-        self.max_batch = max_batch or DEFAULT_MAX_BATCH["sim"]
+        self.max_batch = optional_count("max_batch", max_batch) or DEFAULT_MAX_BATCH["sim"]
 
     def transfer(self, images: U8) -> U8:
         out, _stats = self.sim.run(pack_images(self.spec, images))
@@ -291,15 +310,17 @@ class UartBackend:
                  max_batch: int | None = None):
         import serial
 
-        if port is None:
-            raise ValueError("the uart backend needs the serial port, e.g. port='/dev/ttyUSB0'")
-        rate = baud or spec.uart_baud
+        if not isinstance(port, str) or not port:
+            raise ValueError(f"the uart backend needs the serial port, e.g. port='/dev/ttyUSB0', got {port!r}")
+        rate = optional_count("baud", baud) or spec.uart_baud
+        if not (isinstance(timeout_s, (int, float)) and not isinstance(timeout_s, bool) and 0 < timeout_s < float("inf")):
+            raise ValueError(f"timeout_s must be a positive finite number of seconds, got {timeout_s!r}")
         if rate is None:
             raise ValueError(f"{IO_FILE} names no UART baud rate (built without a UART board); pass baud=...")
         self.spec = spec
         # a device path (/dev/ttyUSB0, COM3) or a pyserial URL (socket://host:port, rfc2217://...)
         self.port = serial.serial_for_url(port, baudrate=int(rate), timeout=timeout_s)
-        self.max_batch = max_batch or DEFAULT_MAX_BATCH["uart"]
+        self.max_batch = optional_count("max_batch", max_batch) or DEFAULT_MAX_BATCH["uart"]
 
     def transfer(self, images: U8) -> U8:
         width = beat_bytes(self.spec.out_bits)
@@ -336,6 +357,9 @@ class Accelerator:
 
     def __init__(self, build_or_deploy_dir: str | Path, backend: str = "pynq", *, port: str | None = None,
                  baud: int | None = None, max_batch: int | None = None):
+        if not isinstance(backend, str) or backend not in BACKENDS:
+            raise ValueError(f"unknown backend {backend!r}; supported: {', '.join(BACKENDS)}")
+        optional_count("max_batch", max_batch)
         self.deploy_dir = find_deploy_dir(build_or_deploy_dir)
         self.spec = IOSpec.load(self.deploy_dir / IO_FILE)
         self.backend_name = backend
@@ -377,13 +401,17 @@ class Accelerator:
     def verify(self, samples: tuple[U8, I64] | None = None) -> dict[str, object]:
         """Run (images, expected top-1), by default the shipped samples; count the mismatches."""
         images, expected = samples if samples is not None else self.samples()
+        expected = np.asarray(expected)
         got = self.predict(images)
+        if expected.shape != got.shape or not np.issubdtype(expected.dtype, np.integer):
+            raise ValueError(f"expected top-1 must be integers shaped ({len(got)},), got {expected.dtype} {expected.shape}")
         mismatches = int(np.sum(got != expected))
         return {"images": int(len(images)), "mismatches": mismatches, "passed": mismatches == 0,
                 "backend": self.backend_name, "design_hash": self.spec.design_hash}
 
     def throughput_test(self, images: npt.ArrayLike | None = None, n: int = 1000) -> float:
         """Images per second through the backend (transfers and packing included)."""
+        n = check_count("n", n)
         x = check_images(self.spec, images if images is not None else self.samples()[0])
         reps = -(-n // len(x))
         batch = np.concatenate([x] * reps)[:n]

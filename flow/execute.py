@@ -16,18 +16,34 @@ from flow.graph import DataflowGraph
 ENGINES = ("numpy", "csim", "rtlsim")
 
 
-def to_wire(graph: DataflowGraph, images: np.ndarray) -> np.ndarray:
-    """uint8 images (N, C, H, W) -> (N, features) int64 in the wire (NHWC) order."""
+def check_images(graph: DataflowGraph, images) -> np.ndarray:
+    """The uint8 batch (N, C, H, W) the graph takes, N >= 1; anything else is a UserError."""
     shape = graph.meta("input")["shape"][1:]
     images = np.asarray(images)
     if images.dtype != np.uint8:
         raise UserError(f"input images must be uint8 pixels, got dtype {images.dtype}")
-    if tuple(images.shape[1:]) != tuple(shape):
+    if tuple(images.shape[1:]) != tuple(shape) or images.ndim != len(shape) + 1:
         raise UserError(f"input images must be shaped (N, {', '.join(map(str, shape))}), got {tuple(images.shape)}")
-    x = images.astype(np.int64)
+    if len(images) == 0:
+        raise UserError("no input images: the batch is empty")
+    return images
+
+
+def to_wire(graph: DataflowGraph, images: np.ndarray) -> np.ndarray:
+    """uint8 images (N, C, H, W) -> (N, features) int64 in the wire (NHWC) order."""
+    x = check_images(graph, images).astype(np.int64)
     if x.ndim == 4:
         x = x.transpose(0, 2, 3, 1)
     return x.reshape(len(x), -1)
+
+
+def image_chunks(graph: DataflowGraph, images, chunk_bytes: int):
+    """Consecutive slices of the checked batch holding about `chunk_bytes` of pixels each
+    (at least one image), so that the engines' wire-order copies stay bounded."""
+    x = check_images(graph, images)
+    per_image = max(1, int(np.prod(x.shape[1:])))
+    step = max(1, int(chunk_bytes) // per_image)
+    return [x[i:i + step] for i in range(0, len(x), step)]
 
 
 def logits_ops(graph: DataflowGraph) -> list:
@@ -49,15 +65,16 @@ def run_ops(ops, x: np.ndarray) -> np.ndarray:
 
 def execute_numpy(graph: DataflowGraph, images: np.ndarray, logits: bool = False) -> np.ndarray:
     """Exact integer execution, a chunk of images at a time to bound memory."""
-    x_all = to_wire(graph, images)
     ops = logits_ops(graph) if logits else graph.ops()
     biggest = max(max(o.in_stream().elems, o.out_stream().elems) for o in ops)
-    chunk = max(1, (1 << 24) // biggest)
-    outs = []
-    for i in range(0, max(len(x_all), 1), chunk):
-        outs.append(np.asarray(run_ops(ops, x_all[i:i + chunk]), dtype=np.int64))
-    y = np.concatenate(outs) if outs else np.zeros((0, 1), np.int64)
+    outs = [np.asarray(run_ops(ops, to_wire(graph, part)), dtype=np.int64)
+            for part in image_chunks(graph, images, (1 << 24) * graph_input_elems(graph) // biggest)]
+    y = np.concatenate(outs)
     return y if logits else y[:, 0]
+
+
+def graph_input_elems(graph: DataflowGraph) -> int:
+    return int(np.prod(graph.meta("input")["shape"][1:]))
 
 
 def execute(graph: DataflowGraph, images: np.ndarray, engine: str = "numpy", logits: bool = False,

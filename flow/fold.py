@@ -165,48 +165,28 @@ _FINN_KINDS = {
     ("Duplicate",): re.compile(r"^(DuplicateStreams|DuplicateStreams_Batch)(_hls|_rtl)?_(\d+)$"),
     ("AddStreams",): re.compile(r"^(AddStreams|AddStreams_Batch)(_hls|_rtl)?_(\d+)$"),
 }
-_KEYS = {"PE", "SIMD", "ram_style"}
 _FIFO_KEYS = ("inFIFODepths", "outFIFODepths")
 FINN_NO_FIFO = 2  # FINN's depth for an edge without a FIFO of its own
 
 
 def apply_folding_file(graph: DataflowGraph, path: Path) -> DataflowGraph:
     """Apply a JSON folding file. Keys are our node names or FINN names (the i-th
-    `MVAU_hls_i` is the i-th BinaryMVU in graph order, and so on)."""
-    try:
-        spec = json.loads(Path(path).read_text())
-    except (OSError, ValueError) as exc:
-        raise UserError(f"folding file {path} could not be read as JSON ({type(exc).__name__})") from None
-    if not isinstance(spec, dict):
-        raise UserError(f"folding file {path} must hold a JSON object of node name -> {{PE, SIMD}}")
+    `MVAU_hls_i` is the i-th BinaryMVU in graph order, and so on); flow.folding_file
+    refuses what it cannot apply."""
+    from flow.folding_file import check_entry, read_folding_file, resolve_keys
+
+    spec = read_folding_file(path)
     g = graph.copy()
     ops = g.ops()
     by_name = {o.name: o for o in ops}
-    by_kind = {k: [o for o in ops if o.op_type in k] for k in _FINN_KINDS}
     explicit: set[str] = set()
-    for key, val in spec.items():
-        if key == "Defaults" or not isinstance(val, dict):
-            continue
-        op = by_name.get(key)
-        if op is None:
-            for kind, pat in _FINN_KINDS.items():
-                m = pat.match(key)
-                if m and int(m.group(3)) < len(by_kind[kind]):
-                    op = by_kind[kind][int(m.group(3))]
-        if op is None:
-            continue  # FINN files name ops (FIFOs, SWGs) this design does not have
+    for key, op, val in resolve_keys(spec, ops, _FINN_KINDS, path):
+        attrs = check_entry(key, op, val, path)
         _apply_fifo_depths(g, by_name, op, val, path)
-        for attr, value in val.items():
-            if attr not in _KEYS or attr not in op.folding_attrs + ("ram_style",):
-                continue
-            if attr == "ram_style":
-                if op.op_type in MVU_TYPES:
-                    op.set_attr("ram_style", str(value))
-                continue
-            if not isinstance(value, int) or value < 1:
-                raise UserError(f"folding file {path}: {key}.{attr} must be a positive integer, got {value!r}")
+        for attr, value in attrs.items():
             op.set_attr(attr, value)
-            explicit.add(op.name)
+            if attr != "ram_style":
+                explicit.add(op.name)
     _match_neighbours(g, ops, skip=explicit, thresholds=True)
     _fold_elementwise(g, ops, max(o.cycles() for o in ops if o.op_type in MVU_TYPES), skip=explicit)
     _match_neighbours(g, ops, skip=explicit)
@@ -234,13 +214,14 @@ def _port_fifos(g: DataflowGraph, by_name: dict, op) -> dict[str, list]:
 def _apply_fifo_depths(g: DataflowGraph, by_name: dict, op, val: dict, path) -> None:
     """FINN's inFIFODepths/outFIFODepths (one depth per port): a depth above FINN's 2 sets the
     Depth of the StreamFIFO on that port; ports without a FIFO in this design are skipped."""
+    from flow.folding_file import check_depths
+
     fifos = _port_fifos(g, by_name, op)
     for key in _FIFO_KEYS:
         depths = val.get(key)
         if depths is None:
             continue
-        if not isinstance(depths, list) or not all(isinstance(d, int) and d >= 1 for d in depths):
-            raise UserError(f"folding file {path}: {op.name}.{key} must be a list of positive integers, got {depths!r}")
+        check_depths(f"{op.name}.{key}", depths, path)
         for fifo, depth in zip(fifos[key], depths):
             if fifo is not None and depth > FINN_NO_FIFO:
                 fifo.set_attr("Depth", depth)

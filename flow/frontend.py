@@ -2,6 +2,7 @@
 constant weight quantizers. Every failure is a UserError with one sentence."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -19,13 +20,17 @@ def load_qonnx(path: Path):
     path = Path(path)
     if not path.is_file():
         raise UserError(f"model file {path} does not exist")
+    budget = max_model_bytes()
+    if path.stat().st_size > budget:
+        raise UserError(f"{path.name} holds {path.stat().st_size} bytes, more than the {budget} bytes allowed "
+                        "(BNNFLOW_MAX_EXTERNAL_BYTES)")
     try:
         model = onnx.load(str(path), load_external_data=False)
     except (DecodeError, RuntimeWarning, ValueError, OSError) as exc:
         raise UserError(f"{path.name} is not a readable ONNX model ({type(exc).__name__})") from None
     if not model.graph.node:
         raise UserError(f"{path.name} has an empty graph (no nodes)")
-    _load_external(model, path)
+    _load_external(model, path, budget)
     try:
         onnx.checker.check_model(model)
     except onnx.checker.ValidationError as exc:
@@ -58,19 +63,95 @@ def check_annotated_weights(mw) -> None:
         info[init.name] = {"scale": [1.0], "bits": dt.bitwidth(), "bipolar": dt.name == "BIPOLAR"}
 
 
-def _load_external(model: onnx.ModelProto, path: Path) -> None:
-    from onnx.external_data_helper import load_external_data_for_model, uses_external_data
+# the most bytes a model may bring (its file and its external data together), checked before
+# anything is read; BNNFLOW_MAX_EXTERNAL_BYTES overrides it
+MAX_MODEL_BYTES = 1 << 30
+MAX_WEIGHT_BITS = 32
+_PACKED_4BIT = {onnx.TensorProto.INT4, onnx.TensorProto.UINT4} | (
+    {onnx.TensorProto.FLOAT4E2M1} if hasattr(onnx.TensorProto, "FLOAT4E2M1") else set())
 
-    for init in model.graph.initializer:
-        if uses_external_data(init):
-            loc = {e.key: e.value for e in init.external_data}.get("location", "")
-            target = (path.parent / loc).resolve()
-            if not loc or path.parent.resolve() not in target.parents or not target.is_file():
-                raise UserError(f"external data file {loc!r} for tensor {init.name!r} is missing next to {path.name}")
+
+def max_model_bytes() -> int:
+    text = os.environ.get("BNNFLOW_MAX_EXTERNAL_BYTES")
+    if text is None:
+        return MAX_MODEL_BYTES
     try:
-        load_external_data_for_model(model, str(path.parent))
-    except Exception as exc:
-        raise UserError(f"external data of {path.name} could not be read ({type(exc).__name__})") from None
+        limit = int(text)
+    except ValueError:
+        limit = -1
+    if limit < 0:
+        raise UserError(f"BNNFLOW_MAX_EXTERNAL_BYTES must be a number of bytes, got {text!r}")
+    return limit
+
+
+def _tensor_bytes(init: onnx.TensorProto) -> int:
+    """The bytes the tensor's dims and data type need."""
+    count = 1
+    for d in init.dims:
+        count *= int(d)
+    if init.data_type in _PACKED_4BIT:
+        return (count + 1) // 2
+    try:
+        itemsize = onnx.helper.tensor_dtype_to_np_dtype(init.data_type).itemsize
+    except (KeyError, ValueError, TypeError):
+        itemsize = 0
+    if init.data_type == onnx.TensorProto.STRING or itemsize == 0:
+        raise UserError(f"tensor {init.name!r} keeps data of type {init.data_type} externally; only numeric tensors can")
+    return count * itemsize
+
+
+def _external_entry(init: onnx.TensorProto, folder: Path, fname: str) -> tuple[Path, int, int]:
+    """(file, offset, length) of one tensor's external data, checked against the file."""
+    info = {e.key: e.value for e in init.external_data}
+    loc = info.get("location", "")
+    where = f"external data of tensor {init.name!r} in {fname}"
+    if not loc or "\0" in loc:
+        raise UserError(f"{where} has an empty location or one with a NUL character")
+    if Path(loc).is_absolute() or ".." in Path(loc).parts:
+        raise UserError(f"{where} points outside the model's folder ({loc!r}); it must be a file next to the model")
+    target = (folder / loc).resolve()
+    if folder.resolve() not in target.parents:
+        raise UserError(f"{where} leads outside the model's folder ({loc!r} resolves to {target})")
+    if not target.is_file():
+        raise UserError(f"external data file {loc!r} for tensor {init.name!r} is missing next to {fname}")
+    try:
+        offset = int(info.get("offset", "0"))
+        length = int(info["length"]) if "length" in info else None
+    except ValueError:
+        raise UserError(f"{where} has a non-integer offset or length") from None
+    size = target.stat().st_size
+    need = _tensor_bytes(init)
+    length = size - offset if length is None else length
+    if offset < 0 or length < 0:
+        raise UserError(f"{where} has a negative offset or length")
+    if offset + length > size:
+        raise UserError(f"{where} declares bytes {offset}..{offset + length}, beyond the end of {loc!r} ({size} bytes)")
+    if length != need:
+        raise UserError(f"{where} declares {length} bytes, but its shape {list(init.dims)} needs {need}")
+    return target, offset, length
+
+
+def _load_external(model: onnx.ModelProto, path: Path, budget: int) -> None:
+    """Read every initializer's external data into the model, after checking each location,
+    offset and length against its file and the total against the byte budget."""
+    from onnx.external_data_helper import _get_all_tensors, uses_external_data
+
+    inits = [t for t in _get_all_tensors(model) if uses_external_data(t)]  # initializers and attribute tensors
+    entries = [_external_entry(i, path.parent, path.name) for i in inits]
+    total = sum(e[2] for e in entries)
+    own = path.stat().st_size
+    if own + total > budget:
+        raise UserError(f"{path.name} ({own} bytes) declares {total} bytes of external data, more than the {budget} "
+                        "bytes allowed in all (BNNFLOW_MAX_EXTERNAL_BYTES)")
+    for init, (target, offset, length) in zip(inits, entries):
+        with open(target, "rb") as f:
+            f.seek(offset)
+            data = f.read(length)
+        if len(data) != length:
+            raise UserError(f"external data file {target.name} ended early while reading tensor {init.name!r}")
+        init.raw_data = data
+        del init.external_data[:]
+        init.data_location = onnx.TensorProto.DEFAULT
 
 
 def _check_static_shapes(model: onnx.ModelProto, fname: str) -> None:
@@ -112,6 +193,9 @@ def fold_weight_quantizers(mw) -> None:
         else:
             from qonnx.custom_op.general.quant import quant
 
+            from flow.quant import bit_width
+
+            bits = bit_width(vals[3], f"weight quantizer {node.name!r}", MAX_WEIGHT_BITS)
             attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
             rmode = attrs.get("rounding_mode", b"ROUND")
             rmode = rmode.decode() if isinstance(rmode, bytes) else rmode
@@ -120,7 +204,7 @@ def fold_weight_quantizers(mw) -> None:
             out = quant(vals[0], vals[1], vals[2], vals[3], signed=attrs.get("signed", 1),
                         narrow=attrs.get("narrow", 0), rounding_mode=rmode).astype(np.float32)
             info[node.output[0]] = {"scale": np.asarray(vals[1], dtype=np.float64).ravel().tolist(),
-                                    "bits": int(np.asarray(vals[3]).ravel()[0]), "bipolar": False}
+                                    "bits": bits, "bipolar": False}
         mw.set_initializer(node.output[0], out)
         g.node.remove(node)
     mw.weight_quant = info

@@ -165,3 +165,35 @@ class DataflowGraph:
         import hashlib
 
         return hashlib.sha256(self.model.SerializeToString(deterministic=True)).hexdigest()[:16]
+
+
+def load_dataflow(path: Path) -> DataflowGraph:
+    """A build's dataflow graph, checked to be one: readable ONNX, bnnflow's input
+    description, and registered hardware ops with consistent attributes (else a UserError)."""
+    from google.protobuf.message import DecodeError
+
+    from flow.errors import UserError
+
+    path = Path(path)
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except (DecodeError, RuntimeWarning, ValueError, OSError) as exc:
+        raise UserError(f"{path} is not a readable ONNX file ({type(exc).__name__}); rebuild with `bnnflow build`") from None
+    g = DataflowGraph(model)
+    try:
+        info = g.meta("input")
+        if not isinstance(info, dict) or "shape" not in info:
+            raise ValueError("no bnnflow input description in its metadata")
+        shape = info["shape"]
+        if not (isinstance(shape, list) and shape and all(isinstance(d, int) and d > 0 for d in shape)):
+            raise ValueError(f"input shape {shape!r} is not a list of positive sizes")
+        ops = g.ops()
+        if not ops or not any("global_in" in o.stream_inputs for o in ops):
+            raise ValueError("no op reads the input stream")
+        for op in ops:
+            op.check()
+        g.output_tensor()
+    except (ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
+        reason = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+        raise UserError(f"{path} is not a bnnflow dataflow graph ({reason}); rebuild with `bnnflow build`") from None
+    return g

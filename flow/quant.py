@@ -73,10 +73,7 @@ def activation_codes(mw, node) -> Codes:
         raise UserError(f"quantizer {node.name!r} has computed scale, zero point or bit width; constants are required")
     if np.any(np.asarray(z) != 0):
         raise UserError(f"quantizer {node.name!r} has a nonzero zero point; only zero points of 0 are supported")
-    bits = float(np.asarray(bw).ravel()[0])
-    if bits != int(bits) or bits < 1 or bits > 16:
-        raise UserError(f"quantizer {node.name!r} has bit width {bits}; integer widths 1..16 are supported")
-    bits = int(bits)
+    bits = bit_width(bw, f"quantizer {node.name!r}", 16)
     at = _attrs(node)
     signed, narrow = int(at.get("signed", 1)), int(at.get("narrow", 0))
     if signed:
@@ -84,6 +81,17 @@ def activation_codes(mw, node) -> Codes:
     else:
         lo, hi = 0, (1 << bits) - 1 - narrow
     return Codes(hi - lo + 1, 1, lo, _scalar(s, node), rounding=str(at.get("rounding_mode", "ROUND")))
+
+
+def bit_width(bw, where: str, most: int) -> int:
+    """The one integer bit width 1..most a Quant node's bit-width input holds (else a UserError)."""
+    v = np.asarray(bw, dtype=np.float64).ravel()
+    if v.size != 1:
+        raise UserError(f"{where} has {v.size} bit widths; one is required")
+    b = float(v[0])
+    if not (np.isfinite(b) and b == int(b) and 1 <= b <= most):
+        raise UserError(f"{where} has bit width {b:g}; integer widths 1..{most} are supported")
+    return int(b)
 
 
 def _scalar(s, node) -> float:

@@ -163,6 +163,9 @@ class RTLSim:
 
     def run(self, in_beats, stall_seed: int | None = None, watchdog: int = 1_000_000):
         """Stream whole frames of input beats; return ((N_out, nbytes) uint8 beats, stats dict)."""
+        if stall_seed is not None and (isinstance(stall_seed, bool) or not isinstance(stall_seed, (int, np.integer))
+                                       or not 0 <= stall_seed < 1 << 32):
+            raise UserError(f"the stall seed must be an integer from 0 to {(1 << 32) - 1}, got {stall_seed!r}")
         if self.binary is None:
             self.build()
         data = _as_beat_bytes(in_beats, self.in_bits)

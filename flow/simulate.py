@@ -9,6 +9,8 @@ import numpy as np
 from flow.graph import DataflowGraph
 
 TOP = "bnnflow_top"
+# pixels handed to a simulator per run: bounds the packed beats and wire-order copies of a batch
+SIM_CHUNK_BYTES = 8 << 20
 
 
 def _ops(graph: DataflowGraph, logits: bool) -> list:
@@ -73,19 +75,42 @@ def compiled_sim(graph: DataflowGraph, build_dir: Path, logits: bool = False):
 
 
 def run_rtlsim(graph: DataflowGraph, build_dir: Path, images: np.ndarray, logits: bool = False,
-               stall_seed: int | None = None, watchdog: int | None = None) -> tuple[np.ndarray, dict]:
+               stall_seed: int | None = None, watchdog: int | None = None,
+               chunk_bytes: int | None = None) -> tuple[np.ndarray, dict]:
     """Stream uint8 images through the compiled design; return (outputs, stats). A design
     with no output for `watchdog` cycles (default: 10 frames at the estimated rate, at
-    least 100,000) stops with a UserError naming its stalled streams."""
-    from flow.execute import to_wire
+    least 100,000) stops with a UserError naming its stalled streams. Images go to the
+    simulator in chunks of about `chunk_bytes` pixels (default SIM_CHUNK_BYTES), so that
+    memory stays bounded whatever the batch; the outputs do not depend on the chunking."""
+    from flow.execute import image_chunks, to_wire
     from flow.rtlsim import pack_beats, unpack_beats
 
-    x = to_wire(graph, images)
+    chunks = image_chunks(graph, images, chunk_bytes or SIM_CHUNK_BYTES)
     sim, s_in, s_out = compiled_sim(graph, build_dir, logits)
-    beats = pack_beats(x, s_in.lanes, s_in.bits)
     if watchdog is None:
         watchdog = max(100_000, 10 * max(o.cycles() for o in graph.ops()))
-    out_beats, stats = sim.run(beats, stall_seed=stall_seed, watchdog=watchdog)
-    y = unpack_beats(out_beats, s_out.lanes, s_out.bits).reshape(len(x), -1)[:, : s_out.elems]
-    y = y.astype(np.int64)
-    return (y if logits else y[:, 0]), stats
+    outs, runs = [], []
+    for part in chunks:
+        x = to_wire(graph, part)
+        out_beats, stats = sim.run(pack_beats(x, s_in.lanes, s_in.bits), stall_seed=stall_seed, watchdog=watchdog)
+        outs.append(unpack_beats(out_beats, s_out.lanes, s_out.bits).reshape(len(x), -1)[:, : s_out.elems])
+        runs.append(stats)
+    y = np.concatenate(outs).astype(np.int64)
+    return (y if logits else y[:, 0]), merge_run_stats(runs)
+
+
+def merge_run_stats(runs: list[dict]) -> dict:
+    """One stats dict for consecutive simulator runs: cycles, frames and wall time add up,
+    frame_done continues the first run's cycle count, latency is the first run's and cycles
+    per frame the frame-weighted mean of the runs that measured it."""
+    if len(runs) == 1:
+        return runs[0]
+    done, offset = [], 0
+    for r in runs:
+        done.extend(c + offset for c in r["frame_done"])
+        offset += r["cycles"]
+    rated = [r for r in runs if r["cycles_per_frame"] is not None]
+    cpf = (sum(r["cycles_per_frame"] * r["frames"] for r in rated) / sum(r["frames"] for r in rated)) if rated else None
+    return {"cycles": offset, "frames": sum(r["frames"] for r in runs), "wall_s": sum(r["wall_s"] for r in runs),
+            "frame_done": done, "latency_cycles": runs[0]["latency_cycles"], "cycles_per_frame": cpf,
+            "chunks": len(runs)}

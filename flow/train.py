@@ -133,7 +133,7 @@ def train(model_name_or_checkpoint: str, epochs: int | None = None, data="mnist-
     if source.endswith(".pt") or Path(source).is_file():
         _, meta = zoo.load_checkpoint(source)
         name = meta["model"]
-        init_state = torch.load(source, map_location="cpu", weights_only=True)["state_dict"]
+        init_state = zoo.read_checkpoint(source)["state_dict"]
     else:
         name = source
     entry = zoo.model_entry(name)
@@ -144,15 +144,35 @@ def train(model_name_or_checkpoint: str, epochs: int | None = None, data="mnist-
     weight_decay = float(defaults.get("weight_decay", 0.0))
     shift = int(defaults.get("shift", 0))
     flip = bool(defaults.get("flip", False))
-    if epochs < 1 or batch_size < 1 or lr <= 0:
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 1 << 32:
+        raise UserError(f"the seed must be an integer from 0 to {(1 << 32) - 1}, got {seed!r}.")
+    if epochs < 1 or batch_size < 1 or not lr > 0 or not math.isfinite(lr):
         raise UserError("epochs and batch size must be at least 1 and the learning rate positive.")
     out = Path(out_dir) if out_dir is not None else Path("runs") / name
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is a file, not a directory for checkpoints.")
     out.mkdir(parents=True, exist_ok=True)
+    model = zoo.build_model(name, seed=seed)
+    if init_state is not None:
+        model.load_state_dict(init_state)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    history: list[dict] = []
+    best = {"epoch": None, "val_acc": -1.0}
+    start = 0
+    last_path, best_path = out / "last.pt", out / "best.pt"
+    if resume and last_path.is_file():  # checked before the data are read
+        start, history, best = _resume(last_path, name, model, optimizer, best)
 
     images, labels = _as_arrays(data, "train")
     if tuple(images.shape[1:]) != tuple(entry["input_shape"]):
         raise UserError(f"data images are shaped {tuple(images.shape[1:])}; model '{name}' "
                         f"takes {tuple(entry['input_shape'])}.")
+    if len(labels) != len(images) or len(labels) < 2:
+        raise UserError(f"training data holds {len(images)} images and {len(labels)} labels; at least 2 of each, "
+                        "as many labels as images, are needed.")
+    if labels.min() < 0 or labels.max() >= int(entry["num_classes"]):
+        raise UserError(f"training labels range over {labels.min()}..{labels.max()}; model '{name}' has "
+                        f"classes 0..{int(entry['num_classes']) - 1}.")
     if max_images is not None:
         images, labels = _subsample(images, labels, int(max_images), VAL_SEED)
     tr_x, tr_y, va_x, va_y = train_val_split(images, labels, val_fraction, seed=VAL_SEED)
@@ -162,24 +182,6 @@ def train(model_name_or_checkpoint: str, epochs: int | None = None, data="mnist-
                "shift": shift, "flip": flip, "val_fraction": val_fraction, "max_images": max_images,
                "data": data if isinstance(data, str) else "arrays", "init": source,
                "train_images": int(len(tr_y)), "val_images": int(len(va_y))}
-    model = zoo.build_model(name, seed=seed)
-    if init_state is not None:
-        model.load_state_dict(init_state)
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
-    history: list[dict] = []
-    best = {"epoch": None, "val_acc": -1.0}
-    start = 0
-    last_path, best_path = out / "last.pt", out / "best.pt"
-    if resume and last_path.is_file():
-        ckpt = torch.load(last_path, map_location="cpu", weights_only=True)
-        if ckpt.get("model") != name:
-            raise UserError(f"cannot resume: {last_path} holds model '{ckpt.get('model')}', not '{name}'.")
-        model.load_state_dict(ckpt["state_dict"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        start = int(ckpt["epoch"])
-        history = list(ckpt["metrics"].get("history", []))
-        best = dict(ckpt["metrics"].get("best", best))
-
     loss_fn = nn.CrossEntropyLoss()
     t_start = time.perf_counter()
     with _deterministic():
@@ -241,6 +243,25 @@ def train(model_name_or_checkpoint: str, epochs: int | None = None, data="mnist-
     metrics["wall_seconds"] = wall
     _write_json(metrics, out / "metrics.json")
     return metrics
+
+
+def _resume(path: Path, name: str, model: nn.Module, optimizer, best: dict) -> tuple[int, list, dict]:
+    """Load last.pt into the model and optimizer; return (epochs done, history, best)."""
+    ckpt = zoo.read_checkpoint(path, need=("model", "state_dict", "optimizer", "epoch", "metrics"))
+    if ckpt["model"] != name:
+        raise UserError(f"cannot resume: {path} holds model '{ckpt['model']}', not '{name}'.")
+    metrics, epoch = ckpt["metrics"], ckpt["epoch"]
+    if type(epoch) is not int or epoch < 0 or not isinstance(metrics, dict) or not isinstance(ckpt["optimizer"], dict):
+        raise UserError(f"cannot resume: {path} has a malformed epoch, optimizer state or metrics entry.")
+    history, best = metrics.get("history", []), metrics.get("best", best)
+    if not isinstance(history, list) or not isinstance(best, dict) or not {"epoch", "val_acc"} <= set(best):
+        raise UserError(f"cannot resume: the metrics in {path} lack a history list or a best entry.")
+    zoo.load_state(model, ckpt["state_dict"], path, name)
+    try:
+        optimizer.load_state_dict(ckpt["optimizer"])
+    except (KeyError, ValueError, TypeError, RuntimeError, IndexError):
+        raise UserError(f"cannot resume: the optimizer state in {path} does not match model '{name}'.") from None
+    return epoch, list(history), dict(best)
 
 
 def _metrics(name, seed, hparams, history, best, test_acc) -> dict:

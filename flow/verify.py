@@ -73,8 +73,14 @@ def record_problem(rec, need_sources: bool = False) -> str | None:
     return None
 
 
+# the most images one verification runs: a bound on the memory of random or loaded images
+MAX_IMAGES = 100_000
+
+
 def verification_images(graph: DataflowGraph, n: int, test_data: str | None = None):
     """(uint8 images, labels or None, source description) for verification."""
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 1 <= n <= MAX_IMAGES:
+        raise UserError(f"the number of verification images must be an integer from 1 to {MAX_IMAGES}, got {n!r}")
     shape = tuple(graph.meta("input")["shape"][1:])
     if test_data is not None:
         from flow.data import load_dataset

@@ -168,22 +168,43 @@ def model_info(name: str) -> dict:
     }
 
 
-def load_checkpoint(path) -> tuple[nn.Module, dict]:
-    """Load a checkpoint written by flow.train: (model in eval mode, meta without tensors)."""
+def read_checkpoint(path, need=("model", "state_dict")) -> dict:
+    """The dict a checkpoint written by flow.train holds, read with weights_only=True (no code
+    runs), with the entries `need` present; anything else is a UserError."""
+    import pickle
+
     path = Path(path)
     if not path.is_file():
         raise UserError(f"checkpoint '{path}' does not exist.")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unreadable file is a user error
-        raise UserError(f"checkpoint '{path}' could not be read ({type(exc).__name__}).") from exc
-    if not isinstance(ckpt, dict) or "model" not in ckpt or "state_dict" not in ckpt:
-        raise UserError(f"checkpoint '{path}' lacks the 'model' and 'state_dict' entries.")
-    model = build_model(ckpt["model"])
+    except pickle.UnpicklingError:
+        raise UserError(f"checkpoint '{path}' holds Python objects other than tensors and plain containers; "
+                        "only checkpoints written by bnnflow train are read.") from None
+    except Exception as exc:  # noqa: BLE001 - a truncated or foreign file is a user error
+        raise UserError(f"checkpoint '{path}' could not be read ({type(exc).__name__}; truncated or not a "
+                        "PyTorch checkpoint).") from None
+    missing = [k for k in need if not isinstance(ckpt, dict) or k not in ckpt]
+    if missing:
+        raise UserError(f"checkpoint '{path}' lacks the {', '.join(repr(k) for k in missing)} entries of a "
+                        "bnnflow checkpoint.")
+    if not isinstance(ckpt["model"], str) or not isinstance(ckpt["state_dict"], dict):
+        raise UserError(f"checkpoint '{path}' does not name a zoo model with a dict of weights.")
+    return ckpt
+
+
+def load_state(model: nn.Module, state: dict, path, name: str) -> None:
     try:
-        model.load_state_dict(ckpt["state_dict"])
-    except RuntimeError as exc:
-        raise UserError(f"checkpoint '{path}' does not match model '{ckpt['model']}'.") from exc
+        model.load_state_dict(state)
+    except (RuntimeError, TypeError, ValueError, AttributeError, KeyError):
+        raise UserError(f"checkpoint '{path}' does not match model '{name}'.") from None
+
+
+def load_checkpoint(path) -> tuple[nn.Module, dict]:
+    """Load a checkpoint written by flow.train: (model in eval mode, meta without tensors)."""
+    ckpt = read_checkpoint(path)
+    model = build_model(ckpt["model"])
+    load_state(model, ckpt["state_dict"], path, ckpt["model"])
     model.eval()
     meta = {k: v for k, v in ckpt.items() if k not in ("state_dict", "optimizer")}
     return model, meta

@@ -91,6 +91,24 @@ def test_cli_run_csim_equals_numpy_and_pytorch(tfc_build, tmp_path):
     assert np.array_equal(got["csim", False], torch_top1(model, images))
 
 
+def test_simulators_give_the_same_outputs_in_small_chunks(tfc_build):
+    """Images reach rtlsim and csim in bounded chunks; 7 images a chunk gives what one run gives."""
+    from flow.build import load_build
+    from flow.csim import run_csim
+    from flow.simulate import run_rtlsim
+
+    out = tfc_build[0] / "out"
+    graph = load_build(out)
+    x = mnist_images(50)
+    for run in (run_rtlsim, run_csim):
+        whole, stats = run(graph, out, x)
+        parts, chunked = run(graph, out, x, chunk_bytes=7 * 784)
+        assert np.array_equal(whole, parts), run.__name__
+        assert "chunks" not in stats and chunked["chunks"] == 8 and chunked["frames"] == 50
+    _y, stats = run_rtlsim(graph, out, x, chunk_bytes=7 * 784)
+    assert len(stats["frame_done"]) == 50 and stats["frame_done"] == sorted(stats["frame_done"])
+
+
 def test_cli_verify_with_csim(tfc_build, capsys):
     d, _model, _path = tfc_build
     assert main(["verify", str(d / "out"), "--engines", "numpy,csim", "--images", "60"]) == 0

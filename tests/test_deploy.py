@@ -186,6 +186,15 @@ def test_driver_refuses_bad_use(zoo_build):
         acc.predict(np.zeros((2, 28, 28), np.uint8))
     with pytest.raises(ValueError, match="top-1 classes only"):
         acc.logits(acc.samples()[0])
+    with pytest.raises(ValueError, match="empty batch"):
+        acc.predict(np.zeros((0, 1, 28, 28), np.uint8))
+    with pytest.raises(ValueError, match="n must be a positive integer"):
+        acc.throughput_test(n=0)
+    images, top1 = acc.samples()
+    with pytest.raises(ValueError, match="expected top-1 must be integers shaped"):
+        acc.verify((images, top1[:-1]))
+    with pytest.raises(ValueError, match="max_batch must be a positive integer, got -1"):
+        Accelerator(out, backend="sim", max_batch=-1)  # it returned [] for every batch
 
 
 def test_uart_backend_speaks_the_uart_contract(zoo_build):
