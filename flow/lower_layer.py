@@ -187,8 +187,8 @@ class LayerLowering:
             wm, k, sb = self._weight_mode(wi, mode)
             mvu = self.add("IntMVU", {"MW": mw_, "MH": wi.shape[0], "PE": 1, "SIMD": 1,
                                       "NumThresholds": thr.shape[1], "NumVectors": vectors, "InputBits": codes.bits,
-                                      "WeightMode": wm, "WeightBits": max(bits, 2), "K": k, "ShiftBits": sb,
-                                      "ram_style": "auto"},
+                                      "WeightMode": wm, "WeightBits": _stored_weight_bits(wi, bits), "K": k,
+                                      "ShiftBits": sb, "ram_style": "auto"},
                            {"weights": wi.astype(np.int64), "thresholds": thr.astype(np.int64)}, [src])
         return mvu.output[0]
 
@@ -235,8 +235,9 @@ class LayerLowering:
             wi = sign * wi
             wm, k, sb = self._weight_mode(wi, mode)
             mvu = self.add("IntMVU", {"MW": mw_, "MH": mh, "PE": 1, "SIMD": 1, "NumThresholds": 0, "NumVectors": 1,
-                                      "InputBits": codes.bits, "WeightMode": wm, "WeightBits": max(bits, 2), "K": k,
-                                      "ShiftBits": sb, "ram_style": "auto"}, {"weights": wi.astype(np.int64)}, [src])
+                                      "InputBits": codes.bits, "WeightMode": wm,
+                                      "WeightBits": _stored_weight_bits(wi, bits), "K": k, "ShiftBits": sb,
+                                      "ram_style": "auto"}, {"weights": wi.astype(np.int64)}, [src])
             # hardware logits: a*acc' + sign*o*rowsum - lmin >= 0 (a constant shift keeps the argmax)
             acc_bits = self.dfg.ops()[-1].out_stream().bits
             bias = (sign * offs - lmin).astype(np.int64)
@@ -265,6 +266,14 @@ class LayerLowering:
         if not np.all(x == x[:, :1]):
             raise UserError(f"the output layer {node.name!r} is followed by a per-class affine; only one scale and bias shared by all classes is supported")
         return _finite_logits(x[:, 0], node)
+
+
+def _stored_weight_bits(wi: np.ndarray, bits: int) -> int:
+    """The quantizer's bit width (at least 2), wider where a negated row (a decreasing
+    activation or output) holds -min, which the quantizer's range does not."""
+    from flow.ops.int_mvu import signed_bits
+
+    return max(bits, 2, signed_bits(int(wi.min(initial=0)), int(wi.max(initial=0))))
 
 
 def _finite_logits(y: np.ndarray, node) -> np.ndarray:
