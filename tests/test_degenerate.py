@@ -77,12 +77,18 @@ DEFAULT = (
     # quantize to 0 (a 1-bit accumulator; threshold 1 means "never")
     Structure(4, 1, (Hidden(3, 1, 2, "random", gamma="pos"), Hidden(3, 2, 3, "zero")), 3, 2, out_narrow=1),
     # 8-bit constant weights at the largest value into signed 8-bit activations; random 6-bit
-    # weights (multipliers); all +1 weights with negative BatchNorms; all -1 output weights
+    # weights (multipliers); all +1 weights with negative BatchNorms into one bipolar neuron;
+    # binary layers on it (a 1-input popcount), all -1 weights among them
     Structure(3, 8, (Hidden(3, 8, 8, "max", act_signed=1, gamma="pos"), Hidden(3, 6, 3, "random", narrow=1),
-                     Hidden(3, 4, 1, "one", gamma="neg")), 2, 3, "minus_one", fold="mid", out_muls=(None, 0.5)),
-    # a binary network to top-1: bipolar inputs, weights and activations, 1-input neurons
-    # (a 1-bit popcount), all -1 weights
+                     Hidden(1, 4, 0, "one", gamma="neg"), Hidden(4, 0, 0, "random"), Hidden(3, 0, 0, "minus_one")),
+              2, 0, fold="mid"),
+)
+SLOW_EXTRA = (
+    # a binary network to top-1 (the label select on popcounts)
     Structure(1, 0, (Hidden(4, 0, 0, "random"), Hidden(3, 0, 0, "minus_one")), 3, 0, fold="min", logits=False),
+    # multi-bit to top-1: narrow 1-bit weights ({0}: a constant activation), all -1 output weights
+    Structure(4, 3, (Hidden(3, 3, 2, "random", narrow=1), Hidden(2, 1, 1, "zero", narrow=1)), 2, 3, "minus_one",
+              logits=False, out_muls=(None, 0.5)),
 )
 
 
@@ -105,7 +111,7 @@ def _slow_structures(n: int = 40) -> tuple:
         out.append(Structure(int(rng.integers(1, 6)), in_bits, tuple(hidden), int(rng.integers(2, 4)), wb,
                              str(rng.choice(kinds)), str(rng.choice(["max", "min", "mid"])), bool(rng.integers(0, 2)),
                              int(rng.integers(0, 2))))
-    return DEFAULT + tuple(out)
+    return DEFAULT + SLOW_EXTRA + tuple(out)
 
 
 def _range(w_bits: int, narrow: int) -> tuple[int, int]:
