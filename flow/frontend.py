@@ -77,7 +77,9 @@ def check_finite_parameters(model: onnx.ModelProto, fname: str) -> None:
     for name, t in consts:
         if t.data_type not in FLOAT_TYPES:
             continue
-        arr = np.asarray(onnx.numpy_helper.to_array(t), dtype=np.float64)
+        arr = onnx.numpy_helper.to_array(t)
+        if arr.dtype.kind != "f":  # bfloat16 and the like
+            arr = arr.astype(np.float32)
         bad = ~np.isfinite(arr)
         if bad.any():
             raise UserError(f"{fname}: tensor {name!r} (read by node {readers.get(name, '?')!r}) holds "
@@ -90,14 +92,15 @@ def _weight_bits(node, x: np.ndarray, scale, bits) -> int:
     b = np.asarray(bits, dtype=np.float64).ravel()
     lo, hi = WEIGHT_BITS
     if b.size != 1 or not np.isfinite(b[0]) or b[0] != int(b[0]) or not lo <= b[0] <= hi:
-        raise UserError(f"weight quantizer {node.name!r} has bit width {b.tolist() if b.size != 1 else format(b[0], 'g')}; "
-                        f"integer bit widths {lo}..{hi} are supported")
+        shown = b.tolist() if b.size != 1 else format(b[0], "g")
+        raise UserError(f"weight quantizer {node.name!r} has bit width {shown}; integer bit widths {lo}..{hi} are supported")
     with np.errstate(divide="ignore", invalid="ignore"):
         steps = np.abs(np.asarray(x, np.float64) / np.asarray(scale, np.float64))
     if steps.size and not np.all(steps <= MAX_WEIGHT_STEPS):
         k = int(np.argmax(~(steps <= MAX_WEIGHT_STEPS)))
-        raise UserError(f"weight quantizer {node.name!r}: the weight {float(np.broadcast_to(x, steps.shape).ravel()[k]):g} is "
-                        f"{float(steps.ravel()[k]):g} steps of its scale from zero, which overflows the quantizer")
+        w = float(np.broadcast_to(x, steps.shape).ravel()[k])
+        raise UserError(f"weight quantizer {node.name!r}: the weight {w:g} is {float(steps.ravel()[k]):g} steps of its "
+                        "scale from zero, which overflows the quantizer")
     return int(b[0])
 
 

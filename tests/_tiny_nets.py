@@ -85,7 +85,8 @@ def to_onnx(net: TinyNet, batch: int = 1) -> onnx.ModelProto:
         x = b.node("Mul", [x, b.const(net.out_mul)])
     b.nodes[-1].output[0] = "y"
     mh = np.asarray(net.layers[-1].weights).shape[0]
-    graph = helper.make_graph(b.nodes, "tiny", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, net.features])],
+    graph = helper.make_graph(b.nodes, "tiny",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, net.features])],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, [batch, mh])], initializer=b.inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid(QONNX, 1)])
     model.ir_version = 8
