@@ -99,6 +99,8 @@ def activation_codes(mw, node) -> Codes:
     bits = int(bits)
     at = _attrs(node)
     signed, narrow = int(at.get("signed", 1)), int(at.get("narrow", 0))
+    if signed and bits == 1:  # QONNX executes a signed 1-bit Quant as bipolar: y >= 0 -> +1, else -1
+        return Codes(2, 2, -1, _scalar(s, node), bipolar=True)
     if signed:
         lo, hi = -(1 << (bits - 1)) + narrow, (1 << (bits - 1)) - 1
     else:

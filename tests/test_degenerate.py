@@ -73,8 +73,8 @@ class Structure:
 # Random weights are symmetric (narrow) here and the signs of constant-weight layers fixed,
 # so that each structure is one design (one Verilator build) whatever the values drawn.
 DEFAULT = (
-    # 1-bit signed weights ({-1, 0}), then the reported bug: valid 2-bit weights that all
-    # quantize to 0 (a 1-bit accumulator; threshold 1 means "never")
+    # signed 1-bit weights (QONNX executes them as +1/-1), then the reported bug: valid 2-bit
+    # weights that all quantize to 0 (a 1-bit accumulator; threshold 1 means "never")
     Structure(4, 1, (Hidden(3, 1, 2, "random", gamma="pos"), Hidden(3, 2, 3, "zero")), 3, 2, out_narrow=1),
     # 8-bit constant weights at the largest value into signed 8-bit activations; random 6-bit
     # weights (multipliers); all +1 weights with negative BatchNorms into one bipolar neuron;
@@ -86,7 +86,7 @@ DEFAULT = (
 SLOW_EXTRA = (
     # a binary network to top-1 (the label select on popcounts)
     Structure(1, 0, (Hidden(4, 0, 0, "random"), Hidden(3, 0, 0, "minus_one")), 3, 0, fold="min", logits=False),
-    # multi-bit to top-1: narrow 1-bit weights ({0}: a constant activation), all -1 output weights
+    # multi-bit to top-1: narrow signed 1-bit weights at 0 (+1 in QONNX), all -1 output weights
     Structure(4, 3, (Hidden(3, 3, 2, "random", narrow=1), Hidden(2, 1, 1, "zero", narrow=1)), 2, 3, "minus_one",
               logits=False, out_muls=(None, 0.5)),
 )
@@ -99,14 +99,14 @@ def _slow_structures(n: int = 40) -> tuple:
     out = []
     for _ in range(n):
         in_bits = int(rng.integers(0, 9))
-        hidden, prev = [], in_bits
+        hidden, binary = [], in_bits == 0
         for _ in range(int(rng.integers(1, 3))):
-            wb = 0 if prev == 0 else int(rng.integers(0, 9))
+            wb = 0 if binary else int(rng.integers(0, 9))
             kinds = ["random", "one", "minus_one"] + ([] if wb == 0 else ["zero", "max", "min"])
             hidden.append(Hidden(int(rng.integers(2, 5)), wb, int(rng.integers(0, 9)), str(rng.choice(kinds)),
                                  narrow=int(rng.integers(0, 2)), act_signed=int(rng.integers(0, 2))))
-            prev = hidden[-1].act_bits
-        wb = 0 if prev == 0 else int(rng.integers(0, 9))
+            binary = hidden[-1].act_bits == 0 or (hidden[-1].act_bits == 1 and hidden[-1].act_signed == 1)
+        wb = 0 if binary else int(rng.integers(0, 9))
         kinds = ["random", "one", "minus_one"] + ([] if wb == 0 else ["zero", "max", "min"])
         out.append(Structure(int(rng.integers(1, 6)), in_bits, tuple(hidden), int(rng.integers(2, 4)), wb,
                              str(rng.choice(kinds)), str(rng.choice(["max", "min", "mid"])), bool(rng.integers(0, 2)),
@@ -336,6 +336,18 @@ def test_negated_rows_fit_their_weight_field(tmp_path, out_mul):
             b = op.attr("WeightBits")
             assert -(1 << (b - 1)) <= op.param("weights").min() and op.param("weights").max() < 1 << (b - 1)
     generate_rtl(graph, tmp_path / "rtl", logits=True)  # packs every weight into its field
+
+
+def test_a_signed_one_bit_activation_is_bipolar(tmp_path):
+    """QONNX executes a signed 1-bit Quant as bipolar (y >= 0 -> +1, else -1), not as {-1, 0}."""
+    rng = np.random.default_rng(3)
+    h = Hidden(3, 3, 1, "random", narrow=1, act_signed=1)
+    net = TinyNet(4, 2, [Layer(_weights(rng, "random", 3, 4, 3, 1), 3, 0.5, 1, _bn(rng, h, ["normal"] * 3), 1, 1, 0.5),
+                         Layer(_weights(rng, "random", 3, 3, 0, 0), 0, 0.25)])
+    graph = streamline(load_qonnx(save(net, tmp_path / "m.onnx")))
+    x = rng.integers(0, 256, (200, 4), dtype=np.uint8)
+    assert np.array_equal(execute_numpy(graph, x), _float_top1(net, x))
+    assert "BinaryMVU" in [o.op_type for o in graph.ops()]
 
 
 # -- refusals -------------------------------------------------------------------------------
