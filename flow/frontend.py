@@ -37,6 +37,7 @@ def load_qonnx(path: Path):
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else "invalid model"
         raise UserError(f"{path.name} is not a valid ONNX model: {first[:200]}") from None
     _check_static_shapes(model, path.name)
+    check_finite_parameters(model, path.name)
     try:
         mw = cleanup_model(ModelWrapper(model))
     except Exception as exc:  # qonnx raises many types on odd graphs
@@ -66,9 +67,52 @@ def check_annotated_weights(mw) -> None:
 # the most bytes a model may bring (its file and its external data together), checked before
 # anything is read; BNNFLOW_MAX_EXTERNAL_BYTES overrides it
 MAX_MODEL_BYTES = 1 << 30
-MAX_WEIGHT_BITS = 32
 _PACKED_4BIT = {onnx.TensorProto.INT4, onnx.TensorProto.UINT4} | (
     {onnx.TensorProto.FLOAT4E2M1} if hasattr(onnx.TensorProto, "FLOAT4E2M1") else set())
+FLOAT_TYPES = {onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE, onnx.TensorProto.FLOAT16, onnx.TensorProto.BFLOAT16}
+MAX_WEIGHT_STEPS = float(1 << 31)  # |weight / scale| beyond this overflows a weight quantizer
+WEIGHT_BITS = (1, 16)
+
+
+def check_finite_parameters(model: onnx.ModelProto, fname: str) -> None:
+    """Every float constant (initializer or Constant node) must be finite: a NaN or inf in
+    a weight or BatchNorm parameter would otherwise turn silently into some integer."""
+    readers: dict[str, str] = {}
+    for k, n in enumerate(model.graph.node):
+        for i in n.input:
+            readers.setdefault(i, n.name or f"{n.op_type} #{k}")
+    consts = [(i.name, i) for i in model.graph.initializer]
+    consts += [(n.output[0], a.t) for n in model.graph.node if n.op_type == "Constant"
+               for a in n.attribute if a.name == "value"]
+    for name, t in consts:
+        if t.data_type not in FLOAT_TYPES:
+            continue
+        arr = onnx.numpy_helper.to_array(t)
+        if arr.dtype.kind != "f":  # bfloat16 and the like
+            arr = arr.astype(np.float32)
+        bad = ~np.isfinite(arr)
+        if bad.any():
+            raise UserError(f"{fname}: tensor {name!r} (read by node {readers.get(name, '?')!r}) holds "
+                            f"{arr[bad].flat[0]}; parameters must be finite numbers")
+
+
+def _weight_bits(node, x: np.ndarray, scale, bits) -> int:
+    """The bit width of a constant Quant node, checked: an integer in WEIGHT_BITS, and no
+    weight more than MAX_WEIGHT_STEPS quantization steps from zero (an overflow)."""
+    b = np.asarray(bits, dtype=np.float64).ravel()
+    lo, hi = WEIGHT_BITS
+    if b.size != 1 or not np.isfinite(b[0]) or b[0] != int(b[0]) or not lo <= b[0] <= hi:
+        shown = b.tolist() if b.size != 1 else format(b[0], "g")
+        raise UserError(f"weight quantizer {node.name!r} has bit width {shown}; integer bit widths {lo}..{hi} are supported")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        steps = np.abs(np.asarray(x, np.float64) / np.asarray(scale, np.float64))
+    if steps.size and not np.all(steps <= MAX_WEIGHT_STEPS):
+        k = int(np.argmax(~(steps <= MAX_WEIGHT_STEPS)))
+        w = float(np.broadcast_to(x, steps.shape).ravel()[k])
+        raise UserError(f"weight quantizer {node.name!r}: the weight {w:g} is {float(steps.ravel()[k]):g} steps of its "
+                        "scale from zero, which overflows the quantizer")
+    return int(b[0])
+
 
 
 def max_model_bytes() -> int:
@@ -195,12 +239,13 @@ def fold_weight_quantizers(mw) -> None:
 
             from flow.quant import bit_width
 
-            bits = bit_width(vals[3], f"weight quantizer {node.name!r}", MAX_WEIGHT_BITS)
+            bits = bit_width(vals[3], f"weight quantizer {node.name!r}", WEIGHT_BITS[1])
             attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
             rmode = attrs.get("rounding_mode", b"ROUND")
             rmode = rmode.decode() if isinstance(rmode, bytes) else rmode
             if np.any(np.asarray(vals[2]) != 0):
                 raise UserError(f"weight quantizer {node.name!r} has a nonzero zero point; only 0 is supported")
+            bits = _weight_bits(node, vals[0], vals[1], vals[3])
             out = quant(vals[0], vals[1], vals[2], vals[3], signed=attrs.get("signed", 1),
                         narrow=attrs.get("narrow", 0), rounding_mode=rmode).astype(np.float32)
             info[node.output[0]] = {"scale": np.asarray(vals[1], dtype=np.float64).ravel().tolist(),

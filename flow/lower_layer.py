@@ -142,10 +142,10 @@ class LayerLowering:
             where = f"layer {node.name!r}"
             if hi - lo + 1 <= MAX_ACC_VALUES:
                 acc = np.arange(lo, hi + 1, dtype=np.int64)
-                u = nxt.encode(evaluate(np.repeat(acc[:, None], mh, axis=1)))
+                u = nxt.encode(evaluate(np.repeat(acc[:, None], mh, axis=1)), where)
                 flip, thr = derive_thresholds(u, acc, nxt.levels, where)
             else:
-                flip, thr = bisect_thresholds(lambda a: nxt.encode(evaluate(a)), lo, hi, nxt.levels, mh)
+                flip, thr = bisect_thresholds(lambda a: nxt.encode(evaluate(a), where), lo, hi, nxt.levels, mh)
             from flow.streamline import Tensor
 
             hw = self._emit_mvu(node, wi, w_bits if binary else None, mode, bits, flip, thr, binary, mw_, vectors,
@@ -154,7 +154,7 @@ class LayerLowering:
         acc = np.arange(lo, hi + 1, dtype=np.int64)
         if len(acc) > MAX_ACC_VALUES:
             raise UserError(f"the output layer {node.name!r} has an accumulator range too large for an exact logits table")
-        y = evaluate(np.repeat(acc[:, None], mh, axis=1))
+        y = _finite_logits(evaluate(np.repeat(acc[:, None], mh, axis=1)), node)
         self._emit_output(node, y, acc, wi, w_bits if binary else None, mode, bits, binary, mw_, codes, vectors, m,
                           src, seg)
         return None
@@ -187,8 +187,8 @@ class LayerLowering:
             wm, k, sb = self._weight_mode(wi, mode)
             mvu = self.add("IntMVU", {"MW": mw_, "MH": wi.shape[0], "PE": 1, "SIMD": 1,
                                       "NumThresholds": thr.shape[1], "NumVectors": vectors, "InputBits": codes.bits,
-                                      "WeightMode": wm, "WeightBits": max(bits, 2), "K": k, "ShiftBits": sb,
-                                      "ram_style": "auto"},
+                                      "WeightMode": wm, "WeightBits": _stored_weight_bits(wi, bits), "K": k,
+                                      "ShiftBits": sb, "ram_style": "auto"},
                            {"weights": wi.astype(np.int64), "thresholds": thr.astype(np.int64)}, [src])
         return mvu.output[0]
 
@@ -235,8 +235,9 @@ class LayerLowering:
             wi = sign * wi
             wm, k, sb = self._weight_mode(wi, mode)
             mvu = self.add("IntMVU", {"MW": mw_, "MH": mh, "PE": 1, "SIMD": 1, "NumThresholds": 0, "NumVectors": 1,
-                                      "InputBits": codes.bits, "WeightMode": wm, "WeightBits": max(bits, 2), "K": k,
-                                      "ShiftBits": sb, "ram_style": "auto"}, {"weights": wi.astype(np.int64)}, [src])
+                                      "InputBits": codes.bits, "WeightMode": wm,
+                                      "WeightBits": _stored_weight_bits(wi, bits), "K": k, "ShiftBits": sb,
+                                      "ram_style": "auto"}, {"weights": wi.astype(np.int64)}, [src])
             # hardware logits: a*acc' + sign*o*rowsum - lmin >= 0 (a constant shift keeps the argmax)
             acc_bits = self.dfg.ops()[-1].out_stream().bits
             bias = (sign * offs - lmin).astype(np.int64)
@@ -264,7 +265,24 @@ class LayerLowering:
                                 for i in range(0, len(x), step)])
         if not np.all(x == x[:, :1]):
             raise UserError(f"the output layer {node.name!r} is followed by a per-class affine; only one scale and bias shared by all classes is supported")
-        return x[:, 0]
+        return _finite_logits(x[:, 0], node)
+
+
+def _stored_weight_bits(wi: np.ndarray, bits: int) -> int:
+    """The quantizer's bit width (at least 2), wider where a negated row (a decreasing
+    activation or output) holds -min, which the quantizer's range does not."""
+    from flow.ops.int_mvu import signed_bits
+
+    return max(bits, 2, signed_bits(int(wi.min(initial=0)), int(wi.max(initial=0))))
+
+
+def _finite_logits(y: np.ndarray, node) -> np.ndarray:
+    """The float logits over the accumulator range, refused where one is NaN or infinite."""
+    bad = ~np.isfinite(y)
+    if np.any(bad):
+        raise UserError(f"the output layer {node.name!r} gives {float(y[bad].flat[0])} for some accumulator values; "
+                        "its float parameters overflow, so the logits table would not be finite")
+    return y
 
 
 

@@ -40,17 +40,37 @@ class Codes:
         u = -self.o // self.a
         return u if 0 <= u < self.levels else None
 
-    def encode(self, y: np.ndarray) -> np.ndarray:
-        """Float32 quantizer input -> codes, exactly as the QONNX op computes them."""
+    def encode(self, y: np.ndarray, where: str | None = None) -> np.ndarray:
+        """Float32 quantizer input -> codes, exactly as the QONNX op computes them. With
+        `where`, an input that is not finite or more than MAX_STEPS steps of the scale from
+        zero (float parameters before the quantizer that overflow) is refused."""
         y = np.asarray(y, dtype=np.float32)
         if self.bipolar:
+            if where is not None:
+                check_finite_input(y, where)
             return (y >= 0).astype(np.int64)
         from qonnx.custom_op.general.quant import resolve_rounding_mode
 
         rnd = resolve_rounding_mode(self.rounding)
-        q = rnd(y / np.float32(self.scale))
+        with np.errstate(over="ignore", invalid="ignore"):
+            steps = y / np.float32(self.scale)
+        if where is not None:
+            check_finite_input(steps, where, MAX_STEPS)
+        q = rnd(steps)
         q = np.clip(q, self.o, self.o + self.levels - 1)
         return (q - self.o).astype(np.int64)
+
+
+MAX_STEPS = float(1 << 31)
+
+
+def check_finite_input(v: np.ndarray, where: str, limit: float = np.inf) -> None:
+    """Refuse a quantizer input that is NaN, infinite or beyond `limit` in magnitude."""
+    bad = ~(np.abs(v) <= limit)
+    if np.any(bad):
+        what = "NaN or infinite" if limit == np.inf else f"NaN, infinite or beyond {limit:.0f} steps of its scale"
+        raise UserError(f"{where}: the float ops before the quantizer give {float(v[bad].flat[0]):g} ({what}) "
+                        "on reachable values; their parameters overflow, so the activation cannot be thresholded")
 
 
 def _attrs(node) -> dict:
@@ -76,6 +96,8 @@ def activation_codes(mw, node) -> Codes:
     bits = bit_width(bw, f"quantizer {node.name!r}", 16)
     at = _attrs(node)
     signed, narrow = int(at.get("signed", 1)), int(at.get("narrow", 0))
+    if signed and bits == 1:  # QONNX executes a signed 1-bit Quant as bipolar: y >= 0 -> +1, else -1
+        return Codes(2, 2, -1, _scalar(s, node), bipolar=True)
     if signed:
         lo, hi = -(1 << (bits - 1)) + narrow, (1 << (bits - 1)) - 1
     else:

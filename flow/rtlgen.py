@@ -337,17 +337,22 @@ def mvu_weight_words(w_bits, pe: int, simd: int) -> list[int]:
     return [int.from_bytes(np.packbits(row, bitorder="little").tobytes(), "little") for row in blocks]
 
 
-def thresh_words(thr, pe: int, tb: int) -> list[int]:
-    """Threshold memory: word nf, bits [(p*T+t)*TB +: TB] = thr[nf*PE+p, t] (two's complement)."""
+def thresh_words(thr, pe: int, tb: int, signed: bool | None = None) -> list[int]:
+    """Threshold memory: word nf, bits [(p*T+t)*TB +: TB] = thr[nf*PE+p, t] (two's complement).
+
+    With `signed` given, every threshold must read back as itself from a TB-bit field of
+    that kind (two's complement or unsigned); without it, either kind is accepted."""
     import numpy as np
 
     thr = np.asarray(thr, dtype=np.int64)
     c, t = thr.shape
     if c % pe:
         raise ValueError(f"PE={pe} must divide C={c}")
-    lo, hi = -(1 << (tb - 1)), (1 << tb) - 1
+    lo = -(1 << (tb - 1)) if signed is not False else 0
+    hi = (1 << (tb - 1)) - 1 if signed else (1 << tb) - 1
     if thr.min(initial=0) < lo or thr.max(initial=0) > hi:
-        raise ValueError(f"thresholds do not fit in {tb} bits")
+        kind = {True: "two's complement ", False: "unsigned "}.get(signed, "")
+        raise ValueError(f"thresholds {thr.min()}..{thr.max()} do not fit in {tb}-bit {kind}fields")
     mask = (1 << tb) - 1
     words = []
     for nf in range(c // pe):

@@ -129,8 +129,9 @@ class Streamliner(LayerLowering):
         rows = [(run(np.full(self.in_shape, v, np.float32)) if run else np.full(self.in_shape, v, np.float32)).ravel()
                 for v in x_vals]
         out_shape = tuple(run(np.zeros(self.in_shape, np.float32)).shape[1:]) if run else tuple(self.in_shape[1:])
-        u = codes.encode(np.stack(rows))  # (256, elements)
-        flip, thr = derive_thresholds(u, np.arange(256), codes.levels, f"input quantizer {qnode.name!r}")
+        where = f"input quantizer {qnode.name!r}"
+        u = codes.encode(np.stack(rows), where)  # (256, elements)
+        flip, thr = derive_thresholds(u, np.arange(256), codes.levels, where)
         if np.any(flip):
             if not codes.bipolar:
                 raise UserError(f"input quantizer {qnode.name!r}: a decreasing pixel map is supported for binary inputs only")
@@ -229,7 +230,7 @@ class Streamliner(LayerLowering):
         if y.shape[1] != c:
             raise UserError(f"{where}: the float ops produce {y.shape[1]} values per position, expected {c}")
         nxt = activation_codes(self.mw, qnext)
-        flip, thr = derive_thresholds(nxt.encode(y), u, nxt.levels, where)
+        flip, thr = derive_thresholds(nxt.encode(y, where), u, nxt.levels, where)
         if np.any(flip):
             raise UserError(f"{where}: a decreasing requantization is not supported")
         if t.perm is not None:

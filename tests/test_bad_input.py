@@ -161,7 +161,7 @@ BIT_WIDTHS = {
     "weights NaN": (1, np.nan, ["weight quantizer", "bit width nan"]),
     "weights inf": (1, np.inf, ["weight quantizer", "bit width inf"]),
     "weights negative": (1, -3.0, ["weight quantizer", "bit width -3"]),
-    "weights 40 bits": (1, 40.0, ["weight quantizer", "bit width 40", "1..32"]),
+    "weights 40 bits": (1, 40.0, ["weight quantizer", "bit width 40", "1..16"]),
     "weights 2.5 bits": (1, 2.5, ["weight quantizer", "bit width 2.5"]),
 }
 

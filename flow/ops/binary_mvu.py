@@ -26,6 +26,9 @@ class BinaryMVU(MVUBase):
     def out_bits(self) -> int:
         return bits_for(self.attr("NumThresholds")) if self.has_thresholds() else bits_for(self.attr("MW"))
 
+    def acc_range(self) -> tuple[int, int]:
+        return 0, self.attr("MW")  # the popcount
+
     def check_weights(self, w: np.ndarray) -> None:
         if not np.isin(w, (0, 1)).all():
             raise ValueError(f"{self.name}: weights must be (MH, MW) bits")

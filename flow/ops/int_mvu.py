@@ -28,6 +28,7 @@ class IntMVU(MVUBase):
     op_type = "IntMVU"
     rtl_module = "int_mvu"
     hls_function = "int_mvu"
+    signed_acc = True
 
     def input_bits(self) -> int:
         return self.attr("InputBits")
@@ -45,6 +46,15 @@ class IntMVU(MVUBase):
 
     def out_bits(self) -> int:
         return bits_for(self.attr("NumThresholds")) if self.has_thresholds() else self.acc_bits()
+
+    def threshold_bits(self) -> int:
+        """The accumulator width, one more where a stored threshold needs it (hi + 1 = "never"
+        when hi is the largest value of the accumulator width; a 1-bit accumulator)."""
+        acc = self.acc_bits()
+        if not self.has_thresholds():
+            return acc
+        thr = self.stored_thresholds()
+        return max(acc, signed_bits(int(thr.min()), int(thr.max())))
 
     def check_weights(self, w: np.ndarray) -> None:
         mode = self.attr("WeightMode")
@@ -77,7 +87,7 @@ class IntMVU(MVUBase):
         mode = self.attr("WeightMode")
         k, sb, wbits = self.attr("K", 1), self.attr("ShiftBits", 1), self.attr("WeightBits")
         acc = self.acc_bits()
-        tb = acc
+        tb = self.threshold_bits()
         words, wb = int_mvu_weight_words(self.param("weights"), pe, simd, mode, wbits, k, sb)
         memories = {"WEIGHTS_FILE": {"word_bits": pe * simd * wb, "words": words}, **self.threshold_memory(tb)}
         return {

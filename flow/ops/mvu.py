@@ -13,11 +13,16 @@ class MVUBase(HWOp):
     """MH neurons over MW inputs; PE neurons and SIMD inputs per cycle, NF*SF steps per vector."""
 
     folding_attrs = ("PE", "SIMD")
+    signed_acc = False  # accumulators and thresholds in two's complement (else unsigned)
 
     def input_bits(self) -> int:
         raise NotImplementedError
 
     def out_bits(self) -> int:
+        raise NotImplementedError
+
+    def acc_range(self) -> tuple[int, int]:
+        """Bounds of every accumulator value the unit can reach."""
         raise NotImplementedError
 
     def compute(self, x: np.ndarray, thr) -> np.ndarray:
@@ -62,6 +67,14 @@ class MVUBase(HWOp):
         nf, sf = self.attr("MH") // self.attr("PE"), self.attr("MW") // self.attr("SIMD")
         return (np.arange(self.vectors() * nf, dtype=np.int64) // nf + 1) * sf
 
+    def stored_thresholds(self) -> np.ndarray:
+        """The thresholds as the threshold memory holds them: clamped to [lo, hi + 1] of the
+        accumulator range. Every reachable accumulator compares the same as with the given
+        ones (one at or below lo is always reached, one above hi never), and the field
+        holding them stays as narrow as the accumulator range allows."""
+        lo, hi = self.acc_range()
+        return np.clip(self.param("thresholds"), lo, hi + 1)
+
     def threshold_memory(self, tb: int) -> dict:
         """The THRESH_FILE memory entry ({} without thresholds)."""
         from flow.rtlgen import thresh_words
@@ -69,7 +82,8 @@ class MVUBase(HWOp):
         t, pe = self.attr("NumThresholds"), self.attr("PE")
         if not t:
             return {}
-        return {"THRESH_FILE": {"word_bits": pe * t * tb, "words": thresh_words(self.param("thresholds"), pe, tb)}}
+        words = thresh_words(self.stored_thresholds(), pe, tb, signed=self.signed_acc)
+        return {"THRESH_FILE": {"word_bits": pe * t * tb, "words": words}}
 
     def describe(self) -> dict:
         return {**super().describe(), "shape": [self.attr("MH"), self.attr("MW")], "vectors": self.vectors(),

@@ -30,8 +30,15 @@ class Thresholding(HWOp):
     def out_bits(self) -> int:
         return bits_for(self.param("thresholds").shape[1])
 
+    def stored_thresholds(self) -> np.ndarray:
+        """The thresholds clamped to [lo, hi + 1] of the input range: the same count for
+        every input value (lo or below: always reached; above hi: never)."""
+        ib = self.attr("InputBits")
+        lo, hi = (-(1 << (ib - 1)), (1 << (ib - 1)) - 1) if self.attr("InputSigned") else (0, (1 << ib) - 1)
+        return np.clip(self.param("thresholds"), lo, hi + 1)
+
     def threshold_bits(self) -> int:
-        thr = self.param("thresholds")
+        thr = self.stored_thresholds()
         if self.attr("InputSigned"):
             lim = max(abs(int(thr.min())), abs(int(thr.max())) + 1)
             return bits_for(lim) + 1
@@ -63,7 +70,7 @@ class Thresholding(HWOp):
         return {"LUT": comparators + lut_mem + 8, "FF": pe * self.out_bits() + 16, "BRAM": 0, "DSP": 0}
 
     def rtl_stage(self) -> dict:
-        thr = self.param("thresholds")
+        thr = self.stored_thresholds()
         tb = self.threshold_bits()
         return {
             "module": self.rtl_module,
@@ -80,7 +87,8 @@ class Thresholding(HWOp):
             "in_bits": self.in_stream().width,
             "out_bits": self.out_stream().width,
             "memories": {"THRESH_FILE": {"word_bits": self.attr("PE") * thr.shape[1] * tb,
-                                          "words": thresh_words(thr, self.attr("PE"), tb)}},
+                                          "words": thresh_words(thr, self.attr("PE"), tb,
+                                                                bool(self.attr("InputSigned")))}},
         }
 
     def hls_stage(self) -> dict:
