@@ -355,11 +355,8 @@ def build(cfg: BuildConfig) -> dict:
         raise UserError(f"cannot resume at step {cfg.from_step!r}: {cfg.out} is not a bnnflow build directory "
                         f"(no {builddir.MARKER})")
     builddir.claim(cfg.out, cfg.force)
-    with builddir.locked(cfg.out):
-        try:
-            return _run_steps(cfg, start)
-        finally:
-            builddir.prune_marker(cfg.out)
+    with builddir.locked(cfg.out):  # the manifest keeps every path a build, run or verify may write
+        return _run_steps(cfg, start)
 
 
 def _check_config(cfg: BuildConfig) -> int:

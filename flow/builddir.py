@@ -176,13 +176,6 @@ def claim(out: Path, force: bool = False) -> set[str]:
     return owned
 
 
-def prune_marker(out: Path) -> None:
-    """List only the owned paths that exist (after a build)."""
-    out = Path(out)
-    if read_marker(out) is not None:
-        write_marker(out, [n for n in owned_paths(out) if (out / n).exists() or (out / n).is_symlink()])
-
-
 def remove_owned(out: Path, name: str) -> None:
     """Delete the top-level path `name` of a build directory, only when its manifest lists it."""
     out = Path(out)

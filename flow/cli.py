@@ -217,7 +217,7 @@ def cmd_run(args) -> int:
 def cmd_verify(args) -> int:
     from flow.build import load_build, stale_reason
     from flow.builddir import MARKER, is_build_dir, locked, refuse_if_locked
-    from flow.verify import verify
+    from flow.verify import verification_images, verify
 
     engines = [e.strip() for e in args.engines.split(",") if e.strip()]
     bad = [e for e in engines if e not in ("numpy", "csim", "rtlsim")]
@@ -228,6 +228,7 @@ def cmd_verify(args) -> int:
     graph = load_build(build_dir)
     if not is_build_dir(build_dir):
         raise UserError(f"{build_dir} is not a bnnflow build directory (no {MARKER}); run `bnnflow build` first")
+    verification_images(graph, args.images, args.test_data)  # bad test data is refused before any warning
     why = stale_reason(build_dir, graph)
     if why is not None:
         print(f"bnnflow: warning: {build_dir / 'dataflow.onnx'} {why}; verifying it as it is", file=sys.stderr)

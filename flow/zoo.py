@@ -178,7 +178,9 @@ def read_checkpoint(path, need=("model", "state_dict")) -> dict:
         raise UserError(f"checkpoint '{path}' does not exist.")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:
+    except pickle.UnpicklingError as exc:
+        if "GLOBAL" not in str(exc):  # no forbidden object named: not a pickle torch can read at all
+            raise UserError(f"checkpoint '{path}' could not be read (truncated or not a PyTorch checkpoint).") from None
         raise UserError(f"checkpoint '{path}' holds Python objects other than tensors and plain containers; "
                         "only checkpoints written by bnnflow train are read.") from None
     except Exception as exc:  # noqa: BLE001 - a truncated or foreign file is a user error

@@ -153,13 +153,13 @@ def _quant(tmp, good, which: int, bits, narrow: int = 0):
 
 
 BIT_WIDTHS = {
-    "activation NaN": (2, np.nan, ["bit width nan"]),
-    "activation inf": (2, np.inf, ["bit width inf"]),
+    "activation NaN": (2, np.nan, ["holds nan", "finite"]),
+    "activation inf": (2, np.inf, ["holds inf", "finite"]),
     "activation negative": (2, -3.0, ["bit width -3"]),
     "activation huge": (2, 1e30, ["bit width 1e+30"]),
     "activation two widths": (2, [2.0, 2.0], ["2 bit widths"]),
-    "weights NaN": (1, np.nan, ["weight quantizer", "bit width nan"]),
-    "weights inf": (1, np.inf, ["weight quantizer", "bit width inf"]),
+    "weights NaN": (1, np.nan, ["holds nan", "finite"]),
+    "weights inf": (1, np.inf, ["holds inf", "finite"]),
     "weights negative": (1, -3.0, ["weight quantizer", "bit width -3"]),
     "weights 40 bits": (1, 40.0, ["weight quantizer", "bit width 40", "1..16"]),
     "weights 2.5 bits": (1, 2.5, ["weight quantizer", "bit width 2.5"]),
@@ -264,8 +264,10 @@ def test_bad_numeric_options_are_refused(case, tmp_path, good):
 def built(tmp_path_factory, good):
     """A build directory with its graph (the rtl steps are not needed for these checks)."""
     from flow.build import STEPS, BuildConfig, BuildState
+    from flow.builddir import claim
 
     out = tmp_path_factory.mktemp("built")
+    claim(out)  # a build directory's marker, as build() writes it
     st = BuildState(BuildConfig(model=str(good), out=out, progress=False))
     for _name, fn, _check in STEPS[:4]:
         fn(st)

@@ -79,7 +79,10 @@ def flip_weight(step: Path) -> None:
 def test_a_build_dir_carries_a_marker_listing_what_it_owns(built):
     marker = json.loads((built / MARKER).read_text())
     assert marker["bnnflow"] and {"rtl", "steps", "report.json", "dataflow.onnx", "sim"} <= set(marker["paths"])
-    assert all((built / p).exists() for p in marker["paths"])  # only what the build wrote
+    from flow.builddir import LOCK, OWNED
+
+    assert set(marker["paths"]) <= set(OWNED)  # only names a build, run or verify writes
+    assert {p.name for p in built.iterdir()} - {MARKER, LOCK} <= set(marker["paths"])  # and all it wrote
 
 
 @pytest.mark.parametrize("case", ["checkout root", "checkout rtl library", "package", "root", "home", "empty"])
