@@ -13,22 +13,10 @@ import numpy as np
 import pytest
 
 from _board_probe import axis_probe, uart_probe
+from _cli import assert_refused, bnnflow
 from flow import board_rtl as br
 from flow.boards import board_names, list_boards, load_board, parse_board
 from flow.errors import UserError
-
-
-def bnnflow(*args):
-    return subprocess.run([sys.executable, "-m", "flow.cli", *map(str, args)], capture_output=True, text=True)
-
-
-def assert_refused(res, *words):
-    assert res.returncode == 2, (res.returncode, res.stdout, res.stderr)
-    assert "Traceback" not in res.stderr
-    lines = [line for line in res.stderr.strip().splitlines() if line.strip()]
-    assert len(lines) == 1, res.stderr
-    for w in words:
-        assert w.lower() in res.stderr.lower(), (w, res.stderr)
 
 
 @pytest.fixture(scope="module")

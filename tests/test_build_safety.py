@@ -14,25 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from _cli import ROOT, assert_refused, bnnflow
 from _models import export, zoo_mlp
 from flow.builddir import LOCK, MARKER
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def bnnflow(*args, cwd=None):
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-m", "flow.cli", *map(str, args)], capture_output=True, text=True,
-                          cwd=cwd, env=env)
-
-
-def assert_refused(res, *words):
-    assert res.returncode == 2, (res.returncode, res.stdout, res.stderr)
-    assert "Traceback" not in res.stderr
-    lines = [line for line in res.stderr.strip().splitlines() if line.strip()]
-    assert len(lines) == 1, res.stderr
-    for w in words:
-        assert w.lower() in res.stderr.lower(), (w, res.stderr)
 
 
 def snapshot(folder: Path) -> dict:
