@@ -132,7 +132,8 @@ def main() -> None:
            "BNN-PYNQ topologies from brevitas_examples with random weights and random BatchNorm statistics",
            "(seed 1), exported by Brevitas to QONNX. 2-core machine, g++ 12. Mismatches count images whose",
            "top-1 differs from PyTorch's.\n",
-           "| model | flow | PyTorch top-1 mismatches | images/s | compile s | generated C++ lines | weight-header bytes | library lines | note |",
+           "| model | flow | PyTorch top-1 mismatches | images/s | compile s | generated C++ lines "
+           "| weight-header bytes | library lines | note |",
            "|---|---|---|---|---|---|---|---|---|"]
     for label, want, ours, theirs in rows:
         out.append(f"| {label} | bnnflow csim | {int(np.sum(ours['top1'] != want))} / {len(want)} | "

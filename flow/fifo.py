@@ -10,7 +10,8 @@ Each op states its dependency as a curve (`HWOp.beats_needed`): the input beats 
 that must be in before each output beat can leave. Composing the curves along a branch
 gives, for every beat j the join takes, the fork beats the long branch needs first,
 P_long[j]; the shortcut has then taken all but the last of them (the duplicate holds it)
-and passed on what beat j needs (the FIFO's own output, or a converter's register after it). The largest difference is the smallest depth that cannot deadlock (`MinDepth`).
+and passed on what beat j needs (the FIFO's own output, or a converter's register after it).
+The largest difference is the smallest depth that cannot deadlock (`MinDepth`).
 For full rate the long branch must also run ahead of the join by its pipeline (one output
 block of every op, e.g. a whole output vector of an MVU, plus a few register stages), so
 the depth adds the beats of that lead. Two frames are evaluated so that the overlap of

@@ -296,7 +296,8 @@ def insert_width_converters(graph: DataflowGraph) -> DataflowGraph:
             p, k = prod[t]
             a, b = p.out_stream_of(k), op.in_stream_of(i)
             if a.bits != b.bits or a.elems != b.elems:
-                raise UserError(f"stream {p.name} -> {op.name} carries {a.elems}x{a.bits}-bit elements but {b.elems}x{b.bits} are expected")
+                raise UserError(f"stream {p.name} -> {op.name} carries {a.elems}x{a.bits}-bit elements but "
+                                f"{b.elems}x{b.bits} are expected")
             lanes = [a.lanes]
             if a.lanes % b.lanes and b.lanes % a.lanes:
                 lanes.append(math.gcd(a.lanes, b.lanes))

@@ -193,7 +193,8 @@ def run_vitis_hls(hls_dir: Path, log=print, echo=print) -> bool:
     exe = shutil.which("vitis_hls")
     if exe is None:
         echo(f"bnnflow: vitis_hls is not on PATH: install AMD Vitis HLS (2022.1 or later) and source its "
-             f"settings64.sh to synthesise {Path(hls_dir) / 'run_hls.tcl'}; the C++ was generated (C simulation: bnnflow run --engine csim).")
+             f"settings64.sh to synthesise {Path(hls_dir) / 'run_hls.tcl'}; the C++ was generated (C simulation: "
+             "bnnflow run --engine csim).")
         return False
     log(f"vitis_hls: synthesising {hls_dir} (log in vitis_hls.log)")
     with open(Path(hls_dir) / "vitis_hls.log", "w") as fh:

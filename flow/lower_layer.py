@@ -134,7 +134,8 @@ class LayerLowering:
                 out.append(np.asarray(y, dtype=np.float32).reshape(len(x), -1))
             y = np.concatenate(out)
             if y.shape[1] != mh:
-                raise UserError(f"the float ops after layer {node.name!r} produce {y.shape[1]} values per position; expected {mh}")
+                raise UserError(f"the float ops after layer {node.name!r} produce {y.shape[1]} values per position; "
+                                f"expected {mh}")
             return y
 
         if qnext is not None:
@@ -198,7 +199,8 @@ class LayerLowering:
             raise UserError(f"the output layer {node.name!r} produces {vectors} positions; a flat class vector is required")
         mh = wi.shape[0]
         if not np.all(y == y[:, :1]) and binary:
-            raise UserError(f"the output layer {node.name!r} is followed by a per-class affine; only one scale and bias shared by all classes is supported")
+            raise UserError(f"the output layer {node.name!r} is followed by a per-class affine; only one scale and "
+                            "bias shared by all classes is supported")
         if binary:
             col = y[:, 0]
             d = np.diff(col)
@@ -208,14 +210,16 @@ class LayerLowering:
                 w_bits = (1 - w_bits).astype(np.uint8)  # popcount' = MW - popcount
                 table = col[::-1]
             else:
-                raise UserError(f"the output of layer {node.name!r} is not strictly monotone in the accumulator, so integer top-1 would differ from the float model")
+                raise UserError(f"the output of layer {node.name!r} is not strictly monotone in the accumulator, so "
+                                "integer top-1 would differ from the float model")
             last = self.add("BinaryMVU", {"MW": mw_, "MH": mh, "PE": 1, "SIMD": 1, "NumThresholds": 0,
                                           "NumVectors": 1, "ram_style": "auto"}, {"weights": w_bits}, [src])
             lbits = max(1, int(mw_).bit_length())
         else:
             # integer logits L = a*acc + o*rowsum(W) share one float map f(m*L) for all classes
             if not np.all(m == m[0]):
-                raise UserError(f"the output layer {node.name!r} has per-class weight scales; one scale shared by all classes is supported")
+                raise UserError(f"the output layer {node.name!r} has per-class weight scales; one scale shared by "
+                                "all classes is supported")
             offs = codes.o * wi.sum(axis=1)
             lmin = int(codes.a * acc[0] + offs.min())
             lmax = int(codes.a * acc[-1] + offs.max())
@@ -231,7 +235,8 @@ class LayerLowering:
                 sign, table = -1, run_y[::-1]
                 lmin, lmax = -lmax, -lmin
             else:
-                raise UserError(f"the output of layer {node.name!r} is not strictly monotone in the accumulator, so integer top-1 would differ from the float model")
+                raise UserError(f"the output of layer {node.name!r} is not strictly monotone in the accumulator, so "
+                                "integer top-1 would differ from the float model")
             wi = sign * wi
             wm, k, sb = self._weight_mode(wi, mode)
             mvu = self.add("IntMVU", {"MW": mw_, "MH": mh, "PE": 1, "SIMD": 1, "NumThresholds": 0, "NumVectors": 1,
@@ -264,7 +269,8 @@ class LayerLowering:
             x = np.concatenate([np.asarray(run(x[i:i + step]), dtype=np.float32).reshape(-1, mh)
                                 for i in range(0, len(x), step)])
         if not np.all(x == x[:, :1]):
-            raise UserError(f"the output layer {node.name!r} is followed by a per-class affine; only one scale and bias shared by all classes is supported")
+            raise UserError(f"the output layer {node.name!r} is followed by a per-class affine; only one scale and "
+                            "bias shared by all classes is supported")
         return _finite_logits(x[:, 0], node)
 
 

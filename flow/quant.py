@@ -118,7 +118,8 @@ def bit_width(bw, where: str, most: int) -> int:
 
 def _scalar(s, node) -> float:
     if s is None or np.asarray(s).size != 1 or not float(np.asarray(s).ravel()[0]) > 0:
-        raise UserError(f"activation quantizer {node.name!r} must have one positive scale; per-channel activation scales are not supported")
+        raise UserError(f"activation quantizer {node.name!r} must have one positive scale; per-channel activation "
+                        "scales are not supported")
     return float(np.asarray(s).ravel()[0])
 
 

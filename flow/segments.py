@@ -56,4 +56,5 @@ def check_ops(nodes, allowed: set, where: str) -> None:
         if n.op_type in ("IntQuant", "Trunc", "QuantReLU", "BinaryQuant"):
             raise UserError(f"node {n.name!r} ({n.op_type}) is a quantizer the hardware cannot realise there")
         if n.op_type not in allowed:
-            raise UserError(f"node {n.name!r} has op type {n.op_type!r}, which is not supported {where}; supported there: {', '.join(sorted(allowed))}")
+            raise UserError(f"node {n.name!r} has op type {n.op_type!r}, which is not supported {where}; supported "
+                            f"there: {', '.join(sorted(allowed))}")

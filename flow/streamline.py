@@ -142,7 +142,8 @@ class Streamliner(LayerLowering):
             c, h, w = out_shape
             per = thr.reshape(c, h * w, -1)
             if not np.all(per == per[:, :1]):
-                raise UserError(f"input quantizer {qnode.name!r}: the preprocessing differs between pixels of one channel; per-channel preprocessing is supported")
+                raise UserError(f"input quantizer {qnode.name!r}: the preprocessing differs between pixels of one "
+                                "channel; per-channel preprocessing is supported")
             if np.any(flip):
                 raise UserError(f"input quantizer {qnode.name!r}: a decreasing pixel map is not supported before convolutions")
             ch_thr, vectors, chans, perm = per[:, 0], h * w, c, None
@@ -271,12 +272,14 @@ class Streamliner(LayerLowering):
         while True:
             readers = self.consumers.get(t, [])
             if len(readers) != 1:
-                raise UserError(f"tensor {t!r} is read {len(readers)} times before the input quantizer; a single input path is supported")
+                raise UserError(f"tensor {t!r} is read {len(readers)} times before the input quantizer; a single "
+                                "input path is supported")
             n = readers[0]
             if n.op_type in ACT_QUANT:
                 break
             if n.op_type in LAYER_OPS:
-                raise UserError(f"layer {n.name!r} receives an unquantized float input; the input must pass an activation quantizer (BipolarQuant or Quant) before the first layer")
+                raise UserError(f"layer {n.name!r} receives an unquantized float input; the input must pass an "
+                                "activation quantizer (BipolarQuant or Quant) before the first layer")
             pre.append(n)
             t = n.output[0]
         self.publish(n.output[0], self.input_layer(pre, n))
@@ -319,7 +322,8 @@ class Streamliner(LayerLowering):
                     seg, qnext = self.chain_to_quantizer(node.output[0], node)
                     seg = [node, *seg]
                 if qnext is None:
-                    raise UserError(f"node {node.name!r} ({kind}) on a quantized tensor must lead to an activation quantizer or a layer")
+                    raise UserError(f"node {node.name!r} ({kind}) on a quantized tensor must lead to an activation "
+                                    "quantizer or a layer")
                 self.publish(qnext.output[0], self.requantize(t, seg, qnext, f"quantizer {qnext.name!r}"))
                 self.done.update(x.name for x in [*seg, qnext])
             else:
@@ -327,7 +331,8 @@ class Streamliner(LayerLowering):
                            "in this position")
                 raise UserError(f"node {node.name!r} ({kind}) combines {len(dyn)} computed tensors; only Add joins two")
         if not finished:
-            raise UserError("the model ends in a quantized activation; a final MatMul/Gemm layer producing class scores is required")
+            raise UserError("the model ends in a quantized activation; a final MatMul/Gemm layer producing class "
+                            "scores is required")
         self.dfg.set_meta("input", {"shape": self.in_shape, "scale": self.input_scale,
                                     "convention": "uint8 pixels p; the model sees p/255" if self.input_scale is None
                                     else f"uint8 pixels p; the model sees p*{self.input_scale}",

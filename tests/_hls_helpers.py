@@ -18,7 +18,7 @@ def lower(src, out: Path, target_cycles: int) -> DataflowGraph:
     cfg.out.mkdir(parents=True, exist_ok=True)
     st = BuildState(cfg)
     names = [s[0] for s in STEPS]
-    for name, fn, check in STEPS[: names.index("insert_dwc") + 1]:
+    for _name, fn, check in STEPS[: names.index("insert_dwc") + 1]:
         fn(st)
         if check is not None and st.graph is not None:
             check(st.graph)

@@ -226,7 +226,7 @@ def numpy_build(tmp_path_factory, good_onnx):
 
     out = tmp_path_factory.mktemp("nb")
     st = BuildState(BuildConfig(model=str(good_onnx), out=out, progress=False))
-    for name, fn, _check in STEPS[:4]:
+    for _name, fn, _check in STEPS[:4]:
         fn(st)
     st.graph.save(out / "dataflow.onnx")
     return out
