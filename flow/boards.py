@@ -185,40 +185,12 @@ def check_fit(folded, unfolded, board: Board) -> dict:
 # gate: a bitstream only for a verified design
 
 
-def load_record(build_dir: Path) -> tuple[dict | None, str | None]:
-    """(BUILD/verification.json, None) or (None, why it cannot be used)."""
-    import json
-
-    path = Path(build_dir) / "verification.json"
-    if not path.is_file():
-        return None, "it has no verification record (verification.json)"
-    try:
-        rec = json.loads(path.read_text())
-    except (OSError, ValueError, RecursionError):
-        return None, "its verification record (verification.json) is not readable JSON"
-    return rec, None
-
-
-def record_mismatch(rec, graph, build_dir: Path) -> str | None:
-    """Why a verification record does not vouch for `graph` and BUILD/rtl/ (None when it
-    does): its counts, its design hash, and the digest of every simulated source file."""
-    from flow.simulate import design_hash
-    from flow.verify import record_problem, sources_mismatch
-
-    why = record_problem(rec, need_sources=True)
-    if why is not None:
-        return f"its verification record does not pass: {why}"
-    current = design_hash(graph)
-    if rec["design_hash"] != current:
-        return f"its verification record is for design {rec['design_hash']}, not the current design {current}"
-    return sources_mismatch(rec["sources"], Path(build_dir) / "rtl")
-
-
 def verification_gate(graph, build_dir: Path, unverified: bool = False) -> dict:
     """The bitstream step runs only when BUILD/verification.json passed (counted from its
     mismatches, never from its `passed` field) for the current design hash and for the
     exact files in BUILD/rtl/ (or with --unverified, which is recorded)."""
     from flow.simulate import design_hash
+    from flow.verify import load_record, record_mismatch
 
     current = design_hash(graph)
     rec, why = load_record(build_dir)
@@ -241,28 +213,22 @@ def seal_project(gate: dict, build_dir: Path, src: Path, generated: dict, rewrit
     file bnnflow generated for the shell (`generated`: name -> bytes); anything else or any
     changed byte is refused, naming the file. Return the digests of the sources and of the
     toolchain scripts, for the report."""
-    from flow.verify import file_digest, sources_mismatch, source_digests
+    from flow.verify import digest, file_digest, source_digests, sources_mismatch
 
     rewrite = rewrite or {}
-    expected = {name: _sha(data) for name, data in generated.items()}
+    expected = {name: digest(data) for name, data in generated.items()}
     verified = gate.get("sources")
     if verified is not None:
         rtl = Path(build_dir) / "rtl"
         why = sources_mismatch(verified, rtl)
-        for name, digest in verified.items():
+        for name, simulated in verified.items():
             data = (rtl / name).read_bytes() if why is None else b""
-            expected[name] = _sha(rewrite[name](data)) if name in rewrite else digest
+            expected[name] = digest(rewrite[name](data)) if name in rewrite else simulated
         why = why or sources_mismatch(expected, Path(src))
         if why is not None:
             raise UserError(f"no bitstream for {Path(build_dir)}: {why}; re-run the build from the rtl step")
     return {"sources_checked": verified is not None, "sources": source_digests(Path(src)),
             "scripts": {Path(s).name: file_digest(Path(s)) for s in scripts}}
-
-
-def _sha(data) -> str:
-    import hashlib
-
-    return hashlib.sha256(data if isinstance(data, bytes) else data.encode()).hexdigest()
 
 
 def format_table(boards: list[Board]) -> str:

@@ -155,7 +155,8 @@ def resume_state(st: BuildState, step_index: int) -> None:
 
 def _resume_verification(st: BuildState, step_index: int) -> None:
     """The steps after verify read its record: only one made for this graph and these sources."""
-    from flow.boards import load_record, record_mismatch, verification_gate
+    from flow.boards import verification_gate
+    from flow.verify import load_record, record_mismatch
 
     out = st.cfg.out
     rec, why = load_record(out)

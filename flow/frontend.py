@@ -70,8 +70,7 @@ MAX_MODEL_BYTES = 1 << 30
 _PACKED_4BIT = {onnx.TensorProto.INT4, onnx.TensorProto.UINT4} | (
     {onnx.TensorProto.FLOAT4E2M1} if hasattr(onnx.TensorProto, "FLOAT4E2M1") else set())
 FLOAT_TYPES = {onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE, onnx.TensorProto.FLOAT16, onnx.TensorProto.BFLOAT16}
-MAX_WEIGHT_STEPS = float(1 << 31)  # |weight / scale| beyond this overflows a weight quantizer
-WEIGHT_BITS = (1, 16)
+WEIGHT_BITS = (1, 16)  # the integer weight bit widths the engines take
 
 
 def check_finite_parameters(model: onnx.ModelProto, fname: str) -> None:
@@ -96,23 +95,18 @@ def check_finite_parameters(model: onnx.ModelProto, fname: str) -> None:
                             f"{arr[bad].flat[0]}; parameters must be finite numbers")
 
 
-def _weight_bits(node, x: np.ndarray, scale, bits) -> int:
-    """The bit width of a constant Quant node, checked: an integer in WEIGHT_BITS, and no
-    weight more than MAX_WEIGHT_STEPS quantization steps from zero (an overflow)."""
-    b = np.asarray(bits, dtype=np.float64).ravel()
-    lo, hi = WEIGHT_BITS
-    if b.size != 1 or not np.isfinite(b[0]) or b[0] != int(b[0]) or not lo <= b[0] <= hi:
-        shown = b.tolist() if b.size != 1 else format(b[0], "g")
-        raise UserError(f"weight quantizer {node.name!r} has bit width {shown}; integer bit widths {lo}..{hi} are supported")
+def _check_weight_range(node, x: np.ndarray, scale) -> None:
+    """No weight of a constant Quant node more than MAX_STEPS quantization steps from zero
+    (an overflow of the quantizer)."""
+    from flow.quant import MAX_STEPS
+
     with np.errstate(divide="ignore", invalid="ignore"):
         steps = np.abs(np.asarray(x, np.float64) / np.asarray(scale, np.float64))
-    if steps.size and not np.all(steps <= MAX_WEIGHT_STEPS):
-        k = int(np.argmax(~(steps <= MAX_WEIGHT_STEPS)))
+    if steps.size and not np.all(steps <= MAX_STEPS):
+        k = int(np.argmax(~(steps <= MAX_STEPS)))
         w = float(np.broadcast_to(x, steps.shape).ravel()[k])
         raise UserError(f"weight quantizer {node.name!r}: the weight {w:g} is {float(steps.ravel()[k]):g} steps of its "
                         "scale from zero, which overflows the quantizer")
-    return int(b[0])
-
 
 
 def max_model_bytes() -> int:
@@ -245,7 +239,7 @@ def fold_weight_quantizers(mw) -> None:
             rmode = rmode.decode() if isinstance(rmode, bytes) else rmode
             if np.any(np.asarray(vals[2]) != 0):
                 raise UserError(f"weight quantizer {node.name!r} has a nonzero zero point; only 0 is supported")
-            bits = _weight_bits(node, vals[0], vals[1], vals[3])
+            _check_weight_range(node, vals[0], vals[1])
             out = quant(vals[0], vals[1], vals[2], vals[3], signed=attrs.get("signed", 1),
                         narrow=attrs.get("narrow", 0), rounding_mode=rmode).astype(np.float32)
             info[node.output[0]] = {"scale": np.asarray(vals[1], dtype=np.float64).ravel().tolist(),

@@ -4,6 +4,7 @@ integers, mismatch counts reported."""
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 
 import numpy as np
@@ -16,8 +17,13 @@ from flow.graph import DataflowGraph
 CHECKED = ("numpy", "csim", "rtlsim", "pytorch_vs_numpy")
 
 
+def digest(data: bytes | str) -> str:
+    """sha256 (hex) of bytes, or of a text's UTF-8 bytes."""
+    return hashlib.sha256(data if isinstance(data, bytes) else data.encode()).hexdigest()
+
+
 def file_digest(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    return digest(Path(path).read_bytes())
 
 
 def source_digests(folder: Path) -> dict[str, str]:
@@ -71,6 +77,32 @@ def record_problem(rec, need_sources: bool = False) -> str | None:
                 isinstance(k, str) and isinstance(v, str) and len(v) == 64 for k, v in src.items()):
             return "it lacks the digests of the sources it simulated"
     return None
+
+
+def load_record(build_dir: Path) -> tuple[dict | None, str | None]:
+    """(BUILD/verification.json, None) or (None, why it cannot be used)."""
+    path = Path(build_dir) / "verification.json"
+    if not path.is_file():
+        return None, "it has no verification record (verification.json)"
+    try:
+        rec = json.loads(path.read_text())
+    except (OSError, ValueError, RecursionError):
+        return None, "its verification record (verification.json) is not readable JSON"
+    return rec, None
+
+
+def record_mismatch(rec, graph, build_dir: Path) -> str | None:
+    """Why a verification record does not vouch for `graph` and BUILD/rtl/ (None when it
+    does): its counts, its design hash, and the digest of every simulated source file."""
+    from flow.simulate import design_hash
+
+    why = record_problem(rec, need_sources=True)
+    if why is not None:
+        return f"its verification record does not pass: {why}"
+    current = design_hash(graph)
+    if rec["design_hash"] != current:
+        return f"its verification record is for design {rec['design_hash']}, not the current design {current}"
+    return sources_mismatch(rec["sources"], Path(build_dir) / "rtl")
 
 
 # the most images one verification runs: a bound on the memory of random or loaded images
