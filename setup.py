@@ -1,5 +1,5 @@
 """Carry the asset folders (rtl/, sim/, models/, boards/, hls_templates/) in the wheel
-as flow/_assets/<name>, where flow.assets.asset_path finds them."""
+as flow/_assets/<name>, where flow.core.assets.asset_path finds them."""
 from pathlib import Path
 import shutil
 

@@ -27,16 +27,16 @@ def bench(name, shape, target, n, work: Path, rows: list) -> None:
     from _hls_helpers import brevitas_model, lower
     from _models import export
 
-    from flow.csim import compiled_csim, run_csim
-    from flow.execute import execute_numpy
-    from flow.simulate import compiled_sim, run_rtlsim
+    from flow.sim.csim import compiled_csim, run_csim
+    from flow.sim.execute import execute_numpy
+    from flow.sim.simulate import compiled_sim, run_rtlsim
 
     d = work / name
     d.mkdir(parents=True)
     graph = lower(export(brevitas_model(name, seed=1), d / "m.onnx", shape), d, target)
     x = np.random.default_rng(0).integers(0, 256, (n, *shape), dtype=np.uint8)
     if shape == (1, 28, 28):
-        from flow.data import load_dataset
+        from flow.train.data import load_dataset
 
         imgs, _ = load_dataset("mnist-subset")
         x = np.concatenate([imgs] * -(-n // len(imgs)))[:n]
@@ -53,7 +53,7 @@ def opt_sweep(work: Path) -> None:
     from _hls_helpers import brevitas_model, lower
     from _models import export
 
-    import flow.csim as csim
+    import flow.sim.csim as csim
 
     d = work / "sweep"
     d.mkdir(parents=True)

@@ -25,11 +25,11 @@ def main() -> None:
 
     from qonnx.core.onnx_exec import execute_onnx
 
-    from flow.build import BuildConfig, build, load_build
-    from flow.data import load_dataset
-    from flow.execute import execute_numpy
-    from flow.frontend import load_qonnx
-    from flow.simulate import run_rtlsim
+    from flow.pipeline.build import BuildConfig, build, load_build
+    from flow.train.data import load_dataset
+    from flow.sim.execute import execute_numpy
+    from flow.frontend.load import load_qonnx
+    from flow.sim.simulate import run_rtlsim
 
     out = args.out or Path(tempfile.mkdtemp(prefix="bnnflow-bench-"))
     build(BuildConfig(model=args.model, out=out, target_cycles=args.target_cycles, verify_images=100, progress=False))

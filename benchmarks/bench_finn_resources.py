@@ -26,7 +26,7 @@ CASES = [("TFC-w1a1", "tfc_1w1a", (1, 28, 28), "finn_tfc_w1a1_folding.json", 64)
 
 def finn_mvu_folding(path: Path) -> list[str]:
     """PE x SIMD of every MVAU in a FINN folding file, in FINN's order."""
-    from flow.fold import _FINN_KINDS, MVU_TYPES
+    from flow.passes.fold import _FINN_KINDS, MVU_TYPES
 
     pat = _FINN_KINDS[MVU_TYPES]
     spec = json.loads(path.read_text())

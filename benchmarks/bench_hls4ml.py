@@ -86,9 +86,9 @@ def run_hls4ml(onnx_path: Path, x: np.ndarray, work: Path) -> dict:
 def run_bnnflow(onnx_path: Path, x: np.ndarray, work: Path, target: int) -> dict:
     from _hls_helpers import lower
 
-    from flow.csim import run_csim
-    from flow.execute import execute_numpy
-    from flow.hlsgen import LIBRARY, TOP
+    from flow.sim.csim import run_csim
+    from flow.sim.execute import execute_numpy
+    from flow.codegen.hlsgen import LIBRARY, TOP
 
     graph = lower(onnx_path, work, target)
     t0 = time.monotonic()

@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def weight_terms(model) -> np.ndarray:
     """Nonzero canonical-signed-digit terms of every integer weight of the model's fixed layers."""
-    from flow.nn import FixedConv2d, FixedLinear
+    from flow.train.nn import FixedConv2d, FixedLinear
     from flow.ops.semantics import khot_terms
 
     counts = []
@@ -44,8 +44,8 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "khot.md")
     args = ap.parse_args()
 
-    from flow.train import train
-    from flow.zoo import load_checkpoint, model_entry
+    from flow.train.trainer import train
+    from flow.train.zoo import load_checkpoint, model_entry
 
     rows = {}
     with tempfile.TemporaryDirectory() as tmp:

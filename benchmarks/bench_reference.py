@@ -29,9 +29,9 @@ def main() -> None:
     from qonnx.core.onnx_exec import execute_onnx
 
     from _models import randomize_norms
-    from flow.execute import execute_numpy
-    from flow.frontend import load_qonnx
-    from flow.streamline import streamline
+    from flow.sim.execute import execute_numpy
+    from flow.frontend.load import load_qonnx
+    from flow.passes.streamline import streamline
 
     tmp = Path(tempfile.mkdtemp(prefix="bnnflow-ref-"))
     print(f"{'model':<10}{'engine':<22}{'images':>8}{'seconds':>10}{'images/s':>11}{'speed-up':>10}{'top-1 mismatches':>18}")

@@ -42,7 +42,7 @@ def _model(name: str, seed: int = 3):
 
 def _images(shape, n: int) -> np.ndarray:
     if shape == (1, 28, 28):
-        from flow.data import load_dataset
+        from flow.train.data import load_dataset
 
         pool, _ = load_dataset("mnist-subset")
         return np.concatenate([pool] * -(-n // len(pool)))[:n]
@@ -52,9 +52,9 @@ def _images(shape, n: int) -> np.ndarray:
 def bench(label: str, n_images: int, work: Path) -> dict:
     from _models import export
 
-    from flow.build import BuildConfig, build, load_build
-    from flow.execute import execute_numpy
-    from flow.simulate import compiled_sim, run_rtlsim
+    from flow.pipeline.build import BuildConfig, build, load_build
+    from flow.sim.execute import execute_numpy
+    from flow.sim.simulate import compiled_sim, run_rtlsim
 
     name, shape, folding = CASES[label]
     out = work / name
@@ -82,9 +82,10 @@ def bench(label: str, n_images: int, work: Path) -> dict:
 
 def _harness_without_stream_debug(sim, graph, images) -> float:
     """Harness wall time of the same design built without its dbg_tvalid/dbg_tready ports."""
-    from flow.execute import to_wire
-    from flow.rtlsim import RTLSim, pack_beats
-    from flow.simulate import _streams
+    from flow.sim.execute import to_wire
+    from flow.sim.rtlsim import RTLSim
+    from flow.core.wire import pack_beats
+    from flow.sim.simulate import _streams
 
     plain = RTLSim(sim.rtl_dir, sim.top, sim.in_bits, sim.out_bits, sim.out_bpf, sim.in_bpf, sim.cache_dir,
                    stream_debug=False)
@@ -95,7 +96,7 @@ def _harness_without_stream_debug(sim, graph, images) -> float:
 
 
 def markdown(rows: list[dict]) -> str:
-    from flow.tools import versions
+    from flow.core.tools import versions
 
     v = versions()
     cpu = platform.processor() or platform.machine()

@@ -26,9 +26,9 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from flow import tools  # noqa: E402
-from flow.synth import SYNTH, classify  # noqa: E402
-from flow.rtlgen import (ENGINE_SOURCES, fixed_scale_lane_bits, fixed_scale_param_words,  # noqa: E402
+from flow.core import tools  # noqa: E402
+from flow.boards.synth import SYNTH, classify  # noqa: E402
+from flow.codegen.rtlgen import (ENGINE_SOURCES, fixed_scale_lane_bits, fixed_scale_param_words,  # noqa: E402
                          int_mvu_weight_words, mem_text, mvu_weight_words, thresh_words)
 
 # engines whose arithmetic is binary, add/subtract or shift-add: no DSP allowed

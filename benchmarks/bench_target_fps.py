@@ -26,8 +26,8 @@ CASES = [("tfc-w1a1", 200_000), ("sfc-w1a1", 50_000), ("lfc-w1a1", 20_000), ("cn
 def bench(name: str, fps: float, tmp: Path) -> dict:
     from _models import randomize_norms
     from flow.cli import main as bnnflow
-    from flow.export import export_qonnx
-    from flow.zoo import build_model, model_entry
+    from flow.frontend.export import export_qonnx
+    from flow.train.zoo import build_model, model_entry
 
     shape = tuple(model_entry(name)["input_shape"])
     path = export_qonnx(randomize_norms(build_model(name, seed=0), 1), tmp / f"{name}.onnx", input_shape=(1, *shape))

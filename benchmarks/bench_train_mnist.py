@@ -33,8 +33,8 @@ def main() -> None:
     ap.add_argument("--runs", type=Path, default=None, help="keep the run directories here")
     args = ap.parse_args()
 
-    from flow import zoo
-    from flow.train import train
+    from flow.train import zoo
+    from flow.train.trainer import train
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:

@@ -10,7 +10,7 @@ import math
 import sys
 from pathlib import Path
 
-from flow.errors import UserError
+from flow.core.errors import UserError
 
 
 INT64_MAX = (1 << 63) - 1
@@ -29,7 +29,7 @@ def _positive_int(text: str, limit: int = INT64_MAX) -> int:
 
 
 def _image_count(text: str) -> int:
-    from flow.verify import MAX_IMAGES
+    from flow.sim.verify import MAX_IMAGES
 
     return _positive_int(text, MAX_IMAGES)
 
@@ -72,7 +72,7 @@ def _input_scale(text: str) -> float:
 
 
 def cmd_models(args) -> int:
-    from flow.zoo import list_models, model_info
+    from flow.train.zoo import list_models, model_info
 
     print(f"{'model':<12} {'params':>9}  {'topology':<28} precision (input/weights/activations)")
     for name in list_models():
@@ -84,14 +84,14 @@ def cmd_models(args) -> int:
 
 
 def cmd_boards(args) -> int:
-    from flow.boards import format_table, list_boards
+    from flow.boards.catalog import format_table, list_boards
 
     print(format_table(list_boards()))
     return 0
 
 
 def cmd_train(args) -> int:
-    from flow.train import train
+    from flow.train.trainer import train
 
     metrics = train(args.model, epochs=args.epochs, data=args.data, out_dir=args.out, seed=args.seed,
                     test_data=args.test_data, resume=args.resume, progress=not args.quiet)
@@ -101,7 +101,7 @@ def cmd_train(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from flow.export import export_checkpoint
+    from flow.frontend.export import export_checkpoint
 
     if Path(args.out).is_dir() or not Path(args.out).name:
         raise UserError(f"--out {args.out} is a directory; give the .onnx file to write")
@@ -111,11 +111,11 @@ def cmd_export(args) -> int:
 
 
 def cmd_build(args) -> int:
-    from flow.build import BuildConfig, build
+    from flow.pipeline.build import BuildConfig, build
 
     clock_mhz = args.clock_mhz
     if clock_mhz is None:  # a board's own clock, else 100 MHz
-        from flow.boards import load_board
+        from flow.boards.catalog import load_board
 
         clock_mhz = load_board(args.board).clock_mhz if args.board else 100.0
     cfg = BuildConfig(model=args.model, out=args.out, board=args.board, target_fps=args.target_fps,
@@ -135,7 +135,7 @@ def cmd_build(args) -> int:
         print(f"accuracy on {a['images']} labelled images from {a['source']}: "
               + ", ".join(f"{k} {a[k]:.4f}" for k in ("numpy", "rtlsim") if k in a))
     if report.get("board_build"):
-        from flow.board_step import summary
+        from flow.boards.step import summary
 
         print(summary(report["board_build"]))
     if report["status"] == "unverified":
@@ -183,9 +183,9 @@ def _output_path(text: str | None) -> Path | None:
 def cmd_run(args) -> int:
     import numpy as np
 
-    from flow.build import load_build, stale_reason
-    from flow.builddir import locked, refuse_if_locked
-    from flow.execute import check_images, execute
+    from flow.pipeline.build import load_build, stale_reason
+    from flow.core.builddir import locked, refuse_if_locked
+    from flow.sim.execute import check_images, execute
 
     output = _output_path(args.output)
     if args.engine != "numpy":
@@ -215,9 +215,9 @@ def cmd_run(args) -> int:
 
 
 def cmd_verify(args) -> int:
-    from flow.build import load_build, stale_reason
-    from flow.builddir import MARKER, is_build_dir, locked, refuse_if_locked
-    from flow.verify import verification_images, verify
+    from flow.pipeline.build import load_build, stale_reason
+    from flow.core.builddir import MARKER, is_build_dir, locked, refuse_if_locked
+    from flow.sim.verify import verification_images, verify
 
     engines = [e.strip() for e in args.engines.split(",") if e.strip()]
     bad = [e for e in engines if e not in ("numpy", "csim", "rtlsim")]

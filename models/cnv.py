@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from flow.nn import InputQuant, QuantAct, QuantConv2dLayer, QuantLinearLayer, TensorNorm
+from flow.train.nn import InputQuant, QuantAct, QuantConv2dLayer, QuantLinearLayer, TensorNorm
 
 CNV_OUT_CH_POOL = [(64, False), (64, True), (128, False), (128, True), (256, False), (256, False)]
 INTERMEDIATE_FC_FEATURES = [(256, 512), (512, 512)]

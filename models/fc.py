@@ -18,7 +18,7 @@ from math import prod
 import torch
 from torch import nn
 
-from flow.nn import QuantAct, QuantLinearLayer, TensorNorm
+from flow.train.nn import QuantAct, QuantLinearLayer, TensorNorm
 
 
 class FC(nn.Module):

@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from flow.nn import FixedAct, FixedBatchNorm, FixedLinear, TensorNorm
+from flow.train.nn import FixedAct, FixedBatchNorm, FixedLinear, TensorNorm
 
 
 class FixedMLP(nn.Module):

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from flow.nn import BinaryConv2d, BinaryLinear, FixedAct, FixedAdd, FixedBatchNorm, SignAct, TensorNorm
+from flow.train.nn import BinaryConv2d, BinaryLinear, FixedAct, FixedAdd, FixedBatchNorm, SignAct, TensorNorm
 
 WIDTH = 8
 

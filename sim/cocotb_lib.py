@@ -152,7 +152,7 @@ def run_cocotb(toplevel: str, sources: list[Path], parameters: dict, build_dir: 
     `test_module` (from sim/)."""
     from cocotb_tools.runner import get_runner
 
-    from flow import tools
+    from flow.core import tools
 
     env = tools.tool_env()
     os.environ["PATH"] = env["PATH"]           # cocotb finds `verilator` through PATH

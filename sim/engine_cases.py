@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from flow.ops import semantics
-from flow.rtlgen import (ENGINE_PORTS, ENGINE_SOURCES, fixed_scale_lane_bits, fixed_scale_param_words,
+from flow.codegen.rtlgen import (ENGINE_PORTS, ENGINE_SOURCES, fixed_scale_lane_bits, fixed_scale_param_words,
                          int_mvu_weight_bits, int_mvu_weight_words, mem_text, mvu_weight_words, thresh_words)
-from flow.rtlsim import pack_beats
+from flow.core.wire import pack_beats
 
 SOURCES = {k: list(v) for k, v in ENGINE_SOURCES.items()}  # engine -> library files (relative to rtl/)
 

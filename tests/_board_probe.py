@@ -1,4 +1,4 @@
-"""Drive the board shells of rtl/shell/ through the Verilator harness of flow.rtlsim."""
+"""Drive the board shells of rtl/shell/ through the Verilator harness of flow.sim.rtlsim."""
 from __future__ import annotations
 
 import shutil
@@ -6,10 +6,11 @@ from pathlib import Path
 
 import numpy as np
 
-from flow import board_rtl as br
-from flow.execute import to_wire
-from flow.rtlsim import RTLSim, beat_bytes, pack_beats
-from flow.uart_host import decode_reply, image_bytes, reply_bytes_per_image
+from flow.boards import shell_rtl as br
+from flow.sim.execute import to_wire
+from flow.sim.rtlsim import RTLSim
+from flow.core.wire import beat_bytes, pack_beats
+from flow.boards.uart_host import decode_reply, image_bytes, reply_bytes_per_image
 
 
 def _sources(build_dir: Path, dst: Path) -> None:
@@ -31,7 +32,7 @@ def axis_probe(graph, build_dir: Path, work: Path, images: np.ndarray, tlast_at:
     (d / f"{br.AXIS_TOP}.sv").write_text(br.render_axis_top(shape))
     (d / f"{br.PROBE_TOP}.sv").write_text(br.render_axis_probe(shape))
     s_in = to_wire(graph, images)
-    from flow.simulate import _streams
+    from flow.sim.simulate import _streams
 
     si, _so = _streams(graph, False)
     beats = pack_beats(s_in, si.lanes, si.bits)
@@ -46,7 +47,7 @@ def axis_probe(graph, build_dir: Path, work: Path, images: np.ndarray, tlast_at:
 
 
 def uart_probe(graph, build_dir: Path, work: Path, images: np.ndarray, clks_per_bit: int = 4):
-    """Send the images as UART bytes (flow.uart_host's wire format) through bnnflow_uart_top;
+    """Send the images as UART bytes (flow.boards.uart_host's wire format) through bnnflow_uart_top;
     return the classes decoded from the bytes it sent back."""
     shape = br.WireShape.of(graph)
     d = work / "uart"

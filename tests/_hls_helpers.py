@@ -6,13 +6,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from flow.graph import DataflowGraph
+from flow.ir.graph import DataflowGraph
 
 
 def lower(src, out: Path, target_cycles: int) -> DataflowGraph:
     """Run the build steps up to the stream-typed graph (no RTL, no verification) and save
     it as OUT/dataflow.onnx for the Python API (`bnnflow run` wants a finished build)."""
-    from flow.build import STEPS, BuildConfig, BuildState
+    from flow.pipeline.build import STEPS, BuildConfig, BuildState
 
     cfg = BuildConfig(model=str(src), out=Path(out), target_cycles=target_cycles, progress=False)
     cfg.out.mkdir(parents=True, exist_ok=True)
@@ -38,7 +38,7 @@ def brevitas_model(name: str, seed: int):
 def zoo_random(name: str, seed: int):
     """A zoo family with random weights (no training), for exactness tests."""
     from _models import randomize_norms
-    from flow.zoo import build_model
+    from flow.train.zoo import build_model
 
     return randomize_norms(build_model(name, seed=seed), seed + 1)
 

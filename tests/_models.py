@@ -28,7 +28,7 @@ def randomize_norms(model: torch.nn.Module, seed: int, negative_output_scale: bo
 
 def zoo_mlp(seed: int = 0, hidden=None, negative_output_scale: bool = False) -> torch.nn.Module:
     """The zoo's tfc-w1a1 (or the same family with other hidden widths), random weights."""
-    from flow.zoo import build_model, model_entry
+    from flow.train.zoo import build_model, model_entry
 
     if hidden is None:
         model = build_model("tfc-w1a1", seed=seed)
@@ -59,9 +59,9 @@ def export(model: torch.nn.Module, path: Path, shape=(1, 28, 28)) -> Path:
 
 
 def mnist_images(n: int) -> np.ndarray:
-    from flow.data import load_dataset
+    from flow.train.data import load_dataset
 
-    from flow.data import class_interleaved
+    from flow.train.data import class_interleaved
 
     images, labels = load_dataset("mnist-subset")  # sorted by class: take every class in turn
     return images[class_interleaved(labels)[:n]]

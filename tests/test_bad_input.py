@@ -123,7 +123,7 @@ def test_external_data_budget_is_configurable(tmp_path, good):
                   env={**os.environ, "BNNFLOW_MAX_EXTERNAL_BYTES": "40000"})
     refused_build(tmp_path, d / "m.onnx", ["BNNFLOW_MAX_EXTERNAL_BYTES", "'lots'"],
                   env={**os.environ, "BNNFLOW_MAX_EXTERNAL_BYTES": "lots"})
-    from flow.frontend import load_qonnx
+    from flow.frontend.load import load_qonnx
 
     os.environ["BNNFLOW_MAX_EXTERNAL_BYTES"] = "80000"
     try:
@@ -209,9 +209,9 @@ def test_bad_folding_file_is_refused(case, tmp_path, good):
 
 def test_finn_attributes_and_plumbing_ops_are_accepted(tmp_path, good):
     """FINN's own folding files carry attributes and ops without a counterpart here."""
-    from flow.fold import apply_folding_file
-    from flow.frontend import load_qonnx
-    from flow.streamline import streamline
+    from flow.passes.fold import apply_folding_file
+    from flow.frontend.load import load_qonnx
+    from flow.passes.streamline import streamline
 
     fold = tmp_path / "fold.json"
     fold.write_text(json.dumps({"Defaults": {"mem_mode": ["internal_decoupled", ["MVAU_hls"]]},
@@ -263,8 +263,8 @@ def test_bad_numeric_options_are_refused(case, tmp_path, good):
 @pytest.fixture(scope="module")
 def built(tmp_path_factory, good):
     """A build directory with its graph (the rtl steps are not needed for these checks)."""
-    from flow.build import STEPS, BuildConfig, BuildState
-    from flow.builddir import claim
+    from flow.pipeline.build import STEPS, BuildConfig, BuildState
+    from flow.core.builddir import claim
 
     out = tmp_path_factory.mktemp("built")
     claim(out)  # a build directory's marker, as build() writes it
@@ -339,8 +339,8 @@ def test_run_refuses_a_build_without_a_dataflow_graph(case, tmp_path, good, buil
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
-    """A last.pt as flow.train writes it, for an untrained tfc-w1a1."""
-    from flow.zoo import build_model
+    """A last.pt as flow.train.trainer writes it, for an untrained tfc-w1a1."""
+    from flow.train.zoo import build_model
 
     model = build_model("tfc-w1a1", seed=0)
     opt = torch.optim.Adam(model.parameters())
@@ -421,7 +421,7 @@ def test_train_and_export_refuse_a_wrong_kind_of_out(tmp_path, checkpoint, capsy
 
 
 def _spec():
-    from flow.driver import IOSpec
+    from flow.deploy.driver import IOSpec
 
     return IOSpec(input_shape=(1, 28, 28), wire_axes=(0, 2, 3, 1), in_lanes=1, in_elem_bits=8, in_beats=784,
                   out_lanes=1, out_elem_bits=4, out_beats=1, out_elems=1, out_signed=False, emits="top1",
@@ -436,7 +436,7 @@ def _spec():
     (np.full((2, 1, 28, 28), -1, np.int64), "must be uint8"),
 ])
 def test_driver_refuses_bad_images(images, match):
-    from flow.driver import check_images
+    from flow.deploy.driver import check_images
 
     with pytest.raises(ValueError, match=match):
         check_images(_spec(), images)
@@ -444,14 +444,14 @@ def test_driver_refuses_bad_images(images, match):
 
 @pytest.mark.parametrize("max_batch", [-1, 0, True, 2.0, "8"])
 def test_driver_refuses_a_bad_max_batch(max_batch, tmp_path):
-    from flow.driver import Accelerator
+    from flow.deploy.driver import Accelerator
 
     with pytest.raises(ValueError, match="max_batch must be a positive integer"):
         Accelerator(tmp_path, backend="sim", max_batch=max_batch)
 
 
 def test_driver_refuses_unknown_backends_and_broken_io_json(tmp_path):
-    from flow.driver import Accelerator
+    from flow.deploy.driver import Accelerator
 
     with pytest.raises(ValueError, match="unknown backend 'gpu'; supported: pynq, sim, uart"):
         Accelerator(tmp_path, backend="gpu")
@@ -464,7 +464,7 @@ def test_driver_refuses_unknown_backends_and_broken_io_json(tmp_path):
 
 
 def test_driver_refuses_bad_counts():
-    from flow.driver import check_count
+    from flow.deploy.driver import check_count
 
     assert check_count("n", 5) == 5 and check_count("n", np.int64(3)) == 3
     for bad in (0, -1, True, 1.5, None, "10"):
@@ -474,7 +474,7 @@ def test_driver_refuses_bad_counts():
 
 @pytest.mark.parametrize("case", ["float pixels", "int32 pixels above 255", "negative labels"])
 def test_test_data_out_of_range_is_refused(case, tmp_path, built):
-    from flow.data import write_idx
+    from flow.train.data import write_idx
 
     d = tmp_path / "idx"
     d.mkdir()

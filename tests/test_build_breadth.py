@@ -93,10 +93,10 @@ def test_finn_cnv_folding_gives_finn_throughput(tmp_path):
 def test_written_folding_reproduces_the_design(tmp_path):
     """The build writes its folding in FINN's format; reading it back gives the same design."""
     path = export(_brevitas("tfc_1w1a", seed=2), tmp_path / "tfc.onnx")
-    from flow.build import load_build
-    from flow.fold import apply_folding_file, folding_config
-    from flow.frontend import load_qonnx
-    from flow.streamline import streamline
+    from flow.pipeline.build import load_build
+    from flow.passes.fold import apply_folding_file, folding_config
+    from flow.frontend.load import load_qonnx
+    from flow.passes.streamline import streamline
 
     out = tmp_path / "out"
     assert main(["build", str(path), "--out", str(out), "--quiet", "--target-cycles", "128",

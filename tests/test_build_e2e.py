@@ -24,7 +24,7 @@ def _build(out: Path, model: str, *extra) -> dict:
 def zoo_build(tmp_path_factory):
     out = tmp_path_factory.mktemp("zoo") / "tfc"
     report = _build(out, "tfc-w1a1", "--verify-images", 100, "--target-cycles", 256)
-    from flow.zoo import pretrained_model
+    from flow.train.zoo import pretrained_model
 
     return out, report, pretrained_model("tfc-w1a1")
 
@@ -113,8 +113,8 @@ def test_verify_under_random_stalls(random_bn_build, capsys):
 
 def test_same_inputs_give_byte_identical_sources(random_bn_build, tmp_path):
     out, _report, _model = random_bn_build
-    from flow.build import load_build
-    from flow.simulate import generate_rtl
+    from flow.pipeline.build import load_build
+    from flow.sim.simulate import generate_rtl
 
     generate_rtl(load_build(out), tmp_path / "again")
     for f in sorted((out / "rtl").iterdir()):

@@ -16,7 +16,7 @@ import pytest
 
 from _cli import ROOT, assert_refused, bnnflow
 from _models import export, zoo_mlp
-from flow.builddir import LOCK, MARKER
+from flow.core.builddir import LOCK, MARKER
 
 
 def snapshot(folder: Path) -> dict:
@@ -47,7 +47,7 @@ def copy_of(built: Path, tmp_path: Path) -> Path:
 
 def flip_weight(step: Path) -> None:
     """Another design: one weight of the first layer changed in a saved step graph."""
-    from flow.graph import DataflowGraph
+    from flow.ir.graph import DataflowGraph
 
     g = DataflowGraph.load(step)
     w = g.initializer("BinaryMVU_0_weights").copy()
@@ -63,7 +63,7 @@ def flip_weight(step: Path) -> None:
 def test_a_build_dir_carries_a_marker_listing_what_it_owns(built):
     marker = json.loads((built / MARKER).read_text())
     assert marker["bnnflow"] and {"rtl", "steps", "report.json", "dataflow.onnx", "sim"} <= set(marker["paths"])
-    from flow.builddir import LOCK, OWNED
+    from flow.core.builddir import LOCK, OWNED
 
     assert set(marker["paths"]) <= set(OWNED)  # only names a build, run or verify writes
     assert {p.name for p in built.iterdir()} - {MARKER, LOCK} <= set(marker["paths"])  # and all it wrote
@@ -140,7 +140,7 @@ def test_second_concurrent_build_is_refused_naming_the_lock(built, tmp_path, goo
     first = subprocess.Popen([sys.executable, "-m", "flow.cli", "build", str(good_onnx), "--out", str(out),
                               "--verify-images", "200"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                              env=env)
-    from flow.builddir import lock_is_held
+    from flow.core.builddir import lock_is_held
 
     deadline = time.monotonic() + 60
     while lock_is_held(out) is None and first.poll() is None and time.monotonic() < deadline:
@@ -158,7 +158,7 @@ def test_second_concurrent_build_is_refused_naming_the_lock(built, tmp_path, goo
 
 
 def test_replacing_keeps_the_old_file_when_the_writer_fails(tmp_path):
-    from flow.builddir import atomic_write_text, replacing
+    from flow.core.builddir import atomic_write_text, replacing
 
     target = tmp_path / "report.json"
     atomic_write_text(target, "old\n")
@@ -268,10 +268,11 @@ def test_tampered_weight_file_blocks_the_bitstream(built, tmp_path, good_onnx):
 
 
 def test_gate_checks_the_files_copied_into_the_board_project(built, tmp_path):
-    from flow import ecp5, vivado
-    from flow.boards import load_board, seal_project, verification_gate
-    from flow.build import load_build
-    from flow.errors import UserError
+    from flow.boards import ecp5
+    from flow.boards import vivado
+    from flow.boards.catalog import load_board, seal_project, verification_gate
+    from flow.pipeline.build import load_build
+    from flow.core.errors import UserError
 
     out = copy_of(built, tmp_path)
     g = load_build(out)
@@ -311,9 +312,9 @@ def test_gate_checks_the_files_copied_into_the_board_project(built, tmp_path):
     (lambda r: r.update(csim={"images": 10, "mismatches": 0, "logits_mismatches": 2}), "csim has 2"),
 ])
 def test_a_record_with_any_mismatch_never_passes(built, tmp_path, edit, why):
-    from flow.boards import verification_gate
-    from flow.build import load_build
-    from flow.errors import UserError
+    from flow.boards.catalog import verification_gate
+    from flow.pipeline.build import load_build
+    from flow.core.errors import UserError
 
     out = copy_of(built, tmp_path)
     rec = json.loads((out / "verification.json").read_text())

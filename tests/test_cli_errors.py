@@ -103,8 +103,8 @@ def _annotated(tmp, good, value):
 
 
 def test_weights_annotated_bipolar_are_accepted(tmp_path, good_onnx):
-    from flow.frontend import load_qonnx
-    from flow.streamline import streamline
+    from flow.frontend.load import load_qonnx
+    from flow.passes.streamline import streamline
 
     path = _annotated(tmp_path, good_onnx, -1.0)
     graph = streamline(load_qonnx(path))
@@ -191,7 +191,7 @@ def test_bad_model_is_refused(case, tmp_path, good_onnx):
 
 
 def test_external_data_next_to_the_file_is_read(tmp_path, good_onnx):
-    from flow.frontend import load_qonnx
+    from flow.frontend.load import load_qonnx
 
     m = onnx.load(str(good_onnx))
     onnx.save(m, str(tmp_path / "m.onnx"), save_as_external_data=True, all_tensors_to_one_file=True,
@@ -222,7 +222,7 @@ def test_run_refuses_bad_inputs(tmp_path):
 @pytest.fixture(scope="module")
 def numpy_build(tmp_path_factory, good_onnx):
     """A build directory with its graph (the rtl steps are not needed for these checks)."""
-    from flow.build import BuildConfig, STEPS, BuildState
+    from flow.pipeline.build import BuildConfig, STEPS, BuildState
 
     out = tmp_path_factory.mktemp("nb")
     st = BuildState(BuildConfig(model=str(good_onnx), out=out, progress=False))

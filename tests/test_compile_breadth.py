@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from _models import export, randomize_norms
-from flow.execute import execute_numpy, logits_to_float
-from flow.frontend import load_qonnx
-from flow.streamline import streamline
+from flow.sim.execute import execute_numpy, logits_to_float
+from flow.frontend.load import load_qonnx
+from flow.passes.streamline import streamline
 
 MNIST = (1, 28, 28)
 CIFAR = (3, 32, 32)

@@ -2,7 +2,7 @@
 integer logits included, through the Python API and the CLI.
 
 Default run: BNN-PYNQ TFC-w1a1 (random BatchNorm) through `bnnflow build/run/verify`, TFC-w2a2
-and the zoo's tfc-w1a1 through `flow.execute.execute(engine="csim")` on 100 images each, and
+and the zoo's tfc-w1a1 through `flow.sim.execute.execute(engine="csim")` on 100 images each, and
 four more zoo families (K-hot, fixed point, residual, multi-bit) on 60 images each.
 Slow tier: 500 images for every zoo model and every BNN-PYNQ topology of brevitas_examples."""
 from __future__ import annotations
@@ -15,9 +15,9 @@ import pytest
 from _hls_helpers import brevitas_model, lower, torch_top1, zoo_random
 from _models import export, mnist_images
 from flow.cli import main
-from flow.execute import execute
-from flow.export import export_qonnx
-from flow.zoo import list_models, model_entry
+from flow.sim.execute import execute
+from flow.frontend.export import export_qonnx
+from flow.train.zoo import list_models, model_entry
 
 MNIST = (1, 28, 28)
 CIFAR = (3, 32, 32)
@@ -30,7 +30,7 @@ def _images(shape, n, seed=5):
 
 
 def _check_api(tmp_path, model, shape, target, n, zoo=False):
-    if zoo:  # bnnflow's own layers (QFX fixed point, K-hot) export through flow.export
+    if zoo:  # bnnflow's own layers (QFX fixed point, K-hot) export through flow.frontend.export
         onnx = export_qonnx(model, tmp_path / "m.onnx", input_shape=(1, *shape))
     else:
         onnx = export(model, tmp_path / "m.onnx", shape)
@@ -93,9 +93,9 @@ def test_cli_run_csim_equals_numpy_and_pytorch(tfc_build, tmp_path):
 
 def test_simulators_give_the_same_outputs_in_small_chunks(tfc_build):
     """Images reach rtlsim and csim in bounded chunks; 7 images a chunk gives what one run gives."""
-    from flow.build import load_build
-    from flow.csim import run_csim
-    from flow.simulate import run_rtlsim
+    from flow.pipeline.build import load_build
+    from flow.sim.csim import run_csim
+    from flow.sim.simulate import run_rtlsim
 
     out = tfc_build[0] / "out"
     graph = load_build(out)

@@ -1,11 +1,11 @@
-"""flow.data: bundled datasets, the idx parser and the stratified split."""
+"""flow.train.data: bundled datasets, the idx parser and the stratified split."""
 import gzip
 
 import numpy as np
 import pytest
 
-from flow.data import load_dataset, load_idx_dir, read_idx, train_val_split, write_idx
-from flow.errors import UserError
+from flow.train.data import load_dataset, load_idx_dir, read_idx, train_val_split, write_idx
+from flow.core.errors import UserError
 
 
 def test_mnist_subset_shape_dtype_and_balance():
@@ -157,7 +157,7 @@ def test_cifar10_without_torchvision_is_one_sentence(monkeypatch):
 
 def test_verification_images_cover_every_class():
     """mnist-subset is stored sorted by class; the verify step takes every class in turn."""
-    from flow.data import class_interleaved
+    from flow.train.data import class_interleaved
 
     _, labels = load_dataset("mnist-subset")
     order = class_interleaved(labels)

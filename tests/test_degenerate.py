@@ -30,14 +30,14 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from _tiny_nets import Layer, TinyNet, save
-from flow.csim import run_csim
-from flow.errors import UserError
-from flow.execute import execute_numpy, logits_to_float
-from flow.fifo import size_fifos
-from flow.fold import apply_folding_file, insert_width_converters
-from flow.frontend import load_qonnx
-from flow.simulate import run_rtlsim
-from flow.streamline import streamline
+from flow.sim.csim import run_csim
+from flow.core.errors import UserError
+from flow.sim.execute import execute_numpy, logits_to_float
+from flow.passes.fifo import size_fifos
+from flow.passes.fold import apply_folding_file, insert_width_converters
+from flow.frontend.load import load_qonnx
+from flow.sim.simulate import run_rtlsim
+from flow.passes.streamline import streamline
 
 pytestmark = pytest.mark.sim
 
@@ -297,7 +297,7 @@ def test_all_zero_weights_store_thresholds_that_read_back(tmp_path):
 def test_thresholds_outside_the_range_are_clamped(tmp_path):
     """Thresholds far outside the accumulator (or input) range are stored as lo or hi + 1,
     which every reachable value compares with the same way, in a field of the range's width."""
-    from flow.graph import DataflowGraph
+    from flow.ir.graph import DataflowGraph
     from flow.ops import REGISTRY
 
     g = DataflowGraph.empty()
@@ -315,7 +315,7 @@ def test_thresholds_outside_the_range_are_clamped(tmp_path):
 
 
 def test_thresh_words_refuse_a_value_the_field_misreads():
-    from flow.rtlgen import thresh_words
+    from flow.codegen.rtlgen import thresh_words
 
     with pytest.raises(ValueError, match="1-bit two's complement"):
         thresh_words(np.array([[1]]), 1, 1, signed=True)
@@ -328,7 +328,7 @@ def test_thresh_words_refuse_a_value_the_field_misreads():
 def test_negated_rows_fit_their_weight_field(tmp_path, out_mul):
     """Non-narrow 6-bit weights at -32 in rows that a negative BatchNorm (or a negative
     output scale) negates become +32, one bit more than the quantizer's width."""
-    from flow.simulate import generate_rtl
+    from flow.sim.simulate import generate_rtl
 
     graph = streamline(load_qonnx(save(_tiny("min", 6, gamma="neg", out_mul=out_mul), tmp_path / "m.onnx")))
     for op in graph.ops():

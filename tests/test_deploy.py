@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from flow.build import BuildConfig, build, load_build
+from flow.pipeline.build import BuildConfig, build, load_build
 from flow.cli import main
 
 pytestmark = pytest.mark.sim
@@ -43,7 +43,7 @@ def _load_driver(deploy_dir: Path):
 
 
 def _images(n: int, source: str) -> np.ndarray:
-    from flow.data import load_dataset
+    from flow.train.data import load_dataset
 
     return load_dataset(source, split="test")[0][:n]
 
@@ -71,10 +71,10 @@ def test_deploy_dir_without_board(zoo_build):
 
 def test_sim_bytes_equal_pynq_bytes(zoo_build):
     """The sim backend streams pack_images rows; the PYNQ MM2S buffer is the same rows zero-padded
-    to axi_bytes; both are flow.rtlsim.pack_beats of the wire-order pixels."""
-    from flow.execute import to_wire
-    from flow.rtlsim import beat_bytes, pack_beats
-    from flow.simulate import _streams
+    to axi_bytes; both are flow.core.wire.pack_beats of the wire-order pixels."""
+    from flow.sim.execute import to_wire
+    from flow.core.wire import beat_bytes, pack_beats
+    from flow.sim.simulate import _streams
 
     out, _report = zoo_build
     drv = _load_driver(out / "deploy")
@@ -105,7 +105,7 @@ def test_sim_bytes_equal_pynq_bytes(zoo_build):
 
 
 def test_axi_widths():
-    from flow.driver import axi_bytes, beat_bytes
+    from flow.deploy.driver import axi_bytes, beat_bytes
 
     assert [axi_bytes(b) for b in (1, 8, 9, 16, 17, 32, 33, 392, 513)] == [1, 1, 2, 2, 4, 4, 8, 64, 128]
     assert [beat_bytes(b) for b in (1, 8, 9, 392)] == [1, 1, 2, 49]
@@ -113,9 +113,9 @@ def test_axi_widths():
 
 def _acceptance(build_dir: Path, images: np.ndarray, tmp_path: Path) -> None:
     """Accelerator(sim).predict == `bnnflow run --engine rtlsim` == PyTorch top-1, exactly."""
-    from flow.driver import Accelerator
-    from flow.verify import torch_logits
-    from flow.zoo import pretrained_model
+    from flow.deploy.driver import Accelerator
+    from flow.sim.verify import torch_logits
+    from flow.train.zoo import pretrained_model
 
     with Accelerator(build_dir, backend="sim") as acc:
         drv = acc.predict(images)
@@ -142,7 +142,7 @@ def test_acceptance_500_held_out_images(zoo_build, tmp_path):
 
 
 def test_verify_and_throughput(zoo_build):
-    from flow.driver import Accelerator
+    from flow.deploy.driver import Accelerator
 
     acc = Accelerator(zoo_build[0] / "deploy", backend="sim")
     assert acc.verify() == {**acc.verify(), "images": 16, "mismatches": 0, "passed": True}
@@ -168,7 +168,7 @@ def test_deploy_notebook_runs(zoo_build):
 
 
 def test_driver_refuses_bad_use(zoo_build):
-    from flow.driver import Accelerator
+    from flow.deploy.driver import Accelerator
 
     out = zoo_build[0]
     with pytest.raises(ValueError, match="unknown backend 'fpga'; supported: pynq, sim, uart"):
@@ -201,10 +201,10 @@ def test_uart_backend_speaks_the_uart_contract(zoo_build):
     """The uart backend through a pyserial socket:// port, to a server that hands each whole
     image it receives (in_beats beats of beat_bytes(in_bits) bytes) to the build's Verilator
     model and writes back its output beats (beat_bytes(out_bits) bytes each)."""
-    from flow.driver import Accelerator, pack_images
-    from flow.execute import execute_numpy
-    from flow.rtlsim import beat_bytes
-    from flow.simulate import compiled_sim
+    from flow.deploy.driver import Accelerator, pack_images
+    from flow.sim.execute import execute_numpy
+    from flow.core.wire import beat_bytes
+    from flow.sim.simulate import compiled_sim
 
     out = zoo_build[0]
     graph = load_build(out)
@@ -238,7 +238,7 @@ def test_uart_backend_speaks_the_uart_contract(zoo_build):
 
 def test_board_outputs_are_shipped(zoo_build, tmp_path):
     """When the board step names a bitstream and a hardware handoff, deploy/ carries both."""
-    from flow.deploy import write_deploy
+    from flow.deploy.bundle import write_deploy
 
     out = zoo_build[0]
     graph = load_build(out)

@@ -1,10 +1,10 @@
 """Every hardware op has an RTL engine with a cocotb testbench, and every engine is used.
 
 - op -> engine: each class in flow.ops.REGISTRY names an `rtl_module` that must be a key
-  of flow.rtlgen.ENGINE_SOURCES and have a testbench entry in sim/engine_cases.TESTBENCHES
+  of flow.codegen.rtlgen.ENGINE_SOURCES and have a testbench entry in sim/engine_cases.TESTBENCHES
   (engine -> testbench module in sim/) whose file exists.
 - engine -> op: each engine in ENGINE_SOURCES is the rtl_module of some op, or stream
-  infrastructure (flow.rtlgen.INFRASTRUCTURE), or listed in ENGINES_AWAITING_OPS below.
+  infrastructure (flow.codegen.rtlgen.INFRASTRUCTURE), or listed in ENGINES_AWAITING_OPS below.
 - HLS: each op names an `hls_function` that the stream library (hls_templates/) defines,
   and an `hls_stage()` next to its `rtl_stage()`.
 """
@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from flow.ops import REGISTRY
-from flow.rtlgen import ENGINE_SOURCES, INFRASTRUCTURE
+from flow.codegen.rtlgen import ENGINE_SOURCES, INFRASTRUCTURE
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "sim"))
@@ -37,7 +37,7 @@ def test_op_has_engine_and_testbench(op_type):
     cls = REGISTRY[op_type]
     module = cls.rtl_module
     assert module, f"{op_type} names no rtl_module"
-    assert module in ENGINE_SOURCES, f"{op_type}: rtl_module {module!r} is not in flow.rtlgen.ENGINE_SOURCES"
+    assert module in ENGINE_SOURCES, f"{op_type}: rtl_module {module!r} is not in flow.codegen.rtlgen.ENGINE_SOURCES"
     for src in ENGINE_SOURCES[module]:
         assert (REPO / "rtl" / src).is_file(), f"{module}: source rtl/{src} is missing"
     assert module in TESTBENCHES, f"{op_type}: engine {module!r} has no cocotb testbench (sim/engine_cases.TESTBENCHES)"
@@ -46,7 +46,7 @@ def test_op_has_engine_and_testbench(op_type):
 
 @pytest.mark.parametrize("op_type", sorted(REGISTRY))
 def test_op_has_hls_function(op_type):
-    from flow.hlsgen import library_functions
+    from flow.codegen.hlsgen import library_functions
 
     cls = REGISTRY[op_type]
     fn = hls_function_of(cls)

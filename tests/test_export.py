@@ -1,12 +1,12 @@
-"""flow.export: QONNX export, cleanup and the PyTorch/qonnx agreement check."""
+"""flow.frontend.export: QONNX export, cleanup and the PyTorch/qonnx agreement check."""
 import numpy as np
 import pytest
 import torch
 from qonnx.core.modelwrapper import ModelWrapper
 
-from flow import export as fexport
-from flow.export import ExportCheckError, compare, export_checkpoint, export_qonnx, random_images
-from flow.zoo import build_model
+from flow.frontend import export as fexport
+from flow.frontend.export import ExportCheckError, compare, export_checkpoint, export_qonnx, random_images
+from flow.train.zoo import build_model
 
 
 def _randomise(model, seed):
@@ -76,7 +76,7 @@ def test_export_checkpoint_by_zoo_name(tmp_path):
 
 # --- every zoo model ------------------------------------------------------------------------
 
-from flow.zoo import list_models, model_entry  # noqa: E402
+from flow.train.zoo import list_models, model_entry  # noqa: E402
 
 
 def _trained_like(name, seed=0):

@@ -1,4 +1,4 @@
-"""FIFO sizing (flow.fifo) and stall diagnosis: the residual shortcut depth from the ops'
+"""FIFO sizing (flow.passes.fifo) and stall diagnosis: the residual shortcut depth from the ops'
 dependency curves is deadlock-free and keeps the estimated rate in RTL simulation, one beat
 less deadlocks and the simulation names the stalled streams; every zoo model keeps its
 estimated cycles and stays exact under random output backpressure (slow tier)."""
@@ -10,17 +10,17 @@ import numpy as np
 import pytest
 
 from _models import randomize_norms
-from flow.errors import UserError
-from flow.execute import execute_numpy
-from flow.export import export_qonnx
-from flow.fifo import diamonds, fifo_summary, path_beats_needed, size_fifos
-from flow.fold import apply_folding_file, fold_for_target, folding_config, insert_width_converters
-from flow.frontend import load_qonnx
-from flow.graph import DataflowGraph
+from flow.core.errors import UserError
+from flow.sim.execute import execute_numpy
+from flow.frontend.export import export_qonnx
+from flow.passes.fifo import diamonds, fifo_summary, path_beats_needed, size_fifos
+from flow.passes.fold import apply_folding_file, fold_for_target, folding_config, insert_width_converters
+from flow.frontend.load import load_qonnx
+from flow.ir.graph import DataflowGraph
 from flow.ops.sliding_window import window_beats_needed
-from flow.simulate import run_rtlsim
-from flow.streamline import streamline
-from flow.zoo import build_model, list_models, model_entry
+from flow.sim.simulate import run_rtlsim
+from flow.passes.streamline import streamline
+from flow.train.zoo import build_model, list_models, model_entry
 
 
 def _streamlined(name_or_model, tmp_path, shape=None, seed=4):
@@ -152,7 +152,7 @@ def _cycles_and_backpressure(name, tmp_path):
     assert report["verification"]["rtlsim"]["mismatches"] == 0
     est, meas = report["estimated_cycles_per_frame"], report["measured_cycles_per_frame"]
     assert abs(meas - est) <= 0.02 * est, (name, meas, est)
-    from flow.build import load_build
+    from flow.pipeline.build import load_build
 
     g = load_build(out)
     images = np.random.default_rng(3).integers(0, 256, (6, *model_entry(name)["input_shape"]), dtype=np.uint8)

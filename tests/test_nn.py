@@ -1,7 +1,7 @@
-"""flow.nn: binary layers, their straight-through gradients, TensorNorm."""
+"""flow.train.nn: binary layers, their straight-through gradients, TensorNorm."""
 import torch
 
-from flow.nn import BinaryLinear, SignAct, TensorNorm, clip_weights
+from flow.train.nn import BinaryLinear, SignAct, TensorNorm, clip_weights
 
 
 def test_sign_act_values_are_bipolar_with_sign_of_zero_positive():
@@ -68,7 +68,7 @@ def test_tensor_norm_training_and_eval():
 
 import pytest  # noqa: E402
 
-from flow.nn import BinaryConv2d, InputQuant, QuantAct, QuantConv2dLayer, QuantLinearLayer, reste_sign  # noqa: E402
+from flow.train.nn import BinaryConv2d, InputQuant, QuantAct, QuantConv2dLayer, QuantLinearLayer, reste_sign  # noqa: E402
 
 
 @pytest.mark.parametrize("bits,grid", [(1, [-1.0, 1.0]), (2, [-1.0, 0.0, 1.0]),

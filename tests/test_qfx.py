@@ -1,10 +1,10 @@
-"""flow.nn.qfx: modes, gradients, the learned binary point, K-hot weights, fixed-point layers, export."""
+"""flow.train.nn.qfx: modes, gradients, the learned binary point, K-hot weights, fixed-point layers, export."""
 import numpy as np
 import pytest
 import torch
 
-from flow.errors import UserError
-from flow.nn import (OVERFLOW, ROUNDING, FixedAct, FixedAdd, FixedBatchNorm, FixedConv2d, FixedLinear,
+from flow.core.errors import UserError
+from flow.train.nn import (OVERFLOW, ROUNDING, FixedAct, FixedAdd, FixedBatchNorm, FixedConv2d, FixedLinear,
                      FixedPointQuant, KHotQuant, khot_levels, naf_weight, quantize_fixed)
 from flow.ops.semantics import khot_terms
 
@@ -137,7 +137,7 @@ def test_fixed_layers_forward():
 
 
 def test_export_refuses_what_qonnx_cannot_express(tmp_path):
-    from flow.export import export_qonnx
+    from flow.frontend.export import export_qonnx
 
     for kwargs, word in [({"overflow": "WRAP"}, "WRAP"), ({"overflow": "SAT_ZERO"}, "SAT_ZERO"),
                          ({"rounding": "RND"}, "RND"), ({"rounding": "RND_MIN_INF"}, "RND_MIN_INF")]:
@@ -153,7 +153,7 @@ def test_export_refuses_what_qonnx_cannot_express(tmp_path):
 def test_exported_quant_node_matches_quantize_fixed(tmp_path, rounding, overflow, signed):
     from qonnx.core.modelwrapper import ModelWrapper
 
-    from flow.export import compare, export_qonnx, random_images
+    from flow.frontend.export import compare, export_qonnx, random_images
 
     model = torch.nn.Sequential(torch.nn.Flatten(), FixedAct(5, int_bits=-1.0, signed=signed, rounding=rounding,
                                                              overflow=overflow))
@@ -161,7 +161,7 @@ def test_exported_quant_node_matches_quantize_fixed(tmp_path, rounding, overflow
     mw = ModelWrapper(str(path))
     (node,) = mw.get_nodes_by_op_type("Quant")
     attrs = {a.name: (a.s.decode() if a.s else a.i) for a in node.attribute}
-    from flow.nn.qfx import QONNX_ROUNDING
+    from flow.train.nn.qfx import QONNX_ROUNDING
 
     assert attrs == {"rounding_mode": QONNX_ROUNDING[rounding], "signed": int(signed),
                      "narrow": int(overflow == "SAT_SYM" and signed)}

@@ -1,4 +1,4 @@
-"""flow.nn.quantize_fixed equals ap_fixed/ap_ufixed (hls4ml 1.3.0's ap_types headers), bit for bit.
+"""flow.train.nn.quantize_fixed equals ap_fixed/ap_ufixed (hls4ml 1.3.0's ap_types headers), bit for bit.
 
 One C++ program (compiled once per session) assigns every input double to
 ap_[u]fixed<W, I, Q, O> for all 7 rounding x 4 overflow modes and prints what is stored;
@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from flow.nn import OVERFLOW, ROUNDING, quantize_fixed
+from flow.train.nn import OVERFLOW, ROUNDING, quantize_fixed
 
 CONFIGS = [(8, 3), (5, 0), (4, 6), (6, -2), (12, 5)]  # (W, I): I > W and I < 0 included
 N_VALUES = 100_000

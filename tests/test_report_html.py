@@ -11,7 +11,7 @@ import pytest
 
 from _models import brevitas_tfc, export
 from flow.cli import main
-from flow.report_html import bottlenecks, render_html
+from flow.pipeline.report_html import bottlenecks, render_html
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from flow import tools
-from flow.rtlgen import ENGINE_SOURCES, mem_text, mvu_weight_words, thresh_words
+from flow.core import tools
+from flow.codegen.rtlgen import ENGINE_SOURCES, mem_text, mvu_weight_words, thresh_words
 
 RTL = Path(__file__).resolve().parent.parent / "rtl"
 

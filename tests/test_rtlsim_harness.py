@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from flow.ops import semantics
-from flow.rtlgen import mvu_weight_words, render_top, thresh_words
-from flow.rtlsim import RTLSim, pack_beats, unpack_beats
+from flow.codegen.rtlgen import mvu_weight_words, render_top, thresh_words
+from flow.sim.rtlsim import RTLSim
+from flow.core.wire import pack_beats, unpack_beats
 
 pytestmark = pytest.mark.sim
 
@@ -102,7 +103,7 @@ def test_pack_roundtrip():
 # ---------------------------------------------------------------- DAG (render_graph)
 def _residual_design(rng, c=8, pe=2, ib=5):
     """in -> duplicate -> (fixed_scale | fifo) -> add_streams -> out: y = scale(x) + x."""
-    from flow.rtlgen import fixed_scale_param_words
+    from flow.codegen.rtlgen import fixed_scale_param_words
 
     mult = rng.integers(-8, 8, size=c)
     bias = rng.integers(-20, 20, size=c)
@@ -127,7 +128,7 @@ def _residual_design(rng, c=8, pe=2, ib=5):
 
 
 def test_graph_residual_matches_semantics(tmp_path):
-    from flow.rtlgen import render_graph
+    from flow.codegen.rtlgen import render_graph
 
     rng = np.random.default_rng(5)
     c, pe, ib = 8, 2, 5
@@ -146,7 +147,7 @@ def test_graph_residual_matches_semantics(tmp_path):
 
 
 def test_graph_rejects_bad_edges(tmp_path):
-    from flow.rtlgen import render_graph
+    from flow.codegen.rtlgen import render_graph
 
     stages, edges, _, _ = _residual_design(np.random.default_rng(0))
     bad_width = [dict(stages[0]), dict(stages[1]), dict(stages[2]), dict(stages[3], in_bits=[12, 9])]

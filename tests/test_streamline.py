@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from _models import brevitas_tfc, export, mnist_images, torch_logits, zoo_mlp
-from flow.execute import execute_numpy, logits_to_float
-from flow.frontend import load_qonnx
-from flow.streamline import streamline
+from flow.sim.execute import execute_numpy, logits_to_float
+from flow.frontend.load import load_qonnx
+from flow.passes.streamline import streamline
 
 CASES = {
     "zoo-tfc": lambda: zoo_mlp(seed=3),

@@ -1,14 +1,14 @@
-"""flow.train: determinism, checkpoints readable with weights_only=True, resume, metrics."""
+"""flow.train.trainer: determinism, checkpoints readable with weights_only=True, resume, metrics."""
 import json
 
 import numpy as np
 import pytest
 import torch
 
-from flow.data import load_dataset
-from flow.errors import UserError
-from flow.train import train
-from flow.zoo import load_checkpoint
+from flow.train.data import load_dataset
+from flow.core.errors import UserError
+from flow.train.trainer import train
+from flow.train.zoo import load_checkpoint
 
 
 @pytest.fixture(scope="module")

@@ -1,9 +1,9 @@
-"""flow.zoo: discovery of family files, model info, seeded construction, checkpoints."""
+"""flow.train.zoo: discovery of family files, model info, seeded construction, checkpoints."""
 import pytest
 import torch
 
-from flow import zoo
-from flow.errors import UserError
+from flow.train import zoo
+from flow.core.errors import UserError
 
 
 def test_lists_tfc_w1a1():

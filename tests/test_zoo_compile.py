@@ -10,11 +10,11 @@ import pytest
 import torch
 
 from _models import randomize_norms
-from flow.execute import execute_numpy
-from flow.export import export_qonnx
-from flow.frontend import load_qonnx
-from flow.streamline import streamline
-from flow.zoo import build_model, list_models, model_entry
+from flow.sim.execute import execute_numpy
+from flow.frontend.export import export_qonnx
+from flow.frontend.load import load_qonnx
+from flow.passes.streamline import streamline
+from flow.train.zoo import build_model, list_models, model_entry
 
 FAST = {"tfc-w1a1", "tfc-w1a2", "tfc-w2a2", "sfc-w1a1", "khot-mlp", "fx-mlp", "qfx-resnet"}
 

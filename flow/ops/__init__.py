@@ -1,25 +1,20 @@
-"""Hardware ops. Each module in this package owns one op: attributes, stream types,
-exact numpy execution, cycle model, resource model and the parameters of its RTL engine.
-Ops register themselves with `@register`; importing this package loads every op module.
+"""Hardware ops. Each module in this package owns one op (or a few closely related ones):
+its typed attribute schema, stream types, exact numpy execution, cycle and resource models,
+its RTL engine (module, sources, ports, parameters, memory packing, testbench cases) and its
+HLS stream function with a named config struct. Ops register themselves with `@register`;
+importing this package loads every op module (a folder scan, as qonnx's registry).
 """
 from __future__ import annotations
 
 import importlib
 import pkgutil
 
-from flow.ops.base import REGISTRY, HWOp, register
+from flow.ir.registry import REGISTRY, engines, make_op, register
+from flow.ops.base import Attr, Engine, HlsFunction, HWOp
 
 for _mod in pkgutil.iter_modules(__path__):
     if _mod.name not in ("base", "semantics"):
         importlib.import_module(f"{__name__}.{_mod.name}")
 
 
-def make_op(node, graph) -> HWOp:
-    try:
-        cls = REGISTRY[node.op_type]
-    except KeyError:
-        raise ValueError(f"node {node.name!r} has op type {node.op_type!r}, which is not a registered hardware op") from None
-    return cls(node, graph)
-
-
-__all__ = ["REGISTRY", "HWOp", "register", "make_op"]
+__all__ = ["REGISTRY", "HWOp", "Attr", "Engine", "HlsFunction", "register", "make_op", "engines"]

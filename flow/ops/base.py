@@ -1,19 +1,62 @@
-"""Base class and registry of hardware ops."""
+"""The op contract: what every hardware op declares, and the base class that derives the rest.
+
+An op class declares, next to its numpy semantics and models:
+- `attrs`: its node attributes as a typed schema (`Attr`: name, type, default, FINN's name);
+  `lanes` names the folding attribute that sets its stream lanes and `channels` the attribute
+  the lanes must divide; `folding_attrs` the attributes a folding file may set;
+- `engine`: its hand-written RTL engine (`Engine`: module, library sources, stream ports);
+  `rtl_params()` the engine's SystemVerilog parameters and `memories()` its packed memory
+  contents; classmethods `port_widths(params)` and `testbench_case(params, rng, frames)` let
+  the cocotb testbenches drive the engine without a graph, and `random_params(rng)` draws
+  configurations for the random tier;
+- `hls`: its stream function of hls_templates/ (`HlsFunction`: function, header) and
+  `hls_config()` the *named* fields of the function's config struct;
+- `finn_op`: FINN's op class of the same hardware (folding files), with `finn_aliases`.
+Code generators, folding and the testbenches read these; none of them keeps a per-op table.
+"""
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 from onnx import helper
 
-from flow.graph import Stream
+from flow.ir.graph import Stream
+from flow.ir.registry import REGISTRY, register  # noqa: F401  (re-exported for the op modules)
 
-REGISTRY: dict[str, type["HWOp"]] = {}
 _MISSING = object()
+REQUIRED = _MISSING
 
 
-def register(cls: type["HWOp"]) -> type["HWOp"]:
-    """Class decorator: make an op known to the compiler, executor and code generators."""
-    REGISTRY[cls.op_type] = cls
-    return cls
+@dataclass(frozen=True)
+class Attr:
+    """One node attribute: its name, Python type (int, float, str, list), default and FINN name."""
+
+    name: str
+    type: type = int
+    default: object = REQUIRED
+    finn: str | None = None
+    doc: str = ""
+
+
+@dataclass(frozen=True)
+class Engine:
+    """An op's hand-written RTL engine: module name, library sources (relative to rtl/, in
+    compile order) and its stream port prefixes (inputs, outputs), in port order."""
+
+    module: str
+    sources: tuple[str, ...]
+    inputs: tuple[str, ...] = ("s_axis",)
+    outputs: tuple[str, ...] = ("m_axis",)
+    testbench: str = "tb_batch"  # the cocotb testbench module of sim/ that drives it
+
+
+@dataclass(frozen=True)
+class HlsFunction:
+    """An op's stream function in hls_templates/: its name and the header that defines it."""
+
+    function: str
+    header: str
 
 
 def clog2(n: int) -> int:
@@ -30,10 +73,37 @@ class HWOp:
     """One node of the dataflow graph viewed as a hardware op."""
 
     op_type: str = ""
-    rtl_module: str = ""
-    hls_function: str = ""  # the stream function of hls_templates/ implementing the op
+    attrs: tuple[Attr, ...] = ()  # the attribute schema (empty: not declared yet)
+    lanes: str | None = None  # the folding attribute that sets the stream lanes (PE, SIMD)
+    channels: str | None = None  # the attribute `lanes` must divide
     folding_attrs: tuple[str, ...] = ()
+    engine: Engine | None = None
+    hls: HlsFunction | None = None
+    finn_op: str | None = None  # FINN's op class (folding-file keys `<finn_op>_<i>`)
+    finn_aliases: tuple[str, ...] = ()  # older FINN names of the same op
     n_inputs: int = 1  # stream inputs come first in node.input, weights after them
+
+    @classmethod
+    def schema(cls) -> dict[str, Attr]:
+        return {a.name: a for a in cls.attrs}
+
+    @classmethod
+    def make_attrs(cls, values: dict) -> dict:
+        """Checked node attributes: unknown names and missing required ones raise ValueError;
+        defaults are filled in and values coerced to the declared type."""
+        schema = cls.schema()
+        unknown = sorted(set(values) - set(schema))
+        if schema and unknown:
+            raise ValueError(f"{cls.op_type}: unknown attribute(s) {', '.join(unknown)}; declared: {', '.join(schema)}")
+        out = {}
+        for name, a in schema.items():
+            if name in values:
+                out[name] = a.type(values[name]) if a.type in (int, float, str) else values[name]
+            elif a.default is not REQUIRED:
+                out[name] = a.default
+            else:
+                raise ValueError(f"{cls.op_type}: attribute {name} is required")
+        return out or dict(values)
 
     def __init__(self, node, graph):
         self.node = node
@@ -45,12 +115,18 @@ class HWOp:
         return self.node.name
 
     def attr(self, key: str, default=_MISSING):
+        """A node attribute; with a declared schema, only declared names, defaults from it."""
+        schema = self.schema()
+        if schema and key not in schema:
+            raise KeyError(f"{self.op_type} has no attribute {key!r}; declared: {', '.join(schema)}")
         for a in self.node.attribute:
             if a.name == key:
                 v = helper.get_attribute_value(a)
                 return v.decode() if isinstance(v, bytes) else v
         if default is not _MISSING:
             return default
+        if key in schema and schema[key].default is not REQUIRED:
+            return schema[key].default
         raise KeyError(f"{self.name}: missing attribute {key}")
 
     def set_attr(self, key: str, value) -> None:
@@ -98,7 +174,7 @@ class HWOp:
         output beat of the frame can leave: a non-decreasing int64 array, one entry per
         output beat. The default passes beats in proportion (element-wise ops, width
         converters, FIFOs); ops that wait for whole vectors, windows or frames override it.
-        flow.fifo sizes the shortcut FIFOs of residual branches from these curves."""
+        flow.passes.fifo sizes the shortcut FIFOs of residual branches from these curves."""
         ib, ob = self.in_stream().beats, self.out_stream().beats
         return -(-np.arange(1, ob + 1, dtype=np.int64) * ib // ob)
 
@@ -106,12 +182,42 @@ class HWOp:
         """Analytic resource estimate (LUT, FF, BRAM, DSP)."""
         raise NotImplementedError(f"{self.op_type} lacks a resource model")
 
+    # -- RTL engine -----------------------------------------------------------------
+    def rtl_params(self) -> dict:
+        """The engine's SystemVerilog parameters (memory-file parameters excluded)."""
+        raise NotImplementedError(f"{self.op_type} lacks RTL parameters")
+
+    def memories(self) -> dict:
+        """Memory-file parameter -> {"word_bits": int, "words": [int]}: the packed contents."""
+        return {}
+
     def rtl_stage(self) -> dict:
-        """Parameters and memory contents handed to its RTL engine."""
-        raise NotImplementedError(f"{self.op_type} lacks an RTL stage")
+        """Everything the RTL top generator needs of this op's engine instance."""
+        return {"module": self.engine.module, "name": self.name, "params": self.rtl_params(),
+                "in_bits": self.in_stream().width, "out_bits": self.out_stream().width, "memories": self.memories()}
+
+    @classmethod
+    def port_widths(cls, params: dict) -> tuple[list[int], list[int]]:
+        """Stream widths in bits (input ports, output ports) of an engine instance with `params`."""
+        raise NotImplementedError(f"{cls.op_type} lacks port widths")
+
+    @classmethod
+    def testbench_case(cls, params: dict, rng: np.random.Generator, frames: int):
+        """Stimulus and expected output of the engine with `params` (sim/engine_cases.Case)."""
+        raise NotImplementedError(f"{cls.op_type} lacks a testbench case")
+
+    @classmethod
+    def random_params(cls, rng: np.random.Generator) -> dict:
+        """One random legal engine configuration (the random cocotb tier)."""
+        raise NotImplementedError(f"{cls.op_type} lacks random configurations")
+
+    # -- HLS stream function ----------------------------------------------------------
+    def hls_config(self) -> dict:
+        """Named fields of the stream function's config struct (field -> int)."""
+        raise NotImplementedError(f"{self.op_type} lacks an HLS config")
 
     def hls_stage(self) -> dict:
-        """Template arguments and memories handed to its HLS stream function (flow.hlsgen.stage)."""
+        """Template arguments and memories handed to its HLS stream function (flow.codegen.hlsgen.stage)."""
         raise NotImplementedError(f"{self.op_type} lacks an HLS stage")
 
     def check(self) -> None:

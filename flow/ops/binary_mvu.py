@@ -6,7 +6,7 @@ import numpy as np
 from flow.ops.base import bits_for, register
 from flow.ops.mvu import MVUBase
 from flow.ops.semantics import binary_mvu
-from flow.rtlgen import mvu_weight_words
+from flow.codegen.rtlgen import mvu_weight_words
 
 
 @register
@@ -72,7 +72,7 @@ class BinaryMVU(MVUBase):
         }
 
     def hls_stage(self) -> dict:
-        from flow.hlsgen import memory, stage
+        from flow.codegen.hlsgen import memory, stage
 
         r = self.rtl_stage()
         p, mems = r["params"], r["memories"]

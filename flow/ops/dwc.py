@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from flow.graph import Stream
+from flow.ir.graph import Stream
 from flow.ops.base import HWOp, register
 
 
@@ -47,7 +47,7 @@ class DataWidthConverter(HWOp):
         }
 
     def hls_stage(self) -> dict:
-        from flow.hlsgen import stage
+        from flow.codegen.hlsgen import stage
 
         return stage(self, [self.attr("InLanes"), self.attr("OutLanes"), self.attr("ElemBits"), self.attr("Elems")])
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from flow.graph import Stream
+from flow.ir.graph import Stream
 from flow.ops.base import HWOp, register
 from flow.ops.semantics import fixed_scale
 
@@ -70,7 +70,7 @@ class FixedScale(HWOp):
         return 1, 1, 1
 
     def rtl_stage(self) -> dict:
-        from flow.rtlgen import fixed_scale_param_words
+        from flow.codegen.rtlgen import fixed_scale_param_words
 
         pe, c = self.attr("PE"), self.attr("NumChannels")
         mb, bb = self._widths()
@@ -100,7 +100,7 @@ class FixedScale(HWOp):
         return signed_bits(min(int(ends.min()), 0), max(int(ends.max()) + rnd, 0)) + 1
 
     def hls_stage(self) -> dict:
-        from flow.hlsgen import memory, stage
+        from flow.codegen.hlsgen import memory, stage
 
         r = self.rtl_stage()
         p = r["params"]

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from flow.graph import Stream
+from flow.ir.graph import Stream
 from flow.ops.base import HWOp, register
 from flow.ops.semantics import global_acc_pool
 
@@ -57,7 +57,7 @@ class GlobalAccPool(HWOp):
                 "in_bits": self.in_stream().width, "out_bits": self.out_stream().width, "memories": {}}
 
     def hls_stage(self) -> dict:
-        from flow.hlsgen import stage
+        from flow.codegen.hlsgen import stage
 
         h, w, c = self.dims()
         signed = self.attr("InputSigned")

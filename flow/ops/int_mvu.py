@@ -80,7 +80,7 @@ class IntMVU(MVUBase):
         return {"LUT": lut, "FF": pe * (acc + 1) * 2 + simd * ib + 32, "BRAM": bram, "DSP": dsp}
 
     def rtl_stage(self) -> dict:
-        from flow.rtlgen import int_mvu_weight_words
+        from flow.codegen.rtlgen import int_mvu_weight_words
 
         mw, mh, pe, simd = (self.attr(k) for k in ("MW", "MH", "PE", "SIMD"))
         t = self.attr("NumThresholds")
@@ -103,8 +103,8 @@ class IntMVU(MVUBase):
         }
 
     def hls_stage(self) -> dict:
-        from flow.hlsgen import memory, stage
-        from flow.rtlgen import int_mvu_weight_bits
+        from flow.codegen.hlsgen import memory, stage
+        from flow.codegen.rtlgen import int_mvu_weight_bits
 
         r = self.rtl_stage()
         p, mems = r["params"], r["memories"]

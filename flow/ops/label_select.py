@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from flow.graph import Stream
+from flow.ir.graph import Stream
 from flow.ops.base import HWOp, clog2, register
 from flow.ops.semantics import label_select
 
@@ -54,7 +54,7 @@ class LabelSelect(HWOp):
         }
 
     def hls_stage(self) -> dict:
-        from flow.hlsgen import stage
+        from flow.codegen.hlsgen import stage
 
         return stage(self, [self.attr("Labels"), self.attr("PE"), self.attr("InputBits"), self.out_bits()])
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from flow.graph import Stream
+from flow.ir.graph import Stream
 from flow.ops.base import HWOp, register
 from flow.ops.semantics import maxpool
 
@@ -72,7 +72,7 @@ class MaxPool(HWOp):
         }
 
     def hls_stage(self) -> dict:
-        from flow.hlsgen import stage
+        from flow.codegen.hlsgen import stage
 
         h, w, c, k, s = self.dims()
         return stage(self, [h, w, c, k, s, self.attr("PE"), self.attr("ElemBits")])

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from flow.graph import Stream
+from flow.ir.graph import Stream
 from flow.ops.base import HWOp
 
 
@@ -77,7 +77,7 @@ class MVUBase(HWOp):
 
     def threshold_memory(self, tb: int) -> dict:
         """The THRESH_FILE memory entry ({} without thresholds)."""
-        from flow.rtlgen import thresh_words
+        from flow.codegen.rtlgen import thresh_words
 
         t, pe = self.attr("NumThresholds"), self.attr("PE")
         if not t:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from flow.graph import Stream
+from flow.ir.graph import Stream
 from flow.ops.base import HWOp, register
 from flow.ops.semantics import sliding_window
 
@@ -85,7 +85,7 @@ class SlidingWindow(HWOp):
         }
 
     def hls_stage(self) -> dict:
-        from flow.hlsgen import stage
+        from flow.codegen.hlsgen import stage
 
         h, w, c, k, s, p = self.dims()
         eb = self.attr("ElemBits")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from flow.graph import Stream
+from flow.ir.graph import Stream
 from flow.ops.base import HWOp, register
 from flow.ops.semantics import add_streams
 
@@ -42,7 +42,7 @@ class Duplicate(HWOp):
                 "in_bits": w, "out_bits": [w, w], "memories": {}}
 
     def hls_stage(self) -> dict:
-        from flow.hlsgen import stage
+        from flow.codegen.hlsgen import stage
 
         s = self.in_stream()
         return stage(self, [s.width, s.beats])
@@ -94,7 +94,7 @@ class AddStreams(HWOp):
                 "out_bits": self.out_stream().width, "memories": {}}
 
     def hls_stage(self) -> dict:
-        from flow.hlsgen import stage
+        from flow.codegen.hlsgen import stage
 
         signed = self.attr("Signed")
         return stage(self, [self.attr("PE"), self.attr("InBitsA"), self.attr("InBitsB"), signed,
@@ -107,7 +107,7 @@ class AddStreams(HWOp):
 @register
 class StreamFIFO(HWOp):
     """A FIFO on the shortcut of a residual branch. Its depth in beats is `Depth` once the
-    fifo step (flow.fifo) has sized it, else a whole frame (DepthElems elements) plus 4."""
+    fifo step (flow.passes.fifo) has sized it, else a whole frame (DepthElems elements) plus 4."""
 
     op_type = "StreamFIFO"
     rtl_module = "fifo"
@@ -153,7 +153,7 @@ class StreamFIFO(HWOp):
                 "in_bits": w, "out_bits": w, "memories": {}}
 
     def hls_stage(self) -> dict:
-        from flow.hlsgen import stage
+        from flow.codegen.hlsgen import stage
 
         s = self.in_stream()
         # the sized depth follows the RTL engines' dependency curves; the HLS functions of the

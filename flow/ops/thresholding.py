@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from flow.graph import Stream
+from flow.ir.graph import Stream
 from flow.ops.base import HWOp, bits_for, register
 from flow.ops.semantics import multithreshold
-from flow.rtlgen import thresh_words
+from flow.codegen.rtlgen import thresh_words
 
 
 @register
@@ -92,7 +92,7 @@ class Thresholding(HWOp):
         }
 
     def hls_stage(self) -> dict:
-        from flow.hlsgen import memory, stage
+        from flow.codegen.hlsgen import memory, stage
 
         r = self.rtl_stage()
         p = r["params"]

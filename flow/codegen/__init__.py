@@ -1,0 +1,1 @@
+"""Code generation: the stitched RTL top and the Vitis-HLS C++ top."""

@@ -1,0 +1,1 @@
+"""Errors, asset folders, external tools, quantizer arithmetic, build-directory ownership."""

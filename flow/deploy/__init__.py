@@ -1,0 +1,1 @@
+"""The deploy bundle and the stand-alone Python driver."""

@@ -1,0 +1,1 @@
+"""The dataflow graph and its stream types; the op registry."""

@@ -1,0 +1,1 @@
+"""Graph passes: float segments, layer lowering, streamlining, folding, FIFO sizing."""

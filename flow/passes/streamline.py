@@ -1,0 +1,346 @@
+"""Streamline a cleaned QONNX graph into an integer dataflow graph.
+
+The graph is walked in topological order. Every tensor that leaves an activation
+quantizer (BipolarQuant or QONNX Quant) is carried in hardware as unsigned integer
+codes; everything between two quantizers becomes integer hardware:
+
+    input -> [shape/affine ops] -> quantizer                         Thresholding on pixels
+    quantized -> Reshape/Flatten | MaxPool | Pad                      absorbed / MaxPool
+    quantized -> Conv|MatMul|Gemm -> [affine, BatchNorm] -> quantizer  (SlidingWindow +) MVU + thresholds
+    quantized -> [affine] -> quantizer                                 Thresholding (requantize)
+    quantized + quantized (Add) -> [affine] -> quantizer               AddStreams + Thresholding
+    a quantized tensor read twice                                      Duplicate (+ FIFO on the shortcut)
+    ... -> MatMul|Gemm -> [affine] -> output                           MVU (+ FixedScale) + LabelSelect
+
+Thresholds come from evaluating each float segment, exactly as the ONNX file computes
+it in float32, on every value its integer input can take (flow/passes/lower_layer.py), so they
+agree with the float model on every reachable value, not only on the images tried.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from flow.core.errors import UserError
+from flow.ir.graph import DataflowGraph
+from flow.passes.lower_layer import LayerLowering
+from flow.core.quant import Codes, activation_codes, derive_thresholds
+from flow.passes.segments import attrs as _attrs
+from flow.passes.segments import check_ops as _check_ops
+from flow.passes.segments import nhwc_permutation
+from flow.passes.segments import ort_session as _ort_session
+
+SHAPE_OPS = {"Reshape", "Flatten", "Identity", "Squeeze", "Unsqueeze"}
+AFFINE_OPS = {"Mul", "Add", "Sub", "Div", "BatchNormalization"}
+LAYER_OPS = {"MatMul", "Gemm", "Conv"}
+ACT_QUANT = {"BipolarQuant", "Quant"}
+
+
+@dataclass(frozen=True)
+class Tensor:
+    """A quantized activation as the hardware carries it: codes, logical shape, the
+    hardware stream holding it, and for a flattened tensor the logical (NCHW-flat) index
+    at each stream position."""
+
+    codes: Codes
+    shape: tuple            # (C, H, W) or (F,)
+    hw: str = "global_in"
+    perm: tuple | None = None
+    flipped: tuple | None = None  # per element: the code is complemented (binary input only)
+    pad: tuple | None = None      # (pixels, code) of a pending constant Pad before a Conv
+
+
+class Streamliner(LayerLowering):
+    def __init__(self, mw, input_scale: float | None, model_name: str):
+        self.mw = mw
+        self.input_scale = input_scale
+        g = mw.graph
+        self.nodes = list(g.node)
+        self.wq = getattr(mw, "weight_quant", {})
+        self.dfg = DataflowGraph.empty(model_name)
+        self.counts: dict[str, int] = {}
+        self.inits = {i.name for i in g.initializer}
+        self.in_vi = [i for i in g.input if i.name not in self.inits][0]
+        self.in_shape = [d.dim_value for d in self.in_vi.type.tensor_type.shape.dim]
+        self.out_name = g.output[0].name
+        self.consumers: dict[str, list] = {}
+        for n in g.node:
+            for i in n.input:
+                if i and i not in self.inits:
+                    self.consumers.setdefault(i, []).append(n)
+        self.q: dict[str, Tensor] = {}          # quantized ONNX tensors
+        self.handouts: dict[str, list[str]] = {}  # hw streams still to hand to consumers
+        self.done: set[str] = set()
+
+    # -- bookkeeping -------------------------------------------------------------------------
+    def _name(self, op_type: str) -> str:
+        i = self.counts.get(op_type, 0)
+        self.counts[op_type] = i + 1
+        return f"{op_type}_{i}"
+
+    def add(self, op_type: str, attrs: dict, inits: dict, inputs: list[str], outputs: int = 1):
+        """Append a hardware op reading `inputs`; return its ONNX node."""
+        return self.dfg.add_node(op_type, self._name(op_type), attrs, inits, inputs=inputs, outputs=outputs)
+
+    def publish(self, name: str, t: Tensor) -> None:
+        """Make ONNX tensor `name` available as `t`; fork its stream if it is read twice."""
+        readers = len(self.consumers.get(name, []))
+        streams = [t.hw]
+        while len(streams) < readers:
+            src = streams.pop(0)
+            elems = int(np.prod(t.shape))
+            dup = self.add("Duplicate", {"NumElems": elems, "PE": 1, "ElemBits": t.codes.bits}, {}, [src], 2)
+            streams += list(dup.output)
+        self.q[name] = t
+        self.handouts[name] = streams
+
+    def take(self, name: str, node) -> Tensor:
+        if name not in self.q:
+            raise UserError(f"node {node.name!r} ({node.op_type}) reads {name!r}, which is not a quantized tensor; "
+                            "the hardware needs an activation quantizer there")
+        return replace(self.q[name], hw=self.handouts[name].pop(0))
+
+    def chain_to_quantizer(self, start: str, node):
+        """From tensor `start`, follow single-reader float ops to the next quantizer.
+
+        Returns (segment nodes, quantizer node or None at the graph output)."""
+        seg, t = [], start
+        while t != self.out_name:
+            readers = self.consumers.get(t, [])
+            if len(readers) != 1:
+                raise UserError(f"the float tensor {t!r} after {node.name!r} is read {len(readers)} times; "
+                                "branches must start after an activation quantizer")
+            n = readers[0]
+            if n.op_type in ACT_QUANT:
+                return seg, n
+            seg.append(n)
+            t = n.output[0]
+        return seg, None
+
+    # -- the input quantizer -------------------------------------------------------------------
+    def input_layer(self, pre, qnode) -> Tensor:
+        _check_ops(pre, SHAPE_OPS | AFFINE_OPS, "before the input quantizer")
+        codes = activation_codes(self.mw, qnode)
+        scale = np.float32(self.input_scale) if self.input_scale is not None else None
+        pixel = np.arange(256, dtype=np.float32)
+        x_vals = pixel * scale if scale is not None else pixel / np.float32(255.0)
+        run = _ort_session(self.mw, pre, self.in_vi.name, self.in_shape, qnode.input[0]) if pre else None
+        rows = [(run(np.full(self.in_shape, v, np.float32)) if run else np.full(self.in_shape, v, np.float32)).ravel()
+                for v in x_vals]
+        out_shape = tuple(run(np.zeros(self.in_shape, np.float32)).shape[1:]) if run else tuple(self.in_shape[1:])
+        where = f"input quantizer {qnode.name!r}"
+        u = codes.encode(np.stack(rows), where)  # (256, elements)
+        flip, thr = derive_thresholds(u, np.arange(256), codes.levels, where)
+        if np.any(flip):
+            if not codes.bipolar:
+                raise UserError(f"input quantizer {qnode.name!r}: a decreasing pixel map is supported for binary inputs only")
+            # bit = (p <= P), thr = -P: carry the complement p >= P + 1 and flip the next layer
+            thr = np.where(flip[:, None], -thr + 1, thr)
+        flipped = None
+        if len(out_shape) == 3:
+            c, h, w = out_shape
+            per = thr.reshape(c, h * w, -1)
+            if not np.all(per == per[:, :1]):
+                raise UserError(f"input quantizer {qnode.name!r}: the preprocessing differs between pixels of one "
+                                "channel; per-channel preprocessing is supported")
+            if np.any(flip):
+                raise UserError(f"input quantizer {qnode.name!r}: a decreasing pixel map is not supported before convolutions")
+            ch_thr, vectors, chans, perm = per[:, 0], h * w, c, None
+        else:
+            out_shape = (int(np.prod(out_shape)),)
+            chans, vectors = out_shape[0], 1
+            perm = nhwc_permutation(tuple(self.in_shape[1:]))
+            if perm.size != chans:
+                raise UserError(f"the input quantizer produces {chans} values but the input has {perm.size}")
+            ch_thr = thr[perm]
+            if np.any(flip):
+                flipped = tuple(flip[perm].tolist())
+        node = self.add("Thresholding", {"NumChannels": chans, "PE": 1, "InputBits": 8, "InputSigned": 0,
+                                         "NumVectors": vectors}, {"thresholds": ch_thr.astype(np.int64)},
+                        ["global_in"])
+        return Tensor(codes, out_shape, node.output[0], tuple(perm.tolist()) if perm is not None else None, flipped)
+
+    # -- structural ops on quantized tensors ---------------------------------------------------
+    def reshape(self, t: Tensor, node) -> Tensor:
+        out = self.mw.get_tensor_shape(node.output[0])
+        if out is None:
+            raise UserError(f"node {node.name!r} ({node.op_type}) has no inferred output shape")
+        out = tuple(out[1:])
+        n = int(np.prod(t.shape))
+        if int(np.prod(out)) != n:
+            raise UserError(f"node {node.name!r} changes the number of elements")
+        if t.pad is not None:
+            raise UserError(f"node {node.name!r} follows a Pad; padding is supported directly before a Conv")
+        if len([d for d in out if d != 1]) <= 1:  # a flatten
+            if t.perm is not None:
+                return t
+            return replace(t, shape=(n,), perm=tuple(nhwc_permutation(t.shape).tolist()))
+        if out == t.shape:
+            return t
+        raise UserError(f"node {node.name!r} ({node.op_type}) reshapes to {out}; only flattening is supported")
+
+    def maxpool(self, t: Tensor, node) -> Tensor:
+        at = _attrs(node)
+        k = at.get("kernel_shape", [1, 1])
+        s = at.get("strides", k)
+        if len(t.shape) != 3 or k[0] != k[1] or s[0] != s[1] or any(at.get("pads", [0])) or at.get("ceil_mode", 0):
+            raise UserError(f"MaxPool {node.name!r}: square kernels and strides without padding on image tensors are supported")
+        if t.flipped is not None or t.pad is not None:
+            raise UserError(f"MaxPool {node.name!r} follows a complemented input or a Pad; not supported")
+        c, h, w = t.shape
+        mp = self.add("MaxPool", {"H": h, "W": w, "C": c, "K": k[0], "Stride": s[0], "PE": 1,
+                                  "ElemBits": t.codes.bits}, {}, [t.hw])
+        return replace(t, shape=(c, (h - k[0]) // s[0] + 1, (w - k[0]) // s[0] + 1), hw=mp.output[0])
+
+    def pad(self, t: Tensor, node) -> Tensor:
+        """A constant Pad of H and W only; it becomes the next convolution's padding."""
+        at = _attrs(node)
+        pads = self.mw.get_initializer(node.input[1]) if len(node.input) > 1 and node.input[1] else at.get("pads")
+        value = self.mw.get_initializer(node.input[2]) if len(node.input) > 2 and node.input[2] else 0.0
+        pads = [int(p) for p in np.asarray(pads).ravel()]
+        if at.get("mode", "constant") != "constant" or len(t.shape) != 3 or len(pads) != 8:
+            raise UserError(f"Pad {node.name!r}: constant padding of an image tensor is supported")
+        if any(pads[i] for i in (0, 1, 4, 5)) or len(set(pads[i] for i in (2, 3, 6, 7))) != 1 or t.pad is not None:
+            raise UserError(f"Pad {node.name!r}: only equal padding of height and width is supported")
+        v = np.float32(np.asarray(value).ravel()[0]) if np.asarray(value).size else np.float32(0)
+        code = int(t.codes.encode(np.array([v]))[0])
+        back = np.float32(t.codes.scale) * np.float32(t.codes.a * code + t.codes.o)
+        if back != v:
+            raise UserError(f"Pad {node.name!r} pads with {float(v)}, which the quantized tensor cannot represent")
+        return replace(t, pad=(pads[2], code))
+
+    # -- requantization and joins ----------------------------------------------------------------
+    def requantize(self, t: Tensor, seg, qnext, where: str) -> Tensor:
+        """Codes -> [float ops] -> quantizer, as a Thresholding unit on the codes."""
+        _check_ops(seg, AFFINE_OPS | {"Identity"}, "between two quantizers")
+        if t.flipped is not None or t.pad is not None:
+            raise UserError(f"{where}: requantizing a complemented or padded tensor is not supported")
+        codes = t.codes
+        c = t.shape[0]
+        u = np.arange(codes.levels, dtype=np.int64)
+        vals = (np.float32(codes.scale) * (codes.a * u + codes.o).astype(np.float32)).astype(np.float32)
+        if len(t.shape) == 3:
+            x = np.repeat(vals[:, None], c, axis=1)[:, :, None, None]
+            shape = ("N", c, 1, 1)
+        else:
+            x = np.repeat(vals[:, None], c, axis=1)
+            shape = ("N", c)
+        y = _ort_session(self.mw, seg, seg[0].input[0], shape, qnext.input[0])(x) if seg else x
+        y = np.asarray(y, np.float32).reshape(len(u), -1)
+        if y.shape[1] != c:
+            raise UserError(f"{where}: the float ops produce {y.shape[1]} values per position, expected {c}")
+        nxt = activation_codes(self.mw, qnext)
+        flip, thr = derive_thresholds(nxt.encode(y, where), u, nxt.levels, where)
+        if np.any(flip):
+            raise UserError(f"{where}: a decreasing requantization is not supported")
+        if t.perm is not None:
+            thr = thr[list(t.perm)]
+        vectors = int(np.prod(t.shape[1:])) if len(t.shape) == 3 else 1
+        node = self.add("Thresholding", {"NumChannels": c, "PE": 1, "InputBits": codes.bits, "InputSigned": 0,
+                                         "NumVectors": vectors}, {"thresholds": thr.astype(np.int64)}, [t.hw])
+        return Tensor(nxt, t.shape, node.output[0], t.perm)
+
+    def join(self, a: Tensor, b: Tensor, node) -> Tensor:
+        """Add of two quantized tensors with one scale: AddStreams of the codes."""
+        ca, cb = a.codes, b.codes
+        if ca.a != 1 or cb.a != 1 or ca.scale != cb.scale or a.shape != b.shape or a.perm != b.perm:
+            raise UserError(f"Add {node.name!r}: both inputs must be multi-bit quantized tensors of one shape and one scale")
+        elems = int(np.prod(a.shape))
+        inputs = []
+        for t in (a, b):
+            src = self.dfg.producer(t.hw)
+            if src is not None and src.op_type == "Duplicate":
+                # the shortcut waits while the other branch fills its line buffers: hold a frame
+                f = self.add("StreamFIFO", {"Elems": elems, "ElemBits": t.codes.bits, "PE": 1, "DepthElems": elems},
+                             {}, [t.hw])
+                inputs.append(f.output[0])
+            else:
+                inputs.append(t.hw)
+        levels = ca.levels + cb.levels - 1
+        s = self.add("AddStreams", {"NumElems": elems, "PE": 1, "InBitsA": ca.bits, "InBitsB": cb.bits,
+                                    "OutputBits": max(1, int(levels - 1).bit_length()), "Signed": 0}, {}, inputs)
+        return Tensor(Codes(levels, 1, ca.o + cb.o, ca.scale), a.shape, s.output[0], a.perm)
+
+    # -- driver -----------------------------------------------------------------------------------
+    def run(self) -> DataflowGraph:
+        nodes = self.nodes
+        if not any(n.op_type in LAYER_OPS for n in nodes):
+            raise UserError("the model has no Conv/MatMul/Gemm layer; nothing to accelerate")
+        # the input path up to the first quantizer must be a chain of float ops
+        pre, t = [], self.in_vi.name
+        while True:
+            readers = self.consumers.get(t, [])
+            if len(readers) != 1:
+                raise UserError(f"tensor {t!r} is read {len(readers)} times before the input quantizer; a single "
+                                "input path is supported")
+            n = readers[0]
+            if n.op_type in ACT_QUANT:
+                break
+            if n.op_type in LAYER_OPS:
+                raise UserError(f"layer {n.name!r} receives an unquantized float input; the input must pass an "
+                                "activation quantizer (BipolarQuant or Quant) before the first layer")
+            pre.append(n)
+            t = n.output[0]
+        self.publish(n.output[0], self.input_layer(pre, n))
+        self.done.update(x.name for x in pre + [n])
+        finished = False
+        for node in nodes:
+            if node.name in self.done:
+                continue
+            if finished:
+                raise UserError(f"node {node.name!r} ({node.op_type}) comes after the output layer")
+            dyn = [i for i in node.input if i and i not in self.inits]
+            kind = node.op_type
+            if kind in SHAPE_OPS | {"MaxPool", "Pad"}:
+                t = self.take(dyn[0], node)
+                t = self.maxpool(t, node) if kind == "MaxPool" else self.pad(t, node) if kind == "Pad" else self.reshape(t, node)
+                self.publish(node.output[0], t)
+                self.done.add(node.name)
+            elif kind in LAYER_OPS:
+                t = self.take(dyn[0], node)
+                seg, qnext = self.chain_to_quantizer(node.output[0], node)
+                _check_ops(seg, AFFINE_OPS | {"Identity"}, "between a layer and its activation")
+                out = self.layer(t, node, seg, qnext)
+                self.done.update(x.name for x in [node, *seg] + ([qnext] if qnext else []))
+                if qnext is None:
+                    finished = True
+                else:
+                    self.publish(qnext.output[0], out)
+            elif kind == "Add" and len(dyn) == 2:
+                s = self.join(self.take(dyn[0], node), self.take(dyn[1], node), node)
+                seg, qnext = self.chain_to_quantizer(node.output[0], node)
+                if qnext is None:
+                    raise UserError(f"Add {node.name!r} must be followed by an activation quantizer")
+                self.publish(qnext.output[0], self.requantize(s, seg, qnext, f"Add {node.name!r}"))
+                self.done.update(x.name for x in [node, *seg, qnext])
+            elif kind in ACT_QUANT | AFFINE_OPS and len(dyn) == 1:
+                t = self.take(dyn[0], node)
+                if kind in ACT_QUANT:
+                    seg, qnext = [], node
+                else:
+                    seg, qnext = self.chain_to_quantizer(node.output[0], node)
+                    seg = [node, *seg]
+                if qnext is None:
+                    raise UserError(f"node {node.name!r} ({kind}) on a quantized tensor must lead to an activation "
+                                    "quantizer or a layer")
+                self.publish(qnext.output[0], self.requantize(t, seg, qnext, f"quantizer {qnext.name!r}"))
+                self.done.update(x.name for x in [*seg, qnext])
+            else:
+                _check_ops([node], SHAPE_OPS | AFFINE_OPS | LAYER_OPS | ACT_QUANT | {"MaxPool", "Pad"},
+                           "in this position")
+                raise UserError(f"node {node.name!r} ({kind}) combines {len(dyn)} computed tensors; only Add joins two")
+        if not finished:
+            raise UserError("the model ends in a quantized activation; a final MatMul/Gemm layer producing class "
+                            "scores is required")
+        self.dfg.set_meta("input", {"shape": self.in_shape, "scale": self.input_scale,
+                                    "convention": "uint8 pixels p; the model sees p/255" if self.input_scale is None
+                                    else f"uint8 pixels p; the model sees p*{self.input_scale}",
+                                    "wire_order": "NHWC"})
+        self.dfg.finalize_io()
+        return self.dfg
+
+
+def streamline(mw, input_scale: float | None = None, model_name: str = "model") -> DataflowGraph:
+    """Turn a cleaned QONNX model into an (unfolded) integer dataflow graph."""
+    return Streamliner(mw, input_scale, model_name).run()

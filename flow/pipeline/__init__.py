@@ -1,0 +1,1 @@
+"""The build pipeline: steps, report.json and report.html."""

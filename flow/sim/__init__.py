@@ -1,0 +1,1 @@
+"""Execution and verification: numpy reference, Verilator RTL simulation, C simulation."""

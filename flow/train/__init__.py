@@ -1,0 +1,1 @@
+"""Trainable quantized layers, datasets, the model zoo and training."""
