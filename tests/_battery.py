@@ -116,6 +116,8 @@ def _balance(model: nn.Module, x: torch.Tensor) -> None:
     from brevitas.nn import QuantLinear
 
     last = [m for m in model.modules() if isinstance(m, QuantLinear)][-1]
+    if last.bias is None:
+        return
     seen = []
     hook = last.register_forward_hook(lambda _m, _i, out: seen.append(out.value if hasattr(out, "value") else out))
     with torch.no_grad():
@@ -321,7 +323,16 @@ def branch_concat(seed: int = 0, small: bool = False) -> Battery:
     return _finish(TwoBranches("concat", c=8 if small else 16), CIFAR, "uint8", seed)
 
 
-BATTERY = {f.__name__: f for f in (cybsec_mlp, resnet18_4w4a, mobilenet_v1_4b, kws_conv1d, mlp8_bias, cnn_asym,
+def tfc_2w2a(seed: int = 0, small: bool = False) -> Battery:
+    """Control: BNN-PYNQ's TFC-w2a2 (brevitas_examples.bnn_pynq), a network bnnflow compiles."""
+    from brevitas_examples.bnn_pynq.models import model_with_cfg
+
+    torch.manual_seed(seed)
+    model, _cfg = model_with_cfg("tfc_2w2a", pretrained=False)
+    return _finish(model, MNIST, "uint8", seed)
+
+
+BATTERY = {f.__name__: f for f in (tfc_2w2a, cybsec_mlp, resnet18_4w4a, mobilenet_v1_4b, kws_conv1d, mlp8_bias, cnn_asym,
                                    branch_add, branch_concat)}
 
 
