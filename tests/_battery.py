@@ -127,7 +127,7 @@ def _balance(model: nn.Module, x: torch.Tensor) -> None:
         last.bias -= y.median(dim=0).values if y.shape[1] == 1 else y.mean(dim=0)
 
 
-def _finish(model, shape, input_type, seed, calib=64, **kw) -> Battery:
+def _finish(model, shape, input_type, seed, calib=32, **kw) -> Battery:
     entry = Battery(model, tuple(shape), input_type, **kw)
     x = entry.to_float(entry.inputs(calib, seed + 1))
     _fit(model, x, seed + 2)
@@ -229,7 +229,7 @@ def mobilenet_v1_4b(seed: int = 0, small: bool = False) -> Battery:
 
         model, _cfg = model_with_cfg("quant_mobilenet_v1_4b", pretrained=None)
         shape = (3, 224, 224)
-    return _finish(model, shape, "uint8", seed, calib=16 if not small else 64)
+    return _finish(model, shape, "uint8", seed, calib=16 if not small else 32)
 
 
 # --- hand-written networks ------------------------------------------------------------------

@@ -77,3 +77,20 @@ def test_battery_model_is_a_fair_test(name):
     assert len(np.unique(x.reshape(32, -1), axis=0)) == 32
     expected, _ties, _allowed = entry.torch_outputs(x)
     assert len(np.unique(expected)) >= 2, expected
+
+
+def test_comparison_counts_ties_apart():
+    """The comparison with PyTorch: a wrong index counts; on an exact tie any tied index is
+    accepted and one other than the lowest is counted separately; codes compare exactly."""
+    from _battery_run import Outcome
+
+    allowed = np.array([[True, False, False], [False, True, True], [True, False, False]])
+    o = Outcome("x", "small", {}, expected=np.array([0, 1, 0]), ties=np.array([False, True, False]), allowed=allowed)
+    o.outputs = {"numpy": np.array([0, 2, 0]), "rtlsim": np.array([0, 1, 2])}
+    assert (o.mismatches("numpy"), o.tie_rows_not_lowest("numpy")) == (0, 1)
+    assert o.mismatches("rtlsim") == 1
+    o.outputs["numpy"] = np.array([[0, 1, 0]] * 3)  # logits where classes were due: all wrong
+    assert o.mismatches("numpy") == 3
+    codes = Outcome("y", "small", {}, expected=np.array([1, -1, 1]), ties=np.zeros(3, bool))
+    codes.outputs = {"numpy": np.array([1, -1, -1])}
+    assert codes.mismatches("numpy") == 1
