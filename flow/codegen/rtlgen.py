@@ -17,12 +17,13 @@ from flow.core.assets import asset_path
 
 # engine -> library sources it needs, in compile order (relative to rtl/)
 ENGINE_SOURCES: dict[str, tuple[str, ...]] = {
-    "bnn_mvu": ("common/bnn_popcount.sv", "common/mvu_sequencer.sv", "common/mvu_output.sv", "mvu_binary/bnn_mvu.sv"),
+    "bnn_mvu": ("common/bnn_popcount.sv", "common/mvu_sequencer.sv", "common/mvu_output.sv", "common/mvu_pipeline.sv",
+                "mvu_binary/bnn_mvu.sv"),
     "thresholding": ("thresholding/thresholding.sv",),
     "label_select": ("label_select/label_select.sv",),
     "dwc": ("dwc/dwc.sv",),
     "fifo": ("fifo/fifo.sv",),
-    "int_mvu": ("common/mvu_sequencer.sv", "common/mvu_output.sv", "mvu_int/int_mvu.sv"),
+    "int_mvu": ("common/mvu_sequencer.sv", "common/mvu_output.sv", "common/mvu_pipeline.sv", "mvu_int/int_mvu.sv"),
     "sliding_window": ("sliding_window/sliding_window.sv",),
     "maxpool": ("sliding_window/sliding_window.sv", "maxpool/maxpool.sv"),
     "global_acc_pool": ("global_pool/global_acc_pool.sv",),

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from flow.core.naf import naf_terms
+
 
 def binary_mvu(x_bits: np.ndarray, w_bits: np.ndarray, thr: np.ndarray | None = None) -> np.ndarray:
     """XNOR-popcount matrix-vector product, optionally followed by multi-thresholding.
@@ -70,25 +72,8 @@ def khot_terms(w: np.ndarray, k: int) -> np.ndarray:
     """Signed power-of-two terms of integer weights: (..., k, 2) of (sign in {-1,0,1}, shift).
 
     Uses the canonical signed-digit (non-adjacent) form, which has the fewest nonzero
-    digits; raises ValueError when a weight needs more than k terms."""
-    w = np.asarray(w, dtype=np.int64)
-    out = np.zeros(w.shape + (k, 2), dtype=np.int64)
-    for idx, v in np.ndenumerate(w):
-        terms = []
-        v = int(v)
-        e = 0
-        while v:
-            if v & 1:
-                d = 2 - (v & 3)  # +1 or -1 (non-adjacent form)
-                terms.append((d, e))
-                v -= d
-            v >>= 1
-            e += 1
-        if len(terms) > k:
-            raise ValueError(f"weight {int(w[idx])} needs {len(terms)} power-of-two terms, more than K={k}")
-        for j, (d, s) in enumerate(terms):
-            out[idx + (j,)] = (d, s)
-    return out
+    digits (flow.core.naf); raises ValueError when a weight needs more than k terms."""
+    return naf_terms(w, k)
 
 
 def sliding_window(x: np.ndarray, k: int, stride: int = 1, pad: int = 0, pad_value: int = 0) -> np.ndarray:

@@ -14,9 +14,9 @@
 // Folding and schedule as bnn_mvu: NF = MH/PE, SF = MW/SIMD, NF*SF steps of one clock per
 // frame, input words replayed from a ping-pong buffer, back-to-back frames without bubbles
 // (rtl/common/mvu_sequencer.sv).
-// Pipeline: issue -> S1 (weight read, input word) -> S2 (lane products, per-PE sum)
-//   -> S3 (accumulate over sf, threshold read) -> S4 (threshold compare, output register;
-//   rtl/common/mvu_output.sv).
+// The pipeline (input buffer, schedule, weight memory, accumulation, thresholds) is the
+// skeleton rtl/common/mvu_pipeline.sv shared with bnn_mvu; this unit supplies the per-lane
+// products (add/subtract, shift-add or multiply, by W_MODE) and their per-PE sums (S2).
 //
 // Output beat: PE elements of OUT_BITS; element p = the accumulator (USE_THRESH=0,
 // ACC_BITS two's complement, OUT_BITS must equal ACC_BITS) or the number of thresholds
@@ -54,9 +54,6 @@ module int_mvu #(
 );
     localparam int NF = MH / PE;
     localparam int SF = MW / SIMD;
-    localparam int WDEPTH = NF * SF;
-    localparam int NFW = (NF > 1) ? $clog2(NF) : 1;
-    localparam int WAW = (WDEPTH > 1) ? $clog2(WDEPTH) : 1;
     localparam int TW = 2 + SB;                                      // K-hot term width
     localparam int WB = (W_MODE == 0) ? 1 : (W_MODE == 1) ? K * TW : W_BITS;
     localparam int XW = SIMD * IN_BITS;
@@ -67,38 +64,14 @@ module int_mvu #(
         if (W_MODE < 0 || W_MODE > 2) $error("int_mvu: W_MODE must be 0, 1 or 2");
     end
 
-    // ---------------- input buffer and step sequencer ----------------
-    wire en = ~m_axis_tvalid | m_axis_tready;
-    logic                 issue, first, last_sf;
-    logic [XW-1:0]      x_word;
-    logic [NFW-1:0]       nf;
-    logic [WAW-1:0]       waddr;
-    mvu_sequencer #(.XW(XW), .SF(SF), .NF(NF)) u_seq (
-        .ap_clk, .ap_rst_n, .s_axis_tdata, .s_axis_tvalid, .s_axis_tready,
-        .en, .issue, .x_word, .first, .last_sf, .nf, .waddr);
-
-    // ---------------- weight memory ----------------
-    (* ram_style = RAM_STYLE *) logic [PE*SIMD*WB-1:0] wmem [WDEPTH];
-    initial begin
-        if (WEIGHTS_FILE != "") $readmemh(WEIGHTS_FILE, wmem);
-    end
-
-    // ---------------- S1 ----------------
-    logic                  v1, first1, last1;
-    logic [NFW-1:0]        nf1;
     logic [XW-1:0]         x1;
     logic [PE*SIMD*WB-1:0] w1;
-    always_ff @(posedge ap_clk) begin
-        if (en) begin
-            w1 <= wmem[waddr];
-            x1 <= x_word;
-            first1 <= first;
-            last1 <= last_sf;
-            nf1 <= nf;
-        end
-        if (!ap_rst_n) v1 <= 1'b0;
-        else if (en) v1 <= issue;
-    end
+    logic [PE*ACC_BITS-1:0] dot;
+    mvu_pipeline #(.XW(XW), .WW(PE*SIMD*WB), .DW(ACC_BITS), .ACCW(ACC_BITS), .SIGNED(1), .PE(PE), .NF(NF),
+                   .SF(SF), .USE_THRESH(USE_THRESH), .T(T), .TB(TB), .OUT_BITS(OUT_BITS),
+                   .WEIGHTS_FILE(WEIGHTS_FILE), .THRESH_FILE(THRESH_FILE), .RAM_STYLE(RAM_STYLE)) u_pipe (
+        .ap_clk, .ap_rst_n, .s_axis_tdata, .s_axis_tvalid, .s_axis_tready,
+        .m_axis_tdata, .m_axis_tvalid, .m_axis_tready, .x1, .w1, .dot);
 
     // ---------------- S2: lane products and per-PE sums ----------------
     function automatic logic signed [ACC_BITS-1:0] ext_x(input logic [IN_BITS-1:0] v);
@@ -132,46 +105,12 @@ module int_mvu #(
         end
     end
 
-    logic signed [ACC_BITS-1:0] dot_c [PE];
     always_comb begin
         for (int p = 0; p < PE; p++) begin
             logic signed [ACC_BITS-1:0] s;
             s = '0;
             for (int i = 0; i < SIMD; i++) s = s + prod[p][i];
-            dot_c[p] = s;
+            dot[p*ACC_BITS +: ACC_BITS] = s;
         end
     end
-
-    logic                       v2, first2, last2;
-    logic [NFW-1:0]             nf2;
-    logic signed [ACC_BITS-1:0] dot2 [PE];
-    always_ff @(posedge ap_clk) begin
-        if (en) begin
-            for (int p = 0; p < PE; p++) dot2[p] <= dot_c[p];
-            first2 <= first1;
-            last2 <= last1;
-            nf2 <= nf1;
-        end
-        if (!ap_rst_n) v2 <= 1'b0;
-        else if (en) v2 <= v1;
-    end
-
-    // ---------------- S3: accumulate ----------------
-    logic                       v3;
-    logic signed [ACC_BITS-1:0] acc [PE];
-    always_ff @(posedge ap_clk) begin
-        if (en && v2) begin
-            for (int p = 0; p < PE; p++)
-                acc[p] <= (first2 ? '0 : acc[p]) + dot2[p];
-        end
-        if (!ap_rst_n) v3 <= 1'b0;
-        else if (en) v3 <= v2 & last2;
-    end
-
-    // ---------------- S4: thresholds / output register ----------------
-    logic [PE*ACC_BITS-1:0] acc_lanes;
-    always_comb for (int p = 0; p < PE; p++) acc_lanes[p*ACC_BITS +: ACC_BITS] = acc[p];
-    mvu_output #(.PE(PE), .NF(NF), .ACCW(ACC_BITS), .SIGNED(1), .USE_THRESH(USE_THRESH), .T(T), .TB(TB),
-                 .OUT_BITS(OUT_BITS), .THRESH_FILE(THRESH_FILE)) u_out (
-        .ap_clk, .ap_rst_n, .en, .nf2, .v3, .acc(acc_lanes), .m_axis_tdata, .m_axis_tvalid);
 endmodule

@@ -40,6 +40,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from flow.core.errors import UserError
+from flow.core.naf import naf_weight
 
 __all__ = ["ROUNDING", "OVERFLOW", "QONNX_ROUNDING", "quantize_fixed", "fixed_range", "round_ste",
            "FixedPointQuant", "KHotQuant", "FixedAct", "FixedLinear", "FixedConv2d",
@@ -266,18 +267,6 @@ class FixedPointQuant(nn.Module):
         if self.exports_constant:
             return _quant_node(self._frozen["value"].reshape(x.shape), step, self.width, self.signed, narrow, "ROUND")
         return _quant_node(x, step, self.width, self.signed, narrow, QONNX_ROUNDING[self.rounding])
-
-
-def naf_weight(values: np.ndarray) -> np.ndarray:
-    """Number of nonzero digits of the canonical signed-digit (non-adjacent) form."""
-    v = np.asarray(values, dtype=np.int64).copy()
-    count = np.zeros_like(v)
-    while np.any(v):
-        odd = (v & 1) == 1
-        d = np.where(odd, 2 - (v & 3), 0)
-        count += odd
-        v = (v - d) >> 1
-    return count
 
 
 @lru_cache(maxsize=64)

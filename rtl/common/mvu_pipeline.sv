@@ -1,0 +1,115 @@
+// The pipeline skeleton of every matrix-vector unit (bnn_mvu, int_mvu): everything but the
+// per-lane product. The unit around it supplies the combinational dot product of one step
+// (`dot`, PE lanes of DW bits) from the registered input word `x1` and weight word `w1`;
+// the skeleton registers it, accumulates it over the SF synapse folds and thresholds it.
+//
+// Schedule (as FINN's MVAU): NF = MH/PE neuron folds, SF = MW/SIMD synapse folds, one step
+// per clock, input words replayed from a ping-pong buffer (rtl/common/mvu_sequencer.sv).
+// Pipeline: issue -> S1 (weight read, input word: `x1`, `w1`) -> S2 (the unit's products,
+//   registered here) -> S3 (accumulate over sf, threshold read) -> S4 (threshold compare,
+//   output register; rtl/common/mvu_output.sv). All stages advance together on `en`
+//   (output register empty or being taken).
+//
+// Weight memory: depth NF*SF, word nf*SF+sf, WW bits. `dot` lanes are unsigned (SIGNED=0,
+// popcounts) or two's complement (SIGNED=1) and extended to ACCW bits before accumulation.
+module mvu_pipeline #(
+    parameter int XW = 8,          // input word (beat) bits
+    parameter int WW = 8,          // weight word bits
+    parameter int DW = 8,          // bits of one lane of the step's dot product
+    parameter int ACCW = 8,        // accumulator bits
+    parameter int SIGNED = 0,
+    parameter int PE = 2,
+    parameter int NF = 2,
+    parameter int SF = 2,
+    parameter int USE_THRESH = 0,
+    parameter int T = 1,
+    parameter int TB = 8,
+    parameter int OUT_BITS = 8,
+    parameter WEIGHTS_FILE = "",
+    parameter THRESH_FILE = "",
+    /* verilator lint_off UNUSEDPARAM */
+    parameter RAM_STYLE = "auto"   // only read by synthesis (ram_style attribute of the weights)
+    /* verilator lint_on UNUSEDPARAM */
+) (
+    input  logic                     ap_clk,
+    input  logic                     ap_rst_n,
+    input  logic [XW-1:0]            s_axis_tdata,
+    input  logic                     s_axis_tvalid,
+    output logic                     s_axis_tready,
+    output logic [PE*OUT_BITS-1:0]   m_axis_tdata,
+    output logic                     m_axis_tvalid,
+    input  logic                     m_axis_tready,
+    output logic [XW-1:0]            x1,     // S1: the step's input word
+    output logic [WW-1:0]            w1,     // S1: the step's weight word
+    input  logic [PE*DW-1:0]         dot     // the unit's dot product of x1 and w1
+);
+    localparam int WDEPTH = NF * SF;
+    localparam int NFW = (NF > 1) ? $clog2(NF) : 1;
+    localparam int WAW = (WDEPTH > 1) ? $clog2(WDEPTH) : 1;
+
+    // ---------------- input buffer and step sequencer ----------------
+    wire en = ~m_axis_tvalid | m_axis_tready;
+    logic                 issue, first, last_sf;
+    logic [XW-1:0]        x_word;
+    logic [NFW-1:0]       nf;
+    logic [WAW-1:0]       waddr;
+    mvu_sequencer #(.XW(XW), .SF(SF), .NF(NF)) u_seq (
+        .ap_clk, .ap_rst_n, .s_axis_tdata, .s_axis_tvalid, .s_axis_tready,
+        .en, .issue, .x_word, .first, .last_sf, .nf, .waddr);
+
+    // ---------------- weight memory ----------------
+    (* ram_style = RAM_STYLE *) logic [WW-1:0] wmem [WDEPTH];
+    initial begin
+        if (WEIGHTS_FILE != "") $readmemh(WEIGHTS_FILE, wmem);
+    end
+
+    // ---------------- S1 ----------------
+    logic                 v1, first1, last1;
+    logic [NFW-1:0]       nf1;
+    always_ff @(posedge ap_clk) begin
+        if (en) begin
+            w1 <= wmem[waddr];
+            x1 <= x_word;
+            first1 <= first;
+            last1 <= last_sf;
+            nf1 <= nf;
+        end
+        if (!ap_rst_n) v1 <= 1'b0;
+        else if (en) v1 <= issue;
+    end
+
+    // ---------------- S2: the unit's products, registered ----------------
+    logic           v2, first2, last2;
+    logic [NFW-1:0] nf2;
+    logic [DW-1:0]  dot2 [PE];
+    always_ff @(posedge ap_clk) begin
+        if (en) begin
+            for (int p = 0; p < PE; p++) dot2[p] <= dot[p*DW +: DW];
+            first2 <= first1;
+            last2 <= last1;
+            nf2 <= nf1;
+        end
+        if (!ap_rst_n) v2 <= 1'b0;
+        else if (en) v2 <= v1;
+    end
+
+    // ---------------- S3: accumulate ----------------
+    logic            v3;
+    logic [ACCW-1:0] acc [PE];
+    always_ff @(posedge ap_clk) begin
+        if (en && v2) begin
+            for (int p = 0; p < PE; p++)
+                acc[p] <= (first2 ? '0 : acc[p])
+                          + ((SIGNED != 0) ? ACCW'($signed(dot2[p])) : ACCW'($unsigned(dot2[p])));
+        end
+        if (!ap_rst_n) v3 <= 1'b0;
+        else if (en) v3 <= v2 & last2;
+    end
+
+    // ---------------- S4: thresholds / output register ----------------
+    logic [PE*ACCW-1:0] acc_lanes;
+    always_comb for (int p = 0; p < PE; p++) acc_lanes[p*ACCW +: ACCW] = acc[p];
+    mvu_output #(.PE(PE), .NF(NF), .ACCW(ACCW), .SIGNED(SIGNED), .USE_THRESH(USE_THRESH), .T(T), .TB(TB),
+                 .OUT_BITS(OUT_BITS), .THRESH_FILE(THRESH_FILE)) u_out (
+        .ap_clk, .ap_rst_n, .en, .nf2, .v3, .acc(acc_lanes), .m_axis_tdata, .m_axis_tvalid);
+endmodule
