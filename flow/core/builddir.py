@@ -91,7 +91,7 @@ def forbidden_reason(out: Path) -> str | None:
         return "it is the root of the file system"
     if real == Path.home().resolve():
         return "it is the home directory"
-    if (real / "flow" / "build.py").is_file() and (real / "rtl").is_dir():
+    if (real / "flow" / "pipeline" / "build.py").is_file() and (real / "rtl").is_dir():
         return "it is a bnnflow checkout (it holds flow/ and rtl/)"
     for d in _project_dirs():
         if real == d or real in d.parents:
