@@ -26,9 +26,10 @@ CASES = [("TFC-w1a1", "tfc_1w1a", (1, 28, 28), "finn_tfc_w1a1_folding.json", 64)
 
 def finn_mvu_folding(path: Path) -> list[str]:
     """PE x SIMD of every MVAU in a FINN folding file, in FINN's order."""
-    from flow.passes.fold import _FINN_KINDS, MVU_TYPES
+    from flow.ops.binary_mvu import BinaryMVU
+    from flow.passes.fold import finn_kinds
 
-    pat = _FINN_KINDS[MVU_TYPES]
+    pat = next(p for kind, p in finn_kinds().items() if BinaryMVU.op_type in kind)
     spec = json.loads(path.read_text())
     mvus = sorted((int(m.group(3)), v) for k, v in spec.items() if (m := pat.match(k)))
     return [f"{v['PE']}x{v['SIMD']}" for _, v in mvus]

@@ -28,8 +28,11 @@ sys.path.insert(0, str(REPO))
 
 from flow.core import tools  # noqa: E402
 from flow.boards.synth import SYNTH, classify  # noqa: E402
-from flow.codegen.rtlgen import (ENGINE_SOURCES, fixed_scale_lane_bits, fixed_scale_param_words,  # noqa: E402
-                         int_mvu_weight_words, mem_text, mvu_weight_words, thresh_words)
+from flow.ir.registry import engines  # noqa: E402
+from flow.ops.binary_mvu import mvu_weight_words  # noqa: E402
+from flow.ops.fixed_scale import fixed_scale_lane_bits, fixed_scale_param_words  # noqa: E402
+from flow.ops.int_mvu import int_mvu_weight_words  # noqa: E402
+from flow.ops.packing import mem_text, thresh_words  # noqa: E402
 
 # engines whose arithmetic is binary, add/subtract or shift-add: no DSP allowed
 NO_DSP = ("bnn_mvu", "int_mvu/bipolar", "int_mvu/khot", "fixed_scale/khot", "thresholding", "sliding_window",
@@ -37,11 +40,16 @@ NO_DSP = ("bnn_mvu", "int_mvu/bipolar", "int_mvu/khot", "fixed_scale/khot", "thr
 
 
 def synth(module: str, params: dict, target: str, mems: dict | None = None, extra: dict | None = None) -> dict:
-    """Cells of `module` (an ENGINE_SOURCES key, or a module defined in `extra` sources)."""
+    """Cells of `module` (an engine module of flow.ir.registry.engines, or a module defined in `extra` sources)."""
     with tempfile.TemporaryDirectory(prefix="synth-") as tmp:
         t = Path(tmp)
         files = []
-        for s in ENGINE_SOURCES.get(module, ()) if extra is None else ENGINE_SOURCES["bnn_mvu"][:1]:
+        known = engines()
+        if extra is not None:
+            srcs = known["bnn_mvu"].engine.sources[:1]
+        else:
+            srcs = known[module].engine.sources if module in known else ()
+        for s in srcs:
             shutil.copyfile(REPO / "rtl" / s, t / Path(s).name)
             files.append(Path(s).name)
         for name, text in (extra or {}).items():

@@ -16,35 +16,9 @@ import json
 from pathlib import Path
 
 from cocotb_lib import REPO, run_cocotb
-from engine_cases import SOURCES, make_case, port_prefixes
+from engine_cases import make_case, port_prefixes, port_widths, sources as engine_sources
 
 MEM_PARAMS = ("WEIGHTS_FILE", "THRESH_FILE", "PARAMS_FILE")
-
-
-def port_widths(engine: str, p: dict) -> tuple[list[int], list[int]]:
-    """Stream widths (input ports, output ports) of an engine instance."""
-    g = p.get
-    if engine == "bnn_mvu":
-        return [p["SIMD"]], [p["PE"] * p["OUT_BITS"]]
-    if engine in ("thresholding", "global_acc_pool", "fixed_scale"):
-        return [p["PE"] * p["IN_BITS"]], [p["PE"] * p["OUT_BITS"]]
-    if engine == "label_select":
-        return [p["PE"] * p["IN_BITS"]], [g("K", 1) * p["OUT_BITS"]]
-    if engine == "dwc":
-        return [p["IN_ELEMS"] * p["ELEM_BITS"]], [p["OUT_ELEMS"] * p["ELEM_BITS"]]
-    if engine == "fifo":
-        return [p["WIDTH"]], [p["WIDTH"]]
-    if engine == "duplicate":
-        return [p["WIDTH"]], [p["WIDTH"], p["WIDTH"]]
-    if engine == "int_mvu":
-        return [p["SIMD"] * p["IN_BITS"]], [p["PE"] * p["OUT_BITS"]]
-    if engine == "sliding_window":
-        return [p["SIMD"] * p["ELEM_BITS"]], [p["SIMD"] * p["ELEM_BITS"]]
-    if engine == "maxpool":
-        return [p["PE"] * p["ELEM_BITS"]], [p["PE"] * p["ELEM_BITS"]]
-    if engine == "add_streams":
-        return [p["PE"] * p["A_BITS"], p["PE"] * p["B_BITS"]], [p["PE"] * p["OUT_BITS"]]
-    raise ValueError(f"unknown engine {engine!r}")
 
 
 def _sv(v) -> str:
@@ -93,7 +67,7 @@ def run_batch(configs: list[dict], work: Path, simulator: str = "verilator") -> 
         case = make_case(cfg["engine"], cfg["params"], cfg["seed"], cfg["frames"])
         for fname, text in case.memories.items():
             (work / fname).write_text(text)
-        for s in SOURCES[cfg["engine"]]:
+        for s in engine_sources(cfg["engine"]):
             if s not in sources:
                 sources.append(s)
     (work / "tb_batch.sv").write_text(wrapper_sv(configs))

@@ -14,7 +14,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "sim"))
 
 from cocotb_lib import run_cocotb  # noqa: E402
-from engine_cases import SOURCES, make_case  # noqa: E402
+from engine_cases import make_case, sources  # noqa: E402
 
 pytestmark = pytest.mark.sim
 
@@ -64,7 +64,7 @@ def _run(name, engine, params, frames, tmp_path_factory):
         (test_dir / fname).write_text(text)
     rtl = REPO / "rtl"
     cfg = {"engine": engine, "params": params, "seed": seed, "frames": frames}
-    run_cocotb(engine, [rtl / s for s in SOURCES[engine]],
+    run_cocotb(engine, [rtl / s for s in sources(engine)],
                {k: v for k, v in params.items()}, test_dir / "build", test_dir,
                extra_env={"BNNFLOW_TB_CFG": json.dumps(cfg)})
 
@@ -87,7 +87,7 @@ def test_engine_slow(name, tmp_path_factory):
 # set below covers every engine, each with its cycle-per-frame formula checked.
 from batch import run_batch  # noqa: E402
 from cocotb_lib import ICARUS_MISSING, have_icarus  # noqa: E402
-from engine_cases import int_mvu_params  # noqa: E402
+from flow.ops.int_mvu import int_mvu_params  # noqa: E402
 
 DEFAULT_BATCH = [
     ("int_mvu", int_mvu_params(8, 4, 2, 2, 4, 1, 0), 12),

@@ -315,7 +315,7 @@ def test_thresholds_outside_the_range_are_clamped(tmp_path):
 
 
 def test_thresh_words_refuse_a_value_the_field_misreads():
-    from flow.codegen.rtlgen import thresh_words
+    from flow.ops.packing import thresh_words
 
     with pytest.raises(ValueError, match="1-bit two's complement"):
         thresh_words(np.array([[1]]), 1, 1, signed=True)

@@ -1,70 +1,68 @@
-"""Every hardware op has an RTL engine with a cocotb testbench, and every engine is used.
+"""Every hardware op has an RTL engine with a cocotb testbench and at least one configuration,
+and an HLS stream function; everything is read from the op registry (flow.ir.registry).
 
-- op -> engine: each class in flow.ops.REGISTRY names an `rtl_module` that must be a key
-  of flow.codegen.rtlgen.ENGINE_SOURCES and have a testbench entry in sim/engine_cases.TESTBENCHES
-  (engine -> testbench module in sim/) whose file exists.
-- engine -> op: each engine in ENGINE_SOURCES is the rtl_module of some op, or stream
-  infrastructure (flow.codegen.rtlgen.INFRASTRUCTURE), or listed in ENGINES_AWAITING_OPS below.
-- HLS: each op names an `hls_function` that the stream library (hls_templates/) defines,
-  and an `hls_stage()` next to its `rtl_stage()`.
+- op -> engine: each op class names an `engine` whose sources exist under rtl/ and whose
+  testbench module exists in sim/; each engine has one owning op (`engines()`).
+- configurations: `random_params` gives a legal configuration whose `testbench_case` drives
+  every declared port with whole frames and whose `port_widths` match the beats it packs.
+- HLS: each op names an `hls` function that its header in hls_templates/ defines, and an
+  `hls_stage()` of its own.
 """
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from flow.ops import REGISTRY
-from flow.codegen.rtlgen import ENGINE_SOURCES, INFRASTRUCTURE
+from flow.codegen.hlsgen import library_functions
+from flow.ir.registry import engines, registry
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "sim"))
-
-from engine_cases import TESTBENCHES  # noqa: E402
-
-# engines in the library whose op class may still be missing (entries with an op are simply used)
-ENGINES_AWAITING_OPS: frozenset = frozenset()
+OPS = sorted(registry())
+ENGINES = sorted(engines())
 
 
-def hls_function_of(op_cls) -> str | None:
-    """The HLS stream function implementing an op."""
-    return getattr(op_cls, "hls_function", None) or None
-
-
-@pytest.mark.parametrize("op_type", sorted(REGISTRY))
+@pytest.mark.parametrize("op_type", OPS)
 def test_op_has_engine_and_testbench(op_type):
-    cls = REGISTRY[op_type]
-    module = cls.rtl_module
-    assert module, f"{op_type} names no rtl_module"
-    assert module in ENGINE_SOURCES, f"{op_type}: rtl_module {module!r} is not in flow.codegen.rtlgen.ENGINE_SOURCES"
-    for src in ENGINE_SOURCES[module]:
-        assert (REPO / "rtl" / src).is_file(), f"{module}: source rtl/{src} is missing"
-    assert module in TESTBENCHES, f"{op_type}: engine {module!r} has no cocotb testbench (sim/engine_cases.TESTBENCHES)"
-    assert (REPO / "sim" / f"{TESTBENCHES[module]}.py").is_file(), f"testbench sim/{TESTBENCHES[module]}.py missing"
+    cls = registry()[op_type]
+    eng = cls.engine
+    assert eng is not None and eng.module, f"{op_type} declares no engine"
+    assert eng.sources, f"{op_type}: engine {eng.module} lists no sources"
+    for src in eng.sources:
+        assert (REPO / "rtl" / src).is_file(), f"{eng.module}: source rtl/{src} is missing"
+    assert (REPO / "sim" / f"{eng.testbench}.py").is_file(), f"{eng.module}: testbench sim/{eng.testbench}.py missing"
+    assert engines()[eng.module] is cls, f"engine {eng.module} is owned by {engines()[eng.module].op_type} too"
 
 
-@pytest.mark.parametrize("op_type", sorted(REGISTRY))
+def test_every_engine_has_one_owner():
+    modules = [cls.engine.module for cls in registry().values()]
+    assert sorted(modules) == ENGINES, f"engines shared by several ops: {modules}"
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_every_engine_has_a_configuration(engine):
+    """A random configuration of each engine gives a case on every port, of whole frames,
+    whose beats fit the port widths."""
+    cls = engines()[engine]
+    rng = np.random.default_rng(sum(map(ord, engine)))
+    for _ in range(5):
+        params = cls.random_params(rng)
+        case = cls.testbench_case(params, rng, 3)
+        assert list(case.ins) == list(cls.engine.inputs), f"{engine}: case inputs {list(case.ins)}"
+        assert list(case.outs) == list(cls.engine.outputs), f"{engine}: case outputs {list(case.outs)}"
+        win, wout = cls.port_widths(params)
+        assert len(win) == len(case.ins) and len(wout) == len(case.outs)
+        for beats, width in [*zip(case.ins.values(), win), *zip(case.outs.values(), wout)]:
+            assert beats and all(0 <= b < (1 << width) for b in beats), f"{engine}: a beat wider than {width} bits"
+        assert all(len(b) == 3 * case.in_bpf for b in case.ins.values()), f"{engine}: inputs are not 3 frames"
+        assert all(len(b) == 3 * case.out_bpf for b in case.outs.values()), f"{engine}: outputs are not 3 frames"
+        assert case.ideal_cpf >= 1
+
+
+@pytest.mark.parametrize("op_type", OPS)
 def test_op_has_hls_function(op_type):
-    from flow.codegen.hlsgen import library_functions
-
-    cls = REGISTRY[op_type]
-    fn = hls_function_of(cls)
-    assert fn, f"{op_type} names no hls_function"
-    assert fn in library_functions(), f"{op_type}: hls_function {fn!r} is not defined in hls_templates/"
-    assert "hls_stage" in vars(cls), f"{op_type} has no hls_stage() next to its rtl_stage()"
-
-
-def test_every_engine_is_used():
-    used = {cls.rtl_module for cls in REGISTRY.values()}
-    unused = set(ENGINE_SOURCES) - used - INFRASTRUCTURE - ENGINES_AWAITING_OPS
-    assert not unused, f"engines used by no op and not infrastructure: {sorted(unused)}"
-    unknown = ENGINES_AWAITING_OPS - set(ENGINE_SOURCES)
-    assert not unknown, f"ENGINES_AWAITING_OPS names unknown engines {sorted(unknown)}"
-
-
-def test_every_engine_has_testbench():
-    missing = set(ENGINE_SOURCES) - set(TESTBENCHES)
-    assert not missing, f"engines without a cocotb testbench: {sorted(missing)}"
-    extra = set(TESTBENCHES) - set(ENGINE_SOURCES)
-    assert not extra, f"testbench entries for unknown engines: {sorted(extra)}"
+    cls = registry()[op_type]
+    assert cls.hls is not None and cls.hls.function, f"{op_type} declares no hls function"
+    assert cls.hls.function in library_functions(), f"{op_type}: {cls.hls.function!r} is not defined in hls_templates/"
+    assert "hls_stage" in vars(cls), f"{op_type} has no hls_stage() of its own"

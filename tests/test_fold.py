@@ -9,7 +9,7 @@ import pytest
 from _models import brevitas_tfc, export
 from flow.cli import main
 from flow.core.errors import UserError
-from flow.passes.fold import (MVU_TYPES, candidate_targets, divisors, fold_for_lut_budget, fold_for_target,
+from flow.passes.fold import (candidate_targets, divisors, fold_for_lut_budget, fold_for_target,
                        insert_width_converters, mvu_folding, total_luts)
 
 
@@ -48,7 +48,7 @@ def test_fold_for_target_meets_the_target(tfc_graph, target):
     ops = g.ops()
     for op in ops:
         op.check()
-    mvus = [o for o in ops if o.op_type in MVU_TYPES]
+    mvus = [o for o in ops if o.paces]
     assert len(mvus) == 4
     assert max(o.cycles() for o in mvus) <= max(target, 1)
     assert tfc_graph.fingerprint() == before  # the input graph is not changed
@@ -79,13 +79,13 @@ def test_lut_budget_gives_the_fastest_fitting_design(tfc_graph, budget):
     assert total_luts(g) <= budget
     faster = [t for t in candidate_targets(tfc_graph) if t < target]
     assert all(total_luts(fold_for_target(tfc_graph, t)) > budget for t in faster)
-    assert max(o.cycles() for o in g.ops() if o.op_type in MVU_TYPES) <= target
+    assert max(o.cycles() for o in g.ops() if o.paces) <= target
 
 
 def test_lut_budget_of_a_huge_device_is_fully_parallel(tfc_graph):
     g, target = fold_for_lut_budget(tfc_graph, 10**9)
     assert target == 1
-    assert max(o.cycles() for o in g.ops() if o.op_type in MVU_TYPES) == 1
+    assert max(o.cycles() for o in g.ops() if o.paces) == 1
 
 
 def test_lut_budget_too_small_is_refused_with_need_and_budget(tfc_graph):

@@ -40,7 +40,7 @@ def test_zoo_family_csim_exact(tmp_path, name, ops):
 
 
 def test_every_op_function_is_in_the_library():
-    assert {cls.hls_function for cls in REGISTRY.values()} <= library_functions()
+    assert {cls.hls.function for cls in REGISTRY.values()} <= library_functions()
 
 
 def test_generation_is_byte_identical_and_warning_free(tmp_path):

@@ -12,7 +12,9 @@ import numpy as np
 import pytest
 
 from flow.core import tools
-from flow.codegen.rtlgen import ENGINE_SOURCES, mem_text, mvu_weight_words, thresh_words
+from flow.ir.registry import engines
+from flow.ops.binary_mvu import mvu_weight_words
+from flow.ops.packing import mem_text, thresh_words
 
 RTL = Path(__file__).resolve().parent.parent / "rtl"
 
@@ -66,7 +68,7 @@ LINT_CASES = [
 @pytest.mark.parametrize("module,params", LINT_CASES, ids=[f"{m}{i}" for i, (m, _) in enumerate(LINT_CASES)])
 def test_lint_clean(module, params):
     cmd = [tools.verilator_bin(), "--lint-only", "-Wall", "--top-module", module,
-           *[f"-G{k}={v}" for k, v in params.items()], *[str(RTL / s) for s in ENGINE_SOURCES[module]]]
+           *[f"-G{k}={v}" for k, v in params.items()], *[str(RTL / s) for s in engines()[module].engine.sources]]
     res = subprocess.run(cmd, capture_output=True, text=True, env=tools.tool_env())
     assert res.returncode == 0, res.stdout + res.stderr
     assert "%Warning" not in res.stderr, res.stderr
@@ -75,9 +77,9 @@ def test_lint_clean(module, params):
 def _yosys_stat(tmp_path: Path, module: str, params: dict, synth: str, mems: dict | None = None) -> dict:
     for name, text in (mems or {}).items():
         (tmp_path / name).write_text(text)
-    for s in ENGINE_SOURCES[module]:
+    for s in engines()[module].engine.sources:
         shutil.copyfile(RTL / s, tmp_path / Path(s).name)
-    files = " ".join(Path(s).name for s in ENGINE_SOURCES[module])
+    files = " ".join(Path(s).name for s in engines()[module].engine.sources)
     chparam = " ".join(f"-set {k} {v}" for k, v in params.items())
     script = (f"read_verilog -sv {files}; chparam {chparam} {module}; {synth} -top {module}; "
               "tee -q -o stat.json stat -json")
@@ -100,7 +102,7 @@ def test_mvu_synthesises_without_dsp(tmp_path, synth):
 
 
 def test_every_engine_is_linted():
-    assert {m for m, _ in LINT_CASES} == set(ENGINE_SOURCES)
+    assert {m for m, _ in LINT_CASES} == set(engines())
 
 
 @pytest.mark.slow

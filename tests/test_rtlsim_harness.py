@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 
 from flow.ops import semantics
-from flow.codegen.rtlgen import mvu_weight_words, render_top, thresh_words
+from flow.codegen.rtlgen import render_top
+from flow.ops.binary_mvu import mvu_weight_words
+from flow.ops.packing import thresh_words
 from flow.sim.rtlsim import RTLSim
 from flow.core.wire import pack_beats, unpack_beats
 
@@ -103,7 +105,7 @@ def test_pack_roundtrip():
 # ---------------------------------------------------------------- DAG (render_graph)
 def _residual_design(rng, c=8, pe=2, ib=5):
     """in -> duplicate -> (fixed_scale | fifo) -> add_streams -> out: y = scale(x) + x."""
-    from flow.codegen.rtlgen import fixed_scale_param_words
+    from flow.ops.fixed_scale import fixed_scale_param_words
 
     mult = rng.integers(-8, 8, size=c)
     bias = rng.integers(-20, 20, size=c)

@@ -22,14 +22,22 @@ import numpy as np
 
 from flow.core.assets import asset_path
 from flow.ir.graph import DataflowGraph
+from flow.ir.registry import registry
+from flow.ops.base import memory, stage  # noqa: F401  (the hls_stage helpers, re-exported)
 
 TOP = "bnnflow_top"
 DEFAULT_PART = "xczu3eg-sbva484-1-e"
 TB_FRAMES = 4
 RAM_IMPL = {"auto": "auto", "block": "bram", "distributed": "lutram", "ultra": "uram"}
-LIBRARY = ("common.h", "mvu_binary.h", "mvu_int.h", "thresholding.h", "sliding_window.h", "maxpool.h",
-           "global_pool.h", "label_select.h", "dwc.h", "stream_ops.h", "fixed_scale.h", "bnnflow.h")
+SHARED_HEADERS = ("common.h", "bnnflow.h")  # the library's shared types; bnnflow.h includes every op's header
 HARNESS = "csim_main.cpp"
+
+
+def library() -> tuple[str, ...]:
+    """The stream library's headers: common.h, every registered op's `hls.header` (in the order
+    of the ops' registration, each once), bnnflow.h."""
+    headers = [cls.hls.header for cls in registry().values() if cls.hls is not None]
+    return (SHARED_HEADERS[0], *dict.fromkeys(headers), SHARED_HEADERS[1])
 
 
 def library_dir() -> Path:
@@ -39,7 +47,7 @@ def library_dir() -> Path:
 def library_functions() -> set[str]:
     """Names of the function templates the stream library defines."""
     names = set()
-    for f in LIBRARY:
+    for f in library():
         names |= set(re.findall(r"^void\s+([A-Za-z_][A-Za-z0-9_]*)\s*\(", (library_dir() / f).read_text(), re.M))
     return names
 
@@ -48,17 +56,6 @@ def c_name(text: str) -> str:
     """A C identifier for a node or tensor name."""
     s = re.sub(r"[^A-Za-z0-9_]", "_", text)
     return s if re.match(r"[A-Za-z_]", s) else f"n_{s}"
-
-
-def memory(key: str, word_bits: int, words: list[int], ram_style: str = "auto") -> dict:
-    """A memory handed to a stream function (hls_stage helper)."""
-    return {"key": key, "word_bits": int(word_bits), "words": words, "ram_style": ram_style}
-
-
-def stage(op, args: list, memories: list[dict] = (), out_signed: bool = False) -> dict:
-    """The description of one op's call in the generated top (hls_stage helper)."""
-    return {"function": op.hls_function, "name": op.name, "op": op.op_type, "args": [int(a) for a in args],
-            "memories": list(memories), "out_signed": bool(out_signed)}
 
 
 def _chunks(word_bits: int) -> int:
@@ -79,7 +76,7 @@ def _mem_body(words: list[int], word_bits: int) -> str:
 
 def _ops(graph: DataflowGraph, logits: bool) -> list:
     ops = graph.ops()
-    return [o for o in ops if o.op_type != "LabelSelect"] if logits else ops
+    return [o for o in ops if not o.label_head] if logits else ops
 
 
 def _env():
@@ -162,7 +159,7 @@ def render(graph: DataflowGraph, out_dir: Path, logits: bool = False, part: str 
             **common, project=f"{TOP}_hls", part=part or DEFAULT_PART,
             period_ns=f"{1000.0 / clock_mhz:.3f}", tb_frames=TB_FRAMES),
     }
-    for name in (*LIBRARY, HARNESS):
+    for name in (*library(), HARNESS):
         texts[name] = (library_dir() / name).read_text()
     for name, text in texts.items():
         _write_if_changed(out_dir / name, text.encode())
@@ -180,7 +177,7 @@ def _write_if_changed(path: Path, data: bytes) -> None:
 
 def sources(out_dir: Path) -> list[Path]:
     """The C++ sources of a rendered folder (what a compiled simulator depends on)."""
-    return [Path(out_dir) / n for n in (f"{TOP}.cpp", f"{TOP}.h", f"{TOP}_params.h", *LIBRARY, HARNESS)]
+    return [Path(out_dir) / n for n in (f"{TOP}.cpp", f"{TOP}.h", f"{TOP}_params.h", *library(), HARNESS)]
 
 
 def run_vitis_hls(hls_dir: Path, log=print, echo=print) -> bool:

@@ -10,11 +10,11 @@ import importlib
 import pkgutil
 
 from flow.ir.registry import REGISTRY, engines, make_op, register
-from flow.ops.base import Attr, Engine, HlsFunction, HWOp
+from flow.ops.base import Attr, Engine, EngineCase, HlsFunction, HWOp
 
 for _mod in pkgutil.iter_modules(__path__):
     if _mod.name not in ("base", "semantics"):
         importlib.import_module(f"{__name__}.{_mod.name}")
 
 
-__all__ = ["REGISTRY", "HWOp", "Attr", "Engine", "HlsFunction", "register", "make_op", "engines"]
+__all__ = ["REGISTRY", "HWOp", "Attr", "Engine", "EngineCase", "HlsFunction", "register", "make_op", "engines"]

@@ -11,16 +11,20 @@ An op class declares, next to its numpy semantics and models:
   configurations for the random tier;
 - `hls`: its stream function of hls_templates/ (`HlsFunction`: function, header) and
   `hls_config()` the *named* fields of the function's config struct;
-- `finn_op`: FINN's op class of the same hardware (folding files), with `finn_aliases`.
+- `finn_op`: FINN's op class of the same hardware (folding files), with `finn_aliases`;
+- folding: `paces` (the MVUs, folded first from the target alone), `fold_for(target, prev,
+  nxt)`, `match_lanes(...)`, `lanes_wanted()`, `next_lane_choices()`, `folding_cycles()`;
+  `fifo_depth_attr` / `finn_port_fifos` (FIFO depths of folding files), `label_head`.
 Code generators, folding and the testbenches read these; none of them keeps a per-op table.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from onnx import helper
 
+from flow.core.wire import pack_beats
 from flow.ir.graph import Stream
 from flow.ir.registry import REGISTRY, register  # noqa: F401  (re-exported for the op modules)
 
@@ -59,6 +63,91 @@ class HlsFunction:
     header: str
 
 
+@dataclass
+class EngineCase:
+    """Stimulus and expected output of one engine instance (the cocotb testbenches of sim/)."""
+
+    ins: dict[str, list[int]]            # input port prefix -> beats
+    outs: dict[str, list[int]]           # output port prefix -> expected beats
+    in_bpf: int                          # beats per frame on each input port
+    out_bpf: int                         # beats per frame on each output port
+    ideal_cpf: int                       # cycles per frame when never stalled (the engine's formula)
+    memories: dict[str, str] = field(default_factory=dict)   # file name -> $readmemh text
+
+    @property
+    def in_beats(self) -> list[int]:
+        return next(iter(self.ins.values()))
+
+    @property
+    def out_beats(self) -> list[int]:
+        return next(iter(self.outs.values()))
+
+
+def beat_ints(values, lanes: int, elem_bits: int) -> list[int]:
+    """(N, E) elements -> the beats of the wire format, each as one integer."""
+    return [int.from_bytes(row.tobytes(), "little") for row in pack_beats(values, lanes, elem_bits)]
+
+
+def single_case(x, x_lanes: int, x_bits: int, y, y_lanes: int, y_bits: int, cpf: int,
+                memories: dict | None = None) -> EngineCase:
+    """The case of a one-input, one-output engine: frames x in, frames y out."""
+    x, y = np.asarray(x), np.asarray(y)
+    x, y = x.reshape(x.shape[0], -1), y.reshape(y.shape[0], -1)
+    return EngineCase({"s_axis": beat_ints(x, x_lanes, x_bits)}, {"m_axis": beat_ints(y, y_lanes, y_bits)},
+                      x.shape[1] // x_lanes, y.shape[1] // y_lanes, cpf, memories or {})
+
+
+def rand_int(rng: np.random.Generator, bits: int, signed: bool, size) -> np.ndarray:
+    """Uniform integers of a `bits`-bit field (two's complement when signed)."""
+    lo, hi = (-(1 << (bits - 1)), 1 << (bits - 1)) if signed else (0, 1 << bits)
+    return rng.integers(lo, hi, size=size)
+
+
+def rand_khot(rng: np.random.Generator, k: int, sb: int, size) -> np.ndarray:
+    """Sums of up to k signed powers of two with shifts < 2**sb - 1 (their non-adjacent
+    form then has at most k terms and shifts < 2**sb)."""
+    top = max(1, (1 << sb) - 1)
+    sign = rng.integers(-1, 2, size=tuple(size) + (k,))
+    shift = rng.integers(0, top, size=tuple(size) + (k,))
+    return (sign * (1 << shift)).sum(axis=-1)
+
+
+def sorted_thresholds(rng: np.random.Generator, rows: int, t: int, lo: int, hi: int) -> np.ndarray:
+    """(rows, t) thresholds in [lo, hi), ascending per row."""
+    return np.sort(rng.integers(lo, hi, size=(rows, t)), axis=1)
+
+
+def pick(rng: np.random.Generator, lo: int, hi: int) -> int:
+    """One integer of [lo, hi] (both ends included)."""
+    return int(rng.integers(lo, hi + 1))
+
+
+def divisors(n: int) -> list[int]:
+    return [d for d in range(1, n + 1) if n % d == 0]
+
+
+def smallest_lanes(n: int, beats_per_lane: int, target: int, prefer: int | None = None) -> int:
+    """Lanes for an op over n channels: `prefer` if it divides n and meets the target
+    cycles, else the smallest divisor of n that meets it (n when none does)."""
+    if prefer and n % prefer == 0 and beats_per_lane * n // prefer <= target:
+        return prefer
+    for d in divisors(n):
+        if beats_per_lane * n // d <= target:
+            return d
+    return n
+
+
+def memory(key: str, word_bits: int, words: list[int], ram_style: str = "auto") -> dict:
+    """A memory handed to an HLS stream function (hls_stage helper)."""
+    return {"key": key, "word_bits": int(word_bits), "words": words, "ram_style": ram_style}
+
+
+def stage(op, args: list, memories: list[dict] = (), out_signed: bool = False) -> dict:
+    """The description of one op's call in the generated HLS top (hls_stage helper)."""
+    return {"function": op.hls.function, "name": op.name, "op": op.op_type, "args": [int(a) for a in args],
+            "memories": list(memories), "out_signed": bool(out_signed)}
+
+
 def clog2(n: int) -> int:
     """Bits to hold values 0..n-1 (at least 1)."""
     return max(1, int(n - 1).bit_length())
@@ -80,8 +169,13 @@ class HWOp:
     engine: Engine | None = None
     hls: HlsFunction | None = None
     finn_op: str | None = None  # FINN's op class (folding-file keys `<finn_op>_<i>`)
-    finn_aliases: tuple[str, ...] = ()  # older FINN names of the same op
+    finn_aliases: tuple[str, ...] = ()  # other FINN names of the same op (without _hls/_rtl)
     n_inputs: int = 1  # stream inputs come first in node.input, weights after them
+    paces: bool = False  # its folding sets the design's pace (the MVUs): folded first, from the target alone
+    fifo_depth_attr: str | None = None  # a FIFO: the attribute a folding file's FIFO depths set
+    finn_port_fifos: bool = False  # its folding-file entry carries FINN's in/outFIFODepths of the FIFOs beside it
+    label_head: bool = False  # turns the logits into the label (integer-logits runs leave it out)
+    tb_frames: int = 8  # frames per random testbench configuration
 
     @classmethod
     def schema(cls) -> dict[str, Attr]:
@@ -182,6 +276,38 @@ class HWOp:
         """Analytic resource estimate (LUT, FF, BRAM, DSP)."""
         raise NotImplementedError(f"{self.op_type} lacks a resource model")
 
+    # -- folding (flow.passes.fold) ----------------------------------------------------
+    def fold_for(self, target: int, prev, nxt) -> None:
+        """Set this op's lanes so that a frame takes at most `target` cycles; `prev` / `nxt`
+        are the ops on its first input and output (None at the ends). Pacing ops are folded
+        first, the others after them in graph order. The default: the fewest lanes dividing
+        `channels` that meet the target, preferring the lanes the consumer fixes itself,
+        else the producer's."""
+        if self.lanes is None or self.channels is None:
+            return
+        n = self.attr(self.channels)
+        prefer = nxt.lanes_wanted() if nxt is not None else None
+        if prefer is None and prev is not None:
+            prefer = prev.out_stream().lanes
+        self.set_attr(self.lanes, smallest_lanes(n, self.in_stream().elems // n, target, prefer))
+
+    def lanes_wanted(self) -> int | None:
+        """The input lanes this op fixes itself (its producer should match them), or None."""
+        return None
+
+    def next_lane_choices(self) -> list[int] | None:
+        """The input lanes its consumer may take when this op copies its lanes from the
+        consumer (None: any)."""
+        return None
+
+    def match_lanes(self, prev, nxt, after_file: bool = False) -> None:
+        """Adjust the lanes to the neighbours once the others are folded; `after_file`: after a
+        folding file, for the ops it does not name. The default changes nothing."""
+
+    def folding_cycles(self) -> set[int]:
+        """Every cycles-per-frame a pacing op can be folded to."""
+        return set()
+
     # -- RTL engine -----------------------------------------------------------------
     def rtl_params(self) -> dict:
         """The engine's SystemVerilog parameters (memory-file parameters excluded)."""
@@ -191,10 +317,18 @@ class HWOp:
         """Memory-file parameter -> {"word_bits": int, "words": [int]}: the packed contents."""
         return {}
 
+    def port_bits(self) -> tuple:
+        """Stream widths of the engine instance (input, output): an int for a side with one
+        port, a list (in port order) for a side with several."""
+        ins = [self.in_stream_of(k).width for k in range(len(self.engine.inputs))]
+        outs = [self.out_stream_of(k).width for k in range(len(self.engine.outputs))]
+        return (ins if len(ins) > 1 else ins[0]), (outs if len(outs) > 1 else outs[0])
+
     def rtl_stage(self) -> dict:
         """Everything the RTL top generator needs of this op's engine instance."""
+        in_bits, out_bits = self.port_bits()
         return {"module": self.engine.module, "name": self.name, "params": self.rtl_params(),
-                "in_bits": self.in_stream().width, "out_bits": self.out_stream().width, "memories": self.memories()}
+                "in_bits": in_bits, "out_bits": out_bits, "memories": self.memories()}
 
     @classmethod
     def port_widths(cls, params: dict) -> tuple[list[int], list[int]]:
@@ -203,7 +337,7 @@ class HWOp:
 
     @classmethod
     def testbench_case(cls, params: dict, rng: np.random.Generator, frames: int):
-        """Stimulus and expected output of the engine with `params` (sim/engine_cases.Case)."""
+        """Stimulus and expected output (an EngineCase) of the engine with `params`."""
         raise NotImplementedError(f"{cls.op_type} lacks a testbench case")
 
     @classmethod

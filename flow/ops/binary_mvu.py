@@ -3,10 +3,23 @@ from __future__ import annotations
 
 import numpy as np
 
-from flow.ops.base import bits_for, register
-from flow.ops.mvu import MVUBase
+from flow.ops.base import (Engine, HlsFunction, bits_for, memory, pick, register, single_case, sorted_thresholds,
+                           stage)
+from flow.ops.mvu import MVU_ATTRS, MVUBase
+from flow.ops.packing import mem_text, thresh_words
 from flow.ops.semantics import binary_mvu
-from flow.codegen.rtlgen import mvu_weight_words
+
+
+def mvu_weight_words(w_bits, pe: int, simd: int) -> list[int]:
+    """Binary MVU weight memory: word nf*SF+sf, bit p*SIMD+s = w[nf*PE+p, sf*SIMD+s]."""
+    w = np.asarray(w_bits, dtype=np.uint8)
+    mh, mw = w.shape
+    if mh % pe or mw % simd:
+        raise ValueError(f"PE={pe} must divide MH={mh} and SIMD={simd} must divide MW={mw}")
+    nf, sf = mh // pe, mw // simd
+    # (nf, pe, sf, simd) -> (nf, sf, pe, simd): bit index p*SIMD+s within a word
+    blocks = w.reshape(nf, pe, sf, simd).transpose(0, 2, 1, 3).reshape(nf * sf, pe * simd)
+    return [int.from_bytes(np.packbits(row, bitorder="little").tobytes(), "little") for row in blocks]
 
 
 @register
@@ -17,8 +30,10 @@ class BinaryMVU(MVUBase):
     """
 
     op_type = "BinaryMVU"
-    rtl_module = "bnn_mvu"
-    hls_function = "binary_mvu"
+    attrs = MVU_ATTRS
+    engine = Engine("bnn_mvu", ("common/bnn_popcount.sv", "common/mvu_sequencer.sv", "common/mvu_output.sv",
+                                "common/mvu_pipeline.sv", "mvu_binary/bnn_mvu.sv"), testbench="tb_engines")
+    hls = HlsFunction("binary_mvu", "mvu_binary.h")
 
     def input_bits(self) -> int:
         return 1
@@ -54,28 +69,46 @@ class BinaryMVU(MVUBase):
             lut += -(-mem_bits // 64)
         return {"LUT": lut, "FF": pe * (acc + 1) * 2 + simd * 2 + 32, "BRAM": bram, "DSP": 0}
 
-    def rtl_stage(self) -> dict:
-        mw, mh, pe, simd = (self.attr(k) for k in ("MW", "MH", "PE", "SIMD"))
+    def rtl_params(self) -> dict:
         t = self.attr("NumThresholds")
-        tb = self.threshold_bits()
-        memories = {"WEIGHTS_FILE": {"word_bits": pe * simd, "words": mvu_weight_words(self.param("weights"), pe, simd)},
-                    **self.threshold_memory(tb)}
-        return {
-            "module": self.rtl_module,
-            "name": self.name,
-            "params": {"MW": mw, "MH": mh, "SIMD": simd, "PE": pe, "USE_THRESH": int(t > 0),
-                       "T": max(t, 1), "TB": tb, "OUT_BITS": self.out_bits(),
-                       "RAM_STYLE": self.attr("ram_style")},
-            "in_bits": self.in_stream().width,
-            "out_bits": self.out_stream().width,
-            "memories": memories,
-        }
+        return {"MW": self.attr("MW"), "MH": self.attr("MH"), "SIMD": self.attr("SIMD"), "PE": self.attr("PE"),
+                "USE_THRESH": int(t > 0), "T": max(t, 1), "TB": self.threshold_bits(), "OUT_BITS": self.out_bits(),
+                "RAM_STYLE": self.attr("ram_style")}
+
+    def memories(self) -> dict:
+        pe, simd = self.attr("PE"), self.attr("SIMD")
+        return {"WEIGHTS_FILE": {"word_bits": pe * simd, "words": mvu_weight_words(self.param("weights"), pe, simd)},
+                **self.threshold_memory(self.threshold_bits())}
+
+    @classmethod
+    def port_widths(cls, p: dict) -> tuple[list[int], list[int]]:
+        return [p["SIMD"]], [p["PE"] * p["OUT_BITS"]]
+
+    @classmethod
+    def testbench_case(cls, p: dict, rng: np.random.Generator, frames: int):
+        mw, mh, simd, pe = p["MW"], p["MH"], p["SIMD"], p["PE"]
+        x = rng.integers(0, 2, size=(frames, mw), dtype=np.uint8)
+        w = rng.integers(0, 2, size=(mh, mw), dtype=np.uint8)
+        mems = {p["WEIGHTS_FILE"]: mem_text(mvu_weight_words(w, pe, simd), pe * simd)}
+        thr = None
+        if p["USE_THRESH"]:
+            thr = sorted_thresholds(rng, mh, p["T"], 0, mw + 2)
+            mems[p["THRESH_FILE"]] = mem_text(thresh_words(thr, pe, p["TB"]), pe * p["T"] * p["TB"])
+        y = binary_mvu(x, w, thr)
+        return single_case(x, simd, 1, y, pe, p["OUT_BITS"], (mh // pe) * (mw // simd), mems)
+
+    @classmethod
+    def random_params(cls, rng: np.random.Generator) -> dict:
+        simd, sf, pe, nf = pick(rng, 1, 16), pick(rng, 1, 4), pick(rng, 1, 4), pick(rng, 1, 3)
+        mw = simd * sf
+        use_thresh, t = pick(rng, 0, 1), pick(rng, 1, 4)
+        return {"MW": mw, "MH": pe * nf, "SIMD": simd, "PE": pe, "USE_THRESH": use_thresh, "T": t,
+                "TB": bits_for(mw + 1) + pick(rng, 0, 1), "OUT_BITS": bits_for(t) if use_thresh else bits_for(mw),
+                "WEIGHTS_FILE": "weights.mem", "THRESH_FILE": "thresh.mem" if use_thresh else "",
+                "RAM_STYLE": str(rng.choice(["auto", "block", "distributed"]))}
 
     def hls_stage(self) -> dict:
-        from flow.codegen.hlsgen import memory, stage
-
-        r = self.rtl_stage()
-        p, mems = r["params"], r["memories"]
+        p, mems = self.rtl_params(), self.memories()
         args = [p["MW"], p["MH"], p["SIMD"], p["PE"], self.vectors()]
         ram = self.attr("ram_style")
         memories = [memory("weights", ram_style=ram, **mems["WEIGHTS_FILE"])]

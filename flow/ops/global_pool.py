@@ -4,16 +4,26 @@ from __future__ import annotations
 import numpy as np
 
 from flow.ir.graph import Stream
-from flow.ops.base import HWOp, register
+from flow.ops.base import Attr, Engine, HlsFunction, HWOp, pick, rand_int, register, single_case, stage
 from flow.ops.semantics import global_acc_pool
 
 
 @register
 class GlobalAccPool(HWOp):
     op_type = "GlobalAccPool"
-    rtl_module = "global_acc_pool"
-    hls_function = "global_acc_pool"
+    attrs = (
+        Attr("H", int, doc="image height"),
+        Attr("W", int, doc="image width"),
+        Attr("C", int, finn="NumChannels", doc="channels"),
+        Attr("PE", int, 1, "PE", "channels per beat"),
+        Attr("InputBits", int, doc="bits of an input element"),
+        Attr("InputSigned", int, 0, doc="inputs in two's complement"),
+        Attr("OutputBits", int, doc="bits of a sum"),
+    )
+    lanes, channels = "PE", "C"
     folding_attrs = ("PE",)
+    engine = Engine("global_acc_pool", ("global_pool/global_acc_pool.sv",))
+    hls = HlsFunction("global_acc_pool", "global_pool.h")
 
     def dims(self):
         return tuple(self.attr(k) for k in ("H", "W", "C"))
@@ -49,16 +59,30 @@ class GlobalAccPool(HWOp):
         pe, ob, c = self.attr("PE"), self.attr("OutputBits"), self.attr("C")
         return {"LUT": pe * ob + -(-(c * ob) // 64) + 16, "FF": pe * ob + 32, "BRAM": 0, "DSP": 0}
 
-    def rtl_stage(self) -> dict:
+    def rtl_params(self) -> dict:
         h, w, c = self.dims()
-        return {"module": self.rtl_module, "name": self.name,
-                "params": {"H": h, "W": w, "C": c, "PE": self.attr("PE"), "IN_BITS": self.attr("InputBits"),
-                           "IN_SIGNED": self.attr("InputSigned"), "OUT_BITS": self.attr("OutputBits")},
-                "in_bits": self.in_stream().width, "out_bits": self.out_stream().width, "memories": {}}
+        return {"H": h, "W": w, "C": c, "PE": self.attr("PE"), "IN_BITS": self.attr("InputBits"),
+                "IN_SIGNED": self.attr("InputSigned"), "OUT_BITS": self.attr("OutputBits")}
+
+    @classmethod
+    def port_widths(cls, p: dict) -> tuple[list[int], list[int]]:
+        return [p["PE"] * p["IN_BITS"]], [p["PE"] * p["OUT_BITS"]]
+
+    @classmethod
+    def testbench_case(cls, p: dict, rng: np.random.Generator, frames: int):
+        h, w, c, pe, ib = p["H"], p["W"], p["C"], p["PE"], p["IN_BITS"]
+        x = rand_int(rng, ib, bool(p["IN_SIGNED"]), (frames, h, w, c))
+        y = global_acc_pool(x)
+        return single_case(x, pe, ib, y, pe, p["OUT_BITS"], h * w * c // pe)
+
+    @classmethod
+    def random_params(cls, rng: np.random.Generator) -> dict:
+        h, w, pe, cf = pick(rng, 1, 4), pick(rng, 1, 4), pick(rng, 1, 3), pick(rng, 1, 3)
+        ib, sg = pick(rng, 1, 6), pick(rng, 0, 1)
+        return {"H": h, "W": w, "C": pe * cf, "PE": pe, "IN_BITS": ib, "IN_SIGNED": sg,
+                "OUT_BITS": ib + (h * w).bit_length() + sg}
 
     def hls_stage(self) -> dict:
-        from flow.codegen.hlsgen import stage
-
         h, w, c = self.dims()
         signed = self.attr("InputSigned")
         return stage(self, [h, w, c, self.attr("PE"), self.attr("InputBits"), signed, self.attr("OutputBits")],

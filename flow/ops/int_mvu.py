@@ -8,11 +8,60 @@ from __future__ import annotations
 
 import numpy as np
 
-from flow.ops.base import bits_for, register
-from flow.ops.mvu import MVUBase
+from flow.ops.base import (Attr, Engine, HlsFunction, bits_for, memory, pick, rand_int, rand_khot, register,
+                           single_case, sorted_thresholds, stage)
+from flow.ops.mvu import MVU_ATTRS, MVUBase
+from flow.ops.packing import khot_fields, lane_fields, mem_text, thresh_words
 from flow.ops.semantics import int_mvu, khot_terms
 
 WEIGHT_MODES = {0: "add/subtract (bipolar weights)", 1: "shift-add (K-hot weights)", 2: "multiplier"}
+
+
+def int_mvu_weight_words(w, pe: int, simd: int, mode: int, w_bits: int = 1, k: int = 1,
+                         sb: int = 1) -> tuple[list[int], int]:
+    """Integer MVU weight memory (int_mvu.sv) -> (words, WB): word nf*SF+sf (PE*SIMD*WB bits),
+    lane (p, s) field at [(p*SIMD+s)*WB +: WB] for w[nf*PE+p, sf*SIMD+s].
+
+    mode 0 (bipolar, WB=1): w in {-1,+1}, stored as 1 for +1, 0 for -1.
+    mode 1 (K-hot, WB=k*(2+sb)): see `flow.ops.packing.khot_fields`.
+    mode 2 (plain, WB=w_bits): two's complement."""
+    w = np.asarray(w, dtype=np.int64)
+    if mode == 0:
+        if not np.isin(w, (-1, 1)).all():
+            raise ValueError("bipolar weights must be -1 or +1")
+        return lane_fields((w > 0).astype(np.int64), pe, simd, 1), 1
+    if mode == 1:
+        return lane_fields(khot_fields(w, k, sb), pe, simd, k * (2 + sb)), k * (2 + sb)
+    if mode == 2:
+        lo, hi = -(1 << (w_bits - 1)), (1 << (w_bits - 1)) - 1
+        if w.min(initial=0) < lo or w.max(initial=0) > hi:
+            raise ValueError(f"weights do not fit in {w_bits}-bit two's complement")
+        return lane_fields(w & ((1 << w_bits) - 1), pe, simd, w_bits), w_bits
+    raise ValueError(f"mode must be 0, 1 or 2, got {mode}")
+
+
+def int_mvu_weight_bits(mode: int, w_bits: int = 1, k: int = 1, sb: int = 1) -> int:
+    """Bits of one lane's weight field (WB) in the int_mvu weight memory."""
+    return {0: 1, 1: k * (2 + sb), 2: w_bits}[mode]
+
+
+def int_mvu_max_weight(mode: int, w_bits: int, k: int, sb: int) -> int:
+    """Largest |w| the testbench case draws (sizes ACC_BITS)."""
+    return {0: 1, 1: k << max(0, (1 << sb) - 2), 2: 1 << (w_bits - 1)}[mode]
+
+
+def int_mvu_params(mw, mh, simd, pe, in_bits, in_signed, mode, w_bits=4, k=2, sb=2, use_thresh=0, t=1,
+                   ram_style="auto") -> dict:
+    """A legal int_mvu parameter set with ACC_BITS / TB / OUT_BITS sized for the worst case."""
+    maxx = (1 << (in_bits - 1)) if in_signed else (1 << in_bits) - 1
+    bound = mw * maxx * int_mvu_max_weight(mode, w_bits, k, sb)
+    acc = bound.bit_length() + 1
+    tb = acc + 1
+    return {"MW": mw, "MH": mh, "SIMD": simd, "PE": pe, "IN_BITS": in_bits, "IN_SIGNED": in_signed,
+            "W_MODE": mode, "W_BITS": w_bits, "K": k, "SB": sb, "ACC_BITS": acc, "USE_THRESH": use_thresh,
+            "T": t, "TB": tb, "OUT_BITS": max(1, t.bit_length()) if use_thresh else acc,
+            "WEIGHTS_FILE": "weights.mem", "THRESH_FILE": "thresh.mem" if use_thresh else "",
+            "RAM_STYLE": ram_style}
 
 
 def signed_bits(lo: int, hi: int) -> int:
@@ -26,8 +75,15 @@ def signed_bits(lo: int, hi: int) -> int:
 @register
 class IntMVU(MVUBase):
     op_type = "IntMVU"
-    rtl_module = "int_mvu"
-    hls_function = "int_mvu"
+    attrs = (*MVU_ATTRS,
+             Attr("InputBits", int, doc="bits of the unsigned input codes"),
+             Attr("WeightMode", int, doc="0 add/subtract (bipolar), 1 shift-add (K-hot), 2 multiplier"),
+             Attr("WeightBits", int, doc="two's complement bits of a stored weight (WeightMode 2)"),
+             Attr("K", int, 1, doc="power-of-two terms per weight (WeightMode 1)"),
+             Attr("ShiftBits", int, 1, doc="bits of a term's shift (WeightMode 1)"))
+    engine = Engine("int_mvu", ("common/mvu_sequencer.sv", "common/mvu_output.sv", "common/mvu_pipeline.sv",
+                                "mvu_int/int_mvu.sv"))
+    hls = HlsFunction("int_mvu", "mvu_int.h")
     signed_acc = True
 
     def input_bits(self) -> int:
@@ -79,35 +135,57 @@ class IntMVU(MVUBase):
         lut += 0 if bram else -(-mem_bits // 64)
         return {"LUT": lut, "FF": pe * (acc + 1) * 2 + simd * ib + 32, "BRAM": bram, "DSP": dsp}
 
-    def rtl_stage(self) -> dict:
-        from flow.codegen.rtlgen import int_mvu_weight_words
+    def rtl_params(self) -> dict:
+        t, mode = self.attr("NumThresholds"), self.attr("WeightMode")
+        return {"MW": self.attr("MW"), "MH": self.attr("MH"), "SIMD": self.attr("SIMD"), "PE": self.attr("PE"),
+                "IN_BITS": self.attr("InputBits"), "IN_SIGNED": 0, "W_MODE": mode, "W_BITS": self.attr("WeightBits"),
+                "K": self.attr("K"), "SB": self.attr("ShiftBits"), "ACC_BITS": self.acc_bits(),
+                "USE_THRESH": int(t > 0), "T": max(t, 1), "TB": self.threshold_bits(), "OUT_BITS": self.out_bits(),
+                "RAM_STYLE": self.attr("ram_style")}
 
-        mw, mh, pe, simd = (self.attr(k) for k in ("MW", "MH", "PE", "SIMD"))
-        t = self.attr("NumThresholds")
-        mode = self.attr("WeightMode")
-        k, sb, wbits = self.attr("K", 1), self.attr("ShiftBits", 1), self.attr("WeightBits")
-        acc = self.acc_bits()
-        tb = self.threshold_bits()
-        words, wb = int_mvu_weight_words(self.param("weights"), pe, simd, mode, wbits, k, sb)
-        memories = {"WEIGHTS_FILE": {"word_bits": pe * simd * wb, "words": words}, **self.threshold_memory(tb)}
-        return {
-            "module": self.rtl_module,
-            "name": self.name,
-            "params": {"MW": mw, "MH": mh, "SIMD": simd, "PE": pe, "IN_BITS": self.attr("InputBits"),
-                       "IN_SIGNED": 0, "W_MODE": mode, "W_BITS": wbits, "K": k, "SB": sb, "ACC_BITS": acc,
-                       "USE_THRESH": int(t > 0), "T": max(t, 1), "TB": tb, "OUT_BITS": self.out_bits(),
-                       "RAM_STYLE": self.attr("ram_style")},
-            "in_bits": self.in_stream().width,
-            "out_bits": self.out_stream().width,
-            "memories": memories,
-        }
+    def memories(self) -> dict:
+        pe, simd = self.attr("PE"), self.attr("SIMD")
+        words, wb = int_mvu_weight_words(self.param("weights"), pe, simd, self.attr("WeightMode"),
+                                         self.attr("WeightBits"), self.attr("K"), self.attr("ShiftBits"))
+        return {"WEIGHTS_FILE": {"word_bits": pe * simd * wb, "words": words},
+                **self.threshold_memory(self.threshold_bits())}
+
+    @classmethod
+    def port_widths(cls, p: dict) -> tuple[list[int], list[int]]:
+        return [p["SIMD"] * p["IN_BITS"]], [p["PE"] * p["OUT_BITS"]]
+
+    @classmethod
+    def testbench_case(cls, p: dict, rng: np.random.Generator, frames: int):
+        mw, mh, simd, pe, mode = p["MW"], p["MH"], p["SIMD"], p["PE"], p["W_MODE"]
+        x = rand_int(rng, p["IN_BITS"], bool(p["IN_SIGNED"]), (frames, mw))
+        if mode == 0:
+            w = rng.choice(np.array([-1, 1]), size=(mh, mw))
+        elif mode == 1:
+            w = rand_khot(rng, p["K"], p["SB"], (mh, mw))
+        else:
+            w = rand_int(rng, p["W_BITS"], True, (mh, mw))
+        words, wb = int_mvu_weight_words(w, pe, simd, mode, p["W_BITS"], p["K"], p["SB"])
+        assert wb == int_mvu_weight_bits(mode, p["W_BITS"], p["K"], p["SB"])
+        mems = {p["WEIGHTS_FILE"]: mem_text(words, pe * simd * wb)}
+        thr = None
+        if p["USE_THRESH"]:
+            acc = int_mvu(x, w)
+            thr = sorted_thresholds(rng, mh, p["T"], int(acc.min()) - 2, int(acc.max()) + 3)
+            mems[p["THRESH_FILE"]] = mem_text(thresh_words(thr, pe, p["TB"]), pe * p["T"] * p["TB"])
+        y = int_mvu(x, w, thr)
+        return single_case(x, simd, p["IN_BITS"], y, pe, p["OUT_BITS"], (mh // pe) * (mw // simd), mems)
+
+    @classmethod
+    def random_params(cls, rng: np.random.Generator) -> dict:
+        simd, sf, pe, nf = pick(rng, 1, 6), pick(rng, 1, 4), pick(rng, 1, 4), pick(rng, 1, 3)
+        mode, use_thresh = pick(rng, 0, 2), pick(rng, 0, 1)
+        return int_mvu_params(simd * sf, pe * nf, simd, pe, pick(rng, 1, 6), pick(rng, 0, 1), mode,
+                              w_bits=pick(rng, 2, 5), k=pick(rng, 1, 3), sb=pick(rng, 1, 3), use_thresh=use_thresh,
+                              t=pick(rng, 1, 4) if use_thresh else 1,
+                              ram_style=str(rng.choice(["auto", "block", "distributed"])))
 
     def hls_stage(self) -> dict:
-        from flow.codegen.hlsgen import memory, stage
-        from flow.codegen.rtlgen import int_mvu_weight_bits
-
-        r = self.rtl_stage()
-        p, mems = r["params"], r["memories"]
+        p, mems = self.rtl_params(), self.memories()
         wb = int_mvu_weight_bits(p["W_MODE"], p["W_BITS"], p["K"], p["SB"])
         args = [p["MW"], p["MH"], p["SIMD"], p["PE"], self.vectors(), p["IN_BITS"], p["W_MODE"], wb, p["K"],
                 p["SB"], p["ACC_BITS"]]

@@ -4,16 +4,30 @@ from __future__ import annotations
 import numpy as np
 
 from flow.ir.graph import Stream
-from flow.ops.base import HWOp, register
+from flow.ops.base import Attr, Engine, HlsFunction, HWOp, pick, rand_int, register, single_case, stage
 from flow.ops.semantics import maxpool
+from flow.ops.sliding_window import sliding_window_cycles, window_beats_needed
 
 
 @register
 class MaxPool(HWOp):
     op_type = "MaxPool"
-    rtl_module = "maxpool"
-    hls_function = "maxpool"
+    attrs = (
+        Attr("H", int, finn="ImgDim", doc="image height"),
+        Attr("W", int, finn="ImgDim", doc="image width"),
+        Attr("C", int, finn="NumChannels", doc="channels"),
+        Attr("K", int, finn="PoolDim", doc="pool window (square)"),
+        Attr("Stride", int, doc="window step"),
+        Attr("PE", int, 1, "PE", "channels per beat"),
+        Attr("ElemBits", int, doc="bits of an unsigned element"),
+    )
+    lanes, channels = "PE", "C"
     folding_attrs = ("PE",)
+    engine = Engine("maxpool", ("sliding_window/sliding_window.sv", "maxpool/maxpool.sv"))
+    hls = HlsFunction("maxpool", "maxpool.h")
+    finn_op = "StreamingMaxPool_hls"
+    finn_aliases = ("StreamingMaxPool_Batch", "Pool", "Pool_Batch")
+    tb_frames = 4
 
     def dims(self):
         return tuple(self.attr(k) for k in ("H", "W", "C", "K", "Stride"))
@@ -44,8 +58,6 @@ class MaxPool(HWOp):
 
     def beats_needed(self) -> np.ndarray:
         """A pooled beat leaves after the last tap of its window (sliding_window inside)."""
-        from flow.ops.sliding_window import window_beats_needed
-
         h, w, c, k, s = self.dims()
         cf = c // self.attr("PE")
         taps = window_beats_needed(h, w, cf, k, s, 0).reshape(-1, k * k, cf)
@@ -59,21 +71,30 @@ class MaxPool(HWOp):
         row_bits = w * c * eb
         return {"LUT": pe * eb * 2 + 32 + -(-row_bits // 64), "FF": pe * eb * 2 + 32, "BRAM": 0, "DSP": 0}
 
-    def rtl_stage(self) -> dict:
+    def rtl_params(self) -> dict:
         h, w, c, k, s = self.dims()
-        return {
-            "module": self.rtl_module,
-            "name": self.name,
-            "params": {"H": h, "W": w, "C": c, "K": k, "STRIDE": s, "PE": self.attr("PE"),
-                       "ELEM_BITS": self.attr("ElemBits"), "SIGNED": 0},
-            "in_bits": self.in_stream().width,
-            "out_bits": self.out_stream().width,
-            "memories": {},
-        }
+        return {"H": h, "W": w, "C": c, "K": k, "STRIDE": s, "PE": self.attr("PE"), "ELEM_BITS": self.attr("ElemBits"),
+                "SIGNED": 0}
+
+    @classmethod
+    def port_widths(cls, p: dict) -> tuple[list[int], list[int]]:
+        return [p["PE"] * p["ELEM_BITS"]], [p["PE"] * p["ELEM_BITS"]]
+
+    @classmethod
+    def testbench_case(cls, p: dict, rng: np.random.Generator, frames: int):
+        h, w, c, k, s, pe, eb = (p[n] for n in ("H", "W", "C", "K", "STRIDE", "PE", "ELEM_BITS"))
+        x = rand_int(rng, eb, bool(p["SIGNED"]), (frames, h, w, c))
+        y = maxpool(x, k, s)
+        return single_case(x, pe, eb, y, pe, eb, sliding_window_cycles(h, w, c, k, s, 0, pe))
+
+    @classmethod
+    def random_params(cls, rng: np.random.Generator) -> dict:
+        k = pick(rng, 1, 3)
+        pe = pick(rng, 1, 3)
+        return {"H": pick(rng, k, 7), "W": pick(rng, k, 7), "C": pe * pick(rng, 1, 3), "K": k,
+                "STRIDE": pick(rng, 1, 3), "PE": pe, "ELEM_BITS": pick(rng, 1, 5), "SIGNED": pick(rng, 0, 1)}
 
     def hls_stage(self) -> dict:
-        from flow.codegen.hlsgen import stage
-
         h, w, c, k, s = self.dims()
         return stage(self, [h, w, c, k, s, self.attr("PE"), self.attr("ElemBits")])
 

@@ -1,18 +1,49 @@
-"""What the binary and the integer matrix-vector units share: folding, streams, the
-fold schedule's cycle count, execution over NumVectors input vectors, the threshold
+"""What the binary and the integer matrix-vector units share: attributes, folding, streams,
+the fold schedule's cycle count, execution over NumVectors input vectors, the threshold
 memory, and the description in reports. Not an op itself (nothing is registered here)."""
 from __future__ import annotations
 
 import numpy as np
 
 from flow.ir.graph import Stream
-from flow.ops.base import HWOp
+from flow.ops.base import Attr, HWOp, divisors
+from flow.ops.packing import thresh_words
+
+MVU_ATTRS = (
+    Attr("MW", int, finn="MW", doc="inputs per vector (matrix width)"),
+    Attr("MH", int, finn="MH", doc="neurons (matrix height)"),
+    Attr("PE", int, 1, "PE", "neurons per cycle"),
+    Attr("SIMD", int, 1, "SIMD", "inputs per cycle"),
+    Attr("NumThresholds", int, 0, doc="thresholds per neuron (0: the accumulator leaves)"),
+    Attr("NumVectors", int, 1, doc="input vectors per frame (output pixels of a convolution)"),
+    Attr("ram_style", str, "auto", "ram_style", "weight memory: auto, block, distributed or ultra"),
+)
+
+
+def mvu_folding(mw: int, mh: int, target: int, vectors: int = 1, simd_choices=None) -> tuple[int, int]:
+    """Fewest lanes PE*SIMD with vectors*(MH/PE)*(MW/SIMD) <= target; ties prefer wider SIMD."""
+    best = None
+    for simd in (simd_choices or divisors(mw)):
+        for pe in divisors(mh):
+            if vectors * (mh // pe) * (mw // simd) <= target:
+                key = (pe * simd, pe)
+                if best is None or key < best[0]:
+                    best = (key, pe, simd)
+                break  # larger PE for this SIMD only costs more lanes
+    if best is None:
+        simd = max(simd_choices or [mw])
+        return mh, simd
+    return best[1], best[2]
 
 
 class MVUBase(HWOp):
     """MH neurons over MW inputs; PE neurons and SIMD inputs per cycle, NF*SF steps per vector."""
 
+    lanes, channels = "PE", "MH"  # and SIMD lanes over MW inputs
     folding_attrs = ("PE", "SIMD")
+    paces = True
+    finn_op = "MVAU_hls"
+    finn_aliases = ("MatrixVectorActivation", "StreamingFCLayer_Batch")
     signed_acc = False  # accumulators and thresholds in two's complement (else unsigned)
 
     def input_bits(self) -> int:
@@ -43,6 +74,19 @@ class MVUBase(HWOp):
 
     def out_stream(self) -> Stream:
         return Stream(self.attr("PE"), self.out_bits(), self.vectors() * self.attr("MH"))
+
+    def fold_for(self, target: int, prev, nxt) -> None:
+        choices = prev.next_lane_choices() if prev is not None else None
+        pe, simd = mvu_folding(self.attr("MW"), self.attr("MH"), target, self.vectors(), choices)
+        self.set_attr("PE", pe)
+        self.set_attr("SIMD", simd)
+
+    def lanes_wanted(self) -> int:
+        return self.attr("SIMD")
+
+    def folding_cycles(self) -> set[int]:
+        mw, mh, v = self.attr("MW"), self.attr("MH"), self.vectors()
+        return {v * (mh // pe) * (mw // simd) for pe in divisors(mh) for simd in divisors(mw)}
 
     def check(self) -> None:
         mw, mh, pe, simd = (self.attr(k) for k in ("MW", "MH", "PE", "SIMD"))
@@ -77,8 +121,6 @@ class MVUBase(HWOp):
 
     def threshold_memory(self, tb: int) -> dict:
         """The THRESH_FILE memory entry ({} without thresholds)."""
-        from flow.codegen.rtlgen import thresh_words
-
         t, pe = self.attr("NumThresholds"), self.attr("PE")
         if not t:
             return {}

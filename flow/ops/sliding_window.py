@@ -4,8 +4,15 @@ from __future__ import annotations
 import numpy as np
 
 from flow.ir.graph import Stream
-from flow.ops.base import HWOp, register
+from flow.ops.base import Attr, Engine, HlsFunction, HWOp, divisors, pick, register, single_case, stage
 from flow.ops.semantics import sliding_window
+
+
+def sliding_window_cycles(h, w, c, k, stride, pad, simd) -> int:
+    """Steady-state cycles per frame of sliding_window.sv."""
+    oh, ow = (h + 2 * pad - k) // stride + 1, (w + 2 * pad - k) // stride + 1
+    nin, nout = h * w * c // simd, oh * ow * k * k * c // simd
+    return max(nin, nout)
 
 
 def window_beats_needed(h: int, w: int, cf: int, k: int, stride: int, pad: int) -> np.ndarray:
@@ -25,9 +32,23 @@ def window_beats_needed(h: int, w: int, cf: int, k: int, stride: int, pad: int) 
 @register
 class SlidingWindow(HWOp):
     op_type = "SlidingWindow"
-    rtl_module = "sliding_window"
-    hls_function = "sliding_window"
+    attrs = (
+        Attr("IFM_H", int, finn="IFMDim", doc="image height"),
+        Attr("IFM_W", int, finn="IFMDim", doc="image width"),
+        Attr("C", int, finn="IFMChannels", doc="channels"),
+        Attr("K", int, finn="ConvKernelDim", doc="kernel size (square)"),
+        Attr("Stride", int, 1, "Stride"),
+        Attr("Pad", int, 0, doc="zero rows/columns on each side (padding value PadValue)"),
+        Attr("PadValue", int, 0, doc="the code of a padding element"),
+        Attr("SIMD", int, 1, "SIMD", "channels per beat"),
+        Attr("ElemBits", int, doc="bits of an element"),
+    )
+    lanes, channels = "SIMD", "C"
     folding_attrs = ("SIMD",)
+    engine = Engine("sliding_window", ("sliding_window/sliding_window.sv",))
+    hls = HlsFunction("sliding_window", "sliding_window.h")
+    finn_op = "ConvolutionInputGenerator_rtl"
+    tb_frames = 4
 
     def dims(self):
         return tuple(self.attr(k) for k in ("IFM_H", "IFM_W", "C", "K", "Stride", "Pad"))
@@ -71,22 +92,47 @@ class SlidingWindow(HWOp):
         lut = self.attr("SIMD") * self.attr("ElemBits") * 4 + 64 + (0 if bram else -(-buf_bits // 64))
         return {"LUT": lut, "FF": self.attr("SIMD") * self.attr("ElemBits") * 2 + 64, "BRAM": bram, "DSP": 0}
 
-    def rtl_stage(self) -> dict:
+    def fold_for(self, target: int, prev, nxt) -> None:
+        """The lanes of the MVU it feeds."""
+        self.match_lanes(prev, nxt)
+
+    def match_lanes(self, prev, nxt, after_file: bool = False) -> None:
+        if nxt is not None:
+            self.set_attr("SIMD", nxt.lanes_wanted() or nxt.in_stream().lanes)
+
+    def lanes_wanted(self) -> int:
+        return self.attr("SIMD")
+
+    def next_lane_choices(self) -> list[int]:
+        return divisors(self.attr("C"))
+
+    def rtl_params(self) -> dict:
         h, w, c, k, s, p = self.dims()
-        return {
-            "module": self.rtl_module,
-            "name": self.name,
-            "params": {"IFM_H": h, "IFM_W": w, "C": c, "K": k, "STRIDE": s, "PAD": p,
-                       "PAD_VALUE": self.attr("PadValue"), "SIMD": self.attr("SIMD"),
-                       "ELEM_BITS": self.attr("ElemBits")},
-            "in_bits": self.in_stream().width,
-            "out_bits": self.out_stream().width,
-            "memories": {},
-        }
+        return {"IFM_H": h, "IFM_W": w, "C": c, "K": k, "STRIDE": s, "PAD": p, "PAD_VALUE": self.attr("PadValue"),
+                "SIMD": self.attr("SIMD"), "ELEM_BITS": self.attr("ElemBits")}
+
+    @classmethod
+    def port_widths(cls, p: dict) -> tuple[list[int], list[int]]:
+        return [p["SIMD"] * p["ELEM_BITS"]], [p["SIMD"] * p["ELEM_BITS"]]
+
+    @classmethod
+    def testbench_case(cls, p: dict, rng: np.random.Generator, frames: int):
+        h, w, c, k, s, pad, simd, eb = (p[n] for n in ("IFM_H", "IFM_W", "C", "K", "STRIDE", "PAD", "SIMD",
+                                                        "ELEM_BITS"))
+        x = rng.integers(0, 1 << eb, size=(frames, h, w, c))
+        y = sliding_window(x, k, s, pad, p["PAD_VALUE"])
+        return single_case(x, simd, eb, y, simd, eb, sliding_window_cycles(h, w, c, k, s, pad, simd))
+
+    @classmethod
+    def random_params(cls, rng: np.random.Generator) -> dict:
+        k = pick(rng, 1, 4)
+        pad = pick(rng, 0, min(k - 1, 2))
+        h, w = pick(rng, max(1, k - 2 * pad), 7), pick(rng, max(1, k - 2 * pad), 7)
+        simd, cf, eb = pick(rng, 1, 3), pick(rng, 1, 3), pick(rng, 1, 4)
+        return {"IFM_H": h, "IFM_W": w, "C": simd * cf, "K": k, "STRIDE": pick(rng, 1, 3), "PAD": pad,
+                "PAD_VALUE": pick(rng, 0, (1 << eb) - 1), "SIMD": simd, "ELEM_BITS": eb}
 
     def hls_stage(self) -> dict:
-        from flow.codegen.hlsgen import stage
-
         h, w, c, k, s, p = self.dims()
         eb = self.attr("ElemBits")
         pad_value = self.attr("PadValue") & ((1 << eb) - 1)

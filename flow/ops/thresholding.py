@@ -4,9 +4,10 @@ from __future__ import annotations
 import numpy as np
 
 from flow.ir.graph import Stream
-from flow.ops.base import HWOp, bits_for, register
+from flow.ops.base import (Attr, Engine, HlsFunction, HWOp, bits_for, memory, pick, register, single_case,
+                           sorted_thresholds, stage)
+from flow.ops.packing import mem_text, thresh_words
 from flow.ops.semantics import multithreshold
-from flow.codegen.rtlgen import thresh_words
 
 
 @register
@@ -14,9 +15,19 @@ class Thresholding(HWOp):
     """out[c] = #{t : in[c] >= thr[c, t]} for C channels, PE channels per beat."""
 
     op_type = "Thresholding"
-    rtl_module = "thresholding"
-    hls_function = "thresholding"
+    attrs = (
+        Attr("NumChannels", int, finn="NumChannels", doc="channels C"),
+        Attr("PE", int, 1, "PE", "channels per beat"),
+        Attr("InputBits", int, doc="bits of an input element"),
+        Attr("InputSigned", int, 0, doc="inputs in two's complement (else unsigned)"),
+        Attr("NumVectors", int, 1, doc="vectors of C channels per frame (pixels)"),
+    )
+    lanes, channels = "PE", "NumChannels"
     folding_attrs = ("PE",)
+    engine = Engine("thresholding", ("thresholding/thresholding.sv",), testbench="tb_engines")
+    hls = HlsFunction("thresholding", "thresholding.h")
+    finn_op = "Thresholding_hls"
+    finn_aliases = ("Thresholding_Batch",)
 
     def vectors(self) -> int:
         return self.attr("NumVectors", 1)
@@ -69,35 +80,46 @@ class Thresholding(HWOp):
         lut_mem = 0 if depth == 1 else -(-mem_bits // 64)
         return {"LUT": comparators + lut_mem + 8, "FF": pe * self.out_bits() + 16, "BRAM": 0, "DSP": 0}
 
-    def rtl_stage(self) -> dict:
-        thr = self.stored_thresholds()
-        tb = self.threshold_bits()
-        return {
-            "module": self.rtl_module,
-            "name": self.name,
-            "params": {
-                "C": self.attr("NumChannels"),
-                "PE": self.attr("PE"),
-                "IN_BITS": self.attr("InputBits"),
-                "IN_SIGNED": self.attr("InputSigned"),
-                "T": thr.shape[1],
-                "TB": tb,
-                "OUT_BITS": self.out_bits(),
-            },
-            "in_bits": self.in_stream().width,
-            "out_bits": self.out_stream().width,
-            "memories": {"THRESH_FILE": {"word_bits": self.attr("PE") * thr.shape[1] * tb,
-                                          "words": thresh_words(thr, self.attr("PE"), tb,
-                                                                bool(self.attr("InputSigned")))}},
-        }
+    def match_lanes(self, prev, nxt, after_file: bool = False) -> None:
+        """After a folding file that does not name it: the lanes its consumer MVU takes."""
+        if after_file and nxt is not None and nxt.paces:
+            self.set_attr("PE", nxt.lanes_wanted())
+
+    def rtl_params(self) -> dict:
+        return {"C": self.attr("NumChannels"), "PE": self.attr("PE"), "IN_BITS": self.attr("InputBits"),
+                "IN_SIGNED": self.attr("InputSigned"), "T": self.param("thresholds").shape[1],
+                "TB": self.threshold_bits(), "OUT_BITS": self.out_bits()}
+
+    def memories(self) -> dict:
+        thr, tb, pe = self.stored_thresholds(), self.threshold_bits(), self.attr("PE")
+        return {"THRESH_FILE": {"word_bits": pe * thr.shape[1] * tb,
+                                "words": thresh_words(thr, pe, tb, bool(self.attr("InputSigned")))}}
+
+    @classmethod
+    def port_widths(cls, p: dict) -> tuple[list[int], list[int]]:
+        return [p["PE"] * p["IN_BITS"]], [p["PE"] * p["OUT_BITS"]]
+
+    @classmethod
+    def testbench_case(cls, p: dict, rng: np.random.Generator, frames: int):
+        c, pe, ib, tb, t = p["C"], p["PE"], p["IN_BITS"], p["TB"], p["T"]
+        lo, hi = (-(1 << (ib - 1)), 1 << (ib - 1)) if p["IN_SIGNED"] else (0, 1 << ib)
+        tlo, thi = (-(1 << (tb - 1)), 1 << (tb - 1)) if p["IN_SIGNED"] else (0, 1 << tb)
+        v = rng.integers(lo, hi, size=(frames, c))
+        thr = sorted_thresholds(rng, c, t, max(lo, tlo), min(hi, thi))
+        y = multithreshold(v, thr)
+        mems = {p["THRESH_FILE"]: mem_text(thresh_words(thr, pe, tb), pe * t * tb)}
+        return single_case(v, pe, ib, y, pe, p["OUT_BITS"], c // pe, mems)
+
+    @classmethod
+    def random_params(cls, rng: np.random.Generator) -> dict:
+        pe, ib, t = pick(rng, 1, 4), pick(rng, 1, 8), pick(rng, 1, 7)
+        return {"C": pe * pick(rng, 1, 4), "PE": pe, "IN_BITS": ib, "IN_SIGNED": pick(rng, 0, 1), "T": t,
+                "TB": pick(rng, 1, ib + 1), "OUT_BITS": bits_for(t), "THRESH_FILE": "thresh.mem"}
 
     def hls_stage(self) -> dict:
-        from flow.codegen.hlsgen import memory, stage
-
-        r = self.rtl_stage()
-        p = r["params"]
+        p = self.rtl_params()
         args = [p["C"], p["PE"], self.vectors(), p["IN_BITS"], p["IN_SIGNED"], p["T"], p["TB"], p["OUT_BITS"]]
-        return stage(self, args, [memory("thresholds", **r["memories"]["THRESH_FILE"])])
+        return stage(self, args, [memory("thresholds", **self.memories()["THRESH_FILE"])])
 
     def describe(self) -> dict:
         return {**super().describe(), "shape": [self.vectors(), self.attr("NumChannels")], "pe": self.attr("PE"),

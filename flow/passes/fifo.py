@@ -50,7 +50,7 @@ def _branch(graph: DataflowGraph, by_name: dict, tensor: str):
         if node is None:
             return None
         op = by_name[node.name]
-        if op.op_type == "Duplicate":
+        if len(op.stream_outputs) > 1:  # the fork
             return op, path
         if len(op.stream_inputs) != 1 or len(op.stream_outputs) != 1:
             return None
@@ -64,13 +64,13 @@ def diamonds(graph: DataflowGraph) -> list[Diamond]:
     by_name = {o.name: o for o in ops}
     found = []
     for op in ops:
-        if op.op_type != "AddStreams":
+        if len(op.stream_inputs) != 2:  # not a join
             continue
         a, b = (_branch(graph, by_name, t) for t in op.stream_inputs)
         if a is None or b is None or a[0].name != b[0].name:
             continue
-        fifo_a = [o for o in a[1] if o.op_type == "StreamFIFO"]
-        fifo_b = [o for o in b[1] if o.op_type == "StreamFIFO"]
+        fifo_a = [o for o in a[1] if o.fifo_depth_attr]
+        fifo_b = [o for o in b[1] if o.fifo_depth_attr]
         if len(fifo_a) + len(fifo_b) != 1:
             continue
         short, long = (a[1], b[1]) if fifo_a else (b[1], a[1])
@@ -105,7 +105,7 @@ def _lead(path: list, out_beats: int) -> int:
 
 def shortcut_depths(d: Diamond) -> tuple[int, int]:
     """(smallest deadlock-free depth, sized depth) of the shortcut FIFO, in its beats."""
-    k = next(i for i, o in enumerate(d.short) if o.op_type == "StreamFIFO")
+    k = next(i for i, o in enumerate(d.short) if o.fifo_depth_attr)
     fifo, pre, post = d.short[k], d.short[:k], d.short[k + 1:]
     n_join = d.join.in_stream().beats
     # fork beats the long branch needs per join beat, over 2 frames (a bare edge passes them on)
@@ -139,7 +139,7 @@ def size_fifos(graph: DataflowGraph) -> DataflowGraph:
     deadlock-free and refused when it is not."""
     g = graph.copy()
     for d in diamonds(g):
-        fifo = next(o for o in d.short if o.op_type == "StreamFIFO")
+        fifo = next(o for o in d.short if o.fifo_depth_attr)
         min_depth, sized = shortcut_depths(d)
         given = int(fifo.attr("Depth", 0))
         if given and given < min_depth:
@@ -155,7 +155,7 @@ def fifo_summary(graph: DataflowGraph) -> dict:
     depth it replaces, and the total FIFO bits before and after sizing."""
     rows = []
     for op in graph.ops():
-        if op.op_type != "StreamFIFO":
+        if not op.fifo_depth_attr:
             continue
         w = op.in_stream().width
         rows.append({"name": op.name, "width": w, "depth": op.depth(), "min_depth": op.attr("MinDepth", None),

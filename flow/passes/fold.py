@@ -9,41 +9,17 @@ from pathlib import Path
 
 from flow.core.errors import UserError
 from flow.ir.graph import DataflowGraph
+from flow.ir.registry import registry
+from flow.ops.base import divisors, smallest_lanes  # noqa: F401  (re-exported)
+from flow.ops.dwc import DataWidthConverter
+from flow.ops.mvu import mvu_folding  # noqa: F401  (re-exported)
+
+DWC = DataWidthConverter.op_type  # the op this pass inserts
 
 
-def divisors(n: int) -> list[int]:
-    return [d for d in range(1, n + 1) if n % d == 0]
-
-
-MVU_TYPES = ("BinaryMVU", "IntMVU")
-ELEMENTWISE = {"Thresholding": "NumChannels", "MaxPool": "C", "FixedScale": "NumChannels", "GlobalAccPool": "C"}
-
-
-def mvu_folding(mw: int, mh: int, target: int, vectors: int = 1, simd_choices=None) -> tuple[int, int]:
-    """Fewest lanes PE*SIMD with vectors*(MH/PE)*(MW/SIMD) <= target; ties prefer wider SIMD."""
-    best = None
-    for simd in (simd_choices or divisors(mw)):
-        for pe in divisors(mh):
-            if vectors * (mh // pe) * (mw // simd) <= target:
-                key = (pe * simd, pe)
-                if best is None or key < best[0]:
-                    best = (key, pe, simd)
-                break  # larger PE for this SIMD only costs more lanes
-    if best is None:
-        simd = max(simd_choices or [mw])
-        return mh, simd
-    return best[1], best[2]
-
-
-def _smallest_lanes(n: int, beats_per_lane: int, target: int, prefer: int | None = None) -> int:
-    """PE for an element-wise op over n channels: `prefer` if it divides n and meets the
-    target, else the smallest divisor that meets it."""
-    if prefer and n % prefer == 0 and beats_per_lane * n // prefer <= target:
-        return prefer
-    for d in divisors(n):
-        if beats_per_lane * n // d <= target:
-            return d
-    return n
+def pacing(ops) -> list:
+    """The ops whose folding sets the design's pace (the MVUs: `paces`)."""
+    return [o for o in ops if o.paces]
 
 
 def fold_for_target(graph: DataflowGraph, target_cycles: int) -> DataflowGraph:
@@ -53,13 +29,8 @@ def fold_for_target(graph: DataflowGraph, target_cycles: int) -> DataflowGraph:
     g = graph.copy()
     ops = g.ops()
     prev_of, next_of = _neighbours(g, ops)
-    for op in ops:
-        if op.op_type in MVU_TYPES:
-            prev = prev_of.get(op.name)
-            choices = divisors(prev.attr("C")) if prev is not None and prev.op_type == "SlidingWindow" else None
-            pe, simd = mvu_folding(op.attr("MW"), op.attr("MH"), target_cycles, op.vectors(), choices)
-            op.set_attr("PE", pe)
-            op.set_attr("SIMD", simd)
+    for op in pacing(ops):
+        op.fold_for(target_cycles, prev_of.get(op.name), next_of.get(op.name))
     _fold_elementwise(g, ops, target_cycles)
     _match_neighbours(g, ops)
     return g
@@ -75,11 +46,10 @@ def candidate_targets(graph: DataflowGraph) -> list[int]:
     and the powers of two up to the most folded design."""
     found: set[int] = set()
     most = 1
-    for op in graph.ops():
-        if op.op_type in MVU_TYPES:
-            mw, mh, v = op.attr("MW"), op.attr("MH"), op.vectors()
-            found.update(v * (mh // pe) * (mw // simd) for pe in divisors(mh) for simd in divisors(mw))
-            most = max(most, v * mh * mw)
+    for op in pacing(graph.ops()):
+        cycles = op.folding_cycles()
+        found.update(cycles)
+        most = max([most, *cycles])
     found.update(1 << k for k in range(most.bit_length() + 1))
     return sorted(t for t in found if t <= max(most, 1))
 
@@ -102,26 +72,11 @@ def fold_for_lut_budget(graph: DataflowGraph, lut_budget: int) -> tuple[Dataflow
 
 
 def _fold_elementwise(g: DataflowGraph, ops, target_cycles: int, skip=frozenset()) -> None:
-    """Lanes of the ops between MVUs: as few as meet the target, preferring a neighbour's."""
+    """Lanes of the ops between the pacing ones (each op's `fold_for`), in graph order."""
     prev_of, next_of = _neighbours(g, ops)
     for op in ops:
-        if op.name in skip:
-            continue
-        nxt, prev = next_of.get(op.name), prev_of.get(op.name)
-        if op.op_type == "SlidingWindow" and nxt is not None:
-            op.set_attr("SIMD", nxt.attr("SIMD"))
-        elif op.op_type in ELEMENTWISE:
-            n = op.attr(ELEMENTWISE[op.op_type])
-            vec = op.in_stream().elems // n
-            prefer = None
-            if nxt is not None and nxt.op_type in MVU_TYPES + ("SlidingWindow",):
-                prefer = nxt.attr("SIMD")
-            elif prev is not None:
-                prefer = prev.out_stream().lanes
-            op.set_attr("PE", _smallest_lanes(n, vec, target_cycles, prefer))
-        elif op.op_type in ("Duplicate", "AddStreams", "StreamFIFO"):
-            n = op.attr("NumElems") if op.op_type != "StreamFIFO" else op.attr("Elems")
-            op.set_attr("PE", _smallest_lanes(n, 1, target_cycles, prev.out_stream().lanes if prev else None))
+        if op.name not in skip and not op.paces:
+            op.fold_for(target_cycles, prev_of.get(op.name), next_of.get(op.name))
 
 
 def _neighbours(g: DataflowGraph, ops):
@@ -139,32 +94,28 @@ def _neighbours(g: DataflowGraph, ops):
 
 
 def _match_neighbours(g: DataflowGraph, ops, skip=frozenset(), thresholds: bool = False) -> None:
-    """Sliding windows take their MVU's SIMD and label selects their producer's lanes;
-    after a folding file, thresholding units it does not name take their MVU's SIMD."""
+    """Each op's `match_lanes` (sliding windows take their MVU's SIMD, label selects their
+    producer's lanes); `thresholds`: after a folding file, for the ops it does not name."""
     prev_of, next_of = _neighbours(g, ops)
     for op in ops:
-        if op.name in skip:
-            continue
-        nxt, prev = next_of.get(op.name), prev_of.get(op.name)
-        if thresholds and op.op_type == "Thresholding" and nxt is not None and nxt.op_type in MVU_TYPES:
-            op.set_attr("PE", nxt.attr("SIMD"))
-        if op.op_type == "SlidingWindow" and nxt is not None:
-            op.set_attr("SIMD", nxt.attr("SIMD"))
-        if op.op_type == "LabelSelect" and prev is not None:
-            lanes = prev.out_stream().lanes
-            op.set_attr("PE", lanes if op.attr("Labels") % lanes == 0 else 1)
+        if op.name not in skip:
+            op.match_lanes(prev_of.get(op.name), next_of.get(op.name), after_file=thresholds)
 
 
-_FINN_KINDS = {
-    MVU_TYPES: re.compile(r"^(MVAU|MatrixVectorActivation|StreamingFCLayer_Batch)(_hls|_rtl)?_(\d+)$"),
-    ("Thresholding",): re.compile(r"^(Thresholding|Thresholding_Batch)(_hls|_rtl)?_(\d+)$"),
-    ("LabelSelect",): re.compile(r"^(LabelSelect|LabelSelect_Batch)(_hls|_rtl)?_(\d+)$"),
-    ("SlidingWindow",): re.compile(r"^(ConvolutionInputGenerator)(_hls|_rtl)?_(\d+)$"),
-    ("MaxPool",): re.compile(r"^(StreamingMaxPool|StreamingMaxPool_Batch|Pool|Pool_Batch)(_hls|_rtl)?_(\d+)$"),
-    ("FixedScale",): re.compile(r"^(ChannelwiseOp|ChannelwiseOp_Batch)(_hls|_rtl)?_(\d+)$"),
-    ("Duplicate",): re.compile(r"^(DuplicateStreams|DuplicateStreams_Batch)(_hls|_rtl)?_(\d+)$"),
-    ("AddStreams",): re.compile(r"^(AddStreams|AddStreams_Batch)(_hls|_rtl)?_(\d+)$"),
-}
+def finn_kinds() -> dict[tuple[str, ...], re.Pattern]:
+    """FINN's op kinds in folding files: (op types sharing a `finn_op`) -> the pattern of
+    their keys `<name>[_hls|_rtl]_<i>` (names: the finn_op without suffix and its aliases)."""
+    groups: dict[str, list] = {}
+    for cls in registry().values():
+        if cls.finn_op:
+            groups.setdefault(cls.finn_op, []).append(cls)
+    out = {}
+    for finn_op, classes in groups.items():
+        names = dict.fromkeys([re.sub(r"_(hls|rtl)$", "", finn_op), *(a for c in classes for a in c.finn_aliases)])
+        out[tuple(c.op_type for c in classes)] = re.compile(rf"^({'|'.join(map(re.escape, names))})(_hls|_rtl)?_(\d+)$")
+    return out
+
+
 _FIFO_KEYS = ("inFIFODepths", "outFIFODepths")
 FINN_NO_FIFO = 2  # FINN's depth for an edge without a FIFO of its own
 
@@ -180,7 +131,7 @@ def apply_folding_file(graph: DataflowGraph, path: Path) -> DataflowGraph:
     ops = g.ops()
     by_name = {o.name: o for o in ops}
     explicit: set[str] = set()
-    for key, op, val in resolve_keys(spec, ops, _FINN_KINDS, path):
+    for key, op, val in resolve_keys(spec, ops, finn_kinds(), path):
         attrs = check_entry(key, op, val, path)
         _apply_fifo_depths(g, by_name, op, val, path)
         for attr, value in attrs.items():
@@ -188,7 +139,7 @@ def apply_folding_file(graph: DataflowGraph, path: Path) -> DataflowGraph:
             if attr != "ram_style":
                 explicit.add(op.name)
     _match_neighbours(g, ops, skip=explicit, thresholds=True)
-    _fold_elementwise(g, ops, max(o.cycles() for o in ops if o.op_type in MVU_TYPES), skip=explicit)
+    _fold_elementwise(g, ops, max(o.cycles() for o in pacing(ops)), skip=explicit)
     _match_neighbours(g, ops, skip=explicit)
     for op in ops:
         try:
@@ -199,9 +150,10 @@ def apply_folding_file(graph: DataflowGraph, path: Path) -> DataflowGraph:
 
 
 def _port_fifos(g: DataflowGraph, by_name: dict, op) -> dict[str, list]:
-    """The StreamFIFO on each input and output port of `op` (a direct neighbour), or None."""
+    """The FIFO (an op with a `fifo_depth_attr`) on each input and output port of `op` (a
+    direct neighbour), or None."""
     def fifo(node):
-        return by_name[node.name] if node is not None and node.op_type == "StreamFIFO" else None
+        return by_name[node.name] if node is not None and by_name[node.name].fifo_depth_attr else None
 
     ins = [fifo(g.producer(t)) for t in op.stream_inputs]
     outs = []
@@ -224,7 +176,7 @@ def _apply_fifo_depths(g: DataflowGraph, by_name: dict, op, val: dict, path) -> 
         check_depths(f"{op.name}.{key}", depths, path)
         for fifo, depth in zip(fifos[key], depths):
             if fifo is not None and depth > FINN_NO_FIFO:
-                fifo.set_attr("Depth", depth)
+                fifo.set_attr(fifo.fifo_depth_attr, depth)
 
 
 def _fifo_depth_entry(g: DataflowGraph, by_name: dict, op) -> dict:
@@ -235,12 +187,6 @@ def _fifo_depth_entry(g: DataflowGraph, by_name: dict, op) -> dict:
     return {k: [f.depth() if f is not None else FINN_NO_FIFO for f in side] for k, side in fifos.items()}
 
 
-_FINN_NAMES = {"BinaryMVU": "MVAU_hls", "IntMVU": "MVAU_hls", "Thresholding": "Thresholding_hls",
-               "SlidingWindow": "ConvolutionInputGenerator_rtl", "MaxPool": "StreamingMaxPool_hls",
-               "FixedScale": "ChannelwiseOp_hls", "LabelSelect": "LabelSelect_hls",
-               "Duplicate": "DuplicateStreams_hls", "AddStreams": "AddStreams_hls"}
-
-
 def folding_config(graph: DataflowGraph, finn_names: bool = True) -> dict:
     """The graph's folding as a folding file: FINN's key names (the i-th op of a kind is
     `<FINN kind>_i`), so FINN and `--folding` both read it; or bnnflow's node names."""
@@ -249,15 +195,15 @@ def folding_config(graph: DataflowGraph, finn_names: bool = True) -> dict:
     ops = graph.ops()
     by_name = {o.name: o for o in ops}
     for op in ops:
-        if not op.folding_attrs or (finn_names and op.op_type not in _FINN_NAMES):
+        if not op.folding_attrs or (finn_names and not op.finn_op):
             continue
         entry = {a: op.attr(a) for a in op.folding_attrs}
-        if op.op_type in MVU_TYPES:
+        if "ram_style" in op.schema():
             entry["ram_style"] = op.attr("ram_style")
-        if op.op_type == "Duplicate":  # the shortcut FIFO, as FINN's per-port FIFO depths
+        if op.finn_port_fifos:
             entry.update(_fifo_depth_entry(graph, by_name, op))
         if finn_names:
-            kind = _FINN_NAMES[op.op_type]
+            kind = op.finn_op
             key = f"{kind}_{counts.get(kind, 0)}"
             counts[kind] = counts.get(kind, 0) + 1
         else:
@@ -304,7 +250,7 @@ def insert_width_converters(graph: DataflowGraph) -> DataflowGraph:
             lanes.append(b.lanes)
             for la, lb in zip(lanes, lanes[1:]):
                 if la != lb:
-                    dwc = out.add_node("DataWidthConverter", f"DataWidthConverter_{n_dwc}",
+                    dwc = out.add_node(DWC, f"{DWC}_{n_dwc}",
                                        {"InLanes": la, "OutLanes": lb, "ElemBits": a.bits, "Elems": a.elems}, {},
                                        inputs=[t])
                     t = dwc.output[0]

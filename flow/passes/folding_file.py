@@ -22,7 +22,6 @@ FINN_ONLY_ATTRS = ("parallel_window", "depth", "impl_style", "resType", "mem_mod
 # FINN ops that a bnnflow design has no counterpart of (it inserts its own FIFOs and width converters)
 FINN_PLUMBING = re.compile(r"^(StreamingFIFO|StreamingDataWidthConverter|StreamingDataWidthConverter_Batch|"
                            r"FMPadding|FMPadding_Batch|TLastMarker|IODMA)(_hls|_rtl)?_\d+$")
-MVU_TYPES = ("BinaryMVU", "IntMVU")
 
 
 def read_folding_file(path: Path) -> dict:
@@ -113,7 +112,7 @@ def check_entry(key: str, op, entry: dict, path) -> dict:
             if not isinstance(value, str) or value not in RAM_STYLES:
                 raise UserError(f"folding file {path}: {key}.ram_style must be one of {', '.join(RAM_STYLES)}, "
                                 f"got {value!r}")
-            if op.op_type in MVU_TYPES:
+            if "ram_style" in op.schema():
                 out[attr] = value
         elif attr in op.folding_attrs:
             if type(value) is not int or not 1 <= value <= MAX_LANES:

@@ -49,7 +49,7 @@ def image_chunks(graph: DataflowGraph, images, chunk_bytes: int):
 def logits_ops(graph: DataflowGraph) -> list:
     """The ops that compute the integer logits (everything before the label select)."""
     ops = graph.ops()
-    return [o for o in ops if o.op_type != "LabelSelect"]
+    return [o for o in ops if not o.label_head]
 
 
 def run_ops(ops, x: np.ndarray) -> np.ndarray:

@@ -15,7 +15,7 @@ SIM_CHUNK_BYTES = 8 << 20
 
 def _ops(graph: DataflowGraph, logits: bool) -> list:
     ops = graph.ops()
-    return [o for o in ops if o.op_type != "LabelSelect"] if logits else ops
+    return [o for o in ops if not o.label_head] if logits else ops
 
 
 def rtl_stages(graph: DataflowGraph, logits: bool = False) -> list[dict]:
