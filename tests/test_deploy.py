@@ -74,7 +74,7 @@ def test_sim_bytes_equal_pynq_bytes(zoo_build):
     to axi_bytes; both are flow.core.wire.pack_beats of the wire-order pixels."""
     from flow.sim.execute import to_wire
     from flow.core.wire import beat_bytes, pack_beats
-    from flow.sim.simulate import _streams
+    from flow.ir.reference import design_streams
 
     out, _report = zoo_build
     drv = _load_driver(out / "deploy")
@@ -88,7 +88,7 @@ def test_sim_bytes_equal_pynq_bytes(zoo_build):
     sim_bytes = np.concatenate(sent)
 
     graph = load_build(out)
-    s_in, _ = _streams(graph, logits=False)
+    s_in, _ = design_streams(graph, logits=False)
     ref = pack_beats(to_wire(graph, images), s_in.lanes, s_in.bits)
     assert np.array_equal(sim_bytes, ref)
     assert np.array_equal(drv.pack_images(acc.spec, images), ref)
@@ -115,7 +115,7 @@ def _acceptance(build_dir: Path, images: np.ndarray, tmp_path: Path) -> None:
     """Accelerator(sim).predict == `bnnflow run --engine rtlsim` == PyTorch top-1, exactly."""
     from flow.deploy.driver import Accelerator
     from flow.sim.verify import torch_logits
-    from flow.train.zoo import pretrained_model
+    from flow.train.trainer import pretrained_model
 
     with Accelerator(build_dir, backend="sim") as acc:
         drv = acc.predict(images)

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from flow.boards import ecp5, vivado
 from flow.boards.catalog import load_board, verification_gate
+from flow.boards.synth_layers import synthesize_layers
+from flow.sim.simulate import TOP
 
 
 def run_board(st, log=lambda m: None) -> dict:
@@ -19,12 +22,8 @@ def run_board(st, log=lambda m: None) -> dict:
     if not gate["passed"]:
         log(f"{board.name}: the design is not verified; --unverified builds it anyway (recorded in the report)")
     if board.toolchain == "open-ecp5":
-        from flow.boards import ecp5
-
         rec = ecp5.build_bitstream(st.graph, cfg.out, board, log=log, gate=gate)
     else:
-        from flow.boards import vivado
-
         rec = vivado.build_bitstream(st.graph, cfg.out, board, cfg.clock_mhz, log=log, gate=gate)
     _yosys_figures(st, board, rec, log)
     record = {"board": board.name, "part": board.part, **rec, "gate": gate}
@@ -39,9 +38,6 @@ def _yosys_figures(st, board, rec: dict, log) -> None:
     flow counts its own, shell included)."""
     if board.family == "ecp5":
         return
-    from flow.sim.simulate import TOP
-    from flow.boards.synth_layers import synthesize_layers
-
     log(f"{board.name}: yosys resource figures for {board.family} ({board.part})")
     try:
         res = synthesize_layers(Path(st.cfg.out) / "rtl", TOP, board.family)

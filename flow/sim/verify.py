@@ -12,6 +12,10 @@ import numpy as np
 from flow.core.builddir import atomic_write_json
 from flow.core.errors import UserError
 from flow.ir.graph import DataflowGraph
+from flow.ir.reference import execute_numpy, logits_to_float
+from flow.sim.csim import run_csim
+from flow.sim.simulate import design_hash, run_rtlsim
+from flow.train.data import class_interleaved, load_dataset
 
 
 CHECKED = ("numpy", "csim", "rtlsim", "pytorch_vs_numpy")
@@ -94,8 +98,6 @@ def load_record(build_dir: Path) -> tuple[dict | None, str | None]:
 def record_mismatch(rec, graph, build_dir: Path) -> str | None:
     """Why a verification record does not vouch for `graph` and BUILD/rtl/ (None when it
     does): its counts, its design hash, and the digest of every simulated source file."""
-    from flow.sim.simulate import design_hash
-
     why = record_problem(rec, need_sources=True)
     if why is not None:
         return f"its verification record does not pass: {why}"
@@ -115,17 +117,11 @@ def verification_images(graph: DataflowGraph, n: int, test_data: str | None = No
         raise UserError(f"the number of verification images must be an integer from 1 to {MAX_IMAGES}, got {n!r}")
     shape = tuple(graph.meta("input")["shape"][1:])
     if test_data is not None:
-        from flow.train.data import load_dataset
-
         images, labels = load_dataset(test_data, split="test")
         if tuple(images.shape[1:]) != shape:
             raise UserError(f"test data {test_data} has images shaped {images.shape[1:]}, the model takes {shape}")
         return images[:n], labels[:n], str(test_data)
     if shape == (1, 28, 28):
-        from flow.train.data import load_dataset
-
-        from flow.train.data import class_interleaved
-
         images, labels = load_dataset("mnist-subset")  # stored sorted by class
         return (images[class_interleaved(labels)[:n]], None,
                 "mnist-subset, every class in turn (training images; no accuracy claimed)")
@@ -134,7 +130,7 @@ def verification_images(graph: DataflowGraph, n: int, test_data: str | None = No
 
 
 def torch_logits(model, images: np.ndarray, input_scale: float | None = None) -> np.ndarray:
-    import torch
+    import torch  # deferred: verification without a PyTorch model must not load torch
 
     x = torch.from_numpy(images).float()
     x = x * np.float32(input_scale) if input_scale is not None else x / 255.0
@@ -145,9 +141,6 @@ def torch_logits(model, images: np.ndarray, input_scale: float | None = None) ->
 def verify(graph: DataflowGraph, build_dir: Path, n: int, torch_model=None, test_data=None,
            log=print, stall_seed: int | None = None, engines=("numpy", "rtlsim")) -> tuple[dict, dict]:
     """Run every engine on `n` images; return (verification record, extra report fields)."""
-    from flow.sim.execute import execute_numpy, logits_to_float
-    from flow.sim.simulate import design_hash, run_rtlsim
-
     images, labels, source = verification_images(graph, n, test_data)
     n = len(images)
     ref_np = execute_numpy(graph, images)
@@ -168,8 +161,6 @@ def verify(graph: DataflowGraph, build_dir: Path, n: int, torch_model=None, test
     if labels is not None:
         extra["accuracy"] = {"images": n, "source": source, "numpy": float(np.mean(ref_np == labels))}
     if "csim" in engines:
-        from flow.sim.csim import run_csim
-
         log(f"csim: {n} images through the C simulation of the HLS top")
         c_top, _stats = run_csim(graph, build_dir, images)
         c_logits, _stats = run_csim(graph, build_dir, images, logits=True)

@@ -25,6 +25,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from tqdm.auto import tqdm
+
 from flow.train import zoo
 from flow.train.data import load_dataset, train_val_split
 from flow.core.errors import UserError
@@ -275,6 +277,19 @@ def _metrics(name, seed, hparams, history, best, test_acc) -> dict:
 def _bar(iterable, desc: str, enabled: bool):
     if not enabled:
         return iterable
-    from tqdm.auto import tqdm
-
     return tqdm(iterable, desc=desc, leave=False, unit="batch")
+
+
+def pretrained_model(name: str, train_if_missing: bool = True, progress: bool = False) -> nn.Module:
+    """Zoo model `name` trained with its defaults (seed 0, mnist-subset), in eval mode.
+
+    The checkpoint is cached under zoo.cache_dir()/zoo/<name>/best.pt; when it is missing it is
+    trained once (tfc-w1a1: well under a minute on two cores), unless train_if_missing is false.
+    """
+    best = zoo.pretrained_checkpoint(name)
+    if not best.is_file():
+        if not train_if_missing:
+            raise UserError(f"no trained checkpoint for '{name}' in {best.parent}; run 'bnnflow train {name}'.")
+        train(name, out_dir=best.parent, seed=0, progress=progress)
+    model, _ = zoo.load_checkpoint(best)
+    return model
