@@ -5,6 +5,11 @@ Every module under flow/ is parsed with ast; imports at module level and inside 
 from __future__ import annotations
 
 import ast
+import functools
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -83,6 +88,7 @@ def imports_of(mod: str) -> dict[str, int]:
     return found
 
 
+@functools.lru_cache(maxsize=1)
 def _graph() -> dict[str, dict[str, int]]:
     return {m: imports_of(m) for m in MODULES}
 
@@ -172,6 +178,27 @@ def long_functions(path: Path) -> list[str]:
 def test_functions_are_at_most_60_lines():
     long = [msg for p in MODULES.values() if not _pending(str(p.relative_to(ROOT))) for msg in long_functions(p)]
     assert not long, "functions over 60 lines:\n" + "\n".join(long)
+
+
+def _loaded(code: str, cwd: Path = ROOT) -> str:
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=cwd,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert res.returncode == 0, res.stderr
+    return res.stdout.strip()
+
+
+def test_deferred_imports_keep_torch_out_of_the_cli_and_the_pipeline():
+    """The imports deferred on purpose (see their comments) are the ones that keep torch and
+    brevitas out of every command but models, train and export."""
+    code = ("import sys, flow.cli, flow.pipeline.build, flow.sim.verify, flow.deploy.bundle; "
+            "print(sorted(m for m in ('torch', 'brevitas', 'onnxruntime', 'sklearn') if m in sys.modules))")
+    assert _loaded(code) == "[]"
+
+
+def test_the_stand_alone_driver_imports_nothing_of_bnnflow(tmp_path):
+    shutil.copyfile(FLOW / "deploy" / "driver.py", tmp_path / "driver.py")
+    code = "import sys, driver; print(sorted(m for m in sys.modules if m == 'flow' or m.startswith(('flow.', 'torch'))))"
+    assert _loaded(code, cwd=tmp_path) == "[]"
 
 
 # The checks themselves must be able to fail.
