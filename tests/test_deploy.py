@@ -59,7 +59,7 @@ def test_deploy_dir_without_board(zoo_build):
     assert io["beat_bytes"]["in"] == -(-io["input_stream"]["lanes"] * io["input_stream"]["elem_bits"] // 8)
     assert io["input_stream"]["beats"] * io["input_stream"]["lanes"] == 784
     assert io["logits"] == {**io["logits"], "scale": report["output"]["scale"], "bias": report["output"]["bias"]}
-    assert (d / "driver.py").read_bytes() == (ROOT / "flow" / "driver.py").read_bytes()
+    assert (d / "driver.py").read_bytes() == (ROOT / "flow" / "deploy" / "driver.py").read_bytes()
     nb = json.loads((d / "bnnflow.ipynb").read_text())
     assert all(c.get("outputs", []) == [] for c in nb["cells"])
     # numpy only at import: no bnnflow, torch, pynq or pyserial
@@ -310,7 +310,7 @@ def _mypy(driver: Path, tmp_path: Path) -> subprocess.CompletedProcess:
 def test_driver_type_checks(tmp_path):
     d = tmp_path / "deploy"
     d.mkdir()
-    shutil.copyfile(ROOT / "flow" / "driver.py", d / "driver.py")
+    shutil.copyfile(ROOT / "flow" / "deploy" / "driver.py", d / "driver.py")
     res = _mypy(d / "driver.py", tmp_path)
     assert res.returncode == 0, res.stdout + res.stderr
 
@@ -326,7 +326,7 @@ MISTAKES = [  # (line in the PYNQ or UART code, the same line with a mistake, wh
 
 def test_pynq_and_uart_paths_are_checked(tmp_path):
     """A mistake planted in the PYNQ or UART code is caught: those paths are typed, not Any."""
-    text = (ROOT / "flow" / "driver.py").read_text()
+    text = (ROOT / "flow" / "deploy" / "driver.py").read_text()
     files = []
     for i, (good, bad, _complaint) in enumerate(MISTAKES):
         assert text.count(good) == 1, good
