@@ -85,12 +85,12 @@ def _harness_without_stream_debug(sim, graph, images) -> float:
     from flow.sim.execute import to_wire
     from flow.sim.rtlsim import RTLSim
     from flow.core.wire import pack_beats
-    from flow.sim.simulate import _streams
+    from flow.ir.reference import design_streams
 
     plain = RTLSim(sim.rtl_dir, sim.top, sim.in_bits, sim.out_bits, sim.out_bpf, sim.in_bpf, sim.cache_dir,
                    stream_debug=False)
     plain.build()
-    s_in, _ = _streams(graph, False)
+    s_in, _ = design_streams(graph, False)
     _, stats = plain.run(pack_beats(to_wire(graph, images), s_in.lanes, s_in.bits))
     return stats["wall_s"]
 

@@ -10,7 +10,20 @@ import math
 import sys
 from pathlib import Path
 
+import numpy as np
+
+from flow.boards.catalog import format_table, list_boards, load_board
+from flow.boards.step import summary
+from flow.core.builddir import MARKER, is_build_dir, locked, refuse_if_locked
 from flow.core.errors import UserError
+from flow.pipeline.build import BuildConfig, build, load_build, stale_reason
+from flow.pipeline.steps import step_names
+from flow.sim.execute import check_images, execute
+from flow.sim.verify import MAX_IMAGES, verification_images, verify
+
+# The commands that need PyTorch (models, train, export) import the training and export
+# modules when they run: torch and brevitas take seconds to load, and every other command,
+# a refusal included, runs without them.
 
 
 INT64_MAX = (1 << 63) - 1
@@ -29,8 +42,6 @@ def _positive_int(text: str, limit: int = INT64_MAX) -> int:
 
 
 def _image_count(text: str) -> int:
-    from flow.sim.verify import MAX_IMAGES
-
     return _positive_int(text, MAX_IMAGES)
 
 
@@ -61,8 +72,6 @@ def _clock_mhz(text: str) -> float:
 
 def _input_scale(text: str) -> float:
     """A scale S with p*S a positive finite float32 for every pixel p in 1..255."""
-    import numpy as np
-
     v = _positive_float(text)
     f32 = np.finfo(np.float32)
     if not float(f32.tiny) <= v <= float(f32.max) / 255:
@@ -72,7 +81,7 @@ def _input_scale(text: str) -> float:
 
 
 def cmd_models(args) -> int:
-    from flow.train.zoo import list_models, model_info
+    from flow.train.zoo import list_models, model_info  # deferred: torch (see above)
 
     print(f"{'model':<12} {'params':>9}  {'topology':<28} precision (input/weights/activations)")
     for name in list_models():
@@ -84,14 +93,12 @@ def cmd_models(args) -> int:
 
 
 def cmd_boards(args) -> int:
-    from flow.boards.catalog import format_table, list_boards
-
     print(format_table(list_boards()))
     return 0
 
 
 def cmd_train(args) -> int:
-    from flow.train.trainer import train
+    from flow.train.trainer import train  # deferred: torch (see above)
 
     metrics = train(args.model, epochs=args.epochs, data=args.data, out_dir=args.out, seed=args.seed,
                     test_data=args.test_data, resume=args.resume, progress=not args.quiet)
@@ -101,7 +108,7 @@ def cmd_train(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from flow.frontend.export import export_checkpoint
+    from flow.frontend.export import export_checkpoint  # deferred: torch (see above)
 
     if Path(args.out).is_dir() or not Path(args.out).name:
         raise UserError(f"--out {args.out} is a directory; give the .onnx file to write")
@@ -111,21 +118,20 @@ def cmd_export(args) -> int:
 
 
 def cmd_build(args) -> int:
-    from flow.pipeline.build import BuildConfig, build
-
     clock_mhz = args.clock_mhz
     if clock_mhz is None:  # a board's own clock, else 100 MHz
-        from flow.boards.catalog import load_board
-
         clock_mhz = load_board(args.board).clock_mhz if args.board else 100.0
     cfg = BuildConfig(model=args.model, out=args.out, board=args.board, target_fps=args.target_fps,
                       clock_mhz=clock_mhz, target_cycles=args.target_cycles, folding=args.folding,
                       lut_budget=args.lut_budget, synth=args.synth,
                       input_scale=args.input_scale, verify_images=args.verify_images,
                       test_data=args.test_data, from_step=args.from_step, progress=not args.quiet,
-                      unverified=args.unverified, force=args.force,
-                      extra={"hls_synth": args.hls_synth})
+                      unverified=args.unverified, force=args.force, hls_synth=args.hls_synth,
+                      to_step=args.to_step)
     report = build(cfg)
+    if report["status"] == "stopped":
+        print(f"stopped after step {report['stopped_after']} (--to-step); report: {Path(args.out) / 'report.json'}")
+        return 0
     v = (report.get("verification") or {}).get("rtlsim")
     print(f"report: {Path(args.out) / 'report.json'} (for people: report.html)")
     print(f"cycles/frame: estimated {report['estimated_cycles_per_frame']}, measured {report['measured_cycles_per_frame']}; "
@@ -135,8 +141,6 @@ def cmd_build(args) -> int:
         print(f"accuracy on {a['images']} labelled images from {a['source']}: "
               + ", ".join(f"{k} {a[k]:.4f}" for k in ("numpy", "rtlsim") if k in a))
     if report.get("board_build"):
-        from flow.boards.step import summary
-
         print(summary(report["board_build"]))
     if report["status"] == "unverified":
         print("bnnflow: note: this design has no verification record (built with --unverified)", file=sys.stderr)
@@ -149,8 +153,6 @@ def cmd_build(args) -> int:
 
 def _load_images(path: str):
     """The images of a .npy file, memory-mapped (the engines read them a chunk at a time)."""
-    import numpy as np
-
     p = Path(path)
     if not p.is_file():
         raise UserError(f"input file {path} does not exist")
@@ -181,12 +183,6 @@ def _output_path(text: str | None) -> Path | None:
 
 
 def cmd_run(args) -> int:
-    import numpy as np
-
-    from flow.pipeline.build import load_build, stale_reason
-    from flow.core.builddir import locked, refuse_if_locked
-    from flow.sim.execute import check_images, execute
-
     output = _output_path(args.output)
     if args.engine != "numpy":
         refuse_if_locked(Path(args.build_dir), "run")
@@ -215,10 +211,6 @@ def cmd_run(args) -> int:
 
 
 def cmd_verify(args) -> int:
-    from flow.pipeline.build import load_build, stale_reason
-    from flow.core.builddir import MARKER, is_build_dir, locked, refuse_if_locked
-    from flow.sim.verify import verification_images, verify
-
     engines = [e.strip() for e in args.engines.split(",") if e.strip()]
     bad = [e for e in engines if e not in ("numpy", "csim", "rtlsim")]
     if bad:
@@ -233,23 +225,14 @@ def cmd_verify(args) -> int:
     if why is not None:
         print(f"bnnflow: warning: {build_dir / 'dataflow.onnx'} {why}; verifying it as it is", file=sys.stderr)
     with locked(build_dir, "verification"):
-        record, extra = verify(graph, build_dir, args.images, test_data=args.test_data, stall_seed=args.stall_seed,
-                               log=lambda m: print(m, file=sys.stderr), engines=engines)
-    print(json.dumps({"verification": record, "measured_cycles_per_frame": extra.get("measured_cycles_per_frame")},
+        found = verify(graph, build_dir, args.images, test_data=args.test_data, stall_seed=args.stall_seed,
+                       log=lambda m: print(m, file=sys.stderr), engines=engines)
+    print(json.dumps({"verification": found.record, "measured_cycles_per_frame": found.measured_cycles_per_frame},
                      indent=2, sort_keys=True))
-    return 0 if record["passed"] else 1
+    return 0 if found.record["passed"] else 1
 
 
-def make_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="bnnflow", description="Binarized neural networks to bit-exact dataflow accelerators.")
-    sub = p.add_subparsers(dest="command", required=True)
-
-    s = sub.add_parser("models", help="list the model zoo")
-    s.set_defaults(fn=cmd_models)
-
-    s = sub.add_parser("boards", help="list the boards (boards/*.toml)")
-    s.set_defaults(fn=cmd_boards)
-
+def _add_train(sub) -> None:
     s = sub.add_parser("train", help="train a zoo model")
     s.add_argument("model", help="zoo name or checkpoint to continue from")
     s.add_argument("--epochs", type=_positive_int)
@@ -261,18 +244,9 @@ def make_parser() -> argparse.ArgumentParser:
     s.add_argument("--quiet", action="store_true")
     s.set_defaults(fn=cmd_train)
 
-    s = sub.add_parser("export", help="export a zoo model or checkpoint to QONNX")
-    s.add_argument("model")
-    s.add_argument("--out", required=True)
-    s.set_defaults(fn=cmd_export)
 
-    s = sub.add_parser("build", help="compile a model to a verified dataflow accelerator")
-    s.add_argument("model", help="zoo name, checkpoint (.pt) or QONNX file (.onnx)")
-    s.add_argument("--out", required=True)
-    s.add_argument("--board", help="board to build for (see `bnnflow boards`): its project, bitstream and fit check")
-    s.add_argument("--unverified", action="store_true",
-                   help="let the board step build a design whose verification record is missing, stale or failed "
-                        "(recorded in report.json)")
+def _add_build_goals(s) -> None:
+    """The folding goal (one of them) and the clock."""
     g = s.add_mutually_exclusive_group()
     g.add_argument("--target-fps", type=_positive_float)
     g.add_argument("--target-cycles", type=_positive_int, help="cycles per frame of the slowest layer")
@@ -280,11 +254,23 @@ def make_parser() -> argparse.ArgumentParser:
     g.add_argument("--lut-budget", type=_positive_int, metavar="N",
                    help="fastest folding whose analytic LUT estimate is at most N")
     s.add_argument("--clock-mhz", type=_clock_mhz, help="design clock (default: the board's clock, else 100)")
+
+
+def _add_build(sub) -> None:
+    steps = ", ".join(step_names())
+    s = sub.add_parser("build", help="compile a model to a verified dataflow accelerator")
+    s.add_argument("model", help="zoo name, checkpoint (.pt) or QONNX file (.onnx)")
+    s.add_argument("--out", required=True)
+    s.add_argument("--board", help="board to build for (see `bnnflow boards`): its project, bitstream and fit check")
+    s.add_argument("--unverified", action="store_true",
+                   help="let the board step build a design whose verification record is missing, stale or failed "
+                        "(recorded in report.json)")
+    _add_build_goals(s)
     s.add_argument("--input-scale", type=_input_scale, help="the model sees p*S (default p/255)")
     s.add_argument("--verify-images", type=_image_count, default=100)
     s.add_argument("--test-data", help="idx DIR of labelled images for verification and accuracy")
-    s.add_argument("--from-step", help="resume an earlier build in --out at this step (import, streamline, fold, "
-                                       "insert_dwc, fifo, rtl, hls, verify, synth, board, deploy, report)")
+    s.add_argument("--from-step", help=f"resume an earlier build in --out at this step ({steps})")
+    s.add_argument("--to-step", help=f"stop after this step ({steps}); report.json says where (status \"stopped\")")
     s.add_argument("--synth", choices=["xcup", "xc7", "ecp5"],
                    help="resource figures of the generated RTL from yosys for this FPGA family")
     s.add_argument("--hls-synth", action="store_true",
@@ -295,6 +281,8 @@ def make_parser() -> argparse.ArgumentParser:
     s.add_argument("--quiet", action="store_true")
     s.set_defaults(fn=cmd_build)
 
+
+def _add_run_verify(sub) -> None:
     s = sub.add_parser("run", help="run images through a build")
     s.add_argument("build_dir")
     s.add_argument("--input", required=True, help=".npy of uint8 images (N, C, H, W)")
@@ -310,6 +298,20 @@ def make_parser() -> argparse.ArgumentParser:
     s.add_argument("--test-data")
     s.add_argument("--stall-seed", type=_seed, help="random valid/ready stalls in the simulation")
     s.set_defaults(fn=cmd_verify)
+
+
+def make_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="bnnflow", description="Binarized neural networks to bit-exact dataflow accelerators.")
+    sub = p.add_subparsers(dest="command", required=True)
+    sub.add_parser("models", help="list the model zoo").set_defaults(fn=cmd_models)
+    sub.add_parser("boards", help="list the boards (boards/*.toml)").set_defaults(fn=cmd_boards)
+    _add_train(sub)
+    s = sub.add_parser("export", help="export a zoo model or checkpoint to QONNX")
+    s.add_argument("model")
+    s.add_argument("--out", required=True)
+    s.set_defaults(fn=cmd_export)
+    _add_build(sub)
+    _add_run_verify(sub)
     return p
 
 

@@ -32,9 +32,9 @@ def axis_probe(graph, build_dir: Path, work: Path, images: np.ndarray, tlast_at:
     (d / f"{br.AXIS_TOP}.sv").write_text(br.render_axis_top(shape))
     (d / f"{br.PROBE_TOP}.sv").write_text(br.render_axis_probe(shape))
     s_in = to_wire(graph, images)
-    from flow.sim.simulate import _streams
+    from flow.ir.reference import design_streams
 
-    si, _so = _streams(graph, False)
+    si, _so = design_streams(graph, False)
     beats = pack_beats(s_in, si.lanes, si.bits)
     ai, ao = br.axi_bytes(shape.in_bits), br.axi_bytes(shape.out_bits)
     rows = np.full((len(beats), ai + 1), fill, dtype=np.uint8)

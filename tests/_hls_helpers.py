@@ -12,16 +12,12 @@ from flow.ir.graph import DataflowGraph
 def lower(src, out: Path, target_cycles: int) -> DataflowGraph:
     """Run the build steps up to the stream-typed graph (no RTL, no verification) and save
     it as OUT/dataflow.onnx for the Python API (`bnnflow run` wants a finished build)."""
-    from flow.pipeline.build import STEPS, BuildConfig, BuildState
+    from flow.pipeline.build import STEPS, BuildConfig, StepContext, run_in_memory
 
     cfg = BuildConfig(model=str(src), out=Path(out), target_cycles=target_cycles, progress=False)
     cfg.out.mkdir(parents=True, exist_ok=True)
-    st = BuildState(cfg)
-    names = [s[0] for s in STEPS]
-    for _name, fn, check in STEPS[: names.index("insert_dwc") + 1]:
-        fn(st)
-        if check is not None and st.graph is not None:
-            check(st.graph)
+    names = [s.name for s in STEPS]
+    st = run_in_memory(StepContext(cfg), STEPS[: names.index("insert_dwc") + 1])
     st.graph.save(cfg.out / "dataflow.onnx")
     return st.graph
 

@@ -263,14 +263,12 @@ def test_bad_numeric_options_are_refused(case, tmp_path, good):
 @pytest.fixture(scope="module")
 def built(tmp_path_factory, good):
     """A build directory with its graph (the rtl steps are not needed for these checks)."""
-    from flow.pipeline.build import STEPS, BuildConfig, BuildState
+    from flow.pipeline.build import STEPS, BuildConfig, StepContext, run_in_memory
     from flow.core.builddir import claim
 
     out = tmp_path_factory.mktemp("built")
     claim(out)  # a build directory's marker, as build() writes it
-    st = BuildState(BuildConfig(model=str(good), out=out, progress=False))
-    for _name, fn, _check in STEPS[:4]:
-        fn(st)
+    st = run_in_memory(StepContext(BuildConfig(model=str(good), out=out, progress=False)), STEPS[:4])
     st.graph.save(out / "dataflow.onnx")
     return out
 

@@ -17,6 +17,7 @@ from _cli import assert_refused, bnnflow
 from flow.boards import shell_rtl as br
 from flow.boards.catalog import board_names, list_boards, load_board, parse_board
 from flow.core.errors import UserError
+from flow.core.wire import beat_bytes
 
 
 @pytest.fixture(scope="module")
@@ -263,7 +264,7 @@ def test_axis_wrapper_tlast_padding_bit_exact(u96_build, tmp_path, sim_cache, st
     tlast_at = [4 * ib - 1, 6 * ib + ib // 2, 10 * ib - 1]
     data, last = axis_probe(g, u96_build[0], tmp_path, images, tlast_at, fill=0xFF, stall_seed=stall_seed,
                             cache=sim_cache)
-    ob = br.beat_bytes(shape.out_bits)
+    ob = beat_bytes(shape.out_bits)
     y = data[:, 0] & ((1 << shape.out_bits) - 1) if shape.out_bits < 8 else data[:, 0]
     assert shape.out_beats == 1 and np.array_equal(y.astype(np.int64), ref), (y, ref)
     assert not np.any(data[:, ob:]) and not np.any(data[:, 0] >> shape.out_bits)

@@ -24,7 +24,7 @@ def _build(out: Path, model: str, *extra) -> dict:
 def zoo_build(tmp_path_factory):
     out = tmp_path_factory.mktemp("zoo") / "tfc"
     report = _build(out, "tfc-w1a1", "--verify-images", 100, "--target-cycles", 256)
-    from flow.train.zoo import pretrained_model
+    from flow.train.trainer import pretrained_model
 
     return out, report, pretrained_model("tfc-w1a1")
 

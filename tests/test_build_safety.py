@@ -208,6 +208,66 @@ def test_stray_files_in_steps_are_ignored(built, tmp_path, good_onnx):
                for n in ("notes.onnx", "xx_foo.onnx", "07_hls.onnx", "11_deploy.onnx"))  # not the build's: kept
 
 
+def test_to_step_stops_after_the_step_and_from_step_finishes_the_build(built, tmp_path, good_onnx):
+    """--to-step NAME runs no step after NAME: report.json says where it stopped (not complete,
+    so `run` refuses the build), and --from-step continues it to the same complete build."""
+    out = copy_of(built, tmp_path)
+    res = bnnflow("build", good_onnx, "--out", out, "--from-step", "rtl", "--to-step", "hls", "--quiet")
+    assert res.returncode == 0, res.stderr
+    assert "stopped after step hls" in res.stdout
+    rep = json.loads((out / "report.json").read_text())
+    assert rep["status"] == "stopped" and rep["stopped_after"] == "hls"
+    assert rep["verification"] is None and rep["deploy"] is None and rep["layers"]
+    assert (out / "hls").is_dir() and not (out / "verification.json").exists() and not (out / "deploy").exists()
+    assert not (out / "dataflow.onnx").exists() and not (out / "report.html").exists()
+    x = tmp_path / "x.npy"
+    np.save(x, np.zeros((2, 1, 28, 28), np.uint8))
+    assert_refused(bnnflow("run", out, "--input", x), "dataflow.onnx", "bnnflow build")
+    res = bnnflow("build", good_onnx, "--out", out, "--from-step", "verify", "--verify-images", 10, "--quiet")
+    assert res.returncode == 0, res.stderr
+    done, first = (json.loads((d / "report.json").read_text()) for d in (out, built))
+    assert done["status"] == "complete" and "stopped_after" not in done
+    assert done["design_hash"] == first["design_hash"] and done["layers"] == first["layers"]
+
+
+def test_to_step_before_the_graph_exists_and_bad_step_names(built, tmp_path, good_onnx):
+    out = tmp_path / "b"
+    res = bnnflow("build", good_onnx, "--out", out, "--to-step", "import", "--quiet")
+    assert res.returncode == 0, res.stderr
+    rep = json.loads((out / "report.json").read_text())
+    assert rep["status"] == "stopped" and rep["stopped_after"] == "import" and "layers" not in rep
+    assert sorted(p.name for p in (out / "steps").iterdir()) == ["01_import.onnx"]
+    assert_refused(bnnflow("build", good_onnx, "--out", out, "--to-step", "nope", "--quiet"),
+                   "unknown step 'nope'", "--to-step", "import, streamline")
+    assert_refused(bnnflow("build", good_onnx, "--out", out, "--from-step", "fold", "--to-step", "import", "--quiet"),
+                   "--to-step import comes before --from-step fold")
+
+
+def test_the_step_list_is_data_a_caller_extends(built, tmp_path, good_onnx):
+    """A step of the caller's own, inserted after fold, runs in order, gets its invariant
+    checked and its graph saved; the later steps keep their names and numbers shift."""
+    import dataclasses
+
+    from flow.pipeline.build import STEPS, BuildConfig, Step, build, with_step
+    from flow.pipeline.steps import check_hw_graph
+
+    seen = []
+
+    def record_first_pe(ctx, st):
+        seen.append(st.graph.ops()[0].attr("PE"))
+        return dataclasses.replace(st, graph=st.graph)
+
+    steps = with_step(STEPS, Step("mine", record_first_pe, check_hw_graph, saves_graph=True), after="fold")
+    assert [s.name for s in steps][2:5] == ["fold", "mine", "insert_dwc"]
+    with pytest.raises(ValueError, match="already in the list"):
+        with_step(steps, steps[3], after="rtl")
+    out = tmp_path / "b"
+    rep = build(BuildConfig(model=str(good_onnx), out=out, progress=False, to_step="insert_dwc"), steps)
+    assert rep["status"] == "stopped" and rep["stopped_after"] == "insert_dwc" and len(seen) == 1
+    assert sorted(p.name for p in (out / "steps").iterdir()) == [
+        "01_import.onnx", "02_streamline.onnx", "03_fold.onnx", "04_mine.onnx", "05_insert_dwc.onnx"]
+
+
 def test_damaged_step_graph_is_one_sentence(built, tmp_path, good_onnx):
     out = copy_of(built, tmp_path)
     (out / "steps" / "05_fifo.onnx").write_bytes(b"\x08garbage")

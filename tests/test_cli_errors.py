@@ -222,12 +222,10 @@ def test_run_refuses_bad_inputs(tmp_path):
 @pytest.fixture(scope="module")
 def numpy_build(tmp_path_factory, good_onnx):
     """A build directory with its graph (the rtl steps are not needed for these checks)."""
-    from flow.pipeline.build import BuildConfig, STEPS, BuildState
+    from flow.pipeline.build import STEPS, BuildConfig, StepContext, run_in_memory
 
     out = tmp_path_factory.mktemp("nb")
-    st = BuildState(BuildConfig(model=str(good_onnx), out=out, progress=False))
-    for _name, fn, _check in STEPS[:4]:
-        fn(st)
+    st = run_in_memory(StepContext(BuildConfig(model=str(good_onnx), out=out, progress=False)), STEPS[:4])
     st.graph.save(out / "dataflow.onnx")
     return out
 

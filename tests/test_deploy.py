@@ -74,7 +74,7 @@ def test_sim_bytes_equal_pynq_bytes(zoo_build):
     to axi_bytes; both are flow.core.wire.pack_beats of the wire-order pixels."""
     from flow.sim.execute import to_wire
     from flow.core.wire import beat_bytes, pack_beats
-    from flow.sim.simulate import _streams
+    from flow.ir.reference import design_streams
 
     out, _report = zoo_build
     drv = _load_driver(out / "deploy")
@@ -88,7 +88,7 @@ def test_sim_bytes_equal_pynq_bytes(zoo_build):
     sim_bytes = np.concatenate(sent)
 
     graph = load_build(out)
-    s_in, _ = _streams(graph, logits=False)
+    s_in, _ = design_streams(graph, logits=False)
     ref = pack_beats(to_wire(graph, images), s_in.lanes, s_in.bits)
     assert np.array_equal(sim_bytes, ref)
     assert np.array_equal(drv.pack_images(acc.spec, images), ref)
@@ -104,6 +104,29 @@ def test_sim_bytes_equal_pynq_bytes(zoo_build):
     assert np.array_equal(drv.decode_outputs(acc.spec, out_rows, len(images)), top1[:, None])
 
 
+def test_driver_wire_format_equals_the_core_one():
+    """The stand-alone driver keeps its own copy of the wire format; on random elements of every
+    width from 1 to 64 bits (signed: up to 62), 1 to 9 lanes, it packs the same bytes as
+    flow.core.wire and unpacks them to the same integers."""
+    from flow.core import wire
+    from flow.deploy import driver
+
+    rng = np.random.default_rng(14)
+    for bits in range(1, 65):
+        assert driver.beat_bytes(bits) == wire.beat_bytes(bits) and driver.axi_bytes(bits) == wire.axi_bytes(bits)
+        for lanes in (1, 2, 3, 5, 9):
+            for signed in (False, True)[:1 if bits > 62 else 2]:  # both copies: signed elements of up to 62 bits
+                lo, hi = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, min((1 << bits) - 1, (1 << 63) - 1))
+                frames, per = int(rng.integers(1, 5)), lanes * int(rng.integers(1, 4))
+                vals = rng.integers(lo, hi, (frames, per), dtype=np.int64, endpoint=True)
+                vals[0, :2] = (lo, hi)[:per]  # both ends of the range
+                mine, core = driver.pack_elements(vals, lanes, bits), wire.pack_beats(vals, lanes, bits)
+                assert mine.dtype == core.dtype == np.uint8 and np.array_equal(mine, core), (bits, lanes, signed)
+                back = driver.unpack_elements(mine, lanes, bits, signed)
+                assert np.array_equal(back, wire.unpack_beats(core, lanes, bits, signed)), (bits, lanes, signed)
+                assert np.array_equal(back.reshape(frames, per), vals), (bits, lanes, signed)
+
+
 def test_axi_widths():
     from flow.deploy.driver import axi_bytes, beat_bytes
 
@@ -115,7 +138,7 @@ def _acceptance(build_dir: Path, images: np.ndarray, tmp_path: Path) -> None:
     """Accelerator(sim).predict == `bnnflow run --engine rtlsim` == PyTorch top-1, exactly."""
     from flow.deploy.driver import Accelerator
     from flow.sim.verify import torch_logits
-    from flow.train.zoo import pretrained_model
+    from flow.train.trainer import pretrained_model
 
     with Accelerator(build_dir, backend="sim") as acc:
         drv = acc.predict(images)

@@ -13,7 +13,8 @@ from _hls_helpers import brevitas_model, lower
 from _models import export, mnist_images
 from flow.core.errors import UserError
 from flow.sim.hls_rtl import render_wrapper, verify_vendor_rtl
-from flow.sim.simulate import TOP, _streams, generate_rtl
+from flow.ir.reference import design_streams
+from flow.sim.simulate import TOP, generate_rtl
 
 pytestmark = pytest.mark.sim
 
@@ -37,7 +38,7 @@ def test_vendor_shaped_rtl_is_checked_bit_exactly(tmp_path):
     graph = lower(export(brevitas_model("tfc_1w1a", seed=21), tmp_path / "m.onnx"), tmp_path / "b", 256)
     verilog = tmp_path / "verilog"
     generate_rtl(graph, verilog)
-    s_in, s_out = _streams(graph, logits=False)
+    s_in, s_out = design_streams(graph, logits=False)
     assert s_out.width % 8 != 0  # the class index is padded to a byte, as Vitis pads TDATA
     (verilog / "hls_named_top.sv").write_text(_hls_named_top(s_in.width, s_out.width))
     rec = verify_vendor_rtl(graph, verilog, tmp_path / "work", mnist_images(40), top="hls_named_top")

@@ -3,6 +3,7 @@ import pytest
 import torch
 
 from flow.train import zoo
+from flow.train.trainer import pretrained_model
 from flow.core.errors import UserError
 
 
@@ -65,7 +66,7 @@ def test_load_checkpoint_round_trip_and_errors(tmp_path):
 def test_pretrained_model_without_cache_and_no_training(tmp_path, monkeypatch):
     monkeypatch.setenv("BNNFLOW_CACHE", str(tmp_path))
     with pytest.raises(UserError, match="bnnflow train tfc-w1a1"):
-        zoo.pretrained_model("tfc-w1a1", train_if_missing=False)
+        pretrained_model("tfc-w1a1", train_if_missing=False)
 
 
 def test_zoo_has_bnn_pynq_variants_and_fixed_point_models():

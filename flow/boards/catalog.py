@@ -12,8 +12,13 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+import jinja2
+
 from flow.core.assets import asset_path
 from flow.core.errors import UserError
+from flow.passes.fold import fold_for_lut_budget, insert_width_converters
+from flow.sim.simulate import design_hash
+from flow.sim.verify import digest, file_digest, load_record, record_mismatch, source_digests, sources_mismatch
 
 TOOLCHAINS = ("vivado", "open-ecp5")
 FAMILIES = ("xcup", "xc7", "ecp5")
@@ -58,8 +63,6 @@ def boards_dir() -> Path:
 
 def templates():
     """Jinja2 environment over boards/templates/ (toolchain scripts: TCL, LPF)."""
-    import jinja2
-
     return jinja2.Environment(loader=jinja2.FileSystemLoader(str(boards_dir() / "templates")),
                               undefined=jinja2.StrictUndefined, keep_trailing_newline=True, trim_blocks=True,
                               lstrip_blocks=True, autoescape=False)
@@ -149,8 +152,6 @@ def list_boards() -> list[Board]:
 
 def design_need(graph) -> dict:
     """Analytic LUT/FF/BRAM/DSP of a folded graph (LUT6 units), width converters included."""
-    from flow.passes.fold import insert_width_converters
-
     need = {k: 0 for k in ("LUT", "FF", "BRAM", "DSP")}
     for op in insert_width_converters(graph).ops():
         r = op.resources()
@@ -162,8 +163,6 @@ def design_need(graph) -> dict:
 def check_fit(folded, unfolded, board: Board) -> dict:
     """Refuse a folded design whose analytic resources exceed the board, naming need vs
     capacity and the fastest folding that would fit; return the need otherwise."""
-    from flow.passes.fold import fold_for_lut_budget
-
     need = design_need(folded)
     f = board.lut_factor
     device = {"LUT": int(round(need["LUT"] * f)), "FF": need["FF"], "BRAM": need["BRAM"], "DSP": need["DSP"]}
@@ -189,9 +188,6 @@ def verification_gate(graph, build_dir: Path, unverified: bool = False) -> dict:
     """The bitstream step runs only when BUILD/verification.json passed (counted from its
     mismatches, never from its `passed` field) for the current design hash and for the
     exact files in BUILD/rtl/ (or with --unverified, which is recorded)."""
-    from flow.sim.simulate import design_hash
-    from flow.sim.verify import load_record, record_mismatch
-
     current = design_hash(graph)
     rec, why = load_record(build_dir)
     if why is None:
@@ -213,8 +209,6 @@ def seal_project(gate: dict, build_dir: Path, src: Path, generated: dict, rewrit
     file bnnflow generated for the shell (`generated`: name -> bytes); anything else or any
     changed byte is refused, naming the file. Return the digests of the sources and of the
     toolchain scripts, for the report."""
-    from flow.sim.verify import digest, file_digest, source_digests, sources_mismatch
-
     rewrite = rewrite or {}
     expected = {name: digest(data) for name, data in generated.items()}
     verified = gate.get("sources")

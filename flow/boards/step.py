@@ -2,59 +2,62 @@
 (where the tools are at hand) its bitstream in BUILD/board/<board>/, plus yosys resource
 figures per layer for the board's FPGA family.
 
-It leaves in the build state: `board_build` (the record of the contract), `bitstream`,
-`fmax_mhz` and `layer_extra` (per-layer fields merged into report.json's layers).
+It returns a BoardBuild: the record of the contract (report.json's `board_build`), the
+per-layer fields merged into report.json's layers, and the yosys totals.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from flow.boards import ecp5, vivado
 from flow.boards.catalog import load_board, verification_gate
+from flow.boards.synth_layers import synthesize_layers
+from flow.sim.simulate import TOP
 
 
-def run_board(st, log=lambda m: None) -> dict:
-    cfg = st.cfg
-    board = load_board(cfg.board)
-    gate = verification_gate(st.graph, cfg.out, cfg.unverified)
+@dataclass(frozen=True)
+class BoardBuild:
+    """What the board step made: report.json's `board_build` record (its `bitstream` and
+    `fmax_mhz` are also report.json's top-level fields), per-layer fields merged into
+    report.json's layers, and the yosys totals for the board's family (or why there are none)."""
+
+    record: dict
+    layer_extra: dict[str, dict] = field(default_factory=dict)
+    synthesis: dict | None = None
+    synthesis_error: str | None = None
+
+
+def run_board(graph, build_dir: Path, board_name: str, clock_mhz: float, unverified: bool = False,
+              log=lambda m: None) -> BoardBuild:
+    board = load_board(board_name)
+    gate = verification_gate(graph, build_dir, unverified)
     if not gate["passed"]:
         log(f"{board.name}: the design is not verified; --unverified builds it anyway (recorded in the report)")
     if board.toolchain == "open-ecp5":
-        from flow.boards import ecp5
-
-        rec = ecp5.build_bitstream(st.graph, cfg.out, board, log=log, gate=gate)
+        rec = ecp5.build_bitstream(graph, build_dir, board, log=log, gate=gate)
     else:
-        from flow.boards import vivado
-
-        rec = vivado.build_bitstream(st.graph, cfg.out, board, cfg.clock_mhz, log=log, gate=gate)
-    _yosys_figures(st, board, rec, log)
-    record = {"board": board.name, "part": board.part, **rec, "gate": gate}
-    st.report["board_build"] = record
-    st.report["bitstream"] = record["bitstream"]
-    st.report["fmax_mhz"] = record.get("fmax_mhz")
-    return record
+        rec = vivado.build_bitstream(graph, build_dir, board, clock_mhz, log=log, gate=gate)
+    figures = _yosys_figures(build_dir, board, rec, log)
+    return BoardBuild({"board": board.name, "part": board.part, **rec, "gate": gate}, **figures)
 
 
-def _yosys_figures(st, board, rec: dict, log) -> None:
+def _yosys_figures(build_dir: Path, board, rec: dict, log) -> dict:
     """Per-layer and total yosys figures for the board's family (Xilinx boards: the ECP5
-    flow counts its own, shell included)."""
+    flow counts its own, shell included), as BoardBuild fields."""
     if board.family == "ecp5":
-        return
-    from flow.sim.simulate import TOP
-    from flow.boards.synth_layers import synthesize_layers
-
+        return {}
     log(f"{board.name}: yosys resource figures for {board.family} ({board.part})")
     try:
-        res = synthesize_layers(Path(st.cfg.out) / "rtl", TOP, board.family)
+        res = synthesize_layers(Path(build_dir) / "rtl", TOP, board.family)
     except RuntimeError as exc:  # a tool failure: keep the analytic figures and say why
         log(f"yosys could not synthesise the design; resources stay analytic ({exc})")
-        st.report["synthesis_error"] = str(exc)[:2000]
-        return
+        return {"synthesis_error": str(exc)[:2000]}
     rec["resources_yosys"] = {"tool": res["tool"], **res["total"]}
     rec["utilisation"] = {k: round(res["total"][k] / board.capacity[k.lower()], 4)
                           for k in ("LUT", "FF", "DSP") if board.capacity[k.lower()]}
-    st.report["layer_extra"] = {name: {"resources_yosys": r} for name, r in res["layers"].items()}
-    if st.report.get("synthesis") is None:
-        st.report["synthesis"] = rec["resources_yosys"]
+    return {"layer_extra": {name: {"resources_yosys": r} for name, r in res["layers"].items()},
+            "synthesis": rec["resources_yosys"]}
 
 
 def summary(record: dict) -> str:

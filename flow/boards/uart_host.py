@@ -9,18 +9,15 @@ from __future__ import annotations
 import numpy as np
 
 from flow.core.wire import beat_bytes, pack_beats, unpack_beats
+from flow.ir.reference import design_streams, to_wire
 
 
 def _streams(graph):
-    from flow.sim.simulate import _streams as streams
-
-    return streams(graph, False)
+    return design_streams(graph, False)
 
 
 def image_bytes(graph, images: np.ndarray) -> bytes:
     """The bytes the host sends for uint8 images (N, C, H, W)."""
-    from flow.sim.execute import to_wire
-
     s_in, _s_out = _streams(graph)
     return pack_beats(to_wire(graph, images), s_in.lanes, s_in.bits).tobytes()
 
@@ -43,7 +40,7 @@ def decode_reply(graph, data: bytes, n: int) -> np.ndarray:
 
 def classify_over_uart(graph, images: np.ndarray, port: str, baud: int = 115200, timeout_s: float = 10.0):
     """Send images to a board running the UART shell (pyserial) and return its top-1 answers."""
-    import serial  # pyserial, imported only where a board is attached
+    import serial  # deferred: pyserial is optional, needed only where a board is attached
 
     images = np.asarray(images)
     per = reply_bytes_per_image(graph)

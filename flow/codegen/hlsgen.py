@@ -16,12 +16,17 @@ from __future__ import annotations
 
 import re
 import shutil
+import subprocess
 from pathlib import Path
 
+import jinja2
 import numpy as np
 
 from flow.core.assets import asset_path
+from flow.core.errors import UserError
+from flow.core.wire import pack_beats
 from flow.ir.graph import DataflowGraph
+from flow.ir.reference import execute_numpy, to_wire
 from flow.ir.registry import registry
 from flow.ops.base import memory, stage  # noqa: F401  (the hls_stage helpers, re-exported)
 
@@ -80,8 +85,6 @@ def _ops(graph: DataflowGraph, logits: bool) -> list:
 
 
 def _env():
-    import jinja2
-
     return jinja2.Environment(loader=jinja2.FileSystemLoader(str(library_dir())), undefined=jinja2.StrictUndefined,
                               keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True)
 
@@ -126,9 +129,6 @@ def design_info(graph: DataflowGraph, logits: bool = False) -> dict:
 
 def tb_vectors(graph: DataflowGraph, logits: bool, frames: int = TB_FRAMES) -> tuple[bytes, bytes]:
     """Input beats of `frames` random images (seed 0) and the reference output beats."""
-    from flow.sim.execute import execute_numpy, to_wire
-    from flow.core.wire import pack_beats
-
     info_in, info_out = _ops(graph, logits)[0].in_stream(), _ops(graph, logits)[-1].out_stream()
     shape = tuple(graph.meta("input")["shape"][1:])
     images = np.random.default_rng(0).integers(0, 256, (frames, *shape), dtype=np.uint8)
@@ -183,10 +183,6 @@ def sources(out_dir: Path) -> list[Path]:
 def run_vitis_hls(hls_dir: Path, log=print, echo=print) -> bool:
     """Run `vitis_hls -f run_hls.tcl` in hls_dir when vitis_hls is on PATH; otherwise say in
     one line what to install. Returns whether synthesis ran and succeeded."""
-    import subprocess
-
-    from flow.core.errors import UserError
-
     exe = shutil.which("vitis_hls")
     if exe is None:
         echo(f"bnnflow: vitis_hls is not on PATH: install AMD Vitis HLS (2022.1 or later) and source its "

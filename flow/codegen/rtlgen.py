@@ -203,80 +203,9 @@ def render_graph(stages: list[dict], edges: list, out_dir: Path, top_name: str =
         raise ValueError("render_graph needs at least one stage")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    by_name = {}
-    for st in stages:
-        if st.get("name") in ("in", "out"):
-            raise ValueError("stage names 'in' and 'out' are reserved for the top's ports")
-        if st.get("name") in by_name:
-            raise ValueError(f"duplicate stage name {st.get('name')!r}")
-        by_name[st["name"]] = st
-    for st in stages:
-        engine_sources(st["module"])  # refuses an unknown module
-    ports = {n: engine_ports(st["module"]) for n, st in by_name.items()}
-    in_w = {n: _port_bits(st, "in_bits", len(ports[n][0])) for n, st in by_name.items()}
-    out_w = {n: _port_bits(st, "out_bits", len(ports[n][1])) for n, st in by_name.items()}
-
-    driven: dict[tuple[str, int], int] = {}
-    used: dict[tuple[str, int], int] = {}
-    recs = []
-    for i, edge in enumerate(edges):
-        if not isinstance(edge, (list, tuple)) or len(edge) != 2:
-            raise ValueError(f"edge {edge!r} is not a [src, dst] pair")
-        src, dst = _endpoint(edge[0], "in"), _endpoint(edge[1], "out")
-        if src[0] == "out" or dst[0] == "in":
-            raise ValueError(f"edge {edge!r}: 'in' is only a source, 'out' only a destination")
-        for (n, k), side in ((src, 1), (dst, 0)):
-            if n in ("in", "out"):
-                if k != 0:
-                    raise ValueError(f"edge {edge!r}: the top has one port {n!r}")
-                continue
-            if n not in by_name:
-                raise ValueError(f"edge {edge!r} names an unknown stage {n!r}")
-            if not 0 <= k < len(ports[n][side]):
-                raise ValueError(f"edge {edge!r}: {by_name[n]['module']} {n} has no {'output' if side else 'input'} port {k}")
-        if src in used:
-            raise ValueError(f"output {src} feeds two edges; insert a duplicate stage")
-        if dst in driven:
-            raise ValueError(f"input {dst} is driven by two edges")
-        used[src], driven[dst] = i, i
-        sbits = None if src[0] == "in" else out_w[src[0]][src[1]]
-        dbits = None if dst[0] == "out" else in_w[dst[0]][dst[1]]
-        if sbits is not None and dbits is not None and sbits != dbits:
-            raise ValueError(f"stream width mismatch on edge {edge!r}: {sbits} bits into {dbits}")
-        bits = sbits if sbits is not None else dbits
-        if bits is None:
-            raise ValueError(f"edge {edge!r} joins the top's input straight to its output")
-        recs.append({"wire": f"e_{i}", "src": src, "dst": dst, "bits": bits,
-                     "src_label": src[0] if src[0] == "in" else f"{src[0]}.{ports[src[0]][1][src[1]]}",
-                     "dst_label": dst[0] if dst[0] == "out" else f"{dst[0]}.{ports[dst[0]][0][dst[1]]}"})
-    for n in by_name:
-        for k, pname in enumerate(ports[n][0]):
-            if (n, k) not in driven:
-                raise ValueError(f"input {n}.{pname} is not connected")
-        for k, pname in enumerate(ports[n][1]):
-            if (n, k) not in used:
-                raise ValueError(f"output {n}.{pname} is not connected")
-    if ("in", 0) not in used or ("out", 0) not in driven:
-        raise ValueError("the graph needs one edge from 'in' and one edge to 'out'")
-
-    # topological order (Kahn); stage order breaks ties
-    indeg = {n: len(ports[n][0]) for n in by_name}
-    for r in recs:
-        if r["src"][0] == "in":
-            indeg[r["dst"][0]] -= 1 if r["dst"][0] != "out" else 0
-    order: list[str] = []
-    ready = [n for n in by_name if indeg[n] == 0]
-    while ready:
-        n = ready.pop(0)
-        order.append(n)
-        for r in recs:
-            if r["src"][0] == n and r["dst"][0] != "out":
-                indeg[r["dst"][0]] -= 1
-                if indeg[r["dst"][0]] == 0:
-                    ready.append(r["dst"][0])
-    if len(order) != len(by_name):
-        raise ValueError(f"the graph has a cycle through {sorted(set(by_name) - set(order))}")
-
+    by_name, ports = _graph_stages(stages)
+    recs, driven, used = _graph_edges(edges, by_name, ports)
+    order = _topological_order(by_name, ports, recs)
     seen: set[str] = set()
     rendered = []
     for n in order:
@@ -297,6 +226,99 @@ def render_graph(stages: list[dict], edges: list, out_dir: Path, top_name: str =
     write_stream_names(out_dir, top_name, [f"{_stream_end(r['src'], ports, 1)} -> {_stream_end(r['dst'], ports, 0)}"
                                            for r in recs])
     return {"top": top_name, "files": files, "in_bits": in_rec["bits"], "out_bits": out_rec["bits"], "order": order}
+
+
+def _graph_stages(stages: list[dict]) -> tuple[dict, dict]:
+    """The stages by name (unique, not 'in' or 'out') and their (input, output) port names."""
+    by_name = {}
+    for st in stages:
+        if st.get("name") in ("in", "out"):
+            raise ValueError("stage names 'in' and 'out' are reserved for the top's ports")
+        if st.get("name") in by_name:
+            raise ValueError(f"duplicate stage name {st.get('name')!r}")
+        by_name[st["name"]] = st
+    for st in stages:
+        engine_sources(st["module"])  # refuses an unknown module
+    return by_name, {n: engine_ports(st["module"]) for n, st in by_name.items()}
+
+
+def _check_endpoints(edge, src: tuple[str, int], dst: tuple[str, int], by_name: dict, ports: dict) -> None:
+    if src[0] == "out" or dst[0] == "in":
+        raise ValueError(f"edge {edge!r}: 'in' is only a source, 'out' only a destination")
+    for (n, k), side in ((src, 1), (dst, 0)):
+        if n in ("in", "out"):
+            if k != 0:
+                raise ValueError(f"edge {edge!r}: the top has one port {n!r}")
+            continue
+        if n not in by_name:
+            raise ValueError(f"edge {edge!r} names an unknown stage {n!r}")
+        if not 0 <= k < len(ports[n][side]):
+            raise ValueError(f"edge {edge!r}: {by_name[n]['module']} {n} has no {'output' if side else 'input'} port {k}")
+
+
+def _graph_edges(edges: list, by_name: dict, ports: dict) -> tuple[list[dict], dict, dict]:
+    """One record per edge (wire e_i, ends, width, labels); every port carries exactly one edge.
+    Returns (records, input port -> edge index, output port -> edge index)."""
+    in_w = {n: _port_bits(st, "in_bits", len(ports[n][0])) for n, st in by_name.items()}
+    out_w = {n: _port_bits(st, "out_bits", len(ports[n][1])) for n, st in by_name.items()}
+    driven: dict[tuple[str, int], int] = {}
+    used: dict[tuple[str, int], int] = {}
+    recs = []
+    for i, edge in enumerate(edges):
+        if not isinstance(edge, (list, tuple)) or len(edge) != 2:
+            raise ValueError(f"edge {edge!r} is not a [src, dst] pair")
+        src, dst = _endpoint(edge[0], "in"), _endpoint(edge[1], "out")
+        _check_endpoints(edge, src, dst, by_name, ports)
+        if src in used:
+            raise ValueError(f"output {src} feeds two edges; insert a duplicate stage")
+        if dst in driven:
+            raise ValueError(f"input {dst} is driven by two edges")
+        used[src], driven[dst] = i, i
+        sbits = None if src[0] == "in" else out_w[src[0]][src[1]]
+        dbits = None if dst[0] == "out" else in_w[dst[0]][dst[1]]
+        if sbits is not None and dbits is not None and sbits != dbits:
+            raise ValueError(f"stream width mismatch on edge {edge!r}: {sbits} bits into {dbits}")
+        bits = sbits if sbits is not None else dbits
+        if bits is None:
+            raise ValueError(f"edge {edge!r} joins the top's input straight to its output")
+        recs.append({"wire": f"e_{i}", "src": src, "dst": dst, "bits": bits,
+                     "src_label": src[0] if src[0] == "in" else f"{src[0]}.{ports[src[0]][1][src[1]]}",
+                     "dst_label": dst[0] if dst[0] == "out" else f"{dst[0]}.{ports[dst[0]][0][dst[1]]}"})
+    _check_connected(by_name, ports, driven, used)
+    return recs, driven, used
+
+
+def _check_connected(by_name: dict, ports: dict, driven: dict, used: dict) -> None:
+    for n in by_name:
+        for k, pname in enumerate(ports[n][0]):
+            if (n, k) not in driven:
+                raise ValueError(f"input {n}.{pname} is not connected")
+        for k, pname in enumerate(ports[n][1]):
+            if (n, k) not in used:
+                raise ValueError(f"output {n}.{pname} is not connected")
+    if ("in", 0) not in used or ("out", 0) not in driven:
+        raise ValueError("the graph needs one edge from 'in' and one edge to 'out'")
+
+
+def _topological_order(by_name: dict, ports: dict, recs: list[dict]) -> list[str]:
+    """Kahn's order of the stages; stage order breaks ties. A cycle is refused."""
+    indeg = {n: len(ports[n][0]) for n in by_name}
+    for r in recs:
+        if r["src"][0] == "in":
+            indeg[r["dst"][0]] -= 1 if r["dst"][0] != "out" else 0
+    order: list[str] = []
+    ready = [n for n in by_name if indeg[n] == 0]
+    while ready:
+        n = ready.pop(0)
+        order.append(n)
+        for r in recs:
+            if r["src"][0] == n and r["dst"][0] != "out":
+                indeg[r["dst"][0]] -= 1
+                if indeg[r["dst"][0]] == 0:
+                    ready.append(r["dst"][0])
+    if len(order) != len(by_name):
+        raise ValueError(f"the graph has a cycle through {sorted(set(by_name) - set(order))}")
+    return order
 
 
 def _stream_end(end: tuple[str, int], ports: dict, side: int) -> str:

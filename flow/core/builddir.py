@@ -18,6 +18,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from flow import __version__
+from flow.core.assets import ASSET_NAMES, asset_path
 from flow.core.errors import UserError
 
 MARKER = ".bnnflow-build.json"
@@ -73,8 +75,6 @@ def save_graph(graph, path: Path) -> None:
 
 def _project_dirs() -> list[Path]:
     """The package and its asset folders: no build may go into (or above) them."""
-    from flow.core.assets import ASSET_NAMES, asset_path
-
     pkg = Path(__file__).resolve().parent.parent  # the flow package
     dirs = [pkg]
     for name in ASSET_NAMES:
@@ -149,8 +149,6 @@ def owned_paths(out: Path) -> set[str]:
 
 
 def write_marker(out: Path, paths) -> None:
-    from flow import __version__
-
     atomic_write_json(Path(out) / MARKER, {"bnnflow": __version__, "paths": sorted(set(paths)),
                                            "note": "bnnflow build directory: a build deletes only these paths"})
 

@@ -49,6 +49,7 @@ class Codes:
             if where is not None:
                 check_finite_input(y, where)
             return (y >= 0).astype(np.int64)
+        # deferred: qonnx (and the onnxruntime it loads) only where quantizers are encoded
         from qonnx.custom_op.general.quant import resolve_rounding_mode
 
         rnd = resolve_rounding_mode(self.rounding)

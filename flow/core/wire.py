@@ -9,7 +9,16 @@ import numpy as np
 
 
 def beat_bytes(bits: int) -> int:
+    """Bytes of one beat of `bits` bits on the stream and on the UART."""
     return max(1, -(-bits // 8))
+
+
+def axi_bytes(bits: int) -> int:
+    """Bytes of one AXI-Stream row: the smallest power of two >= beat_bytes(bits)."""
+    n = 1
+    while n < beat_bytes(bits):
+        n *= 2
+    return n
 
 
 def _elem_dtype(elem_bits: int):
@@ -51,3 +60,16 @@ def unpack_beats(beats: np.ndarray, lanes: int, elem_bits: int, signed: bool = F
     if signed:
         vals = np.where(vals >= (1 << (elem_bits - 1)), vals - (1 << elem_bits), vals)
     return vals
+
+
+def as_beat_bytes(in_beats, bits: int) -> np.ndarray:
+    """Beats as an (N, beat_bytes(bits)) uint8 array: given as such, or as a 1-D array of ints."""
+    nbytes = beat_bytes(bits)
+    a = np.asarray(in_beats)
+    if a.dtype == np.uint8 and a.ndim == 2 and a.shape[1] == nbytes:
+        return np.ascontiguousarray(a)
+    if a.ndim != 1:
+        raise ValueError(f"beats must be (N, {nbytes}) uint8 or a 1-D array of ints")
+    if a.dtype != object and np.issubdtype(a.dtype, np.integer) and nbytes <= 8:
+        return np.ascontiguousarray(a.astype("<u8").view(np.uint8).reshape(-1, 8)[:, :nbytes])
+    return np.array([list(int(x).to_bytes(nbytes, "little")) for x in a], dtype=np.uint8).reshape(-1, nbytes)

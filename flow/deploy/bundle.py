@@ -18,7 +18,13 @@ from pathlib import Path
 
 import numpy as np
 
+from flow.core.assets import asset_path
+from flow.core.wire import axi_bytes, beat_bytes
+from flow.deploy import driver
 from flow.ir.graph import DataflowGraph
+from flow.ir.reference import design_streams, execute_numpy
+from flow.sim.simulate import design_hash
+from flow.sim.verify import verification_images
 
 DEPLOY_DIR = "deploy"
 SAMPLE_IMAGES = 16
@@ -37,8 +43,6 @@ def board_uart_baud(board: str | None) -> int | None:
     """`uart_baud` from boards/<board>.toml (top level or one table down), when the board has one."""
     if board is None:
         return None
-    from flow.core.assets import asset_path
-
     try:
         path = asset_path("boards") / f"{board}.toml"
     except FileNotFoundError:  # a package without board files
@@ -54,11 +58,8 @@ def board_uart_baud(board: str | None) -> int | None:
 
 def io_spec(graph: DataflowGraph, board: str | None = None, board_build: dict | None = None) -> dict:
     """The driver's view of the design: shapes, beat formats, output meaning, board facts."""
-    from flow.deploy.driver import axi_bytes, beat_bytes
-    from flow.sim.simulate import _streams, design_hash
-
-    s_in, s_out = _streams(graph, logits=False)
-    classes = _streams(graph, logits=True)[1].elems
+    s_in, s_out = design_streams(graph, logits=False)
+    classes = design_streams(graph, logits=True)[1].elems
     out = graph.meta("output")
     shape = list(graph.meta("input")["shape"][1:])
     bb = board_build or {}
@@ -88,9 +89,6 @@ def io_spec(graph: DataflowGraph, board: str | None = None, board_build: dict | 
 def sample_set(graph: DataflowGraph, n: int = SAMPLE_IMAGES, pool: int = 5000) -> tuple[np.ndarray, np.ndarray]:
     """n images spread evenly over the first `pool` of the verify step's source (a class-sorted
     set gives every class), and their top-1 from the numpy reference."""
-    from flow.sim.execute import execute_numpy
-    from flow.sim.verify import verification_images
-
     images = verification_images(graph, pool)[0]
     images = images[np.linspace(0, len(images) - 1, min(n, len(images))).astype(np.int64)]
     return images, execute_numpy(graph, images)
@@ -133,8 +131,6 @@ def notebook(spec: dict) -> dict:
 def write_deploy(graph: DataflowGraph, build_dir: Path, board: str | None = None,
                  board_build: dict | None = None) -> dict:
     """Write BUILD/deploy/ (replacing an older one); return the report's `deploy` record."""
-    from flow.deploy import driver
-
     build_dir = Path(build_dir)
     out = build_dir / DEPLOY_DIR
     if out.exists():

@@ -40,6 +40,7 @@ I64 = npt.NDArray[np.int64]
 
 IO_FILE = "io.json"
 SAMPLES_FILE = "samples.npz"
+GRAPH_FILE = "dataflow.onnx"  # the build's graph, next to deploy/ (the sim backend)
 BACKENDS = ("pynq", "sim", "uart")
 # the AXI DMA instance of the Zynq block design (boards/templates/build.tcl.j2)
 DMA_IP = "axi_dma_0"
@@ -228,7 +229,7 @@ class PynqBackend:
         if spec.bitstream is None or not (deploy_dir / spec.bitstream).is_file():
             raise FileNotFoundError(f"{deploy_dir} holds no bitstream; build with a Zynq --board (e.g. ultra96-v2) "
                                     "and copy the whole deploy/ directory to the board")
-        import pynq
+        import pynq  # deferred: PYNQ exists only on the board
 
         self.spec = spec
         self._allocate = pynq.allocate
@@ -283,11 +284,16 @@ class SimBackend:
     """The build's compiled Verilator model, fed the same beats the board receives."""
 
     def __init__(self, spec: IOSpec, deploy_dir: Path, max_batch: int | None = None):
-        from flow.pipeline.build import load_build
+        # deferred: the sim backend needs bnnflow itself; the other backends run without it
+        from flow.ir.graph import load_dataflow
         from flow.sim.simulate import compiled_sim, design_hash
 
         build_dir = deploy_dir.parent
-        graph = load_build(build_dir)
+        graph_file = build_dir / GRAPH_FILE
+        if not graph_file.is_file():
+            raise FileNotFoundError(f"the sim backend needs the build directory around {deploy_dir}: {graph_file} "
+                                    "does not exist")
+        graph = load_dataflow(graph_file)
         if design_hash(graph) != spec.design_hash:
             raise ValueError(f"{build_dir} holds design {design_hash(graph)}, but {deploy_dir / IO_FILE} "
                              f"describes design {spec.design_hash}; rebuild or use the matching deploy directory")
@@ -308,7 +314,7 @@ class UartBackend:
 
     def __init__(self, spec: IOSpec, port: str | None, baud: int | None = None, timeout_s: float = 10.0,
                  max_batch: int | None = None):
-        import serial
+        import serial  # deferred: pyserial is needed only by the uart backend
 
         if not isinstance(port, str) or not port:
             raise ValueError(f"the uart backend needs the serial port, e.g. port='/dev/ttyUSB0', got {port!r}")

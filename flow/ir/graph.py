@@ -6,14 +6,17 @@ The graph is a plain `onnx.ModelProto`, so every step's graph opens in Netron.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import onnx
+from google.protobuf.message import DecodeError
 from onnx import helper, numpy_helper
 
+from flow.core.errors import UserError
 from flow.ir.registry import make_op
 
 DOMAIN = "flow.ops"
@@ -162,18 +165,12 @@ class DataflowGraph:
 
     def fingerprint(self) -> str:
         """A hash of every design parameter (used as the design hash)."""
-        import hashlib
-
         return hashlib.sha256(self.model.SerializeToString(deterministic=True)).hexdigest()[:16]
 
 
 def load_dataflow(path: Path) -> DataflowGraph:
     """A build's dataflow graph, checked to be one: readable ONNX, bnnflow's input
     description, and registered hardware ops with consistent attributes (else a UserError)."""
-    from google.protobuf.message import DecodeError
-
-    from flow.core.errors import UserError
-
     path = Path(path)
     try:
         model = onnx.load(str(path), load_external_data=False)

@@ -14,6 +14,8 @@ from flow.ops.base import divisors, smallest_lanes  # noqa: F401  (re-exported)
 from flow.ops.dwc import DataWidthConverter
 from flow.ops.mvu import mvu_folding  # noqa: F401  (re-exported)
 
+from flow.passes.folding_file import check_depths, check_entry, read_folding_file, resolve_keys
+
 DWC = DataWidthConverter.op_type  # the op this pass inserts
 
 
@@ -124,8 +126,6 @@ def apply_folding_file(graph: DataflowGraph, path: Path) -> DataflowGraph:
     """Apply a JSON folding file. Keys are our node names or FINN names (the i-th
     `MVAU_hls_i` is the i-th BinaryMVU in graph order, and so on); flow.passes.folding_file
     refuses what it cannot apply."""
-    from flow.passes.folding_file import check_entry, read_folding_file, resolve_keys
-
     spec = read_folding_file(path)
     g = graph.copy()
     ops = g.ops()
@@ -166,8 +166,6 @@ def _port_fifos(g: DataflowGraph, by_name: dict, op) -> dict[str, list]:
 def _apply_fifo_depths(g: DataflowGraph, by_name: dict, op, val: dict, path) -> None:
     """FINN's inFIFODepths/outFIFODepths (one depth per port): a depth above FINN's 2 sets the
     Depth of the StreamFIFO on that port; ports without a FIFO in this design are skipped."""
-    from flow.passes.folding_file import check_depths
-
     fifos = _port_fifos(g, by_name, op)
     for key in _FIFO_KEYS:
         depths = val.get(key)

@@ -19,7 +19,7 @@ def attrs(node) -> dict:
 def ort_session(mw, nodes, in_name: str, in_shape, out_name: str):
     """A function running `nodes` (float ops only) from `in_name` to `out_name` in
     onnxruntime with graph optimisations off, so each op rounds as the file says."""
-    import onnxruntime as ort
+    import onnxruntime as ort  # deferred: heavy, and only the streamline of float segments runs it
 
     g = mw.graph
     names = {i for n in nodes for i in n.input}

@@ -1,6 +1,16 @@
 """report.json: the machine-readable record of a build (and report.html, the same for people)."""
 from __future__ import annotations
 
+from flow.core.builddir import atomic_write_json
+from flow.core.tools import versions
+from flow.passes.fifo import fifo_summary
+from flow.pipeline.report_html import write_html
+from flow.pipeline.state import BuildState, StepContext, config_dict
+from flow.sim.simulate import design_hash
+from flow.sim.verify import record_problem
+
+ANALYTIC = "bnnflow analytic estimate"
+
 
 def layer_rows(graph) -> list[dict]:
     rows = []
@@ -9,73 +19,90 @@ def layer_rows(graph) -> list[dict]:
     return rows
 
 
-def _verified(r: dict) -> bool:
+def _record(st: BuildState) -> dict | None:
+    return st.verification.record if st.verification is not None else None
+
+
+def _verified(st: BuildState) -> bool:
     """The engines agree: the verification record passes (counted from its mismatches), and
     so did the vendor RTL when it ran."""
-    from flow.sim.verify import record_problem
-
-    hls_rtl = r.get("hls_rtl_verification")
-    return record_problem(r.get("verification")) is None and (hls_rtl is None or hls_rtl["mismatches"] == 0)
+    hls_rtl = st.hls_rtl_verification
+    return record_problem(_record(st)) is None and (hls_rtl is None or hls_rtl["mismatches"] == 0)
 
 
-def status_of(st) -> str:
+def status_of(ctx: StepContext, st: BuildState) -> str:
     """complete (verified), unverified (no verification for this design: --unverified) or
     verification_failed."""
-    if _verified(st.report):
+    if _verified(st):
         return "complete"
-    if st.report.get("verification") is None and st.cfg.unverified:
+    if _record(st) is None and ctx.cfg.unverified:
         return "unverified"
     return "verification_failed"
 
 
-def write_report(st) -> dict:
-    from flow.pipeline.build import config_dict
-    from flow.passes.fifo import fifo_summary
-    from flow.sim.simulate import design_hash
-    from flow.core.tools import versions
-
-    g = st.graph
+def _figures(ctx: StepContext, st: BuildState) -> dict:
+    """The design's cycle and resource figures (analytic, measured, synthesised)."""
+    g, v = st.graph, st.verification
     layers = layer_rows(g)
+    extra = st.board.layer_extra if st.board is not None else {}
     for row in layers:  # per-layer figures of later steps (e.g. yosys resources of the board step)
-        row.update(st.report.get("layer_extra", {}).get(row["name"], {}))
+        row.update(extra.get(row["name"], {}))
     totals = {k: sum(r["resources"][k] for r in layers) for k in ("LUT", "FF", "BRAM", "DSP")}
     est = max(r["cycles"] for r in layers)
-    measured = st.report.get("measured_cycles_per_frame")
-    clock = st.cfg.clock_mhz
-    report = {
-        "status": status_of(st),
-        "model": st.cfg.model,
-        "board": st.cfg.board,
-        "design_hash": design_hash(g),
-        "graph_hash": g.fingerprint(),  # the dataflow.onnx this report describes
-        "config": config_dict(st.cfg),
-        "input": g.meta("input"),
-        "output": {**g.meta("output"), "top1": "argmax of integer logits, ties -> lowest index"},
+    measured = v.measured_cycles_per_frame if v is not None else None
+    return {
         "layers": layers,
         "fifo": fifo_summary(g),
         "estimated_cycles_per_frame": est,
         "measured_cycles_per_frame": measured,
         "cycles_error_pct": (abs(measured - est) / est * 100.0) if measured else None,
-        "first_frame_latency_cycles": st.report.get("first_frame_latency_cycles"),
-        "rtlsim": st.report.get("rtlsim_stats"),
-        "estimated_fps_at_clock": {"clock_mhz": clock, "fps": clock * 1e6 / est},
-        "verification": st.report.get("verification"),
-        "hls_rtl_verification": st.report.get("hls_rtl_verification"),
-        "accuracy": st.report.get("accuracy"),
-        "resources": st.report.get("synthesis") or {"tool": "bnnflow analytic estimate", **totals},
-        "resources_estimate": {"tool": "bnnflow analytic estimate", **totals},
-        "synthesis_error": st.report.get("synthesis_error"),
-        "fmax_mhz": st.report.get("fmax_mhz"),
-        "bitstream": st.report.get("bitstream"),
-        "board_build": st.report.get("board_build"),
-        "deploy": st.report.get("deploy"),
+        "first_frame_latency_cycles": v.first_frame_latency_cycles if v is not None else None,
+        "rtlsim": v.rtlsim_stats if v is not None else None,
+        "estimated_fps_at_clock": {"clock_mhz": ctx.cfg.clock_mhz, "fps": ctx.cfg.clock_mhz * 1e6 / est},
+        "resources": st.synthesis or {"tool": ANALYTIC, **totals},
+        "resources_estimate": {"tool": ANALYTIC, **totals},
+    }
+
+
+def report_dict(ctx: StepContext, st: BuildState) -> dict:
+    g, v, bb = st.graph, st.verification, st.board.record if st.board is not None else None
+    return {
+        "status": status_of(ctx, st),
+        "model": ctx.cfg.model,
+        "board": ctx.cfg.board,
+        "design_hash": design_hash(g),
+        "graph_hash": g.fingerprint(),  # the dataflow.onnx this report describes
+        "config": config_dict(ctx.cfg),
+        "input": g.meta("input"),
+        "output": {**g.meta("output"), "top1": "argmax of integer logits, ties -> lowest index"},
+        **_figures(ctx, st),
+        "verification": _record(st),
+        "hls_rtl_verification": st.hls_rtl_verification,
+        "accuracy": v.accuracy if v is not None else None,
+        "synthesis_error": st.synthesis_error,
+        "fmax_mhz": bb.get("fmax_mhz") if bb else None,
+        "bitstream": bb["bitstream"] if bb else None,
+        "board_build": bb,
+        "deploy": st.deploy,
         "tool_versions": versions(),
     }
-    from flow.pipeline.report_html import write_html
 
-    from flow.core.builddir import atomic_write_json
 
-    write_html(report, st.cfg.out / "report.html")  # before report.json, the complete marker
-    atomic_write_json(st.cfg.out / "report.json", report)
-    st.report = report
+def write_report(ctx: StepContext, st: BuildState) -> dict:
+    report = report_dict(ctx, st)
+    write_html(report, ctx.out / "report.html")  # before report.json, the complete marker
+    atomic_write_json(ctx.out / "report.json", report)
+    return report
+
+
+def write_stopped_report(ctx: StepContext, st: BuildState, step: str) -> dict:
+    """report.json of a build stopped after `step` (--to-step): status "stopped", the step,
+    and the design's figures as far as the build got (none before the graph is a dataflow graph)."""
+    if st.graph is not None:
+        report = report_dict(ctx, st)
+    else:
+        report = {"model": ctx.cfg.model, "board": ctx.cfg.board, "config": config_dict(ctx.cfg),
+                  "tool_versions": versions()}
+    report.update(status="stopped", stopped_after=step)
+    atomic_write_json(ctx.out / "report.json", report)
     return report

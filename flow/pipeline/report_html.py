@@ -11,6 +11,8 @@ from __future__ import annotations
 from html import escape
 from pathlib import Path
 
+from flow.boards.step import summary
+
 RESOURCES = ("LUT", "FF", "BRAM", "DSP")
 
 _CSS = """
@@ -51,8 +53,6 @@ def _board(r: dict) -> str:
     bb = r.get("board_build")
     if not bb:
         return escape(str(r.get("board") or "none (simulation only)"))
-    from flow.boards.step import summary
-
     gate = bb.get("gate") or {}
     note = "; gate overridden with --unverified" if gate.get("unverified_override") and not gate.get("passed") else ""
     return escape(summary(bb) + note)

@@ -18,8 +18,12 @@ from pathlib import Path
 
 import numpy as np
 
+from flow.codegen.hlsgen import HARNESS, TOP, render, sources
 from flow.core.errors import UserError
+from flow.core.wire import as_beat_bytes, beat_bytes, pack_beats, unpack_beats
 from flow.ir.graph import DataflowGraph
+from flow.ir.reference import image_chunks, to_wire
+from flow.sim.simulate import SIM_CHUNK_BYTES
 
 CXX = "g++"
 # Measured on 2 cores (benchmarks/bench_csim.py --opt-sweep, TFC-w1a1 at 128 cycles/frame, one process):
@@ -62,16 +66,12 @@ class CSim:
         self.compiler_output = ""
 
     def key(self) -> str:
-        from flow.codegen.hlsgen import sources
-
         h = hashlib.sha256(repr((CXX, cxx_version(), CXX_OPT, CXX_FLAGS)).encode())
         for f in sources(self.src_dir):
             h.update(f.name.encode() + b"\0" + f.read_bytes() + b"\0")
         return h.hexdigest()[:20]
 
     def compile_cmd(self, exe: Path) -> list[str]:
-        from flow.codegen.hlsgen import HARNESS, TOP
-
         return [CXX, *CXX_FLAGS, CXX_OPT, "-isystem", str(ap_types_dir()), "-I", str(self.src_dir),
                 str(self.src_dir / HARNESS), str(self.src_dir / f"{TOP}.cpp"), "-o", str(exe)]
 
@@ -97,8 +97,6 @@ class CSim:
         return exe
 
     def _run_one(self, data: np.ndarray, frames: int, tmp: Path, tag: str) -> np.ndarray:
-        from flow.core.wire import beat_bytes
-
         tin, tout = tmp / f"in{tag}.bin", tmp / f"out{tag}.bin"
         tin.write_bytes(data.tobytes())
         res = subprocess.run([str(self.binary), str(tin), str(tout), str(frames)], capture_output=True, text=True)
@@ -108,11 +106,9 @@ class CSim:
 
     def run(self, in_beats: np.ndarray, processes: int | None = None) -> tuple[np.ndarray, dict]:
         """Stream whole frames of (N, bytes) uint8 beats; return (output beats, stats)."""
-        from flow.sim.rtlsim import _as_beat_bytes
-
         if self.binary is None:
             self.build()
-        data = _as_beat_bytes(in_beats, self.in_bits)
+        data = as_beat_bytes(in_beats, self.in_bits)
         if data.shape[0] % self.in_bpf:
             raise ValueError(f"{data.shape[0]} input beats is not a whole number of {self.in_bpf}-beat frames")
         frames = data.shape[0] // self.in_bpf
@@ -136,8 +132,6 @@ def hls_dir(build_dir: Path, logits: bool = False) -> Path:
 
 def compiled_csim(graph: DataflowGraph, build_dir: Path, logits: bool = False, **render_kw):
     """Render the HLS project (top-1 or logits variant) and compile its C simulation, cached."""
-    from flow.codegen.hlsgen import render
-
     build_dir = Path(build_dir)
     info = render(graph, hls_dir(build_dir, logits), logits, **render_kw)
     sim = CSim(info["dir"], info["in"].width, info["out"].width, info["in"].beats, info["out"].beats,
@@ -151,9 +145,6 @@ def run_csim(graph: DataflowGraph, build_dir: Path, images: np.ndarray, logits: 
     """Stream uint8 images (N, C, H, W) through the C simulation; return (outputs, stats).
     Images go in chunks of about `chunk_bytes` pixels (default flow.sim.simulate.SIM_CHUNK_BYTES);
     the outputs do not depend on the chunking."""
-    from flow.sim.execute import image_chunks, to_wire
-    from flow.sim.simulate import SIM_CHUNK_BYTES
-
     chunks = image_chunks(graph, images, chunk_bytes or SIM_CHUNK_BYTES)
     sim, info = compiled_csim(graph, build_dir, logits)
     outs, runs = [], []
@@ -171,8 +162,6 @@ def run_csim(graph: DataflowGraph, build_dir: Path, images: np.ndarray, logits: 
 
 
 def _csim_frames(sim: CSim, info: dict, x: np.ndarray, logits: bool, processes: int | None):
-    from flow.core.wire import pack_beats, unpack_beats
-
     s_in, s_out = info["in"], info["out"]
     out_beats, stats = sim.run(pack_beats(x, s_in.lanes, s_in.bits), processes=processes)
     y = unpack_beats(out_beats, s_out.lanes, s_out.bits, signed=info["out_signed"])

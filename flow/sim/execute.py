@@ -1,8 +1,9 @@
 """One entry point to execute a dataflow graph: `execute(graph, images, engine=...)`.
 
-Engines: "numpy" (the exact integer reference in flow.ops), "csim" (the generated HLS C++
-compiled with g++) and "rtlsim" (the compiled Verilator model of the generated RTL). All take uint8 images (N, C, H, W) and return
-top-1 indices (N,) int64, or integer logits (N, classes) int64 with `logits=True`.
+Engines: "numpy" (the exact integer reference, flow.ir.reference), "csim" (the generated HLS
+C++ compiled with g++) and "rtlsim" (the compiled Verilator model of the generated RTL). All
+take uint8 images (N, C, H, W) and return top-1 indices (N,) int64, or integer logits
+(N, classes) int64 with `logits=True`.
 """
 from __future__ import annotations
 
@@ -12,92 +13,24 @@ import numpy as np
 
 from flow.core.errors import UserError
 from flow.ir.graph import DataflowGraph
+from flow.ir.reference import check_images, execute_numpy, logits_to_float, to_wire
+from flow.sim.csim import run_csim
+from flow.sim.simulate import run_rtlsim
 
 ENGINES = ("numpy", "csim", "rtlsim")
 
-
-def check_images(graph: DataflowGraph, images) -> np.ndarray:
-    """The uint8 batch (N, C, H, W) the graph takes, N >= 1; anything else is a UserError."""
-    shape = graph.meta("input")["shape"][1:]
-    images = np.asarray(images)
-    if images.dtype != np.uint8:
-        raise UserError(f"input images must be uint8 pixels, got dtype {images.dtype}")
-    if tuple(images.shape[1:]) != tuple(shape) or images.ndim != len(shape) + 1:
-        raise UserError(f"input images must be shaped (N, {', '.join(map(str, shape))}), got {tuple(images.shape)}")
-    if len(images) == 0:
-        raise UserError("no input images: the batch is empty")
-    return images
-
-
-def to_wire(graph: DataflowGraph, images: np.ndarray) -> np.ndarray:
-    """uint8 images (N, C, H, W) -> (N, features) int64 in the wire (NHWC) order."""
-    x = check_images(graph, images).astype(np.int64)
-    if x.ndim == 4:
-        x = x.transpose(0, 2, 3, 1)
-    return x.reshape(len(x), -1)
-
-
-def image_chunks(graph: DataflowGraph, images, chunk_bytes: int):
-    """Consecutive slices of the checked batch holding about `chunk_bytes` of pixels each
-    (at least one image), so that the engines' wire-order copies stay bounded."""
-    x = check_images(graph, images)
-    per_image = max(1, int(np.prod(x.shape[1:])))
-    step = max(1, int(chunk_bytes) // per_image)
-    return [x[i:i + step] for i in range(0, len(x), step)]
-
-
-def logits_ops(graph: DataflowGraph) -> list:
-    """The ops that compute the integer logits (everything before the label select)."""
-    ops = graph.ops()
-    return [o for o in ops if not o.label_head]
-
-
-def run_ops(ops, x: np.ndarray) -> np.ndarray:
-    """Execute ops (in topological order) on one batch; return the last op's output."""
-    env = {"global_in": x}
-    y = x
-    for op in ops:
-        y = op.execute(*(env[t] for t in op.stream_inputs))
-        outs = y if isinstance(y, tuple) else (y,)
-        env.update(zip(op.stream_outputs, outs))
-    return env[ops[-1].stream_outputs[0]]
-
-
-def execute_numpy(graph: DataflowGraph, images: np.ndarray, logits: bool = False) -> np.ndarray:
-    """Exact integer execution, a chunk of images at a time to bound memory."""
-    ops = logits_ops(graph) if logits else graph.ops()
-    biggest = max(max(o.in_stream().elems, o.out_stream().elems) for o in ops)
-    outs = [np.asarray(run_ops(ops, to_wire(graph, part)), dtype=np.int64)
-            for part in image_chunks(graph, images, (1 << 24) * graph_input_elems(graph) // biggest)]
-    y = np.concatenate(outs)
-    return y if logits else y[:, 0]
-
-
-def graph_input_elems(graph: DataflowGraph) -> int:
-    return int(np.prod(graph.meta("input")["shape"][1:]))
+# the reference's names, part of this module's API
+__all__ = ["ENGINES", "execute", "execute_numpy", "check_images", "to_wire", "logits_to_float"]
 
 
 def execute(graph: DataflowGraph, images: np.ndarray, engine: str = "numpy", logits: bool = False,
             build_dir: Path | None = None, **kw) -> np.ndarray:
     if engine == "numpy":
         return execute_numpy(graph, images, logits)
-    if engine == "rtlsim":
-        from flow.sim.simulate import run_rtlsim
-
-        if build_dir is None:
-            raise ValueError("the rtlsim engine needs the build directory")
-        out, _stats = run_rtlsim(graph, build_dir, images, logits=logits, **kw)
-        return out
-    if engine == "csim":
-        from flow.sim.csim import run_csim
-
-        if build_dir is None:
-            raise ValueError("the csim engine needs the build directory")
-        out, _stats = run_csim(graph, build_dir, images, logits=logits, **kw)
-        return out
-    raise UserError(f"unknown engine {engine!r}; supported: {', '.join(ENGINES)}")
-
-
-def logits_to_float(graph: DataflowGraph, int_logits: np.ndarray) -> np.ndarray:
-    """Map integer logits to the model's float32 logits through the exact output table."""
-    return graph.initializer("output_table")[np.asarray(int_logits)]
+    if engine not in ENGINES:
+        raise UserError(f"unknown engine {engine!r}; supported: {', '.join(ENGINES)}")
+    if build_dir is None:
+        raise ValueError(f"the {engine} engine needs the build directory")
+    run = run_rtlsim if engine == "rtlsim" else run_csim
+    out, _stats = run(graph, build_dir, images, logits=logits, **kw)
+    return out

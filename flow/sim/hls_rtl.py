@@ -13,16 +13,18 @@ from pathlib import Path
 
 import numpy as np
 
+from flow.codegen.hlsgen import TOP
 from flow.core.errors import UserError
+from flow.core.wire import pack_beats, unpack_beats
 from flow.ir.graph import DataflowGraph
+from flow.ir.reference import design_streams, execute_numpy, to_wire
+from flow.sim.rtlsim import RTLSim
 
 WRAPPER = "bnnflow_hls_wrap"
 
 
 def vendor_rtl_dir(hls_dir: Path) -> Path:
     """Where `csynth_design` of run_hls.tcl leaves the Verilog of the top."""
-    from flow.codegen.hlsgen import TOP
-
     return Path(hls_dir) / f"{TOP}_hls" / "sol1" / "syn" / "verilog"
 
 
@@ -66,12 +68,6 @@ def verify_vendor_rtl(graph: DataflowGraph, verilog_dir: Path, work_dir: Path, i
                       top: str | None = None) -> dict:
     """Stream `images` through the Verilog in `verilog_dir` (the HLS top `top`) in Verilator;
     return {"images", "mismatches", "cycles_per_frame", ...} against the numpy reference."""
-    from flow.sim.execute import execute_numpy, to_wire
-    from flow.codegen.hlsgen import TOP
-    from flow.sim.rtlsim import RTLSim
-    from flow.core.wire import pack_beats, unpack_beats
-    from flow.sim.simulate import _streams
-
     verilog_dir = Path(verilog_dir)
     sources = sorted(p.name for p in verilog_dir.iterdir() if p.suffix in (".v", ".sv"))
     if not sources:
@@ -81,7 +77,7 @@ def verify_vendor_rtl(graph: DataflowGraph, verilog_dir: Path, work_dir: Path, i
     if rtl.exists():
         shutil.rmtree(rtl)
     shutil.copytree(verilog_dir, rtl)  # sources and the ROM data files they read at run time
-    s_in, s_out = _streams(graph, logits=False)
+    s_in, s_out = design_streams(graph, logits=False)
     (rtl / f"{WRAPPER}.sv").write_text(render_wrapper(top or TOP, s_in.width, s_out.width))
     sim = RTLSim(rtl, WRAPPER, s_in.width, s_out.width, s_out.beats, s_in.beats, work_dir / "sim",
                  files=[*sources, f"{WRAPPER}.sv"])

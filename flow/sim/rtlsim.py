@@ -20,7 +20,7 @@ import numpy as np
 from flow.core import tools
 from flow.core.assets import asset_path
 from flow.core.errors import UserError
-from flow.core.wire import beat_bytes, pack_beats, unpack_beats  # noqa: F401  (part of this module's API)
+from flow.core.wire import as_beat_bytes, beat_bytes, pack_beats, unpack_beats  # noqa: F401  (part of this module's API)
 
 # C++ optimisation of the verilated model. Measured on 2 cores for an MNIST-sized 5-stage chain:
 # -O1 12 s compile / 0.8 s per 10,000 frames, -O2 14.5 s / 0.7 s, -Os 13 s / 1.1 s.
@@ -28,18 +28,6 @@ VERILATOR_FLAGS = ("-O3", "--x-assign", "fast", "--x-initial", "fast", "--noasse
                    "-Wno-fatal", "-Wno-lint", "-Wno-style")
 CXX_OPT = "-O1"
 HARNESS_NAME = "harness.cpp"
-
-
-def _as_beat_bytes(in_beats, bits: int) -> np.ndarray:
-    nbytes = beat_bytes(bits)
-    a = np.asarray(in_beats)
-    if a.dtype == np.uint8 and a.ndim == 2 and a.shape[1] == nbytes:
-        return np.ascontiguousarray(a)
-    if a.ndim != 1:
-        raise ValueError(f"beats must be (N, {nbytes}) uint8 or a 1-D array of ints")
-    if a.dtype != object and np.issubdtype(a.dtype, np.integer) and nbytes <= 8:
-        return np.ascontiguousarray(a.astype("<u8").view(np.uint8).reshape(-1, 8)[:, :nbytes])
-    return np.array([list(int(x).to_bytes(nbytes, "little")) for x in a], dtype=np.uint8).reshape(-1, nbytes)
 
 
 class RTLSim:
@@ -124,7 +112,7 @@ class RTLSim:
             raise UserError(f"the stall seed must be an integer from 0 to {(1 << 32) - 1}, got {stall_seed!r}")
         if self.binary is None:
             self.build()
-        data = _as_beat_bytes(in_beats, self.in_bits)
+        data = as_beat_bytes(in_beats, self.in_bits)
         if data.shape[0] % self.in_bpf:
             raise ValueError(f"{data.shape[0]} input beats is not a whole number of {self.in_bpf}-beat frames")
         frames = data.shape[0] // self.in_bpf

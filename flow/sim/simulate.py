@@ -6,29 +6,27 @@ from pathlib import Path
 
 import numpy as np
 
+from flow.codegen.rtlgen import render_graph, render_top
+from flow.core.assets import asset_path
+from flow.core.wire import pack_beats, unpack_beats
 from flow.ir.graph import DataflowGraph
+from flow.ir.reference import design_ops, design_streams, image_chunks, to_wire
+from flow.passes.fold import edges
+from flow.sim.rtlsim import RTLSim
 
 TOP = "bnnflow_top"
 # pixels handed to a simulator per run: bounds the packed beats and wire-order copies of a batch
 SIM_CHUNK_BYTES = 8 << 20
 
 
-def _ops(graph: DataflowGraph, logits: bool) -> list:
-    ops = graph.ops()
-    return [o for o in ops if not o.label_head] if logits else ops
-
-
 def rtl_stages(graph: DataflowGraph, logits: bool = False) -> list[dict]:
     """The stage list handed to the RTL generator (the label select dropped for logits)."""
-    return [o.rtl_stage() for o in _ops(graph, logits)]
+    return [o.rtl_stage() for o in design_ops(graph, logits)]
 
 
 def generate_rtl(graph: DataflowGraph, rtl_dir: Path, logits: bool = False) -> dict:
     """Render the stitched top: a chain through render_top, a branching graph through render_graph."""
-    from flow.passes.fold import edges
-    from flow.codegen.rtlgen import render_graph, render_top
-
-    ops = _ops(graph, logits)
+    ops = design_ops(graph, logits)
     stages = [o.rtl_stage() for o in ops]
     if all(len(o.stream_inputs) == 1 and len(o.stream_outputs) == 1 for o in ops):
         return render_top(stages, Path(rtl_dir), TOP)
@@ -41,16 +39,8 @@ def generate_rtl(graph: DataflowGraph, rtl_dir: Path, logits: bool = False) -> d
     return render_graph(stages, links, Path(rtl_dir), TOP)
 
 
-def _streams(graph: DataflowGraph, logits: bool):
-    ops = _ops(graph, logits)
-    first = [o for o in ops if "global_in" in o.stream_inputs][0]
-    return first.in_stream(), ops[-1].out_stream()
-
-
 def design_hash(graph: DataflowGraph, logits: bool = False) -> str:
     """Hash of the design parameters and of the RTL library sources."""
-    from flow.core.assets import asset_path
-
     h = hashlib.sha256(graph.model.SerializeToString(deterministic=True))
     h.update(b"logits" if logits else b"top1")
     for f in sorted(asset_path("rtl").rglob("*")):
@@ -62,12 +52,10 @@ def design_hash(graph: DataflowGraph, logits: bool = False) -> str:
 
 def compiled_sim(graph: DataflowGraph, build_dir: Path, logits: bool = False):
     """Render the RTL (for logits: a variant without label select) and compile it, cached."""
-    from flow.sim.rtlsim import RTLSim
-
     build_dir = Path(build_dir)
     rtl_dir = build_dir / ("rtl_logits" if logits else "rtl")
     info = generate_rtl(graph, rtl_dir, logits)
-    s_in, s_out = _streams(graph, logits)
+    s_in, s_out = design_streams(graph, logits)
     sim = RTLSim(rtl_dir, info["top"], s_in.width, s_out.width, s_out.beats, s_in.beats,
                  build_dir / "sim")
     sim.build()
@@ -82,9 +70,6 @@ def run_rtlsim(graph: DataflowGraph, build_dir: Path, images: np.ndarray, logits
     least 100,000) stops with a UserError naming its stalled streams. Images go to the
     simulator in chunks of about `chunk_bytes` pixels (default SIM_CHUNK_BYTES), so that
     memory stays bounded whatever the batch; the outputs do not depend on the chunking."""
-    from flow.sim.execute import image_chunks, to_wire
-    from flow.core.wire import pack_beats, unpack_beats
-
     chunks = image_chunks(graph, images, chunk_bytes or SIM_CHUNK_BYTES)
     sim, s_in, s_out = compiled_sim(graph, build_dir, logits)
     if watchdog is None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,10 @@ import numpy as np
 from flow.core.builddir import atomic_write_json
 from flow.core.errors import UserError
 from flow.ir.graph import DataflowGraph
+from flow.ir.reference import execute_numpy, logits_to_float
+from flow.sim.csim import run_csim
+from flow.sim.simulate import design_hash, run_rtlsim
+from flow.train.data import class_interleaved, load_dataset
 
 
 CHECKED = ("numpy", "csim", "rtlsim", "pytorch_vs_numpy")
@@ -94,8 +99,6 @@ def load_record(build_dir: Path) -> tuple[dict | None, str | None]:
 def record_mismatch(rec, graph, build_dir: Path) -> str | None:
     """Why a verification record does not vouch for `graph` and BUILD/rtl/ (None when it
     does): its counts, its design hash, and the digest of every simulated source file."""
-    from flow.sim.simulate import design_hash
-
     why = record_problem(rec, need_sources=True)
     if why is not None:
         return f"its verification record does not pass: {why}"
@@ -115,17 +118,11 @@ def verification_images(graph: DataflowGraph, n: int, test_data: str | None = No
         raise UserError(f"the number of verification images must be an integer from 1 to {MAX_IMAGES}, got {n!r}")
     shape = tuple(graph.meta("input")["shape"][1:])
     if test_data is not None:
-        from flow.train.data import load_dataset
-
         images, labels = load_dataset(test_data, split="test")
         if tuple(images.shape[1:]) != shape:
             raise UserError(f"test data {test_data} has images shaped {images.shape[1:]}, the model takes {shape}")
         return images[:n], labels[:n], str(test_data)
     if shape == (1, 28, 28):
-        from flow.train.data import load_dataset
-
-        from flow.train.data import class_interleaved
-
         images, labels = load_dataset("mnist-subset")  # stored sorted by class
         return (images[class_interleaved(labels)[:n]], None,
                 "mnist-subset, every class in turn (training images; no accuracy claimed)")
@@ -134,7 +131,7 @@ def verification_images(graph: DataflowGraph, n: int, test_data: str | None = No
 
 
 def torch_logits(model, images: np.ndarray, input_scale: float | None = None) -> np.ndarray:
-    import torch
+    import torch  # deferred: verification without a PyTorch model must not load torch
 
     x = torch.from_numpy(images).float()
     x = x * np.float32(input_scale) if input_scale is not None else x / 255.0
@@ -142,59 +139,80 @@ def torch_logits(model, images: np.ndarray, input_scale: float | None = None) ->
         return model.eval()(x).numpy()
 
 
-def verify(graph: DataflowGraph, build_dir: Path, n: int, torch_model=None, test_data=None,
-           log=print, stall_seed: int | None = None, engines=("numpy", "rtlsim")) -> tuple[dict, dict]:
-    """Run every engine on `n` images; return (verification record, extra report fields)."""
-    from flow.sim.execute import execute_numpy, logits_to_float
-    from flow.sim.simulate import design_hash, run_rtlsim
+@dataclass(frozen=True)
+class Verification:
+    """What one verification run found: the record (verification.json) and the figures it
+    measured on the way (the build's report.json carries them)."""
 
+    record: dict
+    accuracy: dict | None = None                    # labelled images: top-1 accuracy per engine
+    measured_cycles_per_frame: float | None = None  # from the RTL simulation
+    first_frame_latency_cycles: int | None = None
+    rtlsim_stats: dict | None = None
+
+
+def _pytorch_entries(graph: DataflowGraph, torch_model, images, ref_np, ref_logits) -> tuple[dict, np.ndarray]:
+    """The PyTorch-vs-numpy entries of the record, and PyTorch's top-1."""
+    n = len(images)
+    tl = torch_logits(torch_model, images, graph.meta("input")["scale"])
+    t_top = tl.argmax(axis=1)
+    out = graph.meta("output")
+    affine = out["scale"] * ref_logits + out["bias"]
+    return {"pytorch_vs_numpy": {"images": n, "mismatches": int(np.sum(t_top != ref_np))},
+            "pytorch_logits_vs_affine": {
+                "images": n, "max_abs_error": float(np.max(np.abs(affine - tl))),
+                "exact_table_mismatches": int(np.sum(np.any(logits_to_float(graph, ref_logits) != tl, axis=1))),
+                "note": "PyTorch float32 logits vs scale*logits+bias of the integer logits"}}, t_top
+
+
+def _csim_entry(graph, build_dir, images, ref_np, ref_logits, t_top) -> tuple[dict, np.ndarray]:
+    c_top, _stats = run_csim(graph, build_dir, images)
+    c_logits, _stats = run_csim(graph, build_dir, images, logits=True)
+    entry = {"images": len(images), "mismatches": int(np.sum(c_top != ref_np)), "reference": "numpy",
+             "logits_mismatches": int(np.sum(np.any(c_logits != ref_logits, axis=1)))}
+    if t_top is not None:
+        entry["mismatches_vs_pytorch"] = int(np.sum(c_top != t_top))
+    return entry, c_top
+
+
+def _rtlsim_entry(graph, build_dir, images, ref_np, t_top, stall_seed) -> tuple[dict, np.ndarray, dict]:
+    rtl_top, stats = run_rtlsim(graph, build_dir, images, stall_seed=stall_seed)
+    entry = {"images": len(images), "mismatches": int(np.sum(rtl_top != ref_np)), "reference": "numpy"}
+    if t_top is not None:
+        entry["mismatches_vs_pytorch"] = int(np.sum(rtl_top != t_top))
+    return entry, rtl_top, stats
+
+
+def verify(graph: DataflowGraph, build_dir: Path, n: int, torch_model=None, test_data=None,
+           log=print, stall_seed: int | None = None, engines=("numpy", "rtlsim")) -> Verification:
+    """Run every engine on `n` images; write BUILD/verification.json and return what was found."""
     images, labels, source = verification_images(graph, n, test_data)
     n = len(images)
     ref_np = execute_numpy(graph, images)
     ref_logits = execute_numpy(graph, images, logits=True)
     record: dict = {"images": n, "source": source}
-    extra: dict = {}
+    t_top = None
     if torch_model is not None:
-        tl = torch_logits(torch_model, images, graph.meta("input")["scale"])
-        t_top = tl.argmax(axis=1)
-        record["pytorch_vs_numpy"] = {"images": n, "mismatches": int(np.sum(t_top != ref_np))}
-        out = graph.meta("output")
-        affine = out["scale"] * ref_logits + out["bias"]
-        record["pytorch_logits_vs_affine"] = {
-            "images": n, "max_abs_error": float(np.max(np.abs(affine - tl))),
-            "exact_table_mismatches": int(np.sum(np.any(logits_to_float(graph, ref_logits) != tl, axis=1))),
-            "note": "PyTorch float32 logits vs scale*logits+bias of the integer logits"}
+        entries, t_top = _pytorch_entries(graph, torch_model, images, ref_np, ref_logits)
+        record.update(entries)
     record["numpy"] = {"images": n, "mismatches": 0, "reference": "itself"}
-    if labels is not None:
-        extra["accuracy"] = {"images": n, "source": source, "numpy": float(np.mean(ref_np == labels))}
+    accuracy = {"images": n, "source": source, "numpy": float(np.mean(ref_np == labels))} if labels is not None else None
+    stats: dict = {}
     if "csim" in engines:
-        from flow.sim.csim import run_csim
-
         log(f"csim: {n} images through the C simulation of the HLS top")
-        c_top, _stats = run_csim(graph, build_dir, images)
-        c_logits, _stats = run_csim(graph, build_dir, images, logits=True)
-        record["csim"] = {"images": n, "mismatches": int(np.sum(c_top != ref_np)), "reference": "numpy",
-                          "logits_mismatches": int(np.sum(np.any(c_logits != ref_logits, axis=1)))}
-        if torch_model is not None:
-            record["csim"]["mismatches_vs_pytorch"] = int(np.sum(c_top != t_top))
-        if labels is not None:
-            extra["accuracy"]["csim"] = float(np.mean(c_top == labels))
+        record["csim"], c_top = _csim_entry(graph, build_dir, images, ref_np, ref_logits, t_top)
+        if accuracy is not None:
+            accuracy["csim"] = float(np.mean(c_top == labels))
     if "rtlsim" in engines:
         log(f"rtlsim: {n} images through the Verilator model")
-        rtl_top, stats = run_rtlsim(graph, build_dir, images, stall_seed=stall_seed)
+        record["rtlsim"], rtl_top, stats = _rtlsim_entry(graph, build_dir, images, ref_np, t_top, stall_seed)
         record["sources"] = source_digests(Path(build_dir) / "rtl")  # what was compiled and read
-        record["rtlsim"] = {"images": n, "mismatches": int(np.sum(rtl_top != ref_np)), "reference": "numpy"}
-        if torch_model is not None:
-            record["rtlsim"]["mismatches_vs_pytorch"] = int(np.sum(rtl_top != t_top))
-        extra["measured_cycles_per_frame"] = stats.get("cycles_per_frame")
-        extra["first_frame_latency_cycles"] = stats.get("latency_cycles")
-        extra["rtlsim_stats"] = {k: v for k, v in stats.items() if k != "frame_done"}
-        if labels is not None:
-            extra["accuracy"]["rtlsim"] = float(np.mean(rtl_top == labels))
+        if accuracy is not None:
+            accuracy["rtlsim"] = float(np.mean(rtl_top == labels))
     record["design_hash"] = design_hash(graph)
-    checked = ("csim", "rtlsim", "pytorch_vs_numpy")
     log(f"verification: {n} images, " + ", ".join(f"{k} mismatches {record[k]['mismatches']}"
-                                                   for k in checked if k in record))
+                                                   for k in ("csim", "rtlsim", "pytorch_vs_numpy") if k in record))
     record["passed"] = record_problem(record) is None
     atomic_write_json(Path(build_dir) / "verification.json", record)
-    return record, extra
+    return Verification(record, accuracy, stats.get("cycles_per_frame"), stats.get("latency_cycles"),
+                        {k: v for k, v in stats.items() if k != "frame_done"} if stats else None)

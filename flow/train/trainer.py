@@ -19,11 +19,14 @@ import math
 import os
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
+
+from tqdm.auto import tqdm
 
 from flow.train import zoo
 from flow.train.data import load_dataset, train_val_split
@@ -119,50 +122,51 @@ def _cosine_lr(lr: float, epoch: int, epochs: int) -> float:
     return 0.5 * lr * (1.0 + math.cos(math.pi * epoch / epochs))
 
 
-def train(model_name_or_checkpoint: str, epochs: int | None = None, data="mnist-subset",
-          out_dir=None, seed: int = 0, test_data=None, lr: float | None = None,
-          batch_size: int | None = None, progress: bool = True, resume: bool = False,
-          val_fraction: float = 0.1, max_images: int | None = None) -> dict:
-    """Train a zoo model (or continue from a checkpoint's weights); return the metrics dict.
+@dataclass(frozen=True)
+class Schedule:
+    """The hyper-parameters of one training run (the zoo entry's defaults where not given)."""
 
-    data / test_data: a spec for flow.train.data.load_dataset or an (images, labels) pair;
-    max_images: use a class-balanced subset of that many training images (quick runs).
-    """
+    name: str
+    seed: int
+    epochs: int
+    lr: float
+    batch_size: int
+    weight_decay: float
+    shift: int
+    flip: bool
+
+    @classmethod
+    def of(cls, name: str, entry: dict, seed, epochs, lr, batch_size) -> Schedule:
+        d = entry["defaults"]
+        run = cls(name, seed, int(d["epochs"] if epochs is None else epochs), float(d["lr"] if lr is None else lr),
+                  int(d["batch_size"] if batch_size is None else batch_size), float(d.get("weight_decay", 0.0)),
+                  int(d.get("shift", 0)), bool(d.get("flip", False)))
+        if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 1 << 32:
+            raise UserError(f"the seed must be an integer from 0 to {(1 << 32) - 1}, got {seed!r}.")
+        if run.epochs < 1 or run.batch_size < 1 or not run.lr > 0 or not math.isfinite(run.lr):
+            raise UserError("epochs and batch size must be at least 1 and the learning rate positive.")
+        return run
+
+
+def _source(model_name_or_checkpoint: str) -> tuple[str, dict | None]:
+    """(zoo model name, initial state dict or None) of a zoo name or a checkpoint."""
     source = str(model_name_or_checkpoint)
-    init_state = None
     if source.endswith(".pt") or Path(source).is_file():
         _, meta = zoo.load_checkpoint(source)
-        name = meta["model"]
-        init_state = zoo.read_checkpoint(source)["state_dict"]
-    else:
-        name = source
-    entry = zoo.model_entry(name)
-    defaults = entry["defaults"]
-    epochs = int(defaults["epochs"] if epochs is None else epochs)
-    lr = float(defaults["lr"] if lr is None else lr)
-    batch_size = int(defaults["batch_size"] if batch_size is None else batch_size)
-    weight_decay = float(defaults.get("weight_decay", 0.0))
-    shift = int(defaults.get("shift", 0))
-    flip = bool(defaults.get("flip", False))
-    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 1 << 32:
-        raise UserError(f"the seed must be an integer from 0 to {(1 << 32) - 1}, got {seed!r}.")
-    if epochs < 1 or batch_size < 1 or not lr > 0 or not math.isfinite(lr):
-        raise UserError("epochs and batch size must be at least 1 and the learning rate positive.")
+        return meta["model"], zoo.read_checkpoint(source)["state_dict"]
+    return source, None
+
+
+def _out_dir(out_dir, name: str) -> Path:
     out = Path(out_dir) if out_dir is not None else Path("runs") / name
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} is a file, not a directory for checkpoints.")
     out.mkdir(parents=True, exist_ok=True)
-    model = zoo.build_model(name, seed=seed)
-    if init_state is not None:
-        model.load_state_dict(init_state)
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
-    history: list[dict] = []
-    best = {"epoch": None, "val_acc": -1.0}
-    start = 0
-    last_path, best_path = out / "last.pt", out / "best.pt"
-    if resume and last_path.is_file():  # checked before the data are read
-        start, history, best = _resume(last_path, name, model, optimizer, best)
+    return out
 
+
+def _training_data(data, entry: dict, name: str, max_images: int | None, val_fraction: float):
+    """(train images, train labels, validation images, validation labels), checked against the model."""
     images, labels = _as_arrays(data, "train")
     if tuple(images.shape[1:]) != tuple(entry["input_shape"]):
         raise UserError(f"data images are shaped {tuple(images.shape[1:])}; model '{name}' "
@@ -175,65 +179,81 @@ def train(model_name_or_checkpoint: str, epochs: int | None = None, data="mnist-
                         f"classes 0..{int(entry['num_classes']) - 1}.")
     if max_images is not None:
         images, labels = _subsample(images, labels, int(max_images), VAL_SEED)
-    tr_x, tr_y, va_x, va_y = train_val_split(images, labels, val_fraction, seed=VAL_SEED)
-    x_all, y_all = _to_tensor(tr_x), torch.from_numpy(tr_y)
+    return train_val_split(images, labels, val_fraction, seed=VAL_SEED)
 
-    hparams = {"epochs": epochs, "lr": lr, "batch_size": batch_size, "weight_decay": weight_decay,
-               "shift": shift, "flip": flip, "val_fraction": val_fraction, "max_images": max_images,
-               "data": data if isinstance(data, str) else "arrays", "init": source,
-               "train_images": int(len(tr_y)), "val_images": int(len(va_y))}
+
+def _train_epoch(model: nn.Module, optimizer, run: Schedule, epoch: int, x_all, y_all, progress: bool):
+    """One epoch over the shuffled training set; return (lr, mean loss, accuracy, progress bar)."""
+    lr_e = _cosine_lr(run.lr, epoch, run.epochs)
+    for group in optimizer.param_groups:
+        group["lr"] = lr_e
+    gen = torch.Generator().manual_seed(run.seed * 100003 + epoch)
+    torch.manual_seed(run.seed * 100003 + epoch)
+    order = torch.randperm(len(y_all), generator=gen)
+    model.train()
     loss_fn = nn.CrossEntropyLoss()
+    total_loss, correct, seen = 0.0, 0, 0
+    bar = _bar(range(0, len(order), run.batch_size), f"{run.name} epoch {epoch + 1}/{run.epochs}", progress)
+    for i in bar:
+        idx = order[i:i + run.batch_size]
+        xb, yb = _shift(x_all[idx], run.shift, gen), y_all[idx]
+        if run.flip:
+            xb = _flip(xb, gen)
+        logits = model(xb)
+        loss = loss_fn(logits, yb)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        clip_weights(model)
+        total_loss += loss.item() * len(idx)
+        correct += int((logits.argmax(1) == yb).sum())
+        seen += len(idx)
+        if progress:
+            bar.set_postfix(loss=f"{total_loss / seen:.4f}", acc=f"{correct / seen:.4f}", refresh=False)
+    return lr_e, total_loss / seen, correct / seen, bar
+
+
+def train(model_name_or_checkpoint: str, epochs: int | None = None, data="mnist-subset",
+          out_dir=None, seed: int = 0, test_data=None, lr: float | None = None,
+          batch_size: int | None = None, progress: bool = True, resume: bool = False,
+          val_fraction: float = 0.1, max_images: int | None = None) -> dict:
+    """Train a zoo model (or continue from a checkpoint's weights); return the metrics dict.
+
+    data / test_data: a spec for flow.train.data.load_dataset or an (images, labels) pair;
+    max_images: use a class-balanced subset of that many training images (quick runs).
+    """
+    name, init_state = _source(model_name_or_checkpoint)
+    entry = zoo.model_entry(name)
+    run = Schedule.of(name, entry, seed, epochs, lr, batch_size)
+    out = _out_dir(out_dir, name)
+    model = zoo.build_model(name, seed=seed)
+    if init_state is not None:
+        model.load_state_dict(init_state)
+    optimizer = torch.optim.Adam(model.parameters(), lr=run.lr, weight_decay=run.weight_decay)
+    history: list[dict] = []
+    best = {"epoch": None, "val_acc": -1.0}
+    start = 0
+    last_path, best_path = out / "last.pt", out / "best.pt"
+    if resume and last_path.is_file():  # checked before the data are read
+        start, history, best = _resume(last_path, name, model, optimizer, best)
+    tr_x, tr_y, va_x, va_y = _training_data(data, entry, name, max_images, val_fraction)
+    x_all, y_all = _to_tensor(tr_x), torch.from_numpy(tr_y)
+    hparams = {"epochs": run.epochs, "lr": run.lr, "batch_size": run.batch_size, "weight_decay": run.weight_decay,
+               "shift": run.shift, "flip": run.flip, "val_fraction": val_fraction, "max_images": max_images,
+               "data": data if isinstance(data, str) else "arrays", "init": str(model_name_or_checkpoint),
+               "train_images": int(len(tr_y)), "val_images": int(len(va_y))}
     t_start = time.perf_counter()
     with _deterministic():
-        for epoch in range(start, epochs):
+        for epoch in range(start, run.epochs):
             t0 = time.perf_counter()
-            lr_e = _cosine_lr(lr, epoch, epochs)
-            for group in optimizer.param_groups:
-                group["lr"] = lr_e
-            gen = torch.Generator().manual_seed(seed * 100003 + epoch)
-            torch.manual_seed(seed * 100003 + epoch)
-            order = torch.randperm(len(y_all), generator=gen)
-            model.train()
-            total_loss, correct, seen = 0.0, 0, 0
-            batches = range(0, len(order), batch_size)
-            bar = _bar(batches, f"{name} epoch {epoch + 1}/{epochs}", progress)
-            for i in bar:
-                idx = order[i:i + batch_size]
-                xb, yb = _shift(x_all[idx], shift, gen), y_all[idx]
-                if flip:
-                    xb = _flip(xb, gen)
-                logits = model(xb)
-                loss = loss_fn(logits, yb)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                clip_weights(model)
-                total_loss += loss.item() * len(idx)
-                correct += int((logits.argmax(1) == yb).sum())
-                seen += len(idx)
-                if progress:
-                    bar.set_postfix(loss=f"{total_loss / seen:.4f}", acc=f"{correct / seen:.4f}", refresh=False)
+            lr_e, loss, acc, bar = _train_epoch(model, optimizer, run, epoch, x_all, y_all, progress)
             val_acc = evaluate(model, va_x, va_y)
-            row = {"epoch": epoch + 1, "lr": lr_e, "train_loss": total_loss / seen,
-                   "train_acc": correct / seen, "val_acc": val_acc,
-                   "seconds": time.perf_counter() - t0}
-            history.append(row)
+            history.append({"epoch": epoch + 1, "lr": lr_e, "train_loss": loss, "train_acc": acc, "val_acc": val_acc,
+                            "seconds": time.perf_counter() - t0})
             if progress:
-                bar.write(f"epoch {epoch + 1}: train loss {row['train_loss']:.4f} "
-                          f"acc {row['train_acc']:.4f}, val acc {val_acc:.4f}")
-            improved = val_acc > best["val_acc"] or best["epoch"] is None
-            if improved:
-                best = {"epoch": epoch + 1, "val_acc": val_acc}
-            ckpt = {"model": name, "state_dict": model.state_dict(), "epoch": epoch + 1,
-                    "optimizer": optimizer.state_dict(), "seed": seed,
-                    "metrics": {"history": history, "best": best, "val_acc": val_acc},
-                    "hparams": hparams}
-            _save(ckpt, last_path)
-            if improved:
-                _save(ckpt, best_path)
-            _write_json(_metrics(name, seed, hparams, history, best, None), out / "metrics.json")
+                bar.write(f"epoch {epoch + 1}: train loss {loss:.4f} acc {acc:.4f}, val acc {val_acc:.4f}")
+            best = _save_epoch(model, optimizer, run, epoch, history, best, hparams, out)
     wall = time.perf_counter() - t_start
-
     test_acc = None
     if test_data is not None:
         best_model, _ = zoo.load_checkpoint(best_path)
@@ -243,6 +263,24 @@ def train(model_name_or_checkpoint: str, epochs: int | None = None, data="mnist-
     metrics["wall_seconds"] = wall
     _write_json(metrics, out / "metrics.json")
     return metrics
+
+
+def _save_epoch(model: nn.Module, optimizer, run: Schedule, epoch: int, history: list, best: dict, hparams: dict,
+                out: Path) -> dict:
+    """last.pt (and best.pt when the validation accuracy improved) and metrics.json; return the best entry."""
+    val_acc = history[-1]["val_acc"]
+    improved = val_acc > best["val_acc"] or best["epoch"] is None
+    if improved:
+        best = {"epoch": epoch + 1, "val_acc": val_acc}
+    ckpt = {"model": run.name, "state_dict": model.state_dict(), "epoch": epoch + 1,
+            "optimizer": optimizer.state_dict(), "seed": run.seed,
+            "metrics": {"history": history, "best": best, "val_acc": val_acc},
+            "hparams": hparams}
+    _save(ckpt, out / "last.pt")
+    if improved:
+        _save(ckpt, out / "best.pt")
+    _write_json(_metrics(run.name, run.seed, hparams, history, best, None), out / "metrics.json")
+    return best
 
 
 def _resume(path: Path, name: str, model: nn.Module, optimizer, best: dict) -> tuple[int, list, dict]:
@@ -275,6 +313,19 @@ def _metrics(name, seed, hparams, history, best, test_acc) -> dict:
 def _bar(iterable, desc: str, enabled: bool):
     if not enabled:
         return iterable
-    from tqdm.auto import tqdm
-
     return tqdm(iterable, desc=desc, leave=False, unit="batch")
+
+
+def pretrained_model(name: str, train_if_missing: bool = True, progress: bool = False) -> nn.Module:
+    """Zoo model `name` trained with its defaults (seed 0, mnist-subset), in eval mode.
+
+    The checkpoint is cached under zoo.cache_dir()/zoo/<name>/best.pt; when it is missing it is
+    trained once (tfc-w1a1: well under a minute on two cores), unless train_if_missing is false.
+    """
+    best = zoo.pretrained_checkpoint(name)
+    if not best.is_file():
+        if not train_if_missing:
+            raise UserError(f"no trained checkpoint for '{name}' in {best.parent}; run 'bnnflow train {name}'.")
+        train(name, out_dir=best.parent, seed=0, progress=progress)
+    model, _ = zoo.load_checkpoint(best)
+    return model

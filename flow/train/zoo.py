@@ -8,13 +8,17 @@ A family file defines ``MODELS = {name: entry}``; an entry is a dict with
 from __future__ import annotations
 
 import importlib.util
+import os
+import pickle
 from pathlib import Path
 
 import torch
+from brevitas.nn import QuantConv2d, QuantIdentity, QuantLinear
 from torch import nn
 
 from flow.core.assets import asset_path
 from flow.core.errors import UserError
+from flow.train.nn import FixedAct, FixedAdd, FixedBatchNorm, FixedConv2d, FixedLinear, TensorNorm
 
 CHECKPOINT_KEYS = ("model", "state_dict", "epoch", "optimizer", "metrics", "seed")
 
@@ -86,10 +90,6 @@ def layer_precision(model: nn.Module) -> list[dict]:
 
     Brevitas layers give bit widths (``weight_bits``, ``bits``); fixed-point layers give
     ``fixed`` = {width, int_bits (one or per channel), signed, rounding, overflow[, k]}."""
-    from brevitas.nn import QuantConv2d, QuantIdentity, QuantLinear
-
-    from flow.train.nn import FixedAct, FixedAdd, FixedBatchNorm, FixedConv2d, FixedLinear, TensorNorm
-
     layers = []
     for lname, m in model.named_modules():
         if isinstance(m, QuantLinear):
@@ -171,8 +171,6 @@ def model_info(name: str) -> dict:
 def read_checkpoint(path, need=("model", "state_dict")) -> dict:
     """The dict a checkpoint written by flow.train.trainer holds, read with weights_only=True (no code
     runs), with the entries `need` present; anything else is a UserError."""
-    import pickle
-
     path = Path(path)
     if not path.is_file():
         raise UserError(f"checkpoint '{path}' does not exist.")
@@ -214,26 +212,13 @@ def load_checkpoint(path) -> tuple[nn.Module, dict]:
 
 def cache_dir() -> Path:
     """Where trained zoo checkpoints are kept: $BNNFLOW_CACHE, else ~/.cache/bnnflow."""
-    import os
-
     root = os.environ.get("BNNFLOW_CACHE")
     return Path(root) if root else Path.home() / ".cache" / "bnnflow"
 
 
-def pretrained_model(name: str, train_if_missing: bool = True, progress: bool = False) -> nn.Module:
-    """Zoo model `name` trained with its defaults (seed 0, mnist-subset), in eval mode.
 
-    The checkpoint is cached under cache_dir()/zoo/<name>/best.pt; when it is missing it is
-    trained once (tfc-w1a1: well under a minute on two cores), unless train_if_missing is false.
-    """
+def pretrained_checkpoint(name: str) -> Path:
+    """Where the checkpoint of zoo model `name` trained with its defaults is cached
+    (flow.train.trainer.pretrained_model trains it when missing)."""
     model_entry(name)
-    run_dir = cache_dir() / "zoo" / name
-    best = run_dir / "best.pt"
-    if not best.is_file():
-        if not train_if_missing:
-            raise UserError(f"no trained checkpoint for '{name}' in {run_dir}; run 'bnnflow train {name}'.")
-        from flow.train.trainer import train
-
-        train(name, out_dir=run_dir, seed=0, progress=progress)
-    model, _ = load_checkpoint(best)
-    return model
+    return cache_dir() / "zoo" / name / "best.pt"

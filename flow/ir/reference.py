@@ -1,0 +1,84 @@
+"""The exact integer reference: a dataflow graph executed op by op in numpy, and the image
+batches every engine takes (checked uint8 pixels, wire order, bounded chunks).
+
+Code generators (the HLS test vectors) and the simulators below `flow.sim.execute` read
+these; the ops' own numpy semantics live in flow.ops.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from flow.core.errors import UserError
+from flow.ir.graph import DataflowGraph, Stream
+
+
+def check_images(graph: DataflowGraph, images) -> np.ndarray:
+    """The uint8 batch (N, C, H, W) the graph takes, N >= 1; anything else is a UserError."""
+    shape = graph.meta("input")["shape"][1:]
+    images = np.asarray(images)
+    if images.dtype != np.uint8:
+        raise UserError(f"input images must be uint8 pixels, got dtype {images.dtype}")
+    if tuple(images.shape[1:]) != tuple(shape) or images.ndim != len(shape) + 1:
+        raise UserError(f"input images must be shaped (N, {', '.join(map(str, shape))}), got {tuple(images.shape)}")
+    if len(images) == 0:
+        raise UserError("no input images: the batch is empty")
+    return images
+
+
+def to_wire(graph: DataflowGraph, images: np.ndarray) -> np.ndarray:
+    """uint8 images (N, C, H, W) -> (N, features) int64 in the wire (NHWC) order."""
+    x = check_images(graph, images).astype(np.int64)
+    if x.ndim == 4:
+        x = x.transpose(0, 2, 3, 1)
+    return x.reshape(len(x), -1)
+
+
+def image_chunks(graph: DataflowGraph, images, chunk_bytes: int):
+    """Consecutive slices of the checked batch holding about `chunk_bytes` of pixels each
+    (at least one image), so that the engines' wire-order copies stay bounded."""
+    x = check_images(graph, images)
+    per_image = max(1, int(np.prod(x.shape[1:])))
+    step = max(1, int(chunk_bytes) // per_image)
+    return [x[i:i + step] for i in range(0, len(x), step)]
+
+
+def graph_input_elems(graph: DataflowGraph) -> int:
+    return int(np.prod(graph.meta("input")["shape"][1:]))
+
+
+def design_ops(graph: DataflowGraph, logits: bool = False) -> list:
+    """The ops of the design: all of them, or for logits everything before the label select."""
+    ops = graph.ops()
+    return [o for o in ops if not o.label_head] if logits else ops
+
+
+def design_streams(graph: DataflowGraph, logits: bool = False) -> tuple[Stream, Stream]:
+    """(input stream, output stream) of the design (top-1 or logits variant)."""
+    ops = design_ops(graph, logits)
+    first = [o for o in ops if "global_in" in o.stream_inputs][0]
+    return first.in_stream(), ops[-1].out_stream()
+
+
+def run_ops(ops, x: np.ndarray) -> np.ndarray:
+    """Execute ops (in topological order) on one batch; return the last op's output."""
+    env = {"global_in": x}
+    for op in ops:
+        y = op.execute(*(env[t] for t in op.stream_inputs))
+        outs = y if isinstance(y, tuple) else (y,)
+        env.update(zip(op.stream_outputs, outs))
+    return env[ops[-1].stream_outputs[0]]
+
+
+def execute_numpy(graph: DataflowGraph, images: np.ndarray, logits: bool = False) -> np.ndarray:
+    """Exact integer execution, a chunk of images at a time to bound memory."""
+    ops = design_ops(graph, logits)
+    biggest = max(max(o.in_stream().elems, o.out_stream().elems) for o in ops)
+    outs = [np.asarray(run_ops(ops, to_wire(graph, part)), dtype=np.int64)
+            for part in image_chunks(graph, images, (1 << 24) * graph_input_elems(graph) // biggest)]
+    y = np.concatenate(outs)
+    return y if logits else y[:, 0]
+
+
+def logits_to_float(graph: DataflowGraph, int_logits: np.ndarray) -> np.ndarray:
+    """Map integer logits to the model's float32 logits through the exact output table."""
+    return graph.initializer("output_table")[np.asarray(int_logits)]
