@@ -50,7 +50,8 @@ def write_report(st) -> dict:
         "graph_hash": g.fingerprint(),  # the dataflow.onnx this report describes
         "config": config_dict(st.cfg),
         "input": g.meta("input"),
-        "output": {**g.meta("output"), "top1": "argmax of integer logits, ties -> lowest index"},
+        "output": {**g.meta("output"), "top1": "argmax of integer logits, ties -> lowest index"}
+        if g.meta("output").get("kind", "class") == "class" else g.meta("output"),
         "layers": layers,
         "fifo": fifo_summary(g),
         "estimated_cycles_per_frame": est,

@@ -151,14 +151,14 @@ def run_csim(graph: DataflowGraph, build_dir: Path, images: np.ndarray, logits: 
     """Stream uint8 images (N, C, H, W) through the C simulation; return (outputs, stats).
     Images go in chunks of about `chunk_bytes` pixels (default flow.sim.simulate.SIM_CHUNK_BYTES);
     the outputs do not depend on the chunking."""
-    from flow.sim.execute import image_chunks, to_wire
+    from flow.sim.execute import frame_outputs, image_chunks, to_wire
     from flow.sim.simulate import SIM_CHUNK_BYTES
 
     chunks = image_chunks(graph, images, chunk_bytes or SIM_CHUNK_BYTES)
     sim, info = compiled_csim(graph, build_dir, logits)
     outs, runs = [], []
     for part in chunks:
-        y, stats = _csim_frames(sim, info, to_wire(graph, part), logits, processes)
+        y, stats = _csim_frames(sim, info, to_wire(graph, part), processes)
         outs.append(y)
         runs.append(stats)
     wall = sum(r["wall_s"] for r in runs)
@@ -167,14 +167,13 @@ def run_csim(graph: DataflowGraph, build_dir: Path, images: np.ndarray, logits: 
              "frames_per_s": frames / wall if wall > 0 else None, "compile_s": sim.compile_seconds}
     if len(runs) > 1:
         stats["chunks"] = len(runs)
-    return np.concatenate(outs), stats
+    return frame_outputs(graph, np.concatenate(outs), logits), stats
 
 
-def _csim_frames(sim: CSim, info: dict, x: np.ndarray, logits: bool, processes: int | None):
+def _csim_frames(sim: CSim, info: dict, x: np.ndarray, processes: int | None):
     from flow.core.wire import pack_beats, unpack_beats
 
     s_in, s_out = info["in"], info["out"]
     out_beats, stats = sim.run(pack_beats(x, s_in.lanes, s_in.bits), processes=processes)
     y = unpack_beats(out_beats, s_out.lanes, s_out.bits, signed=info["out_signed"])
-    y = y.reshape(len(x), -1)[:, : s_out.elems].astype(np.int64)
-    return (y if logits else y[:, 0]), stats
+    return y.reshape(len(x), -1)[:, : s_out.elems].astype(np.int64), stats

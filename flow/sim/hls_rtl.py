@@ -66,7 +66,7 @@ def verify_vendor_rtl(graph: DataflowGraph, verilog_dir: Path, work_dir: Path, i
                       top: str | None = None) -> dict:
     """Stream `images` through the Verilog in `verilog_dir` (the HLS top `top`) in Verilator;
     return {"images", "mismatches", "cycles_per_frame", ...} against the numpy reference."""
-    from flow.sim.execute import execute_numpy, to_wire
+    from flow.sim.execute import count_mismatches, execute_numpy, frame_outputs, to_wire
     from flow.codegen.hlsgen import TOP
     from flow.sim.rtlsim import RTLSim
     from flow.core.wire import pack_beats, unpack_beats
@@ -88,8 +88,9 @@ def verify_vendor_rtl(graph: DataflowGraph, verilog_dir: Path, work_dir: Path, i
     sim.build()
     x = to_wire(graph, images)
     out_beats, stats = sim.run(pack_beats(x, s_in.lanes, s_in.bits))
-    got = unpack_beats(out_beats, s_out.lanes, s_out.bits).reshape(len(x), -1)[:, 0]
+    got = unpack_beats(out_beats, s_out.lanes, s_out.bits).reshape(len(x), -1)[:, : s_out.elems].astype(np.int64)
     want = execute_numpy(graph, images)
-    return {"images": int(len(images)), "mismatches": int(np.sum(got != want)), "reference": "numpy",
+    return {"images": int(len(images)), "mismatches": count_mismatches(frame_outputs(graph, got, False), want),
+            "reference": "numpy",
             "cycles_per_frame": stats.get("cycles_per_frame"), "latency_cycles": stats.get("latency_cycles"),
             "rtl": str(verilog_dir)}

@@ -82,7 +82,7 @@ def run_rtlsim(graph: DataflowGraph, build_dir: Path, images: np.ndarray, logits
     least 100,000) stops with a UserError naming its stalled streams. Images go to the
     simulator in chunks of about `chunk_bytes` pixels (default SIM_CHUNK_BYTES), so that
     memory stays bounded whatever the batch; the outputs do not depend on the chunking."""
-    from flow.sim.execute import image_chunks, to_wire
+    from flow.sim.execute import frame_outputs, image_chunks, to_wire
     from flow.core.wire import pack_beats, unpack_beats
 
     chunks = image_chunks(graph, images, chunk_bytes or SIM_CHUNK_BYTES)
@@ -96,7 +96,7 @@ def run_rtlsim(graph: DataflowGraph, build_dir: Path, images: np.ndarray, logits
         outs.append(unpack_beats(out_beats, s_out.lanes, s_out.bits).reshape(len(x), -1)[:, : s_out.elems])
         runs.append(stats)
     y = np.concatenate(outs).astype(np.int64)
-    return (y if logits else y[:, 0]), merge_run_stats(runs)
+    return frame_outputs(graph, y, logits), merge_run_stats(runs)
 
 
 def merge_run_stats(runs: list[dict]) -> dict:

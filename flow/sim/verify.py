@@ -142,10 +142,41 @@ def torch_logits(model, images: np.ndarray, input_scale: float | None = None) ->
         return model.eval()(x).numpy()
 
 
+def torch_reference(graph: DataflowGraph, tl: np.ndarray) -> np.ndarray:
+    """What the compiled design must give for PyTorch's float output `tl` (N, outputs): the
+    argmax (ties -> lowest index) of class scores, the codes of a final quantizer, the
+    decision (output >= 0) of a single-output model."""
+    out = graph.meta("output")
+    kind = out.get("kind", "class")
+    tl = np.asarray(tl).reshape(len(tl), -1)
+    if kind == "decision":
+        return (tl[:, 0] >= 0).astype(np.int64)
+    if kind == "codes":
+        u = np.rint((tl.astype(np.float64) / out["code_scale"] - out["code_o"]) / out["code_a"]).astype(np.int64)
+        return u[:, 0] if u.shape[1] == 1 else u
+    return tl.argmax(axis=1)
+
+
+def _affine_check(graph: DataflowGraph, ref_logits: np.ndarray, tl: np.ndarray) -> dict:
+    """PyTorch's float output against the integer logits' (or codes') affine map and exact table."""
+    from flow.sim.execute import logits_to_float
+
+    out = graph.meta("output")
+    if out.get("kind") == "decision":
+        return {"images": len(tl), "note": "a decision output has no float values to compare"}
+    tl = np.asarray(tl).reshape(len(tl), -1)
+    affine = out["scale"] * ref_logits + out["bias"]
+    rec = {"images": len(tl), "max_abs_error": float(np.max(np.abs(affine - tl))),
+           "note": "PyTorch float32 logits vs scale*logits+bias of the integer logits"}
+    if out.get("exact_table", True):
+        rec["exact_table_mismatches"] = int(np.sum(np.any(logits_to_float(graph, ref_logits) != tl, axis=1)))
+    return rec
+
+
 def verify(graph: DataflowGraph, build_dir: Path, n: int, torch_model=None, test_data=None,
            log=print, stall_seed: int | None = None, engines=("numpy", "rtlsim")) -> tuple[dict, dict]:
     """Run every engine on `n` images; return (verification record, extra report fields)."""
-    from flow.sim.execute import execute_numpy, logits_to_float
+    from flow.sim.execute import count_mismatches, execute_numpy
     from flow.sim.simulate import design_hash, run_rtlsim
 
     images, labels, source = verification_images(graph, n, test_data)
@@ -156,14 +187,9 @@ def verify(graph: DataflowGraph, build_dir: Path, n: int, torch_model=None, test
     extra: dict = {}
     if torch_model is not None:
         tl = torch_logits(torch_model, images, graph.meta("input")["scale"])
-        t_top = tl.argmax(axis=1)
-        record["pytorch_vs_numpy"] = {"images": n, "mismatches": int(np.sum(t_top != ref_np))}
-        out = graph.meta("output")
-        affine = out["scale"] * ref_logits + out["bias"]
-        record["pytorch_logits_vs_affine"] = {
-            "images": n, "max_abs_error": float(np.max(np.abs(affine - tl))),
-            "exact_table_mismatches": int(np.sum(np.any(logits_to_float(graph, ref_logits) != tl, axis=1))),
-            "note": "PyTorch float32 logits vs scale*logits+bias of the integer logits"}
+        t_top = torch_reference(graph, tl)
+        record["pytorch_vs_numpy"] = {"images": n, "mismatches": count_mismatches(t_top, ref_np)}
+        record["pytorch_logits_vs_affine"] = _affine_check(graph, ref_logits, tl)
     record["numpy"] = {"images": n, "mismatches": 0, "reference": "itself"}
     if labels is not None:
         extra["accuracy"] = {"images": n, "source": source, "numpy": float(np.mean(ref_np == labels))}
@@ -173,19 +199,19 @@ def verify(graph: DataflowGraph, build_dir: Path, n: int, torch_model=None, test
         log(f"csim: {n} images through the C simulation of the HLS top")
         c_top, _stats = run_csim(graph, build_dir, images)
         c_logits, _stats = run_csim(graph, build_dir, images, logits=True)
-        record["csim"] = {"images": n, "mismatches": int(np.sum(c_top != ref_np)), "reference": "numpy",
-                          "logits_mismatches": int(np.sum(np.any(c_logits != ref_logits, axis=1)))}
+        record["csim"] = {"images": n, "mismatches": count_mismatches(c_top, ref_np), "reference": "numpy",
+                          "logits_mismatches": count_mismatches(c_logits, ref_logits)}
         if torch_model is not None:
-            record["csim"]["mismatches_vs_pytorch"] = int(np.sum(c_top != t_top))
+            record["csim"]["mismatches_vs_pytorch"] = count_mismatches(c_top, t_top)
         if labels is not None:
             extra["accuracy"]["csim"] = float(np.mean(c_top == labels))
     if "rtlsim" in engines:
         log(f"rtlsim: {n} images through the Verilator model")
         rtl_top, stats = run_rtlsim(graph, build_dir, images, stall_seed=stall_seed)
         record["sources"] = source_digests(Path(build_dir) / "rtl")  # what was compiled and read
-        record["rtlsim"] = {"images": n, "mismatches": int(np.sum(rtl_top != ref_np)), "reference": "numpy"}
+        record["rtlsim"] = {"images": n, "mismatches": count_mismatches(rtl_top, ref_np), "reference": "numpy"}
         if torch_model is not None:
-            record["rtlsim"]["mismatches_vs_pytorch"] = int(np.sum(rtl_top != t_top))
+            record["rtlsim"]["mismatches_vs_pytorch"] = count_mismatches(rtl_top, t_top)
         extra["measured_cycles_per_frame"] = stats.get("cycles_per_frame")
         extra["first_frame_latency_cycles"] = stats.get("latency_cycles")
         extra["rtlsim_stats"] = {k: v for k, v in stats.items() if k != "frame_done"}
