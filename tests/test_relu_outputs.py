@@ -94,6 +94,8 @@ NUMPY_CASES = {  # name: (model arguments, what PyTorch's output becomes)
     "three-bipolar-outputs": (dict(seed=5, shape=(1, 10, 10), hidden=(24,), out=3, final="bipolar"), "sign"),
     "single-output-decision": (dict(seed=6, shape=(1, 10, 10), hidden=(24,), out=1), "decision"),
 }
+# the default tier's numpy cases (bipolar-output is built in the default tier, below); the rest are slow
+DEFAULT_NUMPY = ("8bit-wide-logits", "single-output-decision")
 
 
 def _expected(kind: str, t: np.ndarray) -> np.ndarray:
@@ -105,12 +107,25 @@ def _expected(kind: str, t: np.ndarray) -> np.ndarray:
     return u[:, 0] if u.shape[1] == 1 else u
 
 
-@pytest.fixture(scope="module", params=sorted(NUMPY_CASES))
+_COMPILED: dict = {}
+
+
+def _compiled(name: str, tmp_path_factory):
+    """(model, graph) of a numpy case, made once per module."""
+    if name not in _COMPILED:
+        kw = NUMPY_CASES[name][0]
+        model = _mlp(**kw)
+        path = export(model, tmp_path_factory.mktemp("onnx") / "m.onnx", kw["shape"])
+        _COMPILED[name] = model, streamline(load_qonnx(path))
+    return _COMPILED[name]
+
+
+@pytest.fixture(scope="module", params=[n if n in DEFAULT_NUMPY else pytest.param(n, marks=pytest.mark.slow)
+                                        for n in sorted(NUMPY_CASES)])
 def numpy_case(request, tmp_path_factory):
     kw, kind = NUMPY_CASES[request.param]
-    model = _mlp(**kw)
-    path = export(model, tmp_path_factory.mktemp("onnx") / "m.onnx", kw["shape"])
-    return request.param, model, streamline(load_qonnx(path)), kind, kw["shape"]
+    model, graph = _compiled(request.param, tmp_path_factory)
+    return request.param, model, graph, kind, kw["shape"]
 
 
 def test_numpy_reference_equals_pytorch(numpy_case):
@@ -125,14 +140,9 @@ def test_numpy_reference_equals_pytorch(numpy_case):
             "decision" if kind == "decision" else "codes")
 
 
-def test_wide_output_layer_has_wide_logits():
+def test_wide_output_layer_has_wide_logits(tmp_path_factory):
     """8-bit weights and activations: more than 2^20 integer logits (refused before), all checked."""
-    model = _mlp(**NUMPY_CASES["8bit-wide-logits"][0])
-    import tempfile
-    from pathlib import Path
-
-    with tempfile.TemporaryDirectory() as tmp:
-        graph = streamline(load_qonnx(export(model, Path(tmp) / "m.onnx", (1, 8, 8))))
+    model, graph = _compiled("8bit-wide-logits", tmp_path_factory)
     fs = [o for o in graph.ops() if o.op_type == "FixedScale"][0]
     assert fs.attr("OutputBits") > 20
     out = graph.meta("output")
@@ -143,11 +153,25 @@ def test_wide_output_layer_has_wide_logits():
     assert np.max(np.abs(out["scale"] * logits + out["bias"] - t)) <= 1e-5 * max(1.0, float(np.abs(t).max()))
 
 
-def test_float_scale_weights_are_off_the_float64_grid_but_accepted(tmp_path):
+@pytest.fixture(scope="module")
+def bipolar_onnx(tmp_path_factory):
+    """The default tier's model: QuantReLU, 4-bit float-scale weights, a bipolar output."""
+    tmp = tmp_path_factory.mktemp("bipolar")
+    kw = NUMPY_CASES["bipolar-output"][0]
+    model = _mlp(**kw)
+    return tmp, kw, model, export(model, tmp / "m.onnx", kw["shape"])
+
+
+@pytest.fixture(scope="module")
+def bipolar_build(bipolar_onnx):
+    tmp, kw, model, path = bipolar_onnx
+    return (tmp, kw, model, *_build(tmp, path, 8))
+
+
+def test_float_scale_weights_are_off_the_float64_grid_but_accepted(bipolar_onnx):
     """Brevitas's default float scale: w / scale is not an integer in float64 for some 4-bit
     weights; they are accepted as the nearest integer, and half a step off is refused."""
-    model = _mlp(**NUMPY_CASES["relu-4bit-float-scale"][0])
-    mw = load_qonnx(export(model, tmp_path / "m.onnx", (1, 10, 10)))
+    mw = load_qonnx(bipolar_onnx[3])
     off_grid = 0
     for name, info in sorted(mw.weight_quant.items()):
         w = mw.get_initializer(name).T
@@ -162,9 +186,8 @@ def test_float_scale_weights_are_off_the_float64_grid_but_accepted(tmp_path):
     assert off_grid > 0, "some weights are off the float64 grid"
 
 
-def test_a_non_integer_weight_is_refused_through_the_flow(tmp_path):
-    model = _mlp(**NUMPY_CASES["relu-4bit-float-scale"][0])
-    mw = load_qonnx(export(model, tmp_path / "m.onnx", (1, 10, 10)))
+def test_a_non_integer_weight_is_refused_through_the_flow(bipolar_onnx):
+    mw = load_qonnx(bipolar_onnx[3])
     name = [n for n in mw.graph.node if n.op_type == "Gemm"][0].input[1]
     w = mw.get_initializer(name).copy()
     s = np.float32(mw.weight_quant[name]["scale"][0])
@@ -177,13 +200,11 @@ def test_a_non_integer_weight_is_refused_through_the_flow(tmp_path):
 
 # -- whole builds: numpy == RTL simulation == PyTorch ------------------------------------------
 
-def _build(tmp_path, kw, images, target=256):
-    model = _mlp(**kw)
-    path = export(model, tmp_path / "m.onnx", kw["shape"])
+def _build(tmp_path, path, images, target=256):
     out = tmp_path / "out"
     assert main(["build", str(path), "--out", str(out), "--quiet", "--target-cycles", str(target),
                  "--verify-images", str(images)]) == 0
-    return model, out, json.loads((out / "report.json").read_text())
+    return out, json.loads((out / "report.json").read_text())
 
 
 def _check_build(tmp_path, model, out, report, kind, shape, n):
@@ -197,14 +218,6 @@ def _check_build(tmp_path, model, out, report, kind, shape, n):
                      "--output", str(y)]) == 0
         got = np.load(y)
         assert got.shape == want.shape and np.array_equal(got, want), f"{engine}: {np.sum(got != want)} mismatches"
-
-
-@pytest.fixture(scope="module")
-def bipolar_build(tmp_path_factory):
-    """One build for the default tier: QuantReLU, 4-bit float-scale weights, a bipolar output."""
-    tmp = tmp_path_factory.mktemp("bipolar")
-    kw = NUMPY_CASES["bipolar-output"][0]
-    return (tmp, kw, *_build(tmp, kw, 8))
 
 
 @pytest.mark.sim
@@ -228,5 +241,6 @@ SLOW_BUILDS = {
 @pytest.mark.parametrize("name", sorted(SLOW_BUILDS))
 def test_build_is_exact_on_many_inputs(name, tmp_path):
     kw, kind = SLOW_BUILDS[name]
-    model, out, report = _build(tmp_path, kw, 60, target=1024)
+    model = _mlp(**kw)
+    out, report = _build(tmp_path, export(model, tmp_path / "m.onnx", kw["shape"]), 60, target=1024)
     _check_build(tmp_path, model, out, report, kind, kw["shape"], 60)
