@@ -18,16 +18,19 @@ from flow.passes.streamline import streamline
 from flow.sim.execute import execute_numpy
 
 
-def _mlp(seed, shape, hidden, out, wbits=4, abits=4, final=None, input_relu=False):
+def _mlp(seed, shape, hidden, out, wbits=4, abits=4, final=None, input_relu=False, requant_relu=False):
     """QuantIdentity (or QuantReLU) input, QuantLinear (default per-tensor float scale) +
     BatchNorm + QuantReLU hidden layers, a QuantLinear output; `final="bipolar"` adds a
-    BatchNorm and a bipolar QuantIdentity (a binary decision per output)."""
+    BatchNorm and a bipolar QuantIdentity (a binary decision per output); `requant_relu`
+    a QuantReLU right after the input quantizer (a Relu between two quantizers)."""
     import brevitas.nn as qnn
     from brevitas.quant import SignedBinaryActPerTensorConst
 
     torch.manual_seed(seed)
     first = qnn.QuantReLU(bit_width=8) if input_relu else qnn.QuantIdentity(bit_width=8)
     layers, n = [first, torch.nn.Flatten()], int(np.prod(shape))
+    if requant_relu:
+        layers.insert(1, qnn.QuantReLU(bit_width=4))
     for h in hidden:
         layers += [qnn.QuantLinear(n, h, bias=False, weight_bit_width=wbits), torch.nn.BatchNorm1d(h),
                    qnn.QuantReLU(bit_width=abits)]
@@ -89,6 +92,7 @@ def _images(n: int, shape, seed: int = 11) -> np.ndarray:
 NUMPY_CASES = {  # name: (model arguments, what PyTorch's output becomes)
     "relu-4bit-float-scale": (dict(seed=1, shape=(1, 10, 10), hidden=(24,), out=10), "argmax"),
     "relu-on-the-input": (dict(seed=2, shape=(1, 10, 10), hidden=(24,), out=10, input_relu=True), "argmax"),
+    "relu-between-quantizers": (dict(seed=12, shape=(1, 10, 10), hidden=(24,), out=10, requant_relu=True), "argmax"),
     "8bit-wide-logits": (dict(seed=3, shape=(1, 8, 8), hidden=(64,), out=10, wbits=8, abits=8), "argmax"),
     "bipolar-output": (dict(seed=4, shape=(1, 10, 10), hidden=(24,), out=1, final="bipolar"), "sign"),
     "three-bipolar-outputs": (dict(seed=5, shape=(1, 10, 10), hidden=(24,), out=3, final="bipolar"), "sign"),
@@ -225,6 +229,12 @@ def test_bipolar_output_build_is_exact(bipolar_build):
     tmp, kw, model, out, report = bipolar_build
     assert report["output"]["kind"] == "codes"
     _check_build(tmp, model, out, report, "sign", kw["shape"], 6)
+    from flow.deploy.driver import Accelerator
+
+    acc = Accelerator(out / "deploy", backend="sim")
+    assert acc.spec.emits == "codes" and acc.verify()["mismatches"] == 0
+    x = _images(4, kw["shape"], seed=31)
+    assert np.array_equal(acc.predict(x), _expected("sign", _torch_out(model, x)))
 
 
 SLOW_BUILDS = {

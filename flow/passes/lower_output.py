@@ -45,16 +45,8 @@ class OutputLowering:
                             "bias shared by all classes is supported")
         col = self._output_curve(node, lambda lv: acc.m[0] * (2 * lv - mw_).astype(np.float32), np.arange(mw_ + 1),
                                  acc.mh, seg)
-        w_bits = acc.w_bits
-        d = np.diff(col)
-        if np.all(d > 0):
-            table = col
-        elif np.all(d < 0):
-            w_bits = (1 - w_bits).astype(np.uint8)  # popcount' = MW - popcount
-            table = col[::-1]
-        else:
-            raise UserError(f"the output of layer {node.name!r} is not strictly monotone in the accumulator, so "
-                            "integer top-1 would differ from the float model")
+        sign, table = _monotone(col, node, seg)
+        w_bits = acc.w_bits if sign > 0 else (1 - acc.w_bits).astype(np.uint8)  # popcount' = MW - popcount
         last = self.add("BinaryMVU", {"MW": mw_, "MH": acc.mh, "PE": 1, "SIMD": 1, "NumThresholds": 0,
                                       "NumVectors": 1, "ram_style": "auto"}, {"weights": w_bits}, [acc.place.src])
         return last.output[0], max(1, int(mw_).bit_length()), table
@@ -73,16 +65,9 @@ class OutputLowering:
                             f"the {MAX_OUTPUT_VALUES} whose float32 values can be checked exactly")
         m = np.float32(acc.m[0])
         run_y = self._output_curve(node, lambda lv: m * lv.astype(np.float32), np.arange(lmin, lmax + 1), mh, seg)
-        d = np.diff(run_y)
-        sign = 1
-        if np.all(d > 0):
-            table = run_y
-        elif np.all(d < 0):
-            sign, table = -1, run_y[::-1]
+        sign, table = _monotone(run_y, node, seg)
+        if sign < 0:
             lmin, lmax = -lmax, -lmin
-        else:
-            raise UserError(f"the output of layer {node.name!r} is not strictly monotone in the accumulator, so "
-                            "integer top-1 would differ from the float model")
         wi = sign * acc.wi
         wm, k, sb = weight_mode(wi, acc.mode)
         mvu = self.add("IntMVU", {"MW": acc.mw, "MH": mh, "PE": 1, "SIMD": 1, "NumThresholds": 0, "NumVectors": 1,
@@ -141,6 +126,19 @@ class OutputLowering:
                      "logits": "none: the output is the final quantizer's codes u, value = scale * u + bias"}
             table = (np.float32(c.scale) * (c.a * np.arange(c.levels) + c.o).astype(np.float32)).astype(np.float32)
         self._output_meta(table, facts)
+
+
+def _monotone(curve: np.ndarray, node, seg) -> tuple[int, np.ndarray]:
+    """(1, curve) for a strictly increasing curve, (-1, reversed curve) for a strictly
+    decreasing one; anything else is refused, naming the float ops after the layer."""
+    d = np.diff(curve)
+    if np.all(d > 0):
+        return 1, curve
+    if np.all(d < 0):
+        return -1, curve[::-1]
+    after = f" through {', '.join(f'{n.name!r} ({n.op_type})' for n in seg)}" if seg else ""
+    raise UserError(f"the output of layer {node.name!r}{after} is not strictly monotone in the accumulator, so "
+                    "integer top-1 would differ from the float model")
 
 
 def _finite_logits(y: np.ndarray, node) -> np.ndarray:
