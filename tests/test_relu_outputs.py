@@ -16,6 +16,7 @@ from flow.core.quant import weight_integers
 from flow.frontend.load import load_qonnx
 from flow.passes.streamline import streamline
 from flow.sim.execute import execute_numpy
+from flow.sim.verify import torch_reference
 
 
 def _mlp(seed, shape, hidden, out, wbits=4, abits=4, final=None, input_relu=False, requant_relu=False):
@@ -135,9 +136,11 @@ def numpy_case(request, tmp_path_factory):
 def test_numpy_reference_equals_pytorch(numpy_case):
     name, model, graph, kind, shape = numpy_case
     x = _images(200, shape)
-    want = _expected(kind, _torch_out(model, x))
+    t = _torch_out(model, x)
+    want = _expected(kind, t)
     got = execute_numpy(graph, x)
     assert got.shape == want.shape and np.array_equal(got, want), f"{name}: {np.sum(got != want)} mismatches"
+    assert np.array_equal(torch_reference(graph, t), want)  # what verification compares with PyTorch
     if kind != "argmax":
         assert len(np.unique(got)) == 2, "both decisions occur"
         assert graph.ops()[-1].op_type == "IntMVU" and graph.meta("output")["kind"] == (

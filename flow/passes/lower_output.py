@@ -114,7 +114,8 @@ class OutputLowering:
 
     def codes_output(self, t: Tensor, decision: bool) -> None:
         """The model ends in a quantizer (or a single-output decision): the output is its codes."""
-        if len(t.shape) != 1 or t.perm is not None or t.flipped is not None:
+        reordered = t.perm is not None and list(t.perm) != list(range(len(t.perm)))
+        if len(t.shape) != 1 or reordered or t.flipped is not None:
             raise UserError(f"the model ends in a quantized tensor of shape {t.shape}; a flat vector of codes after "
                             "a MatMul/Gemm layer is supported as the output")
         c = t.codes
