@@ -287,8 +287,9 @@ def _add_run_verify(sub) -> None:
     s.add_argument("build_dir")
     s.add_argument("--input", required=True, help=".npy of uint8 images (N, C, H, W)")
     s.add_argument("--engine", default="numpy", choices=["numpy", "csim", "rtlsim"])
-    s.add_argument("--output", help=".npy to write (int64 top-1 (N,) or logits (N, classes))")
-    s.add_argument("--logits", action="store_true", help="integer logits instead of top-1")
+    s.add_argument("--output", help=".npy to write (int64 top-1 (N,) or logits (N, classes); for a model ending "
+                   "in a quantizer its codes (N, outputs), for a single-output model its decision (N,))")
+    s.add_argument("--logits", action="store_true", help="integer logits instead of top-1 (all output words)")
     s.set_defaults(fn=cmd_run)
 
     s = sub.add_parser("verify", help="re-verify a build bit-exactly")

@@ -139,14 +139,29 @@ def weight_integers(w: np.ndarray, info: dict | None, where: str) -> tuple[np.nd
         rs = scale.ravel()
     else:
         raise UserError(f"{where}: weight scale of shape {scale.shape} is neither per-tensor nor per-output-channel")
-    q = w.astype(np.float64) / rs[:, None]
-    qi = np.rint(q)
-    if not np.array_equal(q, qi):
+    qi = on_weight_grid(w, rs)
+    if qi is None:
         raise UserError(f"{where}: weights are not integer multiples of their quantizer scale")
-    qi = qi.astype(np.int64)
     if info["bipolar"]:
         return qi, rs, "bipolar", 1
     return qi, rs, "int", int(info["bits"])
+
+
+def on_weight_grid(w: np.ndarray, rs: np.ndarray) -> np.ndarray | None:
+    """The integers k (MH, MW) with w == k * scale per row, or None where a weight is not on the grid.
+
+    A quantizer computes its float32 output as k * scale rounded to float32, so w/scale is an
+    integer only up to that rounding: a weight counts as k * scale when it lies within one
+    float32 unit in the last place of the exact product (k = 0 only for w == 0). A weight
+    half a step (or any visible fraction of a step) off the grid is refused."""
+    w = np.asarray(w, dtype=np.float32)
+    s = np.asarray(rs, dtype=np.float64)[:, None]
+    k = np.rint(w.astype(np.float64) / s)
+    exact = k * s
+    ulp = np.spacing(np.abs(exact).astype(np.float32)).astype(np.float64)
+    if not np.all(np.abs(w.astype(np.float64) - exact) <= ulp):
+        return None
+    return k.astype(np.int64)
 
 
 def derive_thresholds(codes: np.ndarray, acc: np.ndarray, levels: int, where: str):

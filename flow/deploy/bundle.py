@@ -73,7 +73,7 @@ def io_spec(graph: DataflowGraph, board: str | None = None, board_build: dict | 
         "output_stream": _stream(s_out),
         "beat_bytes": {"in": beat_bytes(s_in.width), "out": beat_bytes(s_out.width)},
         "axi_bytes": {"in": axi_bytes(s_in.width), "out": axi_bytes(s_out.width)},
-        "emits": "top1",
+        "emits": "top1" if graph.ops()[-1].op_type == "LabelSelect" else "codes",
         "classes": classes,
         "logits": {"scale": out["scale"], "bias": out["bias"],
                    "meaning": "float logits = scale * integer logits + bias"},

@@ -77,7 +77,7 @@ class IOSpec:
     out_beats: int
     out_elems: int
     out_signed: bool
-    emits: str                         # "top1" or "logits"
+    emits: str                         # "top1", "logits", or "codes" (a final quantizer's codes or a decision)
     classes: int
     logits_scale: float
     logits_bias: float
@@ -389,8 +389,11 @@ class Accelerator:
         return np.concatenate(parts)
 
     def predict(self, images: npt.ArrayLike) -> I64:
-        """Top-1 class per image, (N,) int64 (ties -> lowest index, as torch.argmax)."""
+        """Top-1 class per image, (N,) int64 (ties -> lowest index, as torch.argmax); for a design
+        that emits codes, the codes (N, outputs), or (N,) for a single output (its decision)."""
         y = self.outputs(images)
+        if self.spec.emits == "codes":
+            return y[:, 0] if y.shape[1] == 1 else y
         return y[:, 0] if self.spec.emits == "top1" else np.argmax(y, axis=1).astype(np.int64)
 
     def logits(self, images: npt.ArrayLike) -> I64:
@@ -410,8 +413,8 @@ class Accelerator:
         expected = np.asarray(expected)
         got = self.predict(images)
         if expected.shape != got.shape or not np.issubdtype(expected.dtype, np.integer):
-            raise ValueError(f"expected top-1 must be integers shaped ({len(got)},), got {expected.dtype} {expected.shape}")
-        mismatches = int(np.sum(got != expected))
+            raise ValueError(f"expected top-1 must be integers shaped {got.shape}, got {expected.dtype} {expected.shape}")
+        mismatches = int(np.sum(np.any(got.reshape(len(got), -1) != expected.reshape(len(got), -1), axis=1)))
         return {"images": int(len(images)), "mismatches": mismatches, "passed": mismatches == 0,
                 "backend": self.backend_name, "design_hash": self.spec.design_hash}
 

@@ -75,10 +75,28 @@ def execute_numpy(graph: DataflowGraph, images: np.ndarray, logits: bool = False
     biggest = max(max(o.in_stream().elems, o.out_stream().elems) for o in ops)
     outs = [np.asarray(run_ops(ops, to_wire(graph, part)), dtype=np.int64)
             for part in image_chunks(graph, images, (1 << 24) * graph_input_elems(graph) // biggest)]
-    y = np.concatenate(outs)
-    return y if logits else y[:, 0]
+    return frame_outputs(graph, np.concatenate(outs), logits)
+
+
+def frame_outputs(graph: DataflowGraph, y: np.ndarray, logits: bool) -> np.ndarray:
+    """What an engine returns for its (N, elements) output words: the logits as they are, the
+    top-1 (N,) of a label select, the codes of a final quantizer ((N,) for a single one)."""
+    if logits or (not graph.ops()[-1].label_head and y.shape[1] > 1):
+        return y
+    return y[:, 0]
+
+
+def count_mismatches(a: np.ndarray, b: np.ndarray) -> int:
+    """Images (rows) on which two engines' outputs differ."""
+    a, b = np.asarray(a), np.asarray(b)
+    return int(np.sum(np.any(a.reshape(len(a), -1) != b.reshape(len(b), -1), axis=1)))
 
 
 def logits_to_float(graph: DataflowGraph, int_logits: np.ndarray) -> np.ndarray:
-    """Map integer logits to the model's float32 logits through the exact output table."""
-    return graph.initializer("output_table")[np.asarray(int_logits)]
+    """Map integer logits (or final codes) to the model's float32 values through the exact output table."""
+    try:
+        table = graph.initializer("output_table")
+    except KeyError:
+        raise UserError("this design's logit range is too long for an exact table; its float logits are "
+                        "scale * logits + bias within the report's max_affine_error") from None
+    return table[np.asarray(int_logits)]

@@ -6,7 +6,7 @@ codes; everything between two quantizers becomes integer hardware:
 
     input -> [shape/affine ops] -> quantizer                         Thresholding on pixels
     quantized -> Reshape/Flatten | MaxPool | Pad                      absorbed / MaxPool
-    quantized -> Conv|MatMul|Gemm -> [affine, BatchNorm] -> quantizer  (SlidingWindow +) MVU + thresholds
+    quantized -> Conv|MatMul|Gemm -> [affine, BatchNorm, Relu] -> quantizer  (SlidingWindow +) MVU + thresholds
     quantized -> [affine] -> quantizer                                 Thresholding (requantize)
     quantized + quantized (Add) -> [affine] -> quantizer               AddStreams + Thresholding
     a quantized tensor read twice                                      Duplicate (+ FIFO on the shortcut)
@@ -33,6 +33,7 @@ from flow.passes.segments import ort_session as _ort_session
 
 SHAPE_OPS = {"Reshape", "Flatten", "Identity", "Squeeze", "Unsqueeze"}
 AFFINE_OPS = {"Mul", "Add", "Sub", "Div", "BatchNormalization"}
+FLOAT_OPS = AFFINE_OPS | {"Relu"}  # monotone float ops a float segment absorbs into thresholds
 LAYER_OPS = {"MatMul", "Gemm", "Conv"}
 ACT_QUANT = {"BipolarQuant", "Quant"}
 
@@ -120,7 +121,7 @@ class Streamliner(LayerLowering):
 
     # -- the input quantizer -------------------------------------------------------------------
     def input_layer(self, pre, qnode) -> Tensor:
-        _check_ops(pre, SHAPE_OPS | AFFINE_OPS, "before the input quantizer")
+        _check_ops(pre, SHAPE_OPS | FLOAT_OPS, "before the input quantizer")
         codes = activation_codes(self.mw, qnode)
         scale = np.float32(self.input_scale) if self.input_scale is not None else None
         pixel = np.arange(256, dtype=np.float32)
@@ -213,7 +214,7 @@ class Streamliner(LayerLowering):
     # -- requantization and joins ----------------------------------------------------------------
     def requantize(self, t: Tensor, seg, qnext, where: str) -> Tensor:
         """Codes -> [float ops] -> quantizer, as a Thresholding unit on the codes."""
-        _check_ops(seg, AFFINE_OPS | {"Identity"}, "between two quantizers")
+        _check_ops(seg, FLOAT_OPS | {"Identity"}, "between two quantizers")
         if t.flipped is not None or t.pad is not None:
             raise UserError(f"{where}: requantizing a complemented or padded tensor is not supported")
         codes = t.codes
@@ -264,10 +265,32 @@ class Streamliner(LayerLowering):
 
     # -- driver -----------------------------------------------------------------------------------
     def run(self) -> DataflowGraph:
-        nodes = self.nodes
-        if not any(n.op_type in LAYER_OPS for n in nodes):
+        if not any(n.op_type in LAYER_OPS for n in self.nodes):
             raise UserError("the model has no Conv/MatMul/Gemm layer; nothing to accelerate")
-        # the input path up to the first quantizer must be a chain of float ops
+        pre, qnode = self.input_path()
+        self.publish(qnode.output[0], self.input_layer(pre, qnode))
+        self.done.update(x.name for x in pre + [qnode])
+        finished = False
+        for node in self.nodes:
+            if node.name in self.done:
+                continue
+            if finished:
+                raise UserError(f"node {node.name!r} ({node.op_type}) comes after the output layer")
+            finished = self.step(node)
+        if not finished:
+            if self.out_name not in self.q:
+                raise UserError("the model's output is not computed by a layer or a quantizer; it must end in a "
+                                "MatMul/Gemm layer (class scores) or an activation quantizer (codes)")
+            self.codes_output(self.q[self.out_name], decision=False)
+        self.dfg.set_meta("input", {"shape": self.in_shape, "scale": self.input_scale,
+                                    "convention": "uint8 pixels p; the model sees p/255" if self.input_scale is None
+                                    else f"uint8 pixels p; the model sees p*{self.input_scale}",
+                                    "wire_order": "NHWC"})
+        self.dfg.finalize_io()
+        return self.dfg
+
+    def input_path(self) -> tuple[list, object]:
+        """The chain of float ops from the graph input to the input quantizer, and that quantizer."""
         pre, t = [], self.in_vi.name
         while True:
             readers = self.consumers.get(t, [])
@@ -276,69 +299,61 @@ class Streamliner(LayerLowering):
                                 "input path is supported")
             n = readers[0]
             if n.op_type in ACT_QUANT:
-                break
+                return pre, n
             if n.op_type in LAYER_OPS:
                 raise UserError(f"layer {n.name!r} receives an unquantized float input; the input must pass an "
                                 "activation quantizer (BipolarQuant or Quant) before the first layer")
             pre.append(n)
             t = n.output[0]
-        self.publish(n.output[0], self.input_layer(pre, n))
-        self.done.update(x.name for x in pre + [n])
-        finished = False
-        for node in nodes:
-            if node.name in self.done:
-                continue
-            if finished:
-                raise UserError(f"node {node.name!r} ({node.op_type}) comes after the output layer")
-            dyn = [i for i in node.input if i and i not in self.inits]
-            kind = node.op_type
-            if kind in SHAPE_OPS | {"MaxPool", "Pad"}:
-                t = self.take(dyn[0], node)
-                t = self.maxpool(t, node) if kind == "MaxPool" else self.pad(t, node) if kind == "Pad" else self.reshape(t, node)
-                self.publish(node.output[0], t)
-                self.done.add(node.name)
-            elif kind in LAYER_OPS:
-                t = self.take(dyn[0], node)
-                seg, qnext = self.chain_to_quantizer(node.output[0], node)
-                _check_ops(seg, AFFINE_OPS | {"Identity"}, "between a layer and its activation")
-                out = self.layer(t, node, seg, qnext)
-                self.done.update(x.name for x in [node, *seg] + ([qnext] if qnext else []))
-                if qnext is None:
-                    finished = True
-                else:
-                    self.publish(qnext.output[0], out)
-            elif kind == "Add" and len(dyn) == 2:
-                s = self.join(self.take(dyn[0], node), self.take(dyn[1], node), node)
-                seg, qnext = self.chain_to_quantizer(node.output[0], node)
-                if qnext is None:
-                    raise UserError(f"Add {node.name!r} must be followed by an activation quantizer")
-                self.publish(qnext.output[0], self.requantize(s, seg, qnext, f"Add {node.name!r}"))
-                self.done.update(x.name for x in [node, *seg, qnext])
-            elif kind in ACT_QUANT | AFFINE_OPS and len(dyn) == 1:
-                t = self.take(dyn[0], node)
-                if kind in ACT_QUANT:
-                    seg, qnext = [], node
-                else:
-                    seg, qnext = self.chain_to_quantizer(node.output[0], node)
-                    seg = [node, *seg]
-                if qnext is None:
-                    raise UserError(f"node {node.name!r} ({kind}) on a quantized tensor must lead to an activation "
-                                    "quantizer or a layer")
-                self.publish(qnext.output[0], self.requantize(t, seg, qnext, f"quantizer {qnext.name!r}"))
-                self.done.update(x.name for x in [*seg, qnext])
-            else:
-                _check_ops([node], SHAPE_OPS | AFFINE_OPS | LAYER_OPS | ACT_QUANT | {"MaxPool", "Pad"},
-                           "in this position")
-                raise UserError(f"node {node.name!r} ({kind}) combines {len(dyn)} computed tensors; only Add joins two")
-        if not finished:
-            raise UserError("the model ends in a quantized activation; a final MatMul/Gemm layer producing class "
-                            "scores is required")
-        self.dfg.set_meta("input", {"shape": self.in_shape, "scale": self.input_scale,
-                                    "convention": "uint8 pixels p; the model sees p/255" if self.input_scale is None
-                                    else f"uint8 pixels p; the model sees p*{self.input_scale}",
-                                    "wire_order": "NHWC"})
-        self.dfg.finalize_io()
-        return self.dfg
+
+    def step(self, node) -> bool:
+        """Lower one node (with the float segment it starts); True when it produced the output."""
+        dyn = [i for i in node.input if i and i not in self.inits]
+        kind = node.op_type
+        if kind in SHAPE_OPS | {"MaxPool", "Pad"}:
+            t = self.take(dyn[0], node)
+            t = self.maxpool(t, node) if kind == "MaxPool" else self.pad(t, node) if kind == "Pad" else self.reshape(t, node)
+            self.publish(node.output[0], t)
+            self.done.add(node.name)
+        elif kind in LAYER_OPS:
+            t = self.take(dyn[0], node)
+            seg, qnext = self.chain_to_quantizer(node.output[0], node)
+            _check_ops(seg, FLOAT_OPS | {"Identity"}, "between a layer and its activation")
+            out = self.layer(t, node, seg, qnext)
+            self.done.update(x.name for x in [node, *seg] + ([qnext] if qnext else []))
+            if qnext is None:
+                if out is not None:
+                    self.codes_output(out, decision=True)
+                return True
+            self.publish(qnext.output[0], out)
+        elif kind == "Add" and len(dyn) == 2:
+            s = self.join(self.take(dyn[0], node), self.take(dyn[1], node), node)
+            seg, qnext = self.chain_to_quantizer(node.output[0], node)
+            if qnext is None:
+                raise UserError(f"Add {node.name!r} must be followed by an activation quantizer")
+            self.publish(qnext.output[0], self.requantize(s, seg, qnext, f"Add {node.name!r}"))
+            self.done.update(x.name for x in [node, *seg, qnext])
+        elif kind in ACT_QUANT | FLOAT_OPS and len(dyn) == 1:
+            self.requantize_from(node, dyn[0])
+        else:
+            _check_ops([node], SHAPE_OPS | FLOAT_OPS | LAYER_OPS | ACT_QUANT | {"MaxPool", "Pad"},
+                       "in this position")
+            raise UserError(f"node {node.name!r} ({kind}) combines {len(dyn)} computed tensors; only Add joins two")
+        return False
+
+    def requantize_from(self, node, name: str) -> None:
+        """A quantizer, or float ops leading to one, on a quantized tensor: a Thresholding unit."""
+        t = self.take(name, node)
+        if node.op_type in ACT_QUANT:
+            seg, qnext = [], node
+        else:
+            seg, qnext = self.chain_to_quantizer(node.output[0], node)
+            seg = [node, *seg]
+        if qnext is None:
+            raise UserError(f"node {node.name!r} ({node.op_type}) on a quantized tensor must lead to an activation "
+                            "quantizer or a layer")
+        self.publish(qnext.output[0], self.requantize(t, seg, qnext, f"quantizer {qnext.name!r}"))
+        self.done.update(x.name for x in [*seg, qnext])
 
 
 def streamline(mw, input_scale: float | None = None, model_name: str = "model") -> DataflowGraph:

@@ -74,7 +74,8 @@ def report_dict(ctx: StepContext, st: BuildState) -> dict:
         "graph_hash": g.fingerprint(),  # the dataflow.onnx this report describes
         "config": config_dict(ctx.cfg),
         "input": g.meta("input"),
-        "output": {**g.meta("output"), "top1": "argmax of integer logits, ties -> lowest index"},
+        "output": {**g.meta("output"), "top1": "argmax of integer logits, ties -> lowest index"}
+        if g.meta("output").get("kind", "class") == "class" else g.meta("output"),
         **_figures(ctx, st),
         "verification": _record(st),
         "hls_rtl_verification": st.hls_rtl_verification,

@@ -22,7 +22,7 @@ from flow.codegen.hlsgen import HARNESS, TOP, render, sources
 from flow.core.errors import UserError
 from flow.core.wire import as_beat_bytes, beat_bytes, pack_beats, unpack_beats
 from flow.ir.graph import DataflowGraph
-from flow.ir.reference import image_chunks, to_wire
+from flow.ir.reference import frame_outputs, image_chunks, to_wire
 from flow.sim.simulate import SIM_CHUNK_BYTES
 
 CXX = "g++"
@@ -149,7 +149,7 @@ def run_csim(graph: DataflowGraph, build_dir: Path, images: np.ndarray, logits: 
     sim, info = compiled_csim(graph, build_dir, logits)
     outs, runs = [], []
     for part in chunks:
-        y, stats = _csim_frames(sim, info, to_wire(graph, part), logits, processes)
+        y, stats = _csim_frames(sim, info, to_wire(graph, part), processes)
         outs.append(y)
         runs.append(stats)
     wall = sum(r["wall_s"] for r in runs)
@@ -158,12 +158,11 @@ def run_csim(graph: DataflowGraph, build_dir: Path, images: np.ndarray, logits: 
              "frames_per_s": frames / wall if wall > 0 else None, "compile_s": sim.compile_seconds}
     if len(runs) > 1:
         stats["chunks"] = len(runs)
-    return np.concatenate(outs), stats
+    return frame_outputs(graph, np.concatenate(outs), logits), stats
 
 
-def _csim_frames(sim: CSim, info: dict, x: np.ndarray, logits: bool, processes: int | None):
+def _csim_frames(sim: CSim, info: dict, x: np.ndarray, processes: int | None):
     s_in, s_out = info["in"], info["out"]
     out_beats, stats = sim.run(pack_beats(x, s_in.lanes, s_in.bits), processes=processes)
     y = unpack_beats(out_beats, s_out.lanes, s_out.bits, signed=info["out_signed"])
-    y = y.reshape(len(x), -1)[:, : s_out.elems].astype(np.int64)
-    return (y if logits else y[:, 0]), stats
+    return y.reshape(len(x), -1)[:, : s_out.elems].astype(np.int64), stats

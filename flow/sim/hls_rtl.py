@@ -17,7 +17,7 @@ from flow.codegen.hlsgen import TOP
 from flow.core.errors import UserError
 from flow.core.wire import pack_beats, unpack_beats
 from flow.ir.graph import DataflowGraph
-from flow.ir.reference import design_streams, execute_numpy, to_wire
+from flow.ir.reference import count_mismatches, design_streams, execute_numpy, frame_outputs, to_wire
 from flow.sim.rtlsim import RTLSim
 
 WRAPPER = "bnnflow_hls_wrap"
@@ -84,8 +84,9 @@ def verify_vendor_rtl(graph: DataflowGraph, verilog_dir: Path, work_dir: Path, i
     sim.build()
     x = to_wire(graph, images)
     out_beats, stats = sim.run(pack_beats(x, s_in.lanes, s_in.bits))
-    got = unpack_beats(out_beats, s_out.lanes, s_out.bits).reshape(len(x), -1)[:, 0]
+    got = unpack_beats(out_beats, s_out.lanes, s_out.bits).reshape(len(x), -1)[:, : s_out.elems].astype(np.int64)
     want = execute_numpy(graph, images)
-    return {"images": int(len(images)), "mismatches": int(np.sum(got != want)), "reference": "numpy",
+    return {"images": int(len(images)), "mismatches": count_mismatches(frame_outputs(graph, got, False), want),
+            "reference": "numpy",
             "cycles_per_frame": stats.get("cycles_per_frame"), "latency_cycles": stats.get("latency_cycles"),
             "rtl": str(verilog_dir)}

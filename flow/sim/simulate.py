@@ -10,7 +10,7 @@ from flow.codegen.rtlgen import render_graph, render_top
 from flow.core.assets import asset_path
 from flow.core.wire import pack_beats, unpack_beats
 from flow.ir.graph import DataflowGraph
-from flow.ir.reference import design_ops, design_streams, image_chunks, to_wire
+from flow.ir.reference import design_ops, design_streams, frame_outputs, image_chunks, to_wire
 from flow.passes.fold import edges
 from flow.sim.rtlsim import RTLSim
 
@@ -81,7 +81,7 @@ def run_rtlsim(graph: DataflowGraph, build_dir: Path, images: np.ndarray, logits
         outs.append(unpack_beats(out_beats, s_out.lanes, s_out.bits).reshape(len(x), -1)[:, : s_out.elems])
         runs.append(stats)
     y = np.concatenate(outs).astype(np.int64)
-    return (y if logits else y[:, 0]), merge_run_stats(runs)
+    return frame_outputs(graph, y, logits), merge_run_stats(runs)
 
 
 def merge_run_stats(runs: list[dict]) -> dict:

@@ -13,7 +13,7 @@ import numpy as np
 from flow.core.builddir import atomic_write_json
 from flow.core.errors import UserError
 from flow.ir.graph import DataflowGraph
-from flow.ir.reference import execute_numpy, logits_to_float
+from flow.ir.reference import count_mismatches, execute_numpy, logits_to_float
 from flow.sim.csim import run_csim
 from flow.sim.simulate import design_hash, run_rtlsim
 from flow.train.data import class_interleaved, load_dataset
@@ -139,6 +139,35 @@ def torch_logits(model, images: np.ndarray, input_scale: float | None = None) ->
         return model.eval()(x).numpy()
 
 
+def torch_reference(graph: DataflowGraph, tl: np.ndarray) -> np.ndarray:
+    """What the compiled design must give for PyTorch's float output `tl` (N, outputs): the
+    argmax (ties -> lowest index) of class scores, the codes of a final quantizer, the
+    decision (output >= 0) of a single-output model."""
+    out = graph.meta("output")
+    kind = out.get("kind", "class")
+    tl = np.asarray(tl).reshape(len(tl), -1)
+    if kind == "decision":
+        return (tl[:, 0] >= 0).astype(np.int64)
+    if kind == "codes":
+        u = np.rint((tl.astype(np.float64) / out["code_scale"] - out["code_o"]) / out["code_a"]).astype(np.int64)
+        return u[:, 0] if u.shape[1] == 1 else u
+    return tl.argmax(axis=1)
+
+
+def _affine_check(graph: DataflowGraph, ref_logits: np.ndarray, tl: np.ndarray) -> dict:
+    """PyTorch's float output against the integer logits' (or codes') affine map and exact table."""
+    out = graph.meta("output")
+    if out.get("kind") == "decision":
+        return {"images": len(tl), "note": "a decision output has no float values to compare"}
+    tl = np.asarray(tl).reshape(len(tl), -1)
+    affine = out["scale"] * ref_logits + out["bias"]
+    rec = {"images": len(tl), "max_abs_error": float(np.max(np.abs(affine - tl))),
+           "note": "PyTorch float32 logits vs scale*logits+bias of the integer logits"}
+    if out.get("exact_table", True):
+        rec["exact_table_mismatches"] = int(np.sum(np.any(logits_to_float(graph, ref_logits) != tl, axis=1)))
+    return rec
+
+
 @dataclass(frozen=True)
 class Verification:
     """What one verification run found: the record (verification.json) and the figures it
@@ -152,34 +181,29 @@ class Verification:
 
 
 def _pytorch_entries(graph: DataflowGraph, torch_model, images, ref_np, ref_logits) -> tuple[dict, np.ndarray]:
-    """The PyTorch-vs-numpy entries of the record, and PyTorch's top-1."""
-    n = len(images)
+    """The PyTorch-vs-numpy entries of the record, and what the design must give by PyTorch
+    (top-1, codes or decision: torch_reference)."""
     tl = torch_logits(torch_model, images, graph.meta("input")["scale"])
-    t_top = tl.argmax(axis=1)
-    out = graph.meta("output")
-    affine = out["scale"] * ref_logits + out["bias"]
-    return {"pytorch_vs_numpy": {"images": n, "mismatches": int(np.sum(t_top != ref_np))},
-            "pytorch_logits_vs_affine": {
-                "images": n, "max_abs_error": float(np.max(np.abs(affine - tl))),
-                "exact_table_mismatches": int(np.sum(np.any(logits_to_float(graph, ref_logits) != tl, axis=1))),
-                "note": "PyTorch float32 logits vs scale*logits+bias of the integer logits"}}, t_top
+    t_top = torch_reference(graph, tl)
+    return {"pytorch_vs_numpy": {"images": len(images), "mismatches": count_mismatches(t_top, ref_np)},
+            "pytorch_logits_vs_affine": _affine_check(graph, ref_logits, tl)}, t_top
 
 
 def _csim_entry(graph, build_dir, images, ref_np, ref_logits, t_top) -> tuple[dict, np.ndarray]:
     c_top, _stats = run_csim(graph, build_dir, images)
     c_logits, _stats = run_csim(graph, build_dir, images, logits=True)
-    entry = {"images": len(images), "mismatches": int(np.sum(c_top != ref_np)), "reference": "numpy",
-             "logits_mismatches": int(np.sum(np.any(c_logits != ref_logits, axis=1)))}
+    entry = {"images": len(images), "mismatches": count_mismatches(c_top, ref_np), "reference": "numpy",
+             "logits_mismatches": count_mismatches(c_logits, ref_logits)}
     if t_top is not None:
-        entry["mismatches_vs_pytorch"] = int(np.sum(c_top != t_top))
+        entry["mismatches_vs_pytorch"] = count_mismatches(c_top, t_top)
     return entry, c_top
 
 
 def _rtlsim_entry(graph, build_dir, images, ref_np, t_top, stall_seed) -> tuple[dict, np.ndarray, dict]:
     rtl_top, stats = run_rtlsim(graph, build_dir, images, stall_seed=stall_seed)
-    entry = {"images": len(images), "mismatches": int(np.sum(rtl_top != ref_np)), "reference": "numpy"}
+    entry = {"images": len(images), "mismatches": count_mismatches(rtl_top, ref_np), "reference": "numpy"}
     if t_top is not None:
-        entry["mismatches_vs_pytorch"] = int(np.sum(rtl_top != t_top))
+        entry["mismatches_vs_pytorch"] = count_mismatches(rtl_top, t_top)
     return entry, rtl_top, stats
 
 

@@ -1,0 +1,151 @@
+"""Lowering of a model's output: class scores (integer logits and a label select), or the
+codes of a final quantizer.
+
+A mixin of the Streamliner (flow/passes/streamline.py), next to the layer lowering. The output
+layer's float map f (its float segment, shared by all classes) is evaluated on every integer
+logit; it must be strictly monotone, so the integer argmax (ties -> lowest index) is the
+argmax of the float logits. Up to MAX_TABLE_VALUES logits the exact float32 value of every
+integer logit is kept (the graph's `output_table`); beyond, up to MAX_OUTPUT_VALUES, the map
+is still checked on every logit and the report gives its affine fit and largest error.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from flow.core.errors import UserError
+from flow.passes.accumulator import Accumulator, stored_weight_bits, weight_mode
+from flow.passes.segments import ort_session as _ort_session
+
+if TYPE_CHECKING:
+    from flow.passes.streamline import Tensor
+
+MAX_TABLE_VALUES = 1 << 20    # the longest exact logits table kept in the graph
+MAX_OUTPUT_VALUES = 1 << 25   # integer logits beyond 2^24 have no exact float32 value anyway
+CURVE_CHUNK = 1 << 22         # float values evaluated per onnxruntime call
+
+
+class OutputLowering:
+    def _emit_output(self, acc: Accumulator, seg) -> None:
+        """The last layer: integer logits, a label select, and the logits -> float map."""
+        node = acc.node
+        if acc.place.vectors != 1:
+            raise UserError(f"the output layer {node.name!r} produces {acc.place.vectors} positions; a flat class "
+                            "vector is required")
+        last, lbits, table = self._binary_logits(acc, seg) if acc.binary else self._int_logits(acc, seg)
+        self.add("LabelSelect", {"Labels": acc.mh, "PE": 1, "InputBits": lbits}, {}, [last])
+        self._output_meta(np.asarray(table, dtype=np.float32), {"kind": "class", "logits": "integer, 0-based"})
+
+    def _binary_logits(self, acc: Accumulator, seg) -> tuple[str, int, np.ndarray]:
+        """Popcount logits of a binary output layer and their float values."""
+        node, mw_ = acc.node, acc.mw
+        if not np.all(acc.m == acc.m[0]):
+            raise UserError(f"the output layer {node.name!r} is followed by a per-class affine; only one scale and "
+                            "bias shared by all classes is supported")
+        col = self._output_curve(node, lambda lv: acc.m[0] * (2 * lv - mw_).astype(np.float32), np.arange(mw_ + 1),
+                                 acc.mh, seg)
+        sign, table = _monotone(col, node, seg)
+        w_bits = acc.w_bits if sign > 0 else (1 - acc.w_bits).astype(np.uint8)  # popcount' = MW - popcount
+        last = self.add("BinaryMVU", {"MW": mw_, "MH": acc.mh, "PE": 1, "SIMD": 1, "NumThresholds": 0,
+                                      "NumVectors": 1, "ram_style": "auto"}, {"weights": w_bits}, [acc.place.src])
+        return last.output[0], max(1, int(mw_).bit_length()), table
+
+    def _int_logits(self, acc: Accumulator, seg) -> tuple[str, int, np.ndarray]:
+        """Integer logits L = a*acc + o*rowsum(W) of a multi-bit output layer, shifted to L - min >= 0."""
+        node, mh, codes = acc.node, acc.mh, acc.codes
+        if not np.all(acc.m == acc.m[0]):
+            raise UserError(f"the output layer {node.name!r} has per-class weight scales; one scale shared by "
+                            "all classes is supported")
+        offs = acc.offsets()
+        lmin = int(codes.a * acc.lo + offs.min())
+        lmax = int(codes.a * acc.hi + offs.max())
+        if lmax - lmin + 1 > MAX_OUTPUT_VALUES:
+            raise UserError(f"the output layer {node.name!r} has {lmax - lmin + 1} integer logit values, more than "
+                            f"the {MAX_OUTPUT_VALUES} whose float32 values can be checked exactly")
+        m = np.float32(acc.m[0])
+        run_y = self._output_curve(node, lambda lv: m * lv.astype(np.float32), np.arange(lmin, lmax + 1), mh, seg)
+        sign, table = _monotone(run_y, node, seg)
+        if sign < 0:
+            lmin, lmax = -lmax, -lmin
+        wi = sign * acc.wi
+        wm, k, sb = weight_mode(wi, acc.mode)
+        mvu = self.add("IntMVU", {"MW": acc.mw, "MH": mh, "PE": 1, "SIMD": 1, "NumThresholds": 0, "NumVectors": 1,
+                                  "InputBits": codes.bits, "WeightMode": wm,
+                                  "WeightBits": stored_weight_bits(wi, acc.bits), "K": k, "ShiftBits": sb,
+                                  "ram_style": "auto"}, {"weights": wi.astype(np.int64)}, [acc.place.src])
+        # hardware logits: a*acc' + sign*o*rowsum - lmin >= 0 (a constant shift keeps the argmax)
+        acc_bits = self.dfg.ops()[-1].out_stream().bits
+        bias = (sign * offs - lmin).astype(np.int64)
+        lbits = max(1, int(lmax - lmin).bit_length())
+        last = self.add("FixedScale", {"NumChannels": mh, "PE": 1, "NumVectors": 1, "InputBits": acc_bits,
+                                       "InputSigned": 1, "OutputBits": lbits, "OutputSigned": 0, "Shift": 0,
+                                       "Rounding": 0},
+                        {"mult": np.full(mh, codes.a, dtype=np.int64), "bias": bias}, [mvu.output[0]])
+        return last.output[0], lbits, table
+
+    def _output_curve(self, node, value, lv: np.ndarray, mh: int, seg) -> np.ndarray:
+        """The output segment evaluated on every integer logit lv (value(lv) is the layer's float
+        output), a chunk at a time; one curve shared by all classes is required."""
+        run = _ort_session(self.mw, seg, node.output[0], ("N", mh), self.out_name) if seg else None
+        step = max(1, CURVE_CHUNK // mh)
+        curve = np.empty(len(lv), dtype=np.float32)
+        for i in range(0, len(lv), step):
+            x = np.repeat(np.asarray(value(lv[i:i + step]), np.float32)[:, None], mh, axis=1)
+            y = np.asarray(run(x), dtype=np.float32).reshape(len(x), -1) if run else x
+            if y.shape[1] != mh or not np.all(y == y[:, :1]):
+                raise UserError(f"the output layer {node.name!r} is followed by a per-class affine; only one scale "
+                                "and bias shared by all classes is supported")
+            curve[i:i + step] = _finite_logits(y[:, 0], node)
+        return curve
+
+    def _output_meta(self, table: np.ndarray, facts: dict) -> None:
+        """The output's affine description (scale, bias, worst error) and, when short enough, its exact table."""
+        n = len(table) - 1
+        sc = float((np.float64(table[-1]) - np.float64(table[0])) / n) if n else 0.0
+        err = 0.0
+        for i in range(0, len(table), CURVE_CHUNK):
+            idx = np.arange(i, min(len(table), i + CURVE_CHUNK), dtype=np.float64)
+            err = max(err, float(np.max(np.abs(sc * idx + float(table[0]) - table[i:i + CURVE_CHUNK]))))
+        if len(table) <= MAX_TABLE_VALUES:
+            self.dfg.set_initializer("output_table", table)
+        self.dfg.set_meta("output", {**facts, "scale": sc, "bias": float(table[0]), "max_affine_error": err,
+                                     "exact_table": len(table) <= MAX_TABLE_VALUES})
+
+    def codes_output(self, t: Tensor, decision: bool) -> None:
+        """The model ends in a quantizer (or a single-output decision): the output is its codes."""
+        reordered = t.perm is not None and list(t.perm) != list(range(len(t.perm)))
+        if len(t.shape) != 1 or reordered or t.flipped is not None:
+            raise UserError(f"the model ends in a quantized tensor of shape {t.shape}; a flat vector of codes after "
+                            "a MatMul/Gemm layer is supported as the output")
+        c = t.codes
+        if decision:
+            facts = {"kind": "decision", "logits": "none: the output is the decision, 1 where the float output >= 0"}
+            table = np.array([0.0, 1.0], dtype=np.float32)
+        else:
+            facts = {"kind": "codes", "levels": c.levels, "code_a": c.a, "code_o": c.o, "code_scale": c.scale,
+                     "logits": "none: the output is the final quantizer's codes u, value = scale * u + bias"}
+            table = (np.float32(c.scale) * (c.a * np.arange(c.levels) + c.o).astype(np.float32)).astype(np.float32)
+        self._output_meta(table, facts)
+
+
+def _monotone(curve: np.ndarray, node, seg) -> tuple[int, np.ndarray]:
+    """(1, curve) for a strictly increasing curve, (-1, reversed curve) for a strictly
+    decreasing one; anything else is refused, naming the float ops after the layer."""
+    d = np.diff(curve)
+    if np.all(d > 0):
+        return 1, curve
+    if np.all(d < 0):
+        return -1, curve[::-1]
+    after = f" through {', '.join(f'{n.name!r} ({n.op_type})' for n in seg)}" if seg else ""
+    raise UserError(f"the output of layer {node.name!r}{after} is not strictly monotone in the accumulator, so "
+                    "integer top-1 would differ from the float model")
+
+
+def _finite_logits(y: np.ndarray, node) -> np.ndarray:
+    """The float logits over the accumulator range, refused where one is NaN or infinite."""
+    bad = ~np.isfinite(y)
+    if np.any(bad):
+        raise UserError(f"the output layer {node.name!r} gives {float(y[bad].flat[0])} for some accumulator values; "
+                        "its float parameters overflow, so the logits table would not be finite")
+    return y
