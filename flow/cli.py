@@ -71,6 +71,17 @@ def _input_scale(text: str) -> float:
     return v
 
 
+def _check_input_type(text: str | None) -> None:
+    """--input-type TEXT must name an input type (refused in one sentence before anything runs)."""
+    from flow.core.intype import parse
+
+    if text is not None:
+        try:
+            parse(text)
+        except ValueError as exc:
+            raise UserError(f"--input-type: {exc}") from None
+
+
 def cmd_models(args) -> int:
     from flow.train.zoo import list_models, model_info
 
@@ -113,6 +124,7 @@ def cmd_export(args) -> int:
 def cmd_build(args) -> int:
     from flow.pipeline.build import BuildConfig, build
 
+    _check_input_type(args.input_type)
     clock_mhz = args.clock_mhz
     if clock_mhz is None:  # a board's own clock, else 100 MHz
         from flow.boards.catalog import load_board
@@ -121,7 +133,7 @@ def cmd_build(args) -> int:
     cfg = BuildConfig(model=args.model, out=args.out, board=args.board, target_fps=args.target_fps,
                       clock_mhz=clock_mhz, target_cycles=args.target_cycles, folding=args.folding,
                       lut_budget=args.lut_budget, synth=args.synth,
-                      input_scale=args.input_scale, verify_images=args.verify_images,
+                      input_scale=args.input_scale, input_type=args.input_type, verify_images=args.verify_images,
                       test_data=args.test_data, from_step=args.from_step, progress=not args.quiet,
                       unverified=args.unverified, force=args.force,
                       extra={"hls_synth": args.hls_synth})
@@ -281,6 +293,9 @@ def make_parser() -> argparse.ArgumentParser:
                    help="fastest folding whose analytic LUT estimate is at most N")
     s.add_argument("--clock-mhz", type=_clock_mhz, help="design clock (default: the board's clock, else 100)")
     s.add_argument("--input-scale", type=_input_scale, help="the model sees p*S (default p/255)")
+    s.add_argument("--input-type", metavar="TYPE",
+                   help="the input's integer type: uint8, int8, bipolar (-1/+1), binary (0/1) or fixed<W,I>; the "
+                        "model sees these values (default: the file's input datatype annotation, else uint8 p/255)")
     s.add_argument("--verify-images", type=_image_count, default=100)
     s.add_argument("--test-data", help="idx DIR of labelled images for verification and accuracy")
     s.add_argument("--from-step", help="resume an earlier build in --out at this step (import, streamline, fold, "
@@ -297,7 +312,7 @@ def make_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("run", help="run images through a build")
     s.add_argument("build_dir")
-    s.add_argument("--input", required=True, help=".npy of uint8 images (N, C, H, W)")
+    s.add_argument("--input", required=True, help=".npy of integer inputs (N, *input shape) of the build's input type")
     s.add_argument("--engine", default="numpy", choices=["numpy", "csim", "rtlsim"])
     s.add_argument("--output", help=".npy to write (int64 top-1 (N,) or logits (N, classes))")
     s.add_argument("--logits", action="store_true", help="integer logits instead of top-1")

@@ -36,6 +36,7 @@ def load_qonnx(path: Path):
     except onnx.checker.ValidationError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else "invalid model"
         raise UserError(f"{path.name} is not a valid ONNX model: {first[:200]}") from None
+    notes = drop_unread_inputs(model, path.name)
     _check_static_shapes(model, path.name)
     check_finite_parameters(model, path.name)
     try:
@@ -44,7 +45,21 @@ def load_qonnx(path: Path):
         raise UserError(f"{path.name} could not be cleaned up by qonnx ({type(exc).__name__}: {str(exc)[:160]})") from None
     fold_weight_quantizers(mw)
     check_annotated_weights(mw)
+    mw.load_notes = notes
     return mw
+
+
+def drop_unread_inputs(model: onnx.ModelProto, fname: str) -> list[str]:
+    """Remove graph inputs no node reads (an exporter may split one quantized input into
+    several); return a note for each."""
+    inits = {i.name for i in model.graph.initializer}
+    read = {i for n in model.graph.node for i in n.input} | {o.name for o in model.graph.output}
+    notes = []
+    for vi in list(model.graph.input):
+        if vi.name not in inits and vi.name not in read:
+            model.graph.input.remove(vi)
+            notes.append(f"{fname}: graph input {vi.name!r} is read by no node; dropped")
+    return notes
 
 
 def check_annotated_weights(mw) -> None:
@@ -196,7 +211,7 @@ def _check_static_shapes(model: onnx.ModelProto, fname: str) -> None:
     inits = {i.name for i in model.graph.initializer}
     inputs = [i for i in model.graph.input if i.name not in inits]
     if len(inputs) != 1:
-        raise UserError(f"{fname} has {len(inputs)} graph inputs; exactly one image input is supported")
+        raise UserError(f"{fname} has {len(inputs)} graph inputs that nodes read; exactly one input is supported")
     dims = inputs[0].type.tensor_type.shape.dim
     if not dims:
         raise UserError(f"{fname}: input {inputs[0].name!r} has no shape; a static shape is required")

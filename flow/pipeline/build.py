@@ -33,6 +33,7 @@ class BuildConfig:
     lut_budget: int | None = None     # fastest folding whose analytic LUT estimate fits
     synth: str | None = None          # yosys resource figures for xcup, xc7 or ecp5
     input_scale: float | None = None
+    input_type: str | None = None     # uint8, int8, bipolar, binary or fixed<W,I> (flow.core.intype)
     verify_images: int = 100
     test_data: str | None = None
     from_step: str | None = None
@@ -89,6 +90,8 @@ def step_import(st: BuildState) -> None:
         _log(st, f"exporting {src} to QONNX")
         export_qonnx(st.torch_model, st.onnx_path)
     st.qonnx = load_qonnx(st.onnx_path)
+    for note in st.qonnx.load_notes:
+        _log(st, note)
     (out / "steps").mkdir(parents=True, exist_ok=True)
     st.qonnx.set_metadata_prop("bnnflow.weight_quant", json.dumps(st.qonnx.weight_quant, sort_keys=True))
     save_graph(st.qonnx, out / "steps" / "01_import.onnx")
@@ -194,7 +197,18 @@ def _resume_rtl(st: BuildState) -> None:
 def step_streamline(st: BuildState) -> None:
     from flow.passes.streamline import streamline
 
-    st.graph = streamline(st.qonnx, st.cfg.input_scale, model_name=Path(st.cfg.model).stem)
+    declared = None
+    if st.cfg.input_type is not None:
+        from flow.core.intype import parse
+
+        if st.cfg.input_scale is not None:
+            raise UserError("--input-scale is for the default uint8 pixel input; with --input-type the model sees "
+                            "the input's own values")
+        try:
+            declared = parse(st.cfg.input_type)
+        except ValueError as exc:
+            raise UserError(f"--input-type: {exc}") from None
+    st.graph = streamline(st.qonnx, st.cfg.input_scale, model_name=Path(st.cfg.model).stem, declared=declared)
 
 
 def step_fold(st: BuildState) -> None:
