@@ -18,7 +18,6 @@ import re
 import shutil
 from pathlib import Path
 
-import numpy as np
 
 from flow.core.assets import asset_path
 from flow.core.intype import from_meta
