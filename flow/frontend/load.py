@@ -86,6 +86,7 @@ _PACKED_4BIT = {onnx.TensorProto.INT4, onnx.TensorProto.UINT4} | (
     {onnx.TensorProto.FLOAT4E2M1} if hasattr(onnx.TensorProto, "FLOAT4E2M1") else set())
 FLOAT_TYPES = {onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE, onnx.TensorProto.FLOAT16, onnx.TensorProto.BFLOAT16}
 WEIGHT_BITS = (1, 16)  # the integer weight bit widths the engines take
+BIAS_BITS = 32         # the widest quantized bias (Brevitas Int32Bias); biases stay float in the segment
 
 
 def check_finite_parameters(model: onnx.ModelProto, fname: str) -> None:
@@ -235,6 +236,7 @@ def fold_weight_quantizers(mw) -> None:
     g = mw.graph
     inits = {i.name for i in g.initializer}
     info = getattr(mw, "weight_quant", {})
+    biases = {n.input[2] for n in g.node if n.op_type in ("Gemm", "Conv") and len(n.input) > 2 and n.input[2]}
     for node in list(g.node):
         if node.op_type not in ("BipolarQuant", "Quant") or not all(i in inits for i in node.input if i):
             continue
@@ -248,7 +250,8 @@ def fold_weight_quantizers(mw) -> None:
 
             from flow.core.quant import bit_width
 
-            bits = bit_width(vals[3], f"weight quantizer {node.name!r}", WEIGHT_BITS[1])
+            most = BIAS_BITS if node.output[0] in biases else WEIGHT_BITS[1]
+            bits = bit_width(vals[3], f"weight quantizer {node.name!r}", most)
             attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
             rmode = attrs.get("rounding_mode", b"ROUND")
             rmode = rmode.decode() if isinstance(rmode, bytes) else rmode
