@@ -183,7 +183,7 @@ class Streamliner(LayerLowering):
                 self.publish(n.output[0], self.input_layer(pre, n))
                 self.done.update(x.name for x in pre + [n])
                 return
-            if n is None or n.op_type not in SHAPE_OPS | AFFINE_OPS:
+            if n is None or n.op_type in LAYER_OPS:
                 break
             pre.append(n)
             t = n.output[0]
@@ -359,12 +359,14 @@ class Streamliner(LayerLowering):
         if not finished:
             raise UserError("the model ends in a quantized activation; a final MatMul/Gemm layer producing class "
                             "scores is required")
-        it = self.intype
-        self.dfg.set_meta("input", {"shape": self.in_shape, "scale": None if it.divisor is not None else it.step,
-                                    "type": it.meta(), "convention": it.convention(),
-                                    "wire_order": WIRE_ORDER.get(len(self.in_shape) - 1, "channels last")})
+        self.dfg.set_meta("input", self.input_meta())
         self.dfg.finalize_io()
         return self.dfg
+
+    def input_meta(self) -> dict:
+        it = self.intype
+        return {"shape": self.in_shape, "scale": None if it.divisor is not None else it.step, "type": it.meta(),
+                "convention": it.convention(), "wire_order": WIRE_ORDER.get(len(self.in_shape) - 1, "channels last")}
 
 
 WIRE_ORDER = {1: "flat", 2: "NLC", 3: "NHWC"}
