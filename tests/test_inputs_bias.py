@@ -250,6 +250,17 @@ def test_annotated_bipolar_mlp_builds_exactly(exported, tmp_path):
     assert report["input"]["type"]["name"] == "bipolar"
     x = parse(tname).random(6, shape, seed=11)
     assert _run_rtl_against_pytorch(tmp_path / "out", model, x, tmp_path) == 0
+    np.save(tmp_path / "zeros.npy", np.zeros((2, *shape), np.int8))
+    assert_refused(bnnflow("run", tmp_path / "out", "--input", tmp_path / "zeros.npy"), "bipolar", "-1 or +1", "0")
+    # the driver takes -1/+1 inputs and sends them as 0/1 codes
+    from flow.deploy.driver import Accelerator
+
+    io = json.loads((tmp_path / "out" / "deploy" / "io.json").read_text())
+    assert {k: io["input_values"][k] for k in ("name", "lo", "hi", "stride")} == {"name": "bipolar", "lo": -1,
+                                                                                 "hi": 1, "stride": 2}
+    with Accelerator(tmp_path / "out", backend="sim") as acc:
+        assert acc.verify()["mismatches"] == 0
+        assert np.array_equal(acc.predict(x), torch_logits(model, x, 1.0).argmax(axis=1))
 
 
 @pytest.mark.sim
