@@ -16,6 +16,7 @@ from flow.boards.catalog import format_table, list_boards, load_board
 from flow.boards.step import summary
 from flow.core.builddir import MARKER, is_build_dir, locked, refuse_if_locked
 from flow.core.errors import UserError
+from flow.core.intype import parse
 from flow.pipeline.build import BuildConfig, build, load_build, stale_reason
 from flow.pipeline.steps import step_names
 from flow.sim.execute import check_images, execute
@@ -80,6 +81,15 @@ def _input_scale(text: str) -> float:
     return v
 
 
+def _check_input_type(text: str | None) -> None:
+    """--input-type TEXT must name an input type (refused in one sentence before anything runs)."""
+    if text is not None:
+        try:
+            parse(text)
+        except ValueError as exc:
+            raise UserError(f"--input-type: {exc}") from None
+
+
 def cmd_models(args) -> int:
     from flow.train.zoo import list_models, model_info  # deferred: torch (see above)
 
@@ -118,13 +128,14 @@ def cmd_export(args) -> int:
 
 
 def cmd_build(args) -> int:
+    _check_input_type(args.input_type)
     clock_mhz = args.clock_mhz
     if clock_mhz is None:  # a board's own clock, else 100 MHz
         clock_mhz = load_board(args.board).clock_mhz if args.board else 100.0
     cfg = BuildConfig(model=args.model, out=args.out, board=args.board, target_fps=args.target_fps,
                       clock_mhz=clock_mhz, target_cycles=args.target_cycles, folding=args.folding,
                       lut_budget=args.lut_budget, synth=args.synth,
-                      input_scale=args.input_scale, verify_images=args.verify_images,
+                      input_scale=args.input_scale, input_type=args.input_type, verify_images=args.verify_images,
                       test_data=args.test_data, from_step=args.from_step, progress=not args.quiet,
                       unverified=args.unverified, force=args.force, hls_synth=args.hls_synth,
                       to_step=args.to_step)
@@ -267,6 +278,9 @@ def _add_build(sub) -> None:
                         "(recorded in report.json)")
     _add_build_goals(s)
     s.add_argument("--input-scale", type=_input_scale, help="the model sees p*S (default p/255)")
+    s.add_argument("--input-type", metavar="TYPE",
+                   help="the input's integer type: uint8, int8, bipolar (-1/+1), binary (0/1) or fixed<W,I>; the "
+                        "model sees these values (default: the file's input datatype annotation, else uint8 p/255)")
     s.add_argument("--verify-images", type=_image_count, default=100)
     s.add_argument("--test-data", help="idx DIR of labelled images for verification and accuracy")
     s.add_argument("--from-step", help=f"resume an earlier build in --out at this step ({steps})")
@@ -285,7 +299,7 @@ def _add_build(sub) -> None:
 def _add_run_verify(sub) -> None:
     s = sub.add_parser("run", help="run images through a build")
     s.add_argument("build_dir")
-    s.add_argument("--input", required=True, help=".npy of uint8 images (N, C, H, W)")
+    s.add_argument("--input", required=True, help=".npy of integer inputs (N, *input shape) of the build's input type")
     s.add_argument("--engine", default="numpy", choices=["numpy", "csim", "rtlsim"])
     s.add_argument("--output", help=".npy to write (int64 top-1 (N,) or logits (N, classes); for a model ending "
                    "in a quantizer its codes (N, outputs), for a single-output model its decision (N,))")

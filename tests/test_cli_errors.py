@@ -157,8 +157,10 @@ def _branch(tmp, good):
 
 
 def _two_inputs(tmp, good):
+    """A second graph input that a node reads (the preprocessing's Mul takes it)."""
     m = onnx.load(str(good))
-    m.graph.input.append(helper.make_tensor_value_info("extra", TensorProto.FLOAT, [1, 4]))
+    m.graph.input.append(helper.make_tensor_value_info("extra", TensorProto.FLOAT, [1]))
+    _node(m, "Mul", 0).input[1] = "extra"
     return _save(m, tmp / "two.onnx")
 
 

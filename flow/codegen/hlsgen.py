@@ -24,6 +24,7 @@ import numpy as np
 
 from flow.core.assets import asset_path
 from flow.core.errors import UserError
+from flow.core.intype import from_meta
 from flow.core.wire import pack_beats
 from flow.ir.graph import DataflowGraph
 from flow.ir.reference import execute_numpy, to_wire
@@ -128,10 +129,10 @@ def design_info(graph: DataflowGraph, logits: bool = False) -> dict:
 
 
 def tb_vectors(graph: DataflowGraph, logits: bool, frames: int = TB_FRAMES) -> tuple[bytes, bytes]:
-    """Input beats of `frames` random images (seed 0) and the reference output beats."""
+    """Input beats of `frames` random inputs (seed 0) and the reference output beats."""
     info_in, info_out = _ops(graph, logits)[0].in_stream(), _ops(graph, logits)[-1].out_stream()
     shape = tuple(graph.meta("input")["shape"][1:])
-    images = np.random.default_rng(0).integers(0, 256, (frames, *shape), dtype=np.uint8)
+    images = from_meta(graph.meta("input")).random(frames, shape, seed=0)
     y = execute_numpy(graph, images, logits=logits).reshape(frames, -1)
     return (pack_beats(to_wire(graph, images), info_in.lanes, info_in.bits).tobytes(),
             pack_beats(y, info_out.lanes, info_out.bits).tobytes())

@@ -3,7 +3,7 @@
     deploy/
       driver.py        flow/deploy/driver.py, copied verbatim (numpy-only at import)
       io.json          the wire format and shapes the driver needs (io_spec)
-      samples.npz      a few uint8 images and their expected top-1 from the numpy reference
+      samples.npz      a few inputs and their expected top-1 from the numpy reference
       bnnflow.ipynb    a notebook: verify the samples, predict, measure throughput
       bnnflow.bit/.hwh the bitstream and hardware handoff, when the board step built them
 """
@@ -22,7 +22,7 @@ from flow.core.assets import asset_path
 from flow.core.wire import axi_bytes, beat_bytes
 from flow.deploy import driver
 from flow.ir.graph import DataflowGraph
-from flow.ir.reference import design_streams, execute_numpy
+from flow.ir.reference import design_streams, execute_numpy, wire_axes
 from flow.sim.simulate import design_hash
 from flow.sim.verify import verification_images
 
@@ -30,9 +30,13 @@ DEPLOY_DIR = "deploy"
 SAMPLE_IMAGES = 16
 
 
-def _wire_axes(shape: list[int]) -> list[int]:
-    """Transpose of an (N, *shape) batch into the wire order (NHWC for images)."""
-    return [0, 2, 3, 1] if len(shape) == 3 else list(range(len(shape) + 1))
+def _input_values(graph: DataflowGraph) -> dict:
+    """The integer values an input element takes and its wire code (x - lo) / stride."""
+    from flow.core.intype import from_meta
+
+    t = from_meta(graph.meta("input"))
+    return {"name": t.name.split()[0], "lo": t.lo, "hi": t.hi, "stride": t.stride,
+            "meaning": "an input element is an integer lo, lo+stride, ..., hi; the wire carries (x - lo) / stride"}
 
 
 def _stream(s, signed: bool = False) -> dict:
@@ -67,8 +71,10 @@ def io_spec(graph: DataflowGraph, board: str | None = None, board_build: dict | 
         "design_hash": design_hash(graph),
         "input_shape": shape,
         "input_convention": graph.meta("input")["convention"],
-        "wire_order": graph.meta("input").get("wire_order", "NHWC") if len(shape) == 3 else "flat",
-        "wire_axes": _wire_axes(shape),
+        "wire_order": graph.meta("input").get("wire_order", "NHWC") if len(shape) == 3 else
+        graph.meta("input").get("wire_order", "flat"),
+        "wire_axes": wire_axes(len(shape)),
+        "input_values": _input_values(graph),
         "input_stream": _stream(s_in),
         "output_stream": _stream(s_out),
         "beat_bytes": {"in": beat_bytes(s_in.width), "out": beat_bytes(s_out.width)},
@@ -107,7 +113,7 @@ def notebook(spec: dict) -> dict:
     """The deploy notebook: PYNQ when it is importable (on a board), else the simulated board."""
     cells = [
         ("markdown", f"# bnnflow design {spec['design_hash']}\n\n"
-                     f"Input: uint8 images shaped {tuple(spec['input_shape'])}; output: top-1 of "
+                     f"Input: {spec['input_values']['name']} inputs shaped {tuple(spec['input_shape'])}; output: top-1 of "
                      f"{spec['classes']} classes. On a PYNQ board this notebook runs the bitstream "
                      "(`backend=\"pynq\"`); elsewhere it runs the build's Verilator model (`backend=\"sim\"`)."),
         ("code", "import importlib.util\n\nfrom driver import Accelerator\n\n"

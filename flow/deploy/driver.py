@@ -4,7 +4,7 @@
     acc = Accelerator("deploy", backend="pynq")                       # on a Zynq board with PYNQ
     acc = Accelerator("deploy", backend="sim")                        # anywhere bnnflow is installed
     acc = Accelerator("deploy", backend="uart", port="/dev/ttyUSB0")  # ULX3S over its USB UART
-    top1 = acc.predict(images)           # uint8 (N, C, H, W) -> int64 (N,)
+    top1 = acc.predict(images)           # integer inputs (N, *input_shape) -> int64 (N,)
     acc.verify()                         # the shipped samples against their expected top-1
     acc.throughput_test()                # images per second
 
@@ -87,6 +87,10 @@ class IOSpec:
     dma_max_bytes: int = DEFAULT_DMA_MAX_BYTES
     bitstream: str | None = None       # file name inside the deploy directory
     hwh: str | None = None
+    input_name: str = "uint8"          # an input element is an integer lo, lo+stride, ..., hi
+    input_lo: int = 0
+    input_hi: int = 255
+    input_stride: int = 1
 
     @property
     def in_bits(self) -> int:
@@ -114,7 +118,14 @@ class IOSpec:
             classes=int(d["classes"]), logits_scale=float(d["logits"]["scale"]),
             logits_bias=float(d["logits"]["bias"]), design_hash=str(d["design_hash"]), board=d.get("board"),
             uart_baud=d.get("uart_baud"), dma_max_bytes=int(d.get("dma_max_bytes") or DEFAULT_DMA_MAX_BYTES),
-            bitstream=d.get("bitstream"), hwh=d.get("hwh"))
+            bitstream=d.get("bitstream"), hwh=d.get("hwh"), **cls._input_values(d.get("input_values")))
+
+    @staticmethod
+    def _input_values(v: dict[str, Any] | None) -> dict[str, Any]:
+        if v is None:  # an io.json from before input types: uint8 pixels
+            return {}
+        return {"input_name": str(v["name"]), "input_lo": int(v["lo"]), "input_hi": int(v["hi"]),
+                "input_stride": int(v["stride"])}
 
 
 # ---------------------------------------------------------------------------------------
@@ -155,18 +166,29 @@ def unpack_elements(beats: U8, lanes: int, elem_bits: int, signed: bool = False)
     return vals
 
 
-def check_images(spec: IOSpec, images: npt.ArrayLike) -> U8:
-    """A uint8 batch shaped (N, *input_shape); a single image gets a batch axis."""
+def check_images(spec: IOSpec, images: npt.ArrayLike) -> npt.NDArray[np.integer[Any]]:
+    """An integer batch shaped (N, *input_shape) of the design's input values; a single input
+    gets a batch axis."""
     x = np.asarray(images)
-    if x.dtype != np.uint8:
-        raise ValueError(f"images must be uint8 pixels, got dtype {x.dtype}")
+    if x.dtype.kind not in "iu":
+        raise ValueError(f"images must be {_values(spec)}, got dtype {x.dtype}")
     if tuple(x.shape) == spec.input_shape:
         x = x[None]
     if tuple(x.shape[1:]) != spec.input_shape:
         raise ValueError(f"images must be shaped (N, {', '.join(map(str, spec.input_shape))}), got {tuple(x.shape)}")
     if len(x) == 0:
         raise ValueError("images is an empty batch; give at least one image")
+    v = x.astype(np.int64)
+    bad = (v < spec.input_lo) | (v > spec.input_hi) | ((v - spec.input_lo) % spec.input_stride != 0)
+    if np.any(bad):
+        raise ValueError(f"images must be {_values(spec)}, got {x.dtype} values such as {int(v[bad].flat[0])}")
     return x
+
+
+def _values(spec: IOSpec) -> str:
+    if spec.input_stride == 2 and spec.input_lo == -1:
+        return f"{spec.input_name} values (-1 or +1)"
+    return f"{spec.input_name} values (integers {spec.input_lo}..{spec.input_hi})"
 
 
 def check_count(name: str, value: object) -> int:
@@ -183,7 +205,7 @@ def optional_count(name: str, value: object) -> int | None:
 def pack_images(spec: IOSpec, images: U8) -> U8:
     """The input beats of a batch: (N*in_beats, beat_bytes(in_bits)) uint8, images in order."""
     x = check_images(spec, images).transpose(spec.wire_axes).reshape(len(images), -1).astype(np.int64)
-    return pack_elements(x, spec.in_lanes, spec.in_elem_bits)
+    return pack_elements((x - spec.input_lo) // spec.input_stride, spec.in_lanes, spec.in_elem_bits)
 
 
 def pad_rows(rows: U8, width: int) -> U8:
@@ -405,7 +427,7 @@ class Accelerator:
     def samples(self) -> tuple[U8, I64]:
         """The shipped sample images and their expected top-1 (from the numpy reference)."""
         with np.load(self.deploy_dir / SAMPLES_FILE, allow_pickle=False) as z:
-            return np.asarray(z["images"], dtype=np.uint8), np.asarray(z["top1"], dtype=np.int64)
+            return np.asarray(z["images"]), np.asarray(z["top1"], dtype=np.int64)
 
     def verify(self, samples: tuple[U8, I64] | None = None) -> dict[str, object]:
         """Run (images, expected top-1), by default the shipped samples; count the mismatches."""

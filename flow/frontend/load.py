@@ -36,6 +36,7 @@ def load_qonnx(path: Path):
     except onnx.checker.ValidationError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else "invalid model"
         raise UserError(f"{path.name} is not a valid ONNX model: {first[:200]}") from None
+    notes = drop_unread_inputs(model, path.name)
     _check_static_shapes(model, path.name)
     check_finite_parameters(model, path.name)
     try:
@@ -44,7 +45,21 @@ def load_qonnx(path: Path):
         raise UserError(f"{path.name} could not be cleaned up by qonnx ({type(exc).__name__}: {str(exc)[:160]})") from None
     fold_weight_quantizers(mw)
     check_annotated_weights(mw)
+    mw.load_notes = notes
     return mw
+
+
+def drop_unread_inputs(model: onnx.ModelProto, fname: str) -> list[str]:
+    """Remove graph inputs no node reads (an exporter may split one quantized input into
+    several); return a note for each."""
+    inits = {i.name for i in model.graph.initializer}
+    read = {i for n in model.graph.node for i in n.input} | {o.name for o in model.graph.output}
+    notes = []
+    for vi in list(model.graph.input):
+        if vi.name not in inits and vi.name not in read:
+            model.graph.input.remove(vi)
+            notes.append(f"{fname}: graph input {vi.name!r} is read by no node; dropped")
+    return notes
 
 
 def check_annotated_weights(mw) -> None:
@@ -71,6 +86,7 @@ _PACKED_4BIT = {onnx.TensorProto.INT4, onnx.TensorProto.UINT4} | (
     {onnx.TensorProto.FLOAT4E2M1} if hasattr(onnx.TensorProto, "FLOAT4E2M1") else set())
 FLOAT_TYPES = {onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE, onnx.TensorProto.FLOAT16, onnx.TensorProto.BFLOAT16}
 WEIGHT_BITS = (1, 16)  # the integer weight bit widths the engines take
+BIAS_BITS = 32         # the widest quantized bias (Brevitas Int32Bias); biases stay float in the segment
 
 
 def check_finite_parameters(model: onnx.ModelProto, fname: str) -> None:
@@ -196,7 +212,7 @@ def _check_static_shapes(model: onnx.ModelProto, fname: str) -> None:
     inits = {i.name for i in model.graph.initializer}
     inputs = [i for i in model.graph.input if i.name not in inits]
     if len(inputs) != 1:
-        raise UserError(f"{fname} has {len(inputs)} graph inputs; exactly one image input is supported")
+        raise UserError(f"{fname} has {len(inputs)} graph inputs that nodes read; exactly one input is supported")
     dims = inputs[0].type.tensor_type.shape.dim
     if not dims:
         raise UserError(f"{fname}: input {inputs[0].name!r} has no shape; a static shape is required")
@@ -220,6 +236,7 @@ def fold_weight_quantizers(mw) -> None:
     g = mw.graph
     inits = {i.name for i in g.initializer}
     info = getattr(mw, "weight_quant", {})
+    biases = {n.input[2] for n in g.node if n.op_type in ("Gemm", "Conv") and len(n.input) > 2 and n.input[2]}
     for node in list(g.node):
         if node.op_type not in ("BipolarQuant", "Quant") or not all(i in inits for i in node.input if i):
             continue
@@ -233,7 +250,8 @@ def fold_weight_quantizers(mw) -> None:
 
             from flow.core.quant import bit_width
 
-            bits = bit_width(vals[3], f"weight quantizer {node.name!r}", WEIGHT_BITS[1])
+            most = BIAS_BITS if node.output[0] in biases else WEIGHT_BITS[1]
+            bits = bit_width(vals[3], f"weight quantizer {node.name!r}", most)
             attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
             rmode = attrs.get("rounding_mode", b"ROUND")
             rmode = rmode.decode() if isinstance(rmode, bytes) else rmode

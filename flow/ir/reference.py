@@ -1,5 +1,5 @@
-"""The exact integer reference: a dataflow graph executed op by op in numpy, and the image
-batches every engine takes (checked uint8 pixels, wire order, bounded chunks).
+"""The exact integer reference: a dataflow graph executed op by op in numpy, and the input
+batches every engine takes (checked values of the input type, wire order, bounded chunks).
 
 Code generators (the HLS test vectors) and the simulators below `flow.sim.execute` read
 these; the ops' own numpy semantics live in flow.ops.
@@ -9,28 +9,38 @@ from __future__ import annotations
 import numpy as np
 
 from flow.core.errors import UserError
+from flow.core.intype import from_meta
 from flow.ir.graph import DataflowGraph, Stream
 
 
 def check_images(graph: DataflowGraph, images) -> np.ndarray:
-    """The uint8 batch (N, C, H, W) the graph takes, N >= 1; anything else is a UserError."""
+    """The integer batch (N, *input shape) the graph takes, N >= 1, every value of its input
+    type; anything else is a UserError."""
     shape = graph.meta("input")["shape"][1:]
     images = np.asarray(images)
-    if images.dtype != np.uint8:
-        raise UserError(f"input images must be uint8 pixels, got dtype {images.dtype}")
+    if images.dtype.kind not in "iu":
+        raise UserError(from_meta(graph.meta("input")).check(images))
     if tuple(images.shape[1:]) != tuple(shape) or images.ndim != len(shape) + 1:
         raise UserError(f"input images must be shaped (N, {', '.join(map(str, shape))}), got {tuple(images.shape)}")
     if len(images) == 0:
         raise UserError("no input images: the batch is empty")
+    why = from_meta(graph.meta("input")).check(images)
+    if why is not None:
+        raise UserError(why)
     return images
 
 
+def wire_axes(rank: int) -> list[int]:
+    """Transpose of an (N, *shape) batch of `rank`-dimensional inputs into the wire order:
+    channels last (NHWC for images, NLC for sequences), a vector as it is."""
+    return [0, *range(2, rank + 1), 1] if rank >= 2 else list(range(rank + 1))
+
+
 def to_wire(graph: DataflowGraph, images: np.ndarray) -> np.ndarray:
-    """uint8 images (N, C, H, W) -> (N, features) int64 in the wire (NHWC) order."""
-    x = check_images(graph, images).astype(np.int64)
-    if x.ndim == 4:
-        x = x.transpose(0, 2, 3, 1)
-    return x.reshape(len(x), -1)
+    """Inputs (N, *shape) -> (N, features) int64 input codes in the wire (channels-last) order."""
+    x = check_images(graph, images)
+    codes = from_meta(graph.meta("input")).to_codes(x)
+    return codes.transpose(wire_axes(x.ndim - 1)).reshape(len(x), -1)
 
 
 def image_chunks(graph: DataflowGraph, images, chunk_bytes: int):

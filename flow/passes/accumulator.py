@@ -10,6 +10,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from flow.core.quant import Codes
+from flow.ops.int_mvu import signed_bits
+from flow.ops.semantics import khot_terms
 
 KHOT_MAX_TERMS = 2        # weights with at most this many power-of-two terms use shift-add
 
@@ -26,6 +28,7 @@ class Placement:
     vectors: int
     out_shape: tuple
     conv: bool
+    start: str        # the tensor the layer's float segment starts from (after its bias)
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,7 @@ class Accumulator:
     place: Placement
     lo: int
     hi: int
+    bias: np.ndarray | None = None  # float32 (MH,): the layer's bias, added to its float output
 
     @property
     def binary(self) -> bool:
@@ -63,30 +67,26 @@ class Accumulator:
     def value(self, a: np.ndarray) -> np.ndarray:
         """Float32 layer output for accumulators a (K, MH), one column per row."""
         if self.binary:
-            return self.m[None, :] * (2 * a - self.mw).astype(np.float32)
-        return self.m[None, :] * (self.codes.a * a + self.offsets()[None, :]).astype(np.float32)
+            x = self.m[None, :] * (2 * a - self.mw).astype(np.float32)
+        else:
+            x = self.m[None, :] * (self.codes.a * a + self.offsets()[None, :]).astype(np.float32)
+        return x + self.bias[None, :] if self.bias is not None else x
 
 
 def accumulator(node, codes: Codes, wi: np.ndarray, rs: np.ndarray, mode: str, bits: int,
-                place: Placement) -> Accumulator:
+                place: Placement, bias: np.ndarray | None = None) -> Accumulator:
     """The accumulator of a layer with integer weights wi, row scales rs, reading `codes`."""
-    from flow.core.errors import UserError
-
     m = (np.float64(codes.scale) * rs).astype(np.float32)  # per-row value of one accumulator step
     if codes.bipolar and mode == "bipolar":
-        return Accumulator(node, wi, (wi > 0).astype(np.uint8), mode, bits, codes, m, place, 0, wi.shape[1])
-    if codes.bipolar:
-        raise UserError(f"layer {node.name!r}: binary inputs with multi-bit weights are not supported in this version")
+        return Accumulator(node, wi, (wi > 0).astype(np.uint8), mode, bits, codes, m, place, 0, wi.shape[1], bias)
     umax = codes.levels - 1
     lo = int(np.minimum(wi, 0).sum(axis=1).min()) * umax
     hi = int(np.maximum(wi, 0).sum(axis=1).max()) * umax
-    return Accumulator(node, wi, None, mode, bits, codes, m, place, lo, hi)
+    return Accumulator(node, wi, None, mode, bits, codes, m, place, lo, hi, bias)
 
 
 def weight_mode(wi: np.ndarray, mode: str) -> tuple[int, int, int]:
     """(WeightMode, K, ShiftBits) for integer weights."""
-    from flow.ops.semantics import khot_terms
-
     if mode == "bipolar":
         return 0, 1, 1
     for k in range(1, KHOT_MAX_TERMS + 1):
@@ -101,6 +101,4 @@ def weight_mode(wi: np.ndarray, mode: str) -> tuple[int, int, int]:
 def stored_weight_bits(wi: np.ndarray, bits: int) -> int:
     """The quantizer's bit width (at least 2), wider where a negated row (a decreasing
     activation or output) holds -min, which the quantizer's range does not."""
-    from flow.ops.int_mvu import signed_bits
-
     return max(bits, 2, signed_bits(int(wi.min(initial=0)), int(wi.max(initial=0))))

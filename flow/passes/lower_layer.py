@@ -36,26 +36,12 @@ class LayerLowering(OutputLowering):
         at = _attrs(node)
         geom = None
         if node.op_type == "Conv":
-            if len(t.shape) != 3:
-                raise UserError(f"Conv {node.name!r} needs an image input")
-            k = at.get("kernel_shape", list(w.shape[2:]))
-            s, p = at.get("strides", [1, 1]), at.get("pads", [0, 0, 0, 0])
-            if at.get("group", 1) != 1 or any(d != 1 for d in at.get("dilations", [1, 1])):
-                raise UserError(f"Conv {node.name!r}: grouped or dilated convolutions are not supported")
-            if k[0] != k[1] or s[0] != s[1] or len(set(p)) > 1 or at.get("auto_pad", "NOTSET") != "NOTSET":
-                raise UserError(f"Conv {node.name!r}: square kernels, equal strides and symmetric padding are supported")
-            if len(node.input) > 2 and node.input[2]:
-                raise UserError(f"Conv {node.name!r} has a bias; convolutions without bias are supported")
-            oc, ic = w.shape[:2]
-            geom = (k[0], s[0], p[0] if p else 0)
-            w2 = w.transpose(0, 2, 3, 1).reshape(oc, -1)  # (ky, kx, c) order
+            geom, w2 = _conv_weights(t, node, at, w)
         elif node.op_type == "Gemm":
             if at.get("transA", 0):
                 raise UserError(f"layer {node.name!r}: Gemm with transA=1 is not supported")
-            if len(node.input) > 2 and node.input[2]:
-                raise UserError(f"layer {node.name!r} has a bias; layers without bias are supported in this version")
-            if at.get("alpha", 1.0) != 1.0:
-                raise UserError(f"layer {node.name!r}: Gemm with alpha != 1 is not supported")
+            if at.get("alpha", 1.0) != 1.0 or at.get("beta", 1.0) != 1.0:
+                raise UserError(f"layer {node.name!r}: Gemm with alpha or beta other than 1 is not supported")
             w2 = w if at.get("transB", 0) else w.T
         else:
             w2 = w.T
@@ -73,6 +59,21 @@ class LayerLowering(OutputLowering):
             wi = np.where(np.asarray(t.flipped)[None, :], -wi, wi)
         return wi, rs, mode, bits, geom
 
+    def layer_bias(self, node, seg, mh: int):
+        """(bias (MH,) float32 or None, the segment after it, the tensor it starts from): the
+        layer's own bias input, or a constant Add that directly follows a MatMul."""
+        if node.op_type in ("Gemm", "Conv") and len(node.input) > 2 and node.input[2]:
+            b = self.mw.get_initializer(node.input[2])
+            if b is None:
+                raise UserError(f"layer {node.name!r} has a computed bias; a constant bias is supported")
+            return _bias_vector(b, mh, node), seg, node.output[0]
+        if node.op_type == "MatMul" and seg and seg[0].op_type == "Add":
+            add = seg[0]
+            vals = [c for c in (self.mw.get_initializer(i) for i in add.input) if c is not None]
+            if len(vals) == 1 and np.asarray(vals[0]).size in (1, mh):
+                return _bias_vector(vals[0], mh, add), seg[1:], add.output[0]
+        return None, seg, node.output[0]
+
     def layer(self, t: Tensor, node, seg, qnext):
         """Emit (sliding window +) MVU (+ thresholds) for one layer; return the new tensor, or
         None for an output layer that gives integer logits. A single-output layer at the
@@ -80,8 +81,10 @@ class LayerLowering(OutputLowering):
         from flow.passes.streamline import Tensor
 
         wi, rs, mode, bits, geom = self.layer_weights(t, node)
+        bias, seg, start = self.layer_bias(node, seg, wi.shape[0])
         src, vectors, out_shape = self._window(t, node, geom, wi.shape[0])
-        acc = accumulator(node, t.codes, wi, rs, mode, bits, Placement(src, vectors, out_shape, geom is not None))
+        acc = accumulator(node, t.codes, wi, rs, mode, bits, Placement(src, vectors, out_shape, geom is not None, start),
+                          bias)
         if qnext is None and acc.mh == 1 and vectors == 1:
             nxt = DECISION
         elif qnext is None:
@@ -130,7 +133,7 @@ class LayerLowering(OutputLowering):
         """Float32 segment output for accumulators a (K, MH), one column per neuron."""
         mh, node = acc.mh, acc.node
         shape = ("N", mh, 1, 1) if acc.place.conv else ("N", mh)
-        run = _ort_session(self.mw, seg, node.output[0], shape, target) if seg else None
+        run = _ort_session(self.mw, seg, acc.place.start, shape, target) if seg else None
 
         def evaluate(a: np.ndarray) -> np.ndarray:
             out = []
@@ -194,3 +197,26 @@ def bisect_thresholds(codes_of, lo: int, hi: int, levels: int, channels: int):
         right = np.where(hit & (left < right), mid, right)
         left = np.where(~hit & (left < right), mid + 1, left)
     return flip, left.T.astype(np.int64)
+
+
+def _conv_weights(t, node, at: dict, w: np.ndarray):
+    """(geometry (k, stride, pad), weights (OC, k*k*C) in (ky, kx, c) order) of a Conv."""
+    if len(t.shape) != 3:
+        raise UserError(f"Conv {node.name!r} needs an image input")
+    k = at.get("kernel_shape", list(w.shape[2:]))
+    s, p = at.get("strides", [1, 1]), at.get("pads", [0, 0, 0, 0])
+    if at.get("group", 1) != 1 or any(d != 1 for d in at.get("dilations", [1, 1])):
+        raise UserError(f"Conv {node.name!r}: grouped or dilated convolutions are not supported")
+    if k[0] != k[1] or s[0] != s[1] or len(set(p)) > 1 or at.get("auto_pad", "NOTSET") != "NOTSET":
+        raise UserError(f"Conv {node.name!r}: square kernels, equal strides and symmetric padding are supported")
+    oc = w.shape[0]
+    return (k[0], s[0], p[0] if p else 0), w.transpose(0, 2, 3, 1).reshape(oc, -1)
+
+
+def _bias_vector(b, mh: int, node) -> np.ndarray:
+    b = np.asarray(b, dtype=np.float32)
+    if b.size == 1:
+        return np.full(mh, b.ravel()[0], np.float32)
+    if b.size != mh:
+        raise UserError(f"node {node.name!r} adds a bias of {b.size} values to {mh} outputs")
+    return b.ravel().copy()

@@ -33,9 +33,14 @@ class OutputLowering:
         if acc.place.vectors != 1:
             raise UserError(f"the output layer {node.name!r} produces {acc.place.vectors} positions; a flat class "
                             "vector is required")
-        last, lbits, table = self._binary_logits(acc, seg) if acc.binary else self._int_logits(acc, seg)
+        facts = {"kind": "class", "logits": "integer, 0-based"}
+        if acc.bias is not None:
+            last, lbits, table, k = self._biased_logits(acc, seg)
+            facts.update(fraction_bits=k, exact=k == 0)
+        else:
+            last, lbits, table = self._binary_logits(acc, seg) if acc.binary else self._int_logits(acc, seg)
         self.add("LabelSelect", {"Labels": acc.mh, "PE": 1, "InputBits": lbits}, {}, [last])
-        self._output_meta(np.asarray(table, dtype=np.float32), {"kind": "class", "logits": "integer, 0-based"})
+        self._output_meta(np.asarray(table, dtype=np.float32), facts)
 
     def _binary_logits(self, acc: Accumulator, seg) -> tuple[str, int, np.ndarray]:
         """Popcount logits of a binary output layer and their float values."""
@@ -43,8 +48,8 @@ class OutputLowering:
         if not np.all(acc.m == acc.m[0]):
             raise UserError(f"the output layer {node.name!r} is followed by a per-class affine; only one scale and "
                             "bias shared by all classes is supported")
-        col = self._output_curve(node, lambda lv: acc.m[0] * (2 * lv - mw_).astype(np.float32), np.arange(mw_ + 1),
-                                 acc.mh, seg)
+        col = self._output_curve(acc, lambda lv: acc.m[0] * (2 * lv - mw_).astype(np.float32), np.arange(mw_ + 1),
+                                 seg)
         sign, table = _monotone(col, node, seg)
         w_bits = acc.w_bits if sign > 0 else (1 - acc.w_bits).astype(np.uint8)  # popcount' = MW - popcount
         last = self.add("BinaryMVU", {"MW": mw_, "MH": acc.mh, "PE": 1, "SIMD": 1, "NumThresholds": 0,
@@ -64,16 +69,11 @@ class OutputLowering:
             raise UserError(f"the output layer {node.name!r} has {lmax - lmin + 1} integer logit values, more than "
                             f"the {MAX_OUTPUT_VALUES} whose float32 values can be checked exactly")
         m = np.float32(acc.m[0])
-        run_y = self._output_curve(node, lambda lv: m * lv.astype(np.float32), np.arange(lmin, lmax + 1), mh, seg)
+        run_y = self._output_curve(acc, lambda lv: m * lv.astype(np.float32), np.arange(lmin, lmax + 1), seg)
         sign, table = _monotone(run_y, node, seg)
         if sign < 0:
             lmin, lmax = -lmax, -lmin
-        wi = sign * acc.wi
-        wm, k, sb = weight_mode(wi, acc.mode)
-        mvu = self.add("IntMVU", {"MW": acc.mw, "MH": mh, "PE": 1, "SIMD": 1, "NumThresholds": 0, "NumVectors": 1,
-                                  "InputBits": codes.bits, "WeightMode": wm,
-                                  "WeightBits": stored_weight_bits(wi, acc.bits), "K": k, "ShiftBits": sb,
-                                  "ram_style": "auto"}, {"weights": wi.astype(np.int64)}, [acc.place.src])
+        mvu = self._logit_mvu(acc, sign * acc.wi)
         # hardware logits: a*acc' + sign*o*rowsum - lmin >= 0 (a constant shift keeps the argmax)
         acc_bits = self.dfg.ops()[-1].out_stream().bits
         bias = (sign * offs - lmin).astype(np.int64)
@@ -84,10 +84,66 @@ class OutputLowering:
                         {"mult": np.full(mh, codes.a, dtype=np.int64), "bias": bias}, [mvu.output[0]])
         return last.output[0], lbits, table
 
-    def _output_curve(self, node, value, lv: np.ndarray, mh: int, seg) -> np.ndarray:
+    def _biased_logits(self, acc: Accumulator, seg) -> tuple[str, int, np.ndarray, int]:
+        """Integer logits of an output layer with a per-class bias: 2^k * sign*L + beta - min, with
+        the fewest fraction bits k that keep every pair of classes in the order of L + bias/m
+        (L the integer logit, m one accumulator step); their float values at that resolution."""
+        node, mh = acc.node, acc.mh
+        if not np.all(acc.m == acc.m[0]):
+            raise UserError(f"the output layer {node.name!r} has per-class weight scales; one scale shared by "
+                            "all classes is supported")
+        m = np.float32(acc.m[0])
+        B = np.asarray(acc.bias, np.float64) / np.float64(m)
+        a, offs = (2, np.full(mh, -acc.mw, np.int64)) if acc.binary else (acc.codes.a, acc.offsets())
+        ends = self._output_curve(acc, lambda lv: m * lv.astype(np.float32),
+                                  np.array([a * acc.lo + int(offs.min()) + B.min(), a * acc.hi + int(offs.max()) + B.max()]),
+                                  seg)
+        if not ends[1] != ends[0]:
+            raise UserError(f"the output of layer {node.name!r} is constant over its accumulator range")
+        sign = 1 if ends[1] > ends[0] else -1
+        k, beta = _fraction_bits(sign * B, node)
+        if acc.binary:  # popcount' in [0, MW] (the complement where sign < 0); sign*L = 2*pop' - MW
+            w_bits = acc.w_bits if sign > 0 else (1 - acc.w_bits).astype(np.uint8)
+            mvu = self.add("BinaryMVU", {"MW": acc.mw, "MH": mh, "PE": 1, "SIMD": 1, "NumThresholds": 0,
+                                         "NumVectors": 1, "ram_style": "auto"}, {"weights": w_bits}, [acc.place.src])
+            alo, ahi = acc.lo, acc.hi
+        else:  # negated weights where the output decreases: sign*L = a*acc' + sign*offs
+            mvu = self._logit_mvu(acc, sign * acc.wi)
+            alo, ahi = (acc.lo, acc.hi) if sign > 0 else (-acc.hi, -acc.lo)
+            offs = sign * offs
+        lmin = int(((a * alo + offs) * (1 << k) + beta).min())
+        lmax = int(((a * ahi + offs) * (1 << k) + beta).max())
+        if lmax - lmin + 1 > MAX_OUTPUT_VALUES:
+            raise UserError(f"the output layer {node.name!r} has {lmax - lmin + 1} integer logit values, more than "
+                            f"the {MAX_OUTPUT_VALUES} whose float32 values can be checked exactly")
+        lbits = max(1, int(lmax - lmin).bit_length())
+        last = self.add("FixedScale", {"NumChannels": mh, "PE": 1, "NumVectors": 1,
+                                       "InputBits": self.dfg.ops()[-1].out_stream().bits,
+                                       "InputSigned": 0 if acc.binary else 1, "OutputBits": lbits, "OutputSigned": 0,
+                                       "Shift": 0, "Rounding": 0},
+                        {"mult": np.full(mh, a << k, dtype=np.int64),
+                         "bias": (offs * (1 << k) + beta - lmin).astype(np.int64)}, [mvu.output[0]])
+        lv = sign * (np.arange(lmin, lmax + 1, dtype=np.float64) / (1 << k))
+        table = self._output_curve(acc, lambda v: m * v.astype(np.float32), lv, seg)
+        d = np.diff(table)
+        if not (np.all(d > 0) if k == 0 else np.all(d >= 0) and table[-1] > table[0]):
+            raise UserError(f"the output of layer {node.name!r} is not strictly monotone in the accumulator, so "
+                            "integer top-1 would differ from the float model")
+        return last.output[0], lbits, table, k
+
+    def _logit_mvu(self, acc: Accumulator, wi: np.ndarray):
+        """The IntMVU (no thresholds) of an output layer with weights wi."""
+        wm, k, sb = weight_mode(wi, acc.mode)
+        return self.add("IntMVU", {"MW": acc.mw, "MH": acc.mh, "PE": 1, "SIMD": 1, "NumThresholds": 0, "NumVectors": 1,
+                                   "InputBits": acc.codes.bits, "WeightMode": wm,
+                                   "WeightBits": stored_weight_bits(wi, acc.bits), "K": k, "ShiftBits": sb,
+                                   "ram_style": "auto"}, {"weights": wi.astype(np.int64)}, [acc.place.src])
+
+    def _output_curve(self, acc: Accumulator, value, lv: np.ndarray, seg) -> np.ndarray:
         """The output segment evaluated on every integer logit lv (value(lv) is the layer's float
         output), a chunk at a time; one curve shared by all classes is required."""
-        run = _ort_session(self.mw, seg, node.output[0], ("N", mh), self.out_name) if seg else None
+        node, mh = acc.node, acc.mh
+        run = _ort_session(self.mw, seg, acc.place.start, ("N", mh), self.out_name) if seg else None
         step = max(1, CURVE_CHUNK // mh)
         curve = np.empty(len(lv), dtype=np.float32)
         for i in range(0, len(lv), step):
@@ -109,8 +165,9 @@ class OutputLowering:
             err = max(err, float(np.max(np.abs(sc * idx + float(table[0]) - table[i:i + CURVE_CHUNK]))))
         if len(table) <= MAX_TABLE_VALUES:
             self.dfg.set_initializer("output_table", table)
+        exact = facts.pop("exact", True) and len(table) <= MAX_TABLE_VALUES
         self.dfg.set_meta("output", {**facts, "scale": sc, "bias": float(table[0]), "max_affine_error": err,
-                                     "exact_table": len(table) <= MAX_TABLE_VALUES})
+                                     "exact_table": exact})
 
     def codes_output(self, t: Tensor, decision: bool) -> None:
         """The model ends in a quantizer (or a single-output decision): the output is its codes."""
@@ -149,3 +206,23 @@ def _finite_logits(y: np.ndarray, node) -> np.ndarray:
         raise UserError(f"the output layer {node.name!r} gives {float(y[bad].flat[0])} for some accumulator values; "
                         "its float parameters overflow, so the logits table would not be finite")
     return y
+
+
+MAX_FRACTION_BITS = 16
+
+
+def _fraction_bits(B: np.ndarray, node) -> tuple[int, np.ndarray]:
+    """(k, beta): the fewest fraction bits k with beta = rint(B * 2^k) ordering every pair of
+    classes as the real biases B do (L_c + B_c against L_d + B_d for all integers L)."""
+    if not np.any(B):
+        return 0, np.zeros(len(B), np.int64)
+    r = B[None, :] - B[:, None]            # r[c, d] = B_d - B_c
+    near = np.abs(r - np.rint(r)) <= 1e-6 * np.maximum(1.0, np.abs(r))
+    for k in range(MAX_FRACTION_BITS + 1):
+        beta = np.rint(B * (1 << k)).astype(np.int64)
+        rq = (beta[None, :] - beta[:, None]) / (1 << k)
+        same = np.where(near, rq == np.rint(r), (np.floor(rq) == np.floor(r)) & (rq != np.floor(rq)))
+        if np.all(same):
+            return k, beta
+    raise UserError(f"the biases of the output layer {node.name!r} need more than {MAX_FRACTION_BITS} fraction bits "
+                    "to keep the order of the classes' logits")

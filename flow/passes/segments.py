@@ -51,6 +51,15 @@ def nhwc_permutation(shape: tuple) -> np.ndarray:
     return np.arange(int(np.prod(shape)))
 
 
+def channels_last_permutation(shape: tuple) -> np.ndarray:
+    """Logical (C-order) flat index at each position of the channels-last stream order
+    (NHWC for (C, H, W), NLC for (C, L)); a vector as it is."""
+    n = int(np.prod(shape))
+    if len(shape) < 2:
+        return np.arange(n)
+    return np.arange(n).reshape(shape).transpose(*range(1, len(shape)), 0).ravel()
+
+
 def check_ops(nodes, allowed: set, where: str) -> None:
     for n in nodes:
         if n.op_type in ("IntQuant", "Trunc", "QuantReLU", "BinaryQuant"):

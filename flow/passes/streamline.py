@@ -23,12 +23,14 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from flow.core.errors import UserError
+from flow.core.intype import NAMES as INPUT_TYPES
+from flow.core.intype import InputType, from_datatype, pixels
 from flow.ir.graph import DataflowGraph
 from flow.passes.lower_layer import LayerLowering
 from flow.core.quant import Codes, activation_codes, derive_thresholds
 from flow.passes.segments import attrs as _attrs
 from flow.passes.segments import check_ops as _check_ops
-from flow.passes.segments import nhwc_permutation
+from flow.passes.segments import channels_last_permutation, nhwc_permutation
 from flow.passes.segments import ort_session as _ort_session
 
 SHAPE_OPS = {"Reshape", "Flatten", "Identity", "Squeeze", "Unsqueeze"}
@@ -53,9 +55,9 @@ class Tensor:
 
 
 class Streamliner(LayerLowering):
-    def __init__(self, mw, input_scale: float | None, model_name: str):
+    def __init__(self, mw, intype: InputType, model_name: str):
         self.mw = mw
-        self.input_scale = input_scale
+        self.intype = intype
         g = mw.graph
         self.nodes = list(g.node)
         self.wq = getattr(mw, "weight_quant", {})
@@ -119,27 +121,28 @@ class Streamliner(LayerLowering):
             t = n.output[0]
         return seg, None
 
-    # -- the input quantizer -------------------------------------------------------------------
+    # -- the input -----------------------------------------------------------------------------
     def input_layer(self, pre, qnode) -> Tensor:
+        """Input -> [float ops] -> quantizer, as a Thresholding unit on the input codes."""
         _check_ops(pre, SHAPE_OPS | FLOAT_OPS, "before the input quantizer")
         codes = activation_codes(self.mw, qnode)
-        scale = np.float32(self.input_scale) if self.input_scale is not None else None
-        pixel = np.arange(256, dtype=np.float32)
-        x_vals = pixel * scale if scale is not None else pixel / np.float32(255.0)
+        it = self.intype
+        x_vals = it.float_values(it.values())
         run = _ort_session(self.mw, pre, self.in_vi.name, self.in_shape, qnode.input[0]) if pre else None
         rows = [(run(np.full(self.in_shape, v, np.float32)) if run else np.full(self.in_shape, v, np.float32)).ravel()
                 for v in x_vals]
         out_shape = tuple(run(np.zeros(self.in_shape, np.float32)).shape[1:]) if run else tuple(self.in_shape[1:])
         where = f"input quantizer {qnode.name!r}"
-        u = codes.encode(np.stack(rows), where)  # (256, elements)
-        flip, thr = derive_thresholds(u, np.arange(256), codes.levels, where)
+        u = codes.encode(np.stack(rows), where)  # (levels, elements)
+        flip, thr = derive_thresholds(u, np.arange(it.levels), codes.levels, where)
         if np.any(flip):
             if not codes.bipolar:
-                raise UserError(f"input quantizer {qnode.name!r}: a decreasing pixel map is supported for binary inputs only")
+                raise UserError(f"input quantizer {qnode.name!r}: a decreasing input map is supported for binary "
+                                "quantizers only")
             # bit = (p <= P), thr = -P: carry the complement p >= P + 1 and flip the next layer
             thr = np.where(flip[:, None], -thr + 1, thr)
         flipped = None
-        if len(out_shape) == 3:
+        if len(out_shape) == 3 and len(self.in_shape) == 4:
             c, h, w = out_shape
             per = thr.reshape(c, h * w, -1)
             if not np.all(per == per[:, :1]):
@@ -151,16 +154,55 @@ class Streamliner(LayerLowering):
         else:
             out_shape = (int(np.prod(out_shape)),)
             chans, vectors = out_shape[0], 1
-            perm = nhwc_permutation(tuple(self.in_shape[1:]))
+            perm = channels_last_permutation(tuple(self.in_shape[1:]))
             if perm.size != chans:
                 raise UserError(f"the input quantizer produces {chans} values but the input has {perm.size}")
             ch_thr = thr[perm]
             if np.any(flip):
                 flipped = tuple(flip[perm].tolist())
-        node = self.add("Thresholding", {"NumChannels": chans, "PE": 1, "InputBits": 8, "InputSigned": 0,
+        node = self.add("Thresholding", {"NumChannels": chans, "PE": 1, "InputBits": it.bits, "InputSigned": 0,
                                          "NumVectors": vectors}, {"thresholds": ch_thr.astype(np.int64)},
                         ["global_in"])
         return Tensor(codes, out_shape, node.output[0], tuple(perm.tolist()) if perm is not None else None, flipped)
+
+    def raw_input(self) -> Tensor:
+        """The integer input itself as a quantized tensor (no input quantizer in the file)."""
+        shape = tuple(self.in_shape[1:])
+        if len(shape) in (1, 3):
+            return Tensor(self.intype.codes(), shape, "global_in")
+        perm = channels_last_permutation(shape)
+        return Tensor(self.intype.codes(), (int(perm.size),), "global_in", tuple(perm.tolist()))
+
+    def start(self) -> None:
+        """Lower the input: through its quantizer when a chain of float ops leads to one, else
+        (an integer input type) the input codes go to the layers as they are."""
+        pre, t = [], self.in_vi.name
+        while True:
+            readers = self.consumers.get(t, [])
+            n = readers[0] if len(readers) == 1 else None
+            if n is not None and n.op_type in ACT_QUANT:
+                self.publish(n.output[0], self.input_layer(pre, n))
+                self.done.update(x.name for x in pre + [n])
+                return
+            if n is None or n.op_type in LAYER_OPS:
+                break
+            pre.append(n)
+            t = n.output[0]
+        affine = [p for p in pre if p.op_type in FLOAT_OPS]
+        if affine:
+            raise UserError(f"node {affine[0].name!r} ({affine[0].op_type}) computes on the float input and no "
+                            "activation quantizer follows; only shape ops may come between the input and a layer "
+                            "that reads it")
+        if self.intype.divisor is not None:
+            readers = self.consumers.get(t, [])
+            hint = (f"tell bnnflow the input's integer type with --input-type ({', '.join(INPUT_TYPES)}), or put one "
+                    "activation quantizer (BipolarQuant or Quant) before the first layer")
+            if len(readers) != 1:
+                raise UserError(f"tensor {t!r} is read {len(readers)} times before the input quantizer; a single "
+                                f"input path is supported: {hint}")
+            raise UserError(f"node {readers[0].name!r} ({readers[0].op_type}) receives the unquantized float input; "
+                            + hint)
+        self.publish(self.in_vi.name, self.raw_input())
 
     # -- structural ops on quantized tensors ---------------------------------------------------
     def reshape(self, t: Tensor, node) -> Tensor:
@@ -267,9 +309,7 @@ class Streamliner(LayerLowering):
     def run(self) -> DataflowGraph:
         if not any(n.op_type in LAYER_OPS for n in self.nodes):
             raise UserError("the model has no Conv/MatMul/Gemm layer; nothing to accelerate")
-        pre, qnode = self.input_path()
-        self.publish(qnode.output[0], self.input_layer(pre, qnode))
-        self.done.update(x.name for x in pre + [qnode])
+        self.start()
         finished = False
         for node in self.nodes:
             if node.name in self.done:
@@ -282,29 +322,9 @@ class Streamliner(LayerLowering):
                 raise UserError("the model's output is not computed by a layer or a quantizer; it must end in a "
                                 "MatMul/Gemm layer (class scores) or an activation quantizer (codes)")
             self.codes_output(self.q[self.out_name], decision=False)
-        self.dfg.set_meta("input", {"shape": self.in_shape, "scale": self.input_scale,
-                                    "convention": "uint8 pixels p; the model sees p/255" if self.input_scale is None
-                                    else f"uint8 pixels p; the model sees p*{self.input_scale}",
-                                    "wire_order": "NHWC"})
+        self.dfg.set_meta("input", self.input_meta())
         self.dfg.finalize_io()
         return self.dfg
-
-    def input_path(self) -> tuple[list, object]:
-        """The chain of float ops from the graph input to the input quantizer, and that quantizer."""
-        pre, t = [], self.in_vi.name
-        while True:
-            readers = self.consumers.get(t, [])
-            if len(readers) != 1:
-                raise UserError(f"tensor {t!r} is read {len(readers)} times before the input quantizer; a single "
-                                "input path is supported")
-            n = readers[0]
-            if n.op_type in ACT_QUANT:
-                return pre, n
-            if n.op_type in LAYER_OPS:
-                raise UserError(f"layer {n.name!r} receives an unquantized float input; the input must pass an "
-                                "activation quantizer (BipolarQuant or Quant) before the first layer")
-            pre.append(n)
-            t = n.output[0]
 
     def step(self, node) -> bool:
         """Lower one node (with the float segment it starts); True when it produced the output."""
@@ -355,7 +375,34 @@ class Streamliner(LayerLowering):
         self.publish(qnext.output[0], self.requantize(t, seg, qnext, f"quantizer {qnext.name!r}"))
         self.done.update(x.name for x in [*seg, qnext])
 
+    def input_meta(self) -> dict:
+        it = self.intype
+        return {"shape": self.in_shape, "scale": None if it.divisor is not None else it.step, "type": it.meta(),
+                "convention": it.convention(), "wire_order": WIRE_ORDER.get(len(self.in_shape) - 1, "channels last")}
 
-def streamline(mw, input_scale: float | None = None, model_name: str = "model") -> DataflowGraph:
+
+WIRE_ORDER = {1: "flat", 2: "NLC", 3: "NHWC"}
+
+
+def input_type(mw, declared: InputType | None = None, input_scale: float | None = None) -> InputType:
+    """The input's integer type: the one declared (--input-type), else uint8 pixels times
+    --input-scale, else the file's qonnx datatype annotation of the input, else uint8 pixels p/255."""
+    if declared is not None:
+        return declared
+    if input_scale is not None:
+        return pixels(input_scale)
+    name = [i.name for i in mw.graph.input if i.name not in {x.name for x in mw.graph.initializer}][0]
+    dt = mw.get_tensor_datatype(name)
+    if dt.name != "FLOAT32":
+        found = from_datatype(dt)
+        if found is None:
+            raise UserError(f"the model input {name!r} is annotated {dt.name}, which bnnflow cannot take as an input "
+                            f"type; override it with --input-type ({', '.join(INPUT_TYPES)})")
+        return found
+    return pixels()
+
+
+def streamline(mw, input_scale: float | None = None, model_name: str = "model",
+               declared: InputType | None = None) -> DataflowGraph:
     """Turn a cleaned QONNX model into an (unfolded) integer dataflow graph."""
-    return Streamliner(mw, input_scale, model_name).run()
+    return Streamliner(mw, input_type(mw, declared, input_scale), model_name).run()

@@ -27,6 +27,7 @@ class BuildConfig:
     lut_budget: int | None = None     # fastest folding whose analytic LUT estimate fits
     synth: str | None = None          # yosys resource figures for xcup, xc7 or ecp5
     input_scale: float | None = None
+    input_type: str | None = None     # uint8, int8, bipolar, binary or fixed<W,I> (flow.core.intype)
     verify_images: int = 100
     test_data: str | None = None
     from_step: str | None = None

@@ -13,6 +13,7 @@ from flow.boards.synth import synthesize
 from flow.codegen.hlsgen import render, run_vitis_hls
 from flow.core.builddir import atomic_write_text, save_graph
 from flow.core.errors import UserError
+from flow.core.intype import parse as parse_input_type
 from flow.deploy.bundle import write_deploy
 from flow.frontend.load import load_qonnx
 from flow.ir.graph import DataflowGraph
@@ -59,12 +60,24 @@ def step_import(ctx: StepContext, st: BuildState) -> BuildState:
         ctx.log(f"exporting {src} to QONNX")
         export_qonnx(torch_model, onnx_path)
     qonnx = load_qonnx(onnx_path)
+    for note in qonnx.load_notes:
+        ctx.log(note)
     qonnx.set_metadata_prop("bnnflow.weight_quant", json.dumps(qonnx.weight_quant, sort_keys=True))
     return replace(st, torch_model=torch_model, onnx_path=onnx_path, qonnx=qonnx)
 
 
 def step_streamline(ctx: StepContext, st: BuildState) -> BuildState:
-    return replace(st, graph=streamline(st.qonnx, ctx.cfg.input_scale, model_name=Path(ctx.cfg.model).stem))
+    cfg, declared = ctx.cfg, None
+    if cfg.input_type is not None:
+        if cfg.input_scale is not None:
+            raise UserError("--input-scale is for the default uint8 pixel input; with --input-type the model sees "
+                            "the input's own values")
+        try:
+            declared = parse_input_type(cfg.input_type)
+        except ValueError as exc:
+            raise UserError(f"--input-type: {exc}") from None
+    graph = streamline(st.qonnx, cfg.input_scale, model_name=Path(cfg.model).stem, declared=declared)
+    return replace(st, graph=graph)
 
 
 def step_fold(ctx: StepContext, st: BuildState) -> BuildState:

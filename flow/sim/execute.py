@@ -2,8 +2,9 @@
 
 Engines: "numpy" (the exact integer reference, flow.ir.reference), "csim" (the generated HLS
 C++ compiled with g++) and "rtlsim" (the compiled Verilator model of the generated RTL). All
-take uint8 images (N, C, H, W) and return top-1 indices (N,) int64, or integer logits
-(N, classes) int64 with `logits=True`. A model that ends in a quantizer gives its codes
+take integer inputs (N, *input shape) of the graph's input type (flow.core.intype; uint8
+pixels by default) and return top-1 indices (N,) int64, or integer logits (N, classes) int64
+with `logits=True`. A model that ends in a quantizer gives its codes
 (N, elements), a single-output model its decision (N,).
 """
 from __future__ import annotations

@@ -12,6 +12,7 @@ import numpy as np
 
 from flow.core.builddir import atomic_write_json
 from flow.core.errors import UserError
+from flow.core.intype import from_meta
 from flow.ir.graph import DataflowGraph
 from flow.ir.reference import count_mismatches, execute_numpy, logits_to_float
 from flow.sim.csim import run_csim
@@ -113,21 +114,26 @@ MAX_IMAGES = 100_000
 
 
 def verification_images(graph: DataflowGraph, n: int, test_data: str | None = None):
-    """(uint8 images, labels or None, source description) for verification."""
+    """(inputs, labels or None, source description) for verification: the test data, the
+    mnist subset for (1, 28, 28) pixel inputs, else random values of the input type."""
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 1 <= n <= MAX_IMAGES:
         raise UserError(f"the number of verification images must be an integer from 1 to {MAX_IMAGES}, got {n!r}")
     shape = tuple(graph.meta("input")["shape"][1:])
+    intype = from_meta(graph.meta("input"))
     if test_data is not None:
         images, labels = load_dataset(test_data, split="test")
         if tuple(images.shape[1:]) != shape:
             raise UserError(f"test data {test_data} has images shaped {images.shape[1:]}, the model takes {shape}")
+        why = intype.check(images[:n], f"test data {test_data}")
+        if why is not None:
+            raise UserError(why)
         return images[:n], labels[:n], str(test_data)
-    if shape == (1, 28, 28):
+    if shape == (1, 28, 28) and intype.lo == 0 and intype.hi == 255:
         images, labels = load_dataset("mnist-subset")  # stored sorted by class
         return (images[class_interleaved(labels)[:n]], None,
                 "mnist-subset, every class in turn (training images; no accuracy claimed)")
-    rng = np.random.default_rng(0)
-    return rng.integers(0, 256, (n, *shape), dtype=np.uint8), None, "random uint8 (seed 0)"
+    kind = "uint8" if intype.name == "uint8 pixels" else intype.name
+    return intype.random(n, shape, seed=0), None, f"random {kind} (seed 0)"
 
 
 def torch_logits(model, images: np.ndarray, input_scale: float | None = None) -> np.ndarray:
