@@ -20,7 +20,6 @@ import subprocess
 from pathlib import Path
 
 import jinja2
-import numpy as np
 
 from flow.core.assets import asset_path
 from flow.core.errors import UserError
