@@ -165,7 +165,7 @@ def cybsec_mlp(seed: int = 0, small: bool = False) -> Battery:
     layers.append(QuantLinear(hidden, 1, bias=True, weight_bit_width=2))
     model = CybSecMLPForExport(nn.Sequential(*layers))
     return _finish(model, (600,), "bipolar", seed, output="bipolar",
-                   cli=["--input-type", "bipolar", "--input-scale", "1"])
+                   cli=["--input-type", "bipolar"])
 
 
 # --- brevitas_examples.bnn_pynq ResNet-18 4w4a ------------------------------------------------
@@ -253,7 +253,7 @@ def kws_conv1d(seed: int = 0, small: bool = False) -> Battery:
     layers += [nn.MaxPool1d(2)]                                                      # 24 -> 12
     layers += _conv_bn_relu(QuantConv1d, ch, 2 * ch, 4, kernel_size=3, padding=1)
     layers += [nn.MaxPool1d(2), nn.Flatten(), QuantLinear(2 * ch * 6, 12, weight_bit_width=4)]
-    return _finish(nn.Sequential(*layers), (10, 49), "int8", seed, cli=["--input-type", "int8", "--input-scale", "0.0078125"])
+    return _finish(nn.Sequential(*layers), (10, 49), "int8", seed, cli=["--input-type", "fixed<8,1>"])
 
 
 def mlp8_bias(seed: int = 0, small: bool = False) -> Battery:
