@@ -21,7 +21,7 @@ SCANNED = [*sorted((REPO / "flow" / "passes").glob("*.py")), *sorted((REPO / "fl
            *sorted((REPO / "flow" / "sim").glob("*.py")), *sorted((REPO / "sim").glob("*.py"))]
 # The lowering rules emit ops by their type (one of the few files a new op touches); ONNX's
 # own operator names ("MaxPool") coincide with some op types there.
-LOWERING_RULES = {REPO / "flow" / "passes" / "streamline.py", REPO / "flow" / "passes" / "lower_layer.py"}
+LOWERING_RULES = {REPO / "flow" / "passes" / n for n in ("streamline.py", "lower_layer.py", "lower_output.py", "lower_pool.py")}
 
 
 @pytest.mark.parametrize("op_type", OPS)

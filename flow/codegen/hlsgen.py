@@ -34,15 +34,27 @@ TOP = "bnnflow_top"
 DEFAULT_PART = "xczu3eg-sbva484-1-e"
 TB_FRAMES = 4
 RAM_IMPL = {"auto": "auto", "block": "bram", "distributed": "lutram", "ultra": "uram"}
-SHARED_HEADERS = ("common.h", "bnnflow.h")  # the library's shared types; bnnflow.h includes every op's header
+COMMON_HEADER = "common.h"  # the library's shared types
+UMBRELLA = "bnnflow.h"       # generated: includes every op's header
 HARNESS = "csim_main.cpp"
 
 
+def op_headers() -> tuple[str, ...]:
+    """Every registered op's `hls.header` (in the order of the ops' registration, each once)."""
+    return tuple(dict.fromkeys(cls.hls.header for cls in registry().values() if cls.hls is not None))
+
+
 def library() -> tuple[str, ...]:
-    """The stream library's headers: common.h, every registered op's `hls.header` (in the order
-    of the ops' registration, each once), bnnflow.h."""
-    headers = [cls.hls.header for cls in registry().values() if cls.hls is not None]
-    return (SHARED_HEADERS[0], *dict.fromkeys(headers), SHARED_HEADERS[1])
+    """The stream library's headers of hls_templates/: common.h, then the ops' headers."""
+    return (COMMON_HEADER, *op_headers())
+
+
+def umbrella_header() -> str:
+    """bnnflow.h: the one include of the generated top, listing common.h and every op's header
+    (sorted), so that an op's header joins the library by its op's declaration alone."""
+    lines = [f'#include "{h}"' for h in (COMMON_HEADER, *sorted(op_headers()))]
+    return ("// bnnflow HLS stream library: one function template per hardware op.\n#ifndef BNNFLOW_H\n"
+            "#define BNNFLOW_H\n\n" + "\n".join(lines) + "\n\n#endif\n")
 
 
 def library_dir() -> Path:
@@ -161,6 +173,7 @@ def render(graph: DataflowGraph, out_dir: Path, logits: bool = False, part: str 
     }
     for name in (*library(), HARNESS):
         texts[name] = (library_dir() / name).read_text()
+    texts[UMBRELLA] = umbrella_header()
     for name, text in texts.items():
         _write_if_changed(out_dir / name, text.encode())
     tb_in, tb_ref = tb_vectors(graph, logits)
@@ -177,7 +190,7 @@ def _write_if_changed(path: Path, data: bytes) -> None:
 
 def sources(out_dir: Path) -> list[Path]:
     """The C++ sources of a rendered folder (what a compiled simulator depends on)."""
-    return [Path(out_dir) / n for n in (f"{TOP}.cpp", f"{TOP}.h", f"{TOP}_params.h", *library(), HARNESS)]
+    return [Path(out_dir) / n for n in (f"{TOP}.cpp", f"{TOP}.h", f"{TOP}_params.h", *library(), UMBRELLA, HARNESS)]
 
 
 def run_vitis_hls(hls_dir: Path, log=print, echo=print) -> bool:
