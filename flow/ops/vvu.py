@@ -101,6 +101,7 @@ class VVU(HWOp):
     folding_attrs = ("PE", "SIMD")
     engine = Engine("vvu", ("common/mvu_output.sv", "vvu/vvu.sv"))
     hls = HlsFunction("vvu", "vvu.h")
+    rtl_module = "vvu"
     hls_function = "vvu"
     finn_op = "VVAU"
     finn_aliases = ("VectorVectorActivation", "Vector_Vector_Activate_Batch")
@@ -275,6 +276,14 @@ class VVU(HWOp):
                 "ACC": p["ACC_BITS"], "USE_THRESH": p["USE_THRESH"], "T": p["T"], "TB": p["TB"], "OB": p["OUT_BITS"],
                 "WCH": _chunks(mems["WEIGHTS_FILE"]["word_bits"]),
                 "TCH": _chunks(mems["THRESH_FILE"]["word_bits"]) if "THRESH_FILE" in mems else 1}
+
+    def hls_stage(self) -> dict:
+        """The call of `vvu<config>` in the generated top: the named config struct and the memories."""
+        ram = self.attr("ram_style")
+        mems = [{"key": key, "ram_style": ram, **m} for key, m in
+                zip(("weights", "thresholds"), self.memories().values())]
+        return {"function": self.hls.function, "name": self.name, "op": self.op_type, "args": [],
+                "config": self.hls_config(), "memories": mems, "out_signed": not self.has_thresholds()}
 
     def describe(self) -> dict:
         c, taps, v, pe, simd = self.dims()
