@@ -44,6 +44,8 @@ def port_widths(engine: str, p: dict) -> tuple[list[int], list[int]]:
         return [p["PE"] * p["ELEM_BITS"]], [p["PE"] * p["ELEM_BITS"]]
     if engine == "add_streams":
         return [p["PE"] * p["A_BITS"], p["PE"] * p["B_BITS"]], [p["PE"] * p["OUT_BITS"]]
+    if engine == "vvu":
+        return [p["PE"] * p["SIMD"] * p["IN_BITS"]], [p["PE"] * p["OUT_BITS"]]
     raise ValueError(f"unknown engine {engine!r}")
 
 

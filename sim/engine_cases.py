@@ -31,6 +31,7 @@ TESTBENCHES: dict[str, str] = {
     "duplicate": "tb_batch",
     "add_streams": "tb_batch",
     "fixed_scale": "tb_batch",
+    "vvu": "tb_batch",
 }
 
 
@@ -245,7 +246,17 @@ NEW_CASES = {
     "duplicate": _case_duplicate,
     "add_streams": _case_add_streams,
     "fixed_scale": _case_fixed_scale,
+    "vvu": lambda p, rng, frames: _op_case("VVU", p, rng, frames),
 }
+
+
+def _op_case(op_type, p, rng, frames) -> Case:
+    """The case an op's `testbench_case` gives, memory words written as $readmemh text."""
+    from flow.ops import REGISTRY
+
+    d = REGISTRY[op_type].testbench_case(p, rng, frames)
+    mems = {f: mem_text(m["words"], m["word_bits"]) for f, m in d.pop("memories").items()}
+    return Case(**d, memories=mems)
 
 
 def port_prefixes(engine: str) -> tuple[tuple[str, ...], tuple[str, ...]]:

@@ -29,6 +29,7 @@ ENGINE_SOURCES: dict[str, tuple[str, ...]] = {
     "duplicate": ("stream_ops/duplicate.sv",),
     "add_streams": ("stream_ops/add_streams.sv",),
     "fixed_scale": ("fixed_scale/fixed_scale.sv",),
+    "vvu": ("common/mvu_output.sv", "vvu/vvu.sv"),
 }
 
 # engines that move or copy streams without computing on them (no op of their own needed)

@@ -60,6 +60,10 @@ def fold_for_target(graph: DataflowGraph, target_cycles: int) -> DataflowGraph:
             pe, simd = mvu_folding(op.attr("MW"), op.attr("MH"), target_cycles, op.vectors(), choices)
             op.set_attr("PE", pe)
             op.set_attr("SIMD", simd)
+        elif op.op_type == "VVU":
+            pe, simd = op.fold_for(target_cycles)
+            op.set_attr("PE", pe)
+            op.set_attr("SIMD", simd)
     _fold_elementwise(g, ops, target_cycles)
     _match_neighbours(g, ops)
     return g
@@ -80,6 +84,11 @@ def candidate_targets(graph: DataflowGraph) -> list[int]:
             mw, mh, v = op.attr("MW"), op.attr("MH"), op.vectors()
             found.update(v * (mh // pe) * (mw // simd) for pe in divisors(mh) for simd in divisors(mw))
             most = max(most, v * mh * mw)
+        elif op.op_type == "VVU":
+            c, taps, v = op.attr("Channels"), op.attr("Taps"), op.attr("NumVectors")
+            found.update(v * (c // pe) * taps for pe in divisors(c))
+            found.update(v * (taps // simd) for simd in divisors(taps))
+            most = max(most, v * c * taps)
     found.update(1 << k for k in range(most.bit_length() + 1))
     return sorted(t for t in found if t <= max(most, 1))
 
@@ -109,7 +118,7 @@ def _fold_elementwise(g: DataflowGraph, ops, target_cycles: int, skip=frozenset(
             continue
         nxt, prev = next_of.get(op.name), prev_of.get(op.name)
         if op.op_type == "SlidingWindow" and nxt is not None:
-            op.set_attr("SIMD", nxt.attr("SIMD"))
+            op.set_attr("SIMD", _window_lanes(op, nxt))
         elif op.op_type in ELEMENTWISE:
             n = op.attr(ELEMENTWISE[op.op_type])
             vec = op.in_stream().elems // n
@@ -122,6 +131,14 @@ def _fold_elementwise(g: DataflowGraph, ops, target_cycles: int, skip=frozenset(
         elif op.op_type in ("Duplicate", "AddStreams", "StreamFIFO"):
             n = op.attr("NumElems") if op.op_type != "StreamFIFO" else op.attr("Elems")
             op.set_attr("PE", _smallest_lanes(n, 1, target_cycles, prev.out_stream().lanes if prev else None))
+
+
+def _window_lanes(swg, nxt) -> int:
+    """A sliding window's lanes: its MVU's SIMD; before a VVU its input lanes where they
+    divide the channels, else the channels (a width converter widens the rest)."""
+    if nxt.op_type != "VVU":
+        return nxt.attr("SIMD")
+    return math.gcd(nxt.in_stream().lanes, swg.attr("C"))
 
 
 def _neighbours(g: DataflowGraph, ops):
@@ -149,7 +166,7 @@ def _match_neighbours(g: DataflowGraph, ops, skip=frozenset(), thresholds: bool 
         if thresholds and op.op_type == "Thresholding" and nxt is not None and nxt.op_type in MVU_TYPES:
             op.set_attr("PE", nxt.attr("SIMD"))
         if op.op_type == "SlidingWindow" and nxt is not None:
-            op.set_attr("SIMD", nxt.attr("SIMD"))
+            op.set_attr("SIMD", _window_lanes(op, nxt))
         if op.op_type == "LabelSelect" and prev is not None:
             lanes = prev.out_stream().lanes
             op.set_attr("PE", lanes if op.attr("Labels") % lanes == 0 else 1)
@@ -157,6 +174,7 @@ def _match_neighbours(g: DataflowGraph, ops, skip=frozenset(), thresholds: bool 
 
 _FINN_KINDS = {
     MVU_TYPES: re.compile(r"^(MVAU|MatrixVectorActivation|StreamingFCLayer_Batch)(_hls|_rtl)?_(\d+)$"),
+    ("VVU",): re.compile(r"^(VVAU|VectorVectorActivation|Vector_Vector_Activate_Batch)(_hls|_rtl)?_(\d+)$"),
     ("Thresholding",): re.compile(r"^(Thresholding|Thresholding_Batch)(_hls|_rtl)?_(\d+)$"),
     ("LabelSelect",): re.compile(r"^(LabelSelect|LabelSelect_Batch)(_hls|_rtl)?_(\d+)$"),
     ("SlidingWindow",): re.compile(r"^(ConvolutionInputGenerator)(_hls|_rtl)?_(\d+)$"),
@@ -188,7 +206,7 @@ def apply_folding_file(graph: DataflowGraph, path: Path) -> DataflowGraph:
             if attr != "ram_style":
                 explicit.add(op.name)
     _match_neighbours(g, ops, skip=explicit, thresholds=True)
-    _fold_elementwise(g, ops, max(o.cycles() for o in ops if o.op_type in MVU_TYPES), skip=explicit)
+    _fold_elementwise(g, ops, max(o.cycles() for o in ops if o.op_type in MVU_TYPES + ("VVU",)), skip=explicit)
     _match_neighbours(g, ops, skip=explicit)
     for op in ops:
         try:
@@ -238,7 +256,7 @@ def _fifo_depth_entry(g: DataflowGraph, by_name: dict, op) -> dict:
 _FINN_NAMES = {"BinaryMVU": "MVAU_hls", "IntMVU": "MVAU_hls", "Thresholding": "Thresholding_hls",
                "SlidingWindow": "ConvolutionInputGenerator_rtl", "MaxPool": "StreamingMaxPool_hls",
                "FixedScale": "ChannelwiseOp_hls", "LabelSelect": "LabelSelect_hls",
-               "Duplicate": "DuplicateStreams_hls", "AddStreams": "AddStreams_hls"}
+               "Duplicate": "DuplicateStreams_hls", "AddStreams": "AddStreams_hls", "VVU": "VVAU_hls"}
 
 
 def folding_config(graph: DataflowGraph, finn_names: bool = True) -> dict:
@@ -252,7 +270,7 @@ def folding_config(graph: DataflowGraph, finn_names: bool = True) -> dict:
         if not op.folding_attrs or (finn_names and op.op_type not in _FINN_NAMES):
             continue
         entry = {a: op.attr(a) for a in op.folding_attrs}
-        if op.op_type in MVU_TYPES:
+        if op.op_type in MVU_TYPES + ("VVU",):
             entry["ram_style"] = op.attr("ram_style")
         if op.op_type == "Duplicate":  # the shortcut FIFO, as FINN's per-port FIFO depths
             entry.update(_fifo_depth_entry(graph, by_name, op))

@@ -113,7 +113,7 @@ def check_entry(key: str, op, entry: dict, path) -> dict:
             if not isinstance(value, str) or value not in RAM_STYLES:
                 raise UserError(f"folding file {path}: {key}.ram_style must be one of {', '.join(RAM_STYLES)}, "
                                 f"got {value!r}")
-            if op.op_type in MVU_TYPES:
+            if op.op_type in MVU_TYPES + ("VVU",):
                 out[attr] = value
         elif attr in op.folding_attrs:
             if type(value) is not int or not 1 <= value <= MAX_LANES:
