@@ -9,6 +9,7 @@ BatchNorm, rounding quantizers) is monotone in float32 arithmetic.
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -74,6 +75,11 @@ class LayerLowering:
 
     def layer(self, t: Tensor, node, seg, qnext):
         """Emit (sliding window +) MVU (+ thresholds) for one layer; return the new tensor."""
+        if node.op_type == "Conv" and _attrs(node).get("group", 1) != 1:
+            return self.depthwise(t, node, seg, qnext)
+        if t.codes.per_channel:
+            raise UserError(f"layer {node.name!r} reads a tensor with per-channel activation scales; those are "
+                            "supported before depthwise convolutions, pooling and requantization")
         wi, rs, mode, bits, geom = self.layer_weights(t, node)
         mh, mw_ = wi.shape
         codes = t.codes
@@ -139,7 +145,7 @@ class LayerLowering:
             return y
 
         if qnext is not None:
-            nxt = activation_codes(self.mw, qnext)
+            nxt = next_codes(self.mw, qnext, mh)
             where = f"layer {node.name!r}"
             if hi - lo + 1 <= MAX_ACC_VALUES:
                 acc = np.arange(lo, hi + 1, dtype=np.int64)
@@ -159,6 +165,95 @@ class LayerLowering:
         self._emit_output(node, y, acc, wi, w_bits if binary else None, mode, bits, binary, mw_, codes, vectors, m,
                           src, seg)
         return None
+
+    # -- depthwise convolutions ----------------------------------------------------------------
+    def depthwise_weights(self, t: Tensor, node):
+        """Integer kernels (C, K*K) in (ky, kx) tap order, per-channel scale, mode, bits, (k, s, p)."""
+        w = self.mw.get_initializer(node.input[1])
+        if w is None:
+            raise UserError(f"layer {node.name!r} ({node.op_type}) has no constant weights")
+        w = np.asarray(w, dtype=np.float32)
+        at = _attrs(node)
+        if len(t.shape) != 3:
+            raise UserError(f"Conv {node.name!r} needs an image input")
+        c = t.shape[0]
+        if at.get("group") != c or w.ndim != 4 or w.shape[:2] != (c, 1):
+            raise UserError(f"Conv {node.name!r} has {at.get('group')} groups over {c} channels; grouped convolutions "
+                            "are supported as depthwise convolutions (groups = input channels = output channels)")
+        k = at.get("kernel_shape", list(w.shape[2:]))
+        s, p = at.get("strides", [1, 1]), at.get("pads", [0, 0, 0, 0])
+        if any(d != 1 for d in at.get("dilations", [1, 1])):
+            raise UserError(f"Conv {node.name!r}: dilated convolutions are not supported")
+        if k[0] != k[1] or s[0] != s[1] or len(set(p)) > 1 or at.get("auto_pad", "NOTSET") != "NOTSET":
+            raise UserError(f"Conv {node.name!r}: square kernels, equal strides and symmetric padding are supported")
+        if len(node.input) > 2 and node.input[2]:
+            raise UserError(f"Conv {node.name!r} has a bias; convolutions without bias are supported")
+        wi, rs, mode, bits = weight_integers(w.reshape(c, -1), self.wq.get(node.input[1]), f"layer {node.name!r}")
+        return wi, rs, mode, bits, (k[0], s[0], p[0] if p else 0)
+
+    def depthwise(self, t: Tensor, node, seg, qnext):
+        """Emit (sliding window +) VVU + thresholds for a depthwise convolution; the codes'
+        scale may be per channel (each channel's accumulator has its own step)."""
+        wi, rs, mode, bits, (k, s, p) = self.depthwise_weights(t, node)
+        codes = t.codes
+        if codes.bipolar:
+            raise UserError(f"layer {node.name!r}: depthwise convolutions of binary inputs are not supported")
+        if qnext is None:
+            raise UserError(f"the depthwise convolution {node.name!r} must be followed by an activation quantizer")
+        c, h, w = t.shape
+        pad_code = 0
+        if p:
+            pad_code = codes.zero_code()
+            if pad_code is None:
+                raise UserError(f"Conv {node.name!r} pads with zeros, which its quantized input cannot represent")
+        if t.pad is not None:
+            if p and t.pad[1] != pad_code:
+                raise UserError(f"Conv {node.name!r}: a Pad and the convolution's own padding use different values")
+            p, pad_code = p + t.pad[0], t.pad[1]
+        oh, ow = (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1
+        src = t.hw
+        if not (k == 1 and s == 1 and p == 0):
+            src = self.add("SlidingWindow", {"IFM_H": h, "IFM_W": w, "C": c, "K": k, "Stride": s, "Pad": p,
+                                             "PadValue": pad_code, "SIMD": 1, "ElemBits": codes.bits}, {}, [src]).output[0]
+        m = (codes.scales(c) * rs).astype(np.float32)  # per channel: the value of one accumulator step
+        umax = codes.levels - 1
+        lo, hi = int(np.minimum(wi, 0).sum(axis=1).min()) * umax, int(np.maximum(wi, 0).sum(axis=1).max()) * umax
+        offs = (codes.o * wi.sum(axis=1)).astype(np.int64)
+        nxt, flip, thr = self.segment_thresholds(node, seg, qnext, m, offs, codes.a, lo, hi)
+        wi = np.where(flip[:, None], -wi, wi)
+        wm, kh, sb = self._weight_mode(wi, mode)
+        vvu = self.add("VVU", {"Channels": c, "Taps": k * k, "NumVectors": oh * ow, "PE": 1, "SIMD": 1,
+                               "InputBits": codes.bits, "WeightMode": wm, "WeightBits": _stored_weight_bits(wi, bits),
+                               "K": kh, "ShiftBits": sb, "NumThresholds": thr.shape[1], "ram_style": "auto"},
+                       {"weights": wi.astype(np.int64), "thresholds": thr.astype(np.int64)}, [src])
+        return replace(t, codes=nxt, shape=(c, oh, ow), hw=vvu.output[0], pad=None)
+
+    def segment_thresholds(self, node, seg, qnext, m, offs, a: int, lo: int, hi: int):
+        """(next codes, flip, thresholds) of the float segment from a per-channel layer's
+        accumulators (value m * (a*acc + offs) per channel) to the next quantizer."""
+        ch = len(m)
+        nxt = next_codes(self.mw, qnext, ch)
+        where = f"layer {node.name!r}"
+        run = _ort_session(self.mw, seg, node.output[0], ("N", ch, 1, 1), qnext.input[0]) if seg else None
+
+        def codes_of(acc: np.ndarray) -> np.ndarray:
+            out = []
+            step = max(1, (1 << 22) // ch)
+            for i in range(0, len(acc), step):
+                x = (m[None, :] * (a * acc[i:i + step] + offs[None, :]).astype(np.float32)).astype(np.float32)
+                y = np.asarray(run(x[:, :, None, None]) if run else x, dtype=np.float32).reshape(len(x), -1)
+                if y.shape[1] != ch:
+                    raise UserError(f"the float ops after layer {node.name!r} produce {y.shape[1]} values per position; "
+                                    f"expected {ch}")
+                out.append(y)
+            return nxt.encode(np.concatenate(out), where)
+
+        if hi - lo + 1 <= MAX_ACC_VALUES:
+            acc = np.arange(lo, hi + 1, dtype=np.int64)
+            flip, thr = derive_thresholds(codes_of(np.repeat(acc[:, None], ch, axis=1)), acc, nxt.levels, where)
+        else:
+            flip, thr = bisect_thresholds(codes_of, lo, hi, nxt.levels, ch)
+        return nxt, flip, thr
 
     def _weight_mode(self, wi: np.ndarray, mode: str) -> tuple[int, int, int]:
         """(WeightMode, K, ShiftBits) for integer weights."""
@@ -272,6 +367,14 @@ class LayerLowering:
             raise UserError(f"the output layer {node.name!r} is followed by a per-class affine; only one scale and "
                             "bias shared by all classes is supported")
         return _finite_logits(x[:, 0], node)
+
+
+def next_codes(mw, qnext, channels: int):
+    """The codes of the quantizer after a layer of `channels` outputs (per-channel scales checked)."""
+    nxt = activation_codes(mw, qnext)
+    if nxt.per_channel and len(nxt.scale) != channels:
+        raise UserError(f"quantizer {qnext.name!r} has {len(nxt.scale)} scales for {channels} channels")
+    return nxt
 
 
 def _stored_weight_bits(wi: np.ndarray, bits: int) -> int:

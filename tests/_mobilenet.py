@@ -1,0 +1,90 @@
+"""MobileNet-style Brevitas block stacks for the depthwise tests: random weights and
+randomised BatchNorm (both signs of gamma), as brevitas_examples' MobileNet-v1 builds its
+blocks: QuantConv2d -> BatchNorm -> QuantReLU, depthwise (groups = channels) and pointwise."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from _models import randomize_norms
+
+
+def _relu(bits: int, channels: int, per_channel: bool) -> nn.Module:
+    import brevitas.nn as qnn
+
+    if not per_channel:
+        return qnn.QuantReLU(bit_width=bits, return_quant_tensor=True)
+    return qnn.QuantReLU(bit_width=bits, return_quant_tensor=True, scaling_per_output_channel=True,
+                         per_channel_broadcastable_shape=(1, channels, 1, 1), scaling_stats_permute_dims=(1, 0, 2, 3))
+
+
+def _weight_quant():
+    """Per-output-channel power-of-two weight scales (integer weights are exact multiples)."""
+    from brevitas.quant import Int8WeightPerTensorFixedPoint
+
+    class PerChannelFixedPoint(Int8WeightPerTensorFixedPoint):
+        scaling_per_output_channel = True
+
+    return PerChannelFixedPoint
+
+
+def _block(cin: int, cout: int, k: int, stride: int, groups: int, bits: int, per_channel: bool) -> list[nn.Module]:
+    import brevitas.nn as qnn
+
+    return [qnn.QuantConv2d(cin, cout, k, stride=stride, padding=k // 2, groups=groups, bias=False,
+                            weight_quant=_weight_quant(), weight_bit_width=bits),
+            nn.BatchNorm2d(cout), _relu(bits, cout, per_channel)]
+
+
+class MobileNetStack(nn.Module):
+    """8-bit QuantIdentity input -> conv 3x3 -> BN -> QuantReLU, then depthwise-separable
+    blocks (depthwise 3x3 with `strides[i]`, pointwise 1x1), then QuantLinear."""
+
+    def __init__(self, in_ch: int = 3, size: int = 8, width: int = 8, strides=(1, 2), bits: int = 4,
+                 per_channel: bool = False, classes: int = 10):
+        super().__init__()
+        import brevitas.nn as qnn
+
+        self.inp = qnn.QuantIdentity(bit_width=8, return_quant_tensor=True)
+        # per-channel activation scales sit where MobileNet-v1 has them: before a depthwise conv
+        layers = _block(in_ch, width, 3, 1, 1, bits, per_channel)
+        c = width
+        for i, s in enumerate(strides):
+            last = i == len(strides) - 1
+            layers += _block(c, c, 3, s, c, bits, False)
+            layers += _block(c, 2 * c, 1, 1, 1, bits, per_channel and not last)
+            c, size = 2 * c, (size - 1) // s + 1
+        self.features = nn.Sequential(*layers)
+        self.fc = qnn.QuantLinear(c * size * size, classes, bias=False, weight_quant=_weight_quant(),
+                                  weight_bit_width=bits)
+
+    def forward(self, x):
+        x = self.features(self.inp(x))
+        return self.fc(x.flatten(1))
+
+
+def mobilenet_stack(seed: int, **kw) -> nn.Module:
+    """A random stack whose BatchNorms see statistics of their own inputs (random images):
+    means and variances near the measured ones, gamma of both signs, small betas, and
+    activation quantizer ranges of 1..3 (8-bit input: 1), so every layer's codes vary."""
+    torch.manual_seed(seed)
+    model = randomize_norms(MobileNetStack(**kw), seed + 1)
+    g = torch.Generator().manual_seed(seed + 2)
+    with torch.no_grad():
+        for name, prm in model.named_parameters():
+            if name.endswith("scaling_impl.value"):
+                prm.copy_(torch.ones_like(prm) if name.startswith("inp.") else 1 + 2 * torch.rand(prm.shape, generator=g))
+        x = torch.rand(64, kw.get("in_ch", 3), kw.get("size", 8), kw.get("size", 8), generator=g)
+        for bn in [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]:
+            seen = []
+            hook = bn.register_forward_hook(lambda _m, inp, _o, seen=seen: seen.append(inp[0]))
+            model(x)
+            hook.remove()
+            v = seen[0]
+            mean, var = v.mean(dim=(0, 2, 3)), v.var(dim=(0, 2, 3)) + 1e-3
+            n = bn.num_features
+            bn.running_mean.copy_(mean + 0.3 * var.sqrt() * torch.randn(n, generator=g))
+            bn.running_var.copy_(var * (0.5 + 1.5 * torch.rand(n, generator=g)))
+            bn.weight.copy_(torch.randn(n, generator=g))
+            bn.bias.copy_(0.5 * torch.randn(n, generator=g))
+    return model.eval()
