@@ -64,17 +64,36 @@ class MobileNetStack(nn.Module):
 
 
 def mobilenet_stack(seed: int, **kw) -> nn.Module:
-    """A random stack whose BatchNorms see statistics of their own inputs (random images):
-    means and variances near the measured ones, gamma of both signs, small betas, and
-    activation quantizer ranges of 1..3 (8-bit input: 1), so every layer's codes vary."""
     torch.manual_seed(seed)
-    model = randomize_norms(MobileNetStack(**kw), seed + 1)
+    model = MobileNetStack(**kw)
+    return calibrate(model, (kw.get("in_ch", 3), kw.get("size", 8), kw.get("size", 8)), seed)
+
+
+def grouped_net(seed: int, groups: int = 2, cin: int = 4, cout: int = 6, size: int = 5) -> nn.Module:
+    """8-bit input -> grouped QuantConv2d 3x3 (not depthwise) -> BN -> QuantReLU -> QuantLinear."""
+    import brevitas.nn as qnn
+
+    torch.manual_seed(seed)
+    model = nn.Sequential(qnn.QuantIdentity(bit_width=8, return_quant_tensor=True),
+                          *_block(cin, cout, 3, 1, groups, 4, False), nn.Flatten(),
+                          qnn.QuantLinear(cout * size * size, 5, bias=False, weight_quant=_weight_quant(),
+                                          weight_bit_width=4))
+    return calibrate(model, (cin, size, size), seed)
+
+
+def calibrate(model: nn.Module, shape, seed: int) -> nn.Module:
+    """Random BatchNorms that see statistics of their own inputs (random images): means and
+    variances near the measured ones, gamma of both signs, small betas; activation quantizer
+    ranges of 1..3 (the 8-bit input's: 1), so every layer's codes vary."""
+    model = randomize_norms(model, seed + 1)
     g = torch.Generator().manual_seed(seed + 2)
     with torch.no_grad():
+        first = True
         for name, prm in model.named_parameters():
-            if name.endswith("scaling_impl.value"):
-                prm.copy_(torch.ones_like(prm) if name.startswith("inp.") else 1 + 2 * torch.rand(prm.shape, generator=g))
-        x = torch.rand(64, kw.get("in_ch", 3), kw.get("size", 8), kw.get("size", 8), generator=g)
+            if name.endswith("scaling_impl.value") and "act_quant" in name:
+                prm.copy_(torch.ones_like(prm) if first else 1 + 2 * torch.rand(prm.shape, generator=g))
+                first = False
+        x = torch.rand(64, *shape, generator=g)
         for bn in [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]:
             seen = []
             hook = bn.register_forward_hook(lambda _m, inp, _o, seen=seen: seen.append(inp[0]))

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from _hls_helpers import lower, torch_top1
-from _mobilenet import mobilenet_stack
+from _mobilenet import grouped_net, mobilenet_stack
 from _models import export
 from flow.cli import main
 from flow.core.errors import UserError
@@ -160,26 +160,17 @@ def test_per_channel_scale_before_a_dense_layer_is_refused(tmp_path):
         lower(path, tmp_path / "out", 64)
 
 
-def test_grouped_conv_that_is_not_depthwise_is_refused(tmp_path):
-    import brevitas.nn as qnn
-
-    from _mobilenet import _weight_quant
-
-    class Net(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.inp = qnn.QuantIdentity(bit_width=8, return_quant_tensor=True)
-            self.conv = qnn.QuantConv2d(4, 4, 3, padding=1, groups=2, bias=False, weight_quant=_weight_quant(),
-                                        weight_bit_width=4)
-            self.act = qnn.QuantReLU(bit_width=4, return_quant_tensor=True)
-            self.fc = qnn.QuantLinear(64, 3, bias=False, weight_quant=_weight_quant(), weight_bit_width=4)
-
-        def forward(self, x):
-            return self.fc(self.act(self.conv(self.inp(x))).flatten(1))
-
-    path = export(Net().eval(), tmp_path / "m.onnx", (4, 4, 4))
-    with pytest.raises(UserError, match="2 groups over 4 channels.*depthwise"):
-        lower(path, tmp_path / "out", 64)
+def test_grouped_conv_is_a_block_diagonal_mvu(tmp_path):
+    """groups=2 (not depthwise): an IntMVU whose weights are zero outside each group, exact."""
+    model = grouped_net(5)
+    graph = lower(export(model, tmp_path / "m.onnx", (4, 5, 5)), tmp_path / "out", 256)
+    mvu = [o for o in graph.ops() if o.op_type == "IntMVU"][0]
+    w = mvu.param("weights").reshape(6, 9, 4)  # (out, tap, in channel)
+    assert not np.any(w[:3, :, 2:]) and not np.any(w[3:, :, :2]) and np.any(w[:3, :, :2])
+    x = _images(100, (4, 5, 5))
+    want = torch_top1(model, x)
+    assert len(np.unique(want)) >= 2
+    assert int(np.sum(execute(graph, x, engine="numpy") != want)) == 0
 
 
 def _build_and_check(tmp_path, per_channel: bool, target: int, images: int, **kw):

@@ -40,8 +40,9 @@ class LayerLowering:
                 raise UserError(f"Conv {node.name!r} needs an image input")
             k = at.get("kernel_shape", list(w.shape[2:]))
             s, p = at.get("strides", [1, 1]), at.get("pads", [0, 0, 0, 0])
-            if at.get("group", 1) != 1 or any(d != 1 for d in at.get("dilations", [1, 1])):
-                raise UserError(f"Conv {node.name!r}: grouped or dilated convolutions are not supported")
+            if any(d != 1 for d in at.get("dilations", [1, 1])):
+                raise UserError(f"Conv {node.name!r}: dilated convolutions are not supported")
+            w = _block_diagonal(w, at.get("group", 1), t.shape[0], node)
             if k[0] != k[1] or s[0] != s[1] or len(set(p)) > 1 or at.get("auto_pad", "NOTSET") != "NOTSET":
                 raise UserError(f"Conv {node.name!r}: square kernels, equal strides and symmetric padding are supported")
             if len(node.input) > 2 and node.input[2]:
@@ -62,6 +63,8 @@ class LayerLowering:
         if w2.ndim != 2:
             raise UserError(f"layer {node.name!r}: weights of rank {w2.ndim} are not supported")
         wi, rs, mode, bits = weight_integers(w2, self.wq.get(wname), f"layer {node.name!r}")
+        if mode == "bipolar" and not np.isin(wi, (-1, 1)).all():  # zeros outside the groups
+            mode, bits = "int", 2
         if geom is None:
             if len(t.shape) != 1:
                 raise UserError(f"layer {node.name!r} receives an image tensor; flatten it first")
@@ -75,7 +78,7 @@ class LayerLowering:
 
     def layer(self, t: Tensor, node, seg, qnext):
         """Emit (sliding window +) MVU (+ thresholds) for one layer; return the new tensor."""
-        if node.op_type == "Conv" and _attrs(node).get("group", 1) != 1:
+        if self.is_depthwise(t, node):
             return self.depthwise(t, node, seg, qnext)
         if t.codes.per_channel:
             raise UserError(f"layer {node.name!r} reads a tensor with per-channel activation scales; those are "
@@ -167,6 +170,15 @@ class LayerLowering:
         return None
 
     # -- depthwise convolutions ----------------------------------------------------------------
+    def is_depthwise(self, t: Tensor, node) -> bool:
+        """A Conv with one group per channel and one kernel per group (a VVU); other grouped
+        convolutions become an MVU with block-diagonal weights."""
+        if node.op_type != "Conv" or len(t.shape) != 3:
+            return False
+        w = self.mw.get_initializer(node.input[1])
+        c = t.shape[0]
+        return _attrs(node).get("group", 1) == c > 1 and w is not None and tuple(np.shape(w)[:2]) == (c, 1)
+
     def depthwise_weights(self, t: Tensor, node):
         """Integer kernels (C, K*K) in (ky, kx) tap order, per-channel scale, mode, bits, (k, s, p)."""
         w = self.mw.get_initializer(node.input[1])
@@ -375,6 +387,23 @@ def next_codes(mw, qnext, channels: int):
     if nxt.per_channel and len(nxt.scale) != channels:
         raise UserError(f"quantizer {qnext.name!r} has {len(nxt.scale)} scales for {channels} channels")
     return nxt
+
+
+def _block_diagonal(w: np.ndarray, groups: int, channels: int, node) -> np.ndarray:
+    """Grouped Conv weights (OC, C/groups, k, k) as dense (OC, C, k, k) weights, zero outside
+    each output channel's group (exact: the zero weights add nothing)."""
+    oc, icg = w.shape[:2]
+    if groups == 1:
+        return w
+    if groups < 1 or icg * groups != channels or oc % groups:
+        raise UserError(f"Conv {node.name!r}: {groups} groups do not divide its {channels} input and {oc} output "
+                        "channels")
+    dense = np.zeros((oc, channels, *w.shape[2:]), dtype=w.dtype)
+    per = oc // groups
+    for o in range(oc):
+        g = o // per
+        dense[o, g * icg:(g + 1) * icg] = w[o]
+    return dense
 
 
 def _stored_weight_bits(wi: np.ndarray, bits: int) -> int:
