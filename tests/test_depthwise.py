@@ -203,3 +203,23 @@ def test_mobilenet_stack_rtl_50(tmp_path, per_channel, target):
 @pytest.mark.slow
 def test_mobilenet_stack_numpy_500(tmp_path):
     _check_numpy(tmp_path, True, 500, width=6, size=10, strides=(2, 1))
+
+
+def test_finn_folding_file_sets_the_vvu(small, tmp_path):
+    """FINN's VVAU keys reach the VVU; the folding the graph writes back uses them."""
+    from flow.passes.fold import apply_folding_file, folding_config
+    from flow.pipeline.build import STEPS, BuildConfig, BuildState
+
+    _model, _d, path = small
+    st = BuildState(BuildConfig(model=str(path), out=tmp_path / "out", target_cycles=64, progress=False))
+    for _name, fn, _check in STEPS[:2]:  # import, streamline
+        fn(st)
+    spec = tmp_path / "fold.json"
+    spec.write_text(json.dumps({"VVAU_hls_0": {"PE": 4, "SIMD": 3, "ram_style": "distributed"}}))
+    g = apply_folding_file(st.graph, spec)
+    vvu = [o for o in g.ops() if o.op_type == "VVU"][0]
+    assert (vvu.attr("PE"), vvu.attr("SIMD"), vvu.attr("ram_style")) == (4, 3, "distributed")
+    assert folding_config(g)["VVAU_hls_0"] == {"PE": 4, "SIMD": 3, "ram_style": "distributed"}
+    spec.write_text(json.dumps({"VectorVectorActivation_0": {"PE": 2, "SIMD": 3}}))
+    with pytest.raises(UserError, match="needs PE = Channels"):
+        apply_folding_file(st.graph, spec)
