@@ -77,6 +77,22 @@ def small(tmp_path_factory):
     return model, d, export(model, d / "m.onnx", (2, 6, 6))
 
 
+@pytest.fixture(scope="module")
+def small_graphs(small):
+    """(streamlined, folded with width converters) dataflow graphs of the small stack."""
+    from flow.pipeline.build import STEPS, BuildConfig, BuildState
+
+    _model, d, path = small
+    st = BuildState(BuildConfig(model=str(path), out=d / "lowered", target_cycles=64, progress=False))
+    graphs = []
+    for _name, fn, check in STEPS[:4]:  # import, streamline, fold, insert_dwc
+        fn(st)
+        if check is not None:
+            check(st.graph)
+            graphs.append(st.graph.copy())
+    return graphs[0], graphs[-1]
+
+
 @pytest.mark.sim
 def test_small_stack_rtl_equals_numpy_and_pytorch(small):
     model, d, path = small
@@ -94,9 +110,9 @@ def test_small_stack_rtl_equals_numpy_and_pytorch(small):
     assert np.array_equal(np.load(d / "y.npy"), torch_top1(model, x))
 
 
-def test_small_stack_numpy_equals_pytorch(small):
-    model, d, path = small
-    graph = lower(path, d / "lowered", 64)
+def test_small_stack_numpy_equals_pytorch(small, small_graphs):
+    model = small[0]
+    graph = small_graphs[1]
     assert any(o.op_type == "VVU" and o.attr("NumThresholds") for o in graph.ops())
     x = _images(100, (2, 6, 6), seed=9)
     want = torch_top1(model, x, graph.meta("input")["scale"])
@@ -205,21 +221,17 @@ def test_mobilenet_stack_numpy_500(tmp_path):
     _check_numpy(tmp_path, True, 500, width=6, size=10, strides=(2, 1))
 
 
-def test_finn_folding_file_sets_the_vvu(small, tmp_path):
+def test_finn_folding_file_sets_the_vvu(small_graphs, tmp_path):
     """FINN's VVAU keys reach the VVU; the folding the graph writes back uses them."""
     from flow.passes.fold import apply_folding_file, folding_config
-    from flow.pipeline.build import STEPS, BuildConfig, BuildState
 
-    _model, _d, path = small
-    st = BuildState(BuildConfig(model=str(path), out=tmp_path / "out", target_cycles=64, progress=False))
-    for _name, fn, _check in STEPS[:2]:  # import, streamline
-        fn(st)
+    streamlined = small_graphs[0]
     spec = tmp_path / "fold.json"
     spec.write_text(json.dumps({"VVAU_hls_0": {"PE": 4, "SIMD": 3, "ram_style": "distributed"}}))
-    g = apply_folding_file(st.graph, spec)
+    g = apply_folding_file(streamlined, spec)
     vvu = [o for o in g.ops() if o.op_type == "VVU"][0]
     assert (vvu.attr("PE"), vvu.attr("SIMD"), vvu.attr("ram_style")) == (4, 3, "distributed")
     assert folding_config(g)["VVAU_hls_0"] == {"PE": 4, "SIMD": 3, "ram_style": "distributed"}
     spec.write_text(json.dumps({"VectorVectorActivation_0": {"PE": 2, "SIMD": 3}}))
     with pytest.raises(UserError, match="needs PE = Channels"):
-        apply_folding_file(st.graph, spec)
+        apply_folding_file(streamlined, spec)
