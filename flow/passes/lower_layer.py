@@ -28,6 +28,9 @@ KHOT_MAX_TERMS = 2        # weights with at most this many power-of-two terms us
 class LayerLowering:
     def layer_weights(self, t: Tensor, node):
         """Integer weights (MH, MW) in stream order, per-row scale, mode, bits, conv geometry."""
+        if t.codes.per_channel:
+            raise UserError(f"layer {node.name!r} reads a tensor with per-channel activation scales; those are "
+                            "supported before depthwise convolutions, pooling and requantization")
         wname = node.input[1]
         w = self.mw.get_initializer(wname)
         if w is None:
@@ -80,9 +83,6 @@ class LayerLowering:
         """Emit (sliding window +) MVU (+ thresholds) for one layer; return the new tensor."""
         if self.is_depthwise(t, node):
             return self.depthwise(t, node, seg, qnext)
-        if t.codes.per_channel:
-            raise UserError(f"layer {node.name!r} reads a tensor with per-channel activation scales; those are "
-                            "supported before depthwise convolutions, pooling and requantization")
         wi, rs, mode, bits, geom = self.layer_weights(t, node)
         mh, mw_ = wi.shape
         codes = t.codes
