@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
@@ -20,6 +21,7 @@ from hypothesis import strategies as st  # noqa: E402
 
 from batch import run_batch  # noqa: E402
 from engine_cases import int_mvu_params  # noqa: E402
+from flow.ops.vvu import VVU  # noqa: E402
 
 pytestmark = [pytest.mark.sim, pytest.mark.slow]
 
@@ -106,10 +108,16 @@ def fifo_cfg(draw):
                         RAM_STYLE="block" if sync else "auto"), 150
 
 
+def vvu_cfg():
+    """The VVU's own random legal configurations (flow.ops.vvu.VVU.random_params)."""
+    return st.integers(0, 2**32 - 1).map(lambda s: ("vvu", VVU.random_params(np.random.default_rng(s)), 12))
+
+
 STRATEGIES = {
     "int_mvu": int_mvu_cfg(), "sliding_window": sliding_window_cfg(), "maxpool": maxpool_cfg(),
     "global_acc_pool": global_acc_pool_cfg(), "label_select": label_select_cfg(), "duplicate": duplicate_cfg(),
     "add_streams": add_streams_cfg(), "fixed_scale": fixed_scale_cfg(), "fifo": fifo_cfg(),
+    "vvu": vvu_cfg(),
 }
 
 
