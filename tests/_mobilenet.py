@@ -81,6 +81,19 @@ def grouped_net(seed: int, groups: int = 2, cin: int = 4, cout: int = 6, size: i
     return calibrate(model, (cin, size, size), seed)
 
 
+def pooled_net(seed: int, c: int = 4, size: int = 6) -> nn.Module:
+    """conv -> BN -> per-channel QuantReLU -> MaxPool 2 -> depthwise conv -> BN -> QuantReLU -> QuantLinear:
+    per-channel codes through a max-pool into a depthwise convolution."""
+    import brevitas.nn as qnn
+
+    torch.manual_seed(seed)
+    model = nn.Sequential(qnn.QuantIdentity(bit_width=8, return_quant_tensor=True),
+                          *_block(2, c, 3, 1, 1, 4, True), nn.MaxPool2d(2), *_block(c, c, 3, 1, c, 4, False),
+                          nn.Flatten(), qnn.QuantLinear(c * (size // 2) ** 2, 5, bias=False,
+                                                        weight_quant=_weight_quant(), weight_bit_width=4))
+    return calibrate(model, (2, size, size), seed)
+
+
 def calibrate(model: nn.Module, shape, seed: int) -> nn.Module:
     """Random BatchNorms that see statistics of their own inputs (random images): means and
     variances near the measured ones, gamma of both signs, small betas; activation quantizer

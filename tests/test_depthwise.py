@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from _hls_helpers import lower, torch_top1
-from _mobilenet import grouped_net, mobilenet_stack
+from _mobilenet import grouped_net, mobilenet_stack, pooled_net
 from _models import export
 from flow.cli import main
 from flow.core.errors import UserError
@@ -152,6 +152,16 @@ def test_stack_numpy_equals_pytorch(tmp_path, per_channel):
     graph = _check_numpy(tmp_path, per_channel, 300)
     vvus = [o for o in graph.ops() if o.op_type == "VVU"]
     assert len(vvus) == 2 and all(o.attr("Taps") == 9 for o in vvus)
+
+
+def test_per_channel_codes_through_a_maxpool(tmp_path):
+    model = pooled_net(4)
+    graph = lower(export(model, tmp_path / "m.onnx", (2, 6, 6)), tmp_path / "out", 256)
+    assert [o.op_type for o in graph.ops() if o.op_type in ("MaxPool", "VVU")] == ["MaxPool", "VVU"]
+    x = _images(100, (2, 6, 6))
+    want = torch_top1(model, x)
+    assert len(np.unique(want)) >= 2
+    assert int(np.sum(execute(graph, x, engine="numpy") != want)) == 0
 
 
 def test_per_channel_scale_before_a_dense_layer_is_refused(tmp_path):
