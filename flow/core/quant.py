@@ -136,8 +136,8 @@ def _scale(s, node) -> float | tuple:
 
 def _scalar(s, node) -> float:
     if s is None or np.asarray(s).size != 1 or not float(np.asarray(s).ravel()[0]) > 0:
-        raise UserError(f"activation quantizer {node.name!r} must have one positive scale, or (a multi-bit Quant) "
-                        "one positive scale per channel")
+        raise UserError(f"activation quantizer {node.name!r} must have one positive scale; per-channel activation "
+                        "scales are supported on multi-bit Quant nodes (positive, of shape (1, C, 1, 1) or (1, C))")
     return float(np.asarray(s).ravel()[0])
 
 
