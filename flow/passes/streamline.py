@@ -303,7 +303,8 @@ class Streamliner(LayerLowering):
             elif kind in LAYER_OPS:
                 t = self.take(dyn[0], node)
                 seg, qnext = self.chain_to_quantizer(node.output[0], node)
-                _check_ops(seg, AFFINE_OPS | {"Identity", "Relu"}, "between a layer and its activation")
+                relu = {"Relu"} if qnext is not None else set()  # monotone: absorbed into the thresholds
+                _check_ops(seg, AFFINE_OPS | {"Identity"} | relu, "between a layer and its activation")
                 out = self.layer(t, node, seg, qnext)
                 self.done.update(x.name for x in [node, *seg] + ([qnext] if qnext else []))
                 if qnext is None:
