@@ -13,5 +13,6 @@
 #include "sliding_window.h"
 #include "stream_ops.h"
 #include "thresholding.h"
+#include "vvu.h"
 
 #endif
