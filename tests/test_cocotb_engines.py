@@ -88,6 +88,7 @@ def test_engine_slow(name, tmp_path_factory):
 from batch import run_batch  # noqa: E402
 from cocotb_lib import ICARUS_MISSING, have_icarus  # noqa: E402
 from flow.ops.int_mvu import int_mvu_params  # noqa: E402
+from flow.ops.vvu import engine_params as vvu_params  # noqa: E402
 
 DEFAULT_BATCH = [
     ("int_mvu", int_mvu_params(8, 4, 2, 2, 4, 1, 0), 12),
@@ -108,6 +109,9 @@ DEFAULT_BATCH = [
                          OUT_SIGNED=1, ROUND=1, MULT_MODE=1, K=2, SB=3, PARAMS_FILE="p.mem"), 20),
     ("fixed_scale", dict(C=3, PE=1, IN_BITS=4, IN_SIGNED=0, MULT_BITS=6, BIAS_BITS=6, SHIFT=2, OUT_BITS=4,
                          OUT_SIGNED=0, ROUND=0, MULT_MODE=0, K=2, SB=2, PARAMS_FILE="p.mem"), 20),
+    ("vvu", vvu_params(4, 9, 2, 1, 4, 2, w_bits=4), 8),                       # PE over channels, multiplier
+    ("vvu", vvu_params(3, 9, 3, 3, 3, 1, k=2, sb=2, use_thresh=1, t=3), 8),   # SIMD over taps, shift-add
+    ("vvu", vvu_params(4, 9, 1, 1, 2, 0, use_thresh=1, t=1), 4),              # add/subtract, PE = 1
     ("fifo", dict(DEPTH=3, WIDTH=12, SYNC_READ=1, RAM_STYLE="block"), 60),
     ("fifo", dict(DEPTH=1, WIDTH=5, SYNC_READ=1, RAM_STYLE="block"), 60),
 ]

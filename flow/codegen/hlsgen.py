@@ -125,12 +125,14 @@ def design_info(graph: DataflowGraph, logits: bool = False) -> dict:
         for m in st["memories"]:
             name = f"{c_name(o.name)}_{m['key']}"
             ch = _chunks(m["word_bits"])
-            args.append(ch)
+            if "config" not in st:  # a config struct holds its memories' chunk counts
+                args.append(ch)
             ports.append(name)
             memories.append({"name": name, "stage": o.name, "key": m["key"], "depth": len(m["words"]),
                              "chunks": ch, "word_bits": m["word_bits"], "words": m["words"],
                              "impl": RAM_IMPL.get(str(m["ram_style"]), "auto")})
-        stages.append({**st, "args": args, "ports": ports})
+        stages.append({**st, "args": args, "ports": ports, "config": st.get("config"),
+                       "config_name": f"{c_name(o.name)}_config"})
     first = [o for o in ops if "global_in" in o.stream_inputs][0]
     s_in, s_out = first.in_stream(), ops[-1].out_stream()
     widths = [s_in.width, s_out.width, *(s["bits"] for s in streams)]  # memories stay 64-bit chunks

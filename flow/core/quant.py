@@ -16,18 +16,28 @@ from flow.core.errors import UserError
 
 @dataclass(frozen=True)
 class Codes:
-    """How a quantizer's output is carried: value = scale * (a*u + o), u in [0, levels-1]."""
+    """How a quantizer's output is carried: value = scale * (a*u + o), u in [0, levels-1].
+    `scale` is one float, or a tuple of one per channel (a per-channel activation scale)."""
 
     levels: int
     a: int
     o: int
-    scale: float
+    scale: float | tuple
     rounding: str = "ROUND"
     bipolar: bool = False
 
     @property
     def bits(self) -> int:
         return max(1, int(self.levels - 1).bit_length())
+
+    @property
+    def per_channel(self) -> bool:
+        return isinstance(self.scale, tuple)
+
+    def scales(self, channels: int) -> np.ndarray:
+        """The scale of each of `channels` channels (float64)."""
+        s = np.asarray(self.scale, dtype=np.float64).ravel()
+        return np.full(channels, s[0]) if s.size == 1 else s
 
     @property
     def thresholds(self) -> int:
@@ -54,7 +64,7 @@ class Codes:
 
         rnd = resolve_rounding_mode(self.rounding)
         with np.errstate(over="ignore", invalid="ignore"):
-            steps = y / np.float32(self.scale)
+            steps = y / np.asarray(self.scale, dtype=np.float32)  # per channel: along the last axis
         if where is not None:
             check_finite_input(steps, where, MAX_STEPS)
         q = rnd(steps)
@@ -103,7 +113,7 @@ def activation_codes(mw, node) -> Codes:
         lo, hi = -(1 << (bits - 1)) + narrow, (1 << (bits - 1)) - 1
     else:
         lo, hi = 0, (1 << bits) - 1 - narrow
-    return Codes(hi - lo + 1, 1, lo, _scalar(s, node), rounding=str(at.get("rounding_mode", "ROUND")))
+    return Codes(hi - lo + 1, 1, lo, _scale(s, node), rounding=str(at.get("rounding_mode", "ROUND")))
 
 
 def bit_width(bw, where: str, most: int) -> int:
@@ -117,10 +127,18 @@ def bit_width(bw, where: str, most: int) -> int:
     return int(b)
 
 
+def _scale(s, node) -> float | tuple:
+    """One positive scale, or a tuple of one per channel (shape (1, C, 1, 1) or (1, C))."""
+    v = np.asarray(s, dtype=np.float64) if s is not None else None
+    if v is not None and v.size > 1 and v.ndim >= 2 and v.size == v.shape[1] and np.all(v > 0):
+        return tuple(float(x) for x in v.ravel())
+    return _scalar(s, node)
+
+
 def _scalar(s, node) -> float:
     if s is None or np.asarray(s).size != 1 or not float(np.asarray(s).ravel()[0]) > 0:
         raise UserError(f"activation quantizer {node.name!r} must have one positive scale; per-channel activation "
-                        "scales are not supported")
+                        "scales are supported on multi-bit Quant nodes (positive, of shape (1, C, 1, 1) or (1, C))")
     return float(np.asarray(s).ravel()[0])
 
 

@@ -128,3 +128,16 @@ def fixed_scale(x: np.ndarray, mult: np.ndarray, bias: np.ndarray, shift: int, o
     y = acc >> shift  # arithmetic shift = floor division by 2**shift
     lo, hi = (-(1 << (out_bits - 1)), (1 << (out_bits - 1)) - 1) if out_signed else (0, (1 << out_bits) - 1)
     return np.clip(y, lo, hi)
+
+
+def vvu(x: np.ndarray, w: np.ndarray, thr: np.ndarray | None = None) -> np.ndarray:
+    """Depthwise (vector-vector) product over windows: x (N, V, Taps, C) in (tap, channel)
+    order, w (C, Taps) -> acc[n, v, c] = sum_t x[n, v, t, c] * w[c, t] (exact int64),
+    optionally followed by multi-thresholding with thr (C, T) per channel."""
+    x = np.asarray(x, dtype=np.int64)
+    w = np.asarray(w, dtype=np.int64)
+    acc = np.einsum("nvtc,ct->nvc", x, w)
+    if thr is None:
+        return acc
+    n, v, c = acc.shape
+    return multithreshold(acc.reshape(n * v, c), thr).reshape(n, v, c)

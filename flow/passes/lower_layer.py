@@ -9,6 +9,7 @@ BatchNorm, Relu, rounding quantizers) is monotone in float32 arithmetic.
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -28,6 +29,9 @@ MAX_ACC_VALUES = 1 << 20  # exhaustive threshold search range per layer
 class LayerLowering(OutputLowering):
     def layer_weights(self, t: Tensor, node):
         """Integer weights (MH, MW) in stream order, per-row scale, mode, bits, conv geometry."""
+        if t.codes.per_channel:
+            raise UserError(f"layer {node.name!r} reads a tensor with per-channel activation scales; those are "
+                            "supported before depthwise convolutions, pooling and requantization")
         wname = node.input[1]
         w = self.mw.get_initializer(wname)
         if w is None:
@@ -48,6 +52,8 @@ class LayerLowering(OutputLowering):
         if w2.ndim != 2:
             raise UserError(f"layer {node.name!r}: weights of rank {w2.ndim} are not supported")
         wi, rs, mode, bits = weight_integers(w2, self.wq.get(wname), f"layer {node.name!r}")
+        if mode == "bipolar" and not np.isin(wi, (-1, 1)).all():  # zeros outside the groups
+            mode, bits = "int", 2
         if geom is None:
             if len(t.shape) != 1:
                 raise UserError(f"layer {node.name!r} receives an image tensor; flatten it first")
@@ -78,6 +84,8 @@ class LayerLowering(OutputLowering):
         """Emit (sliding window +) MVU (+ thresholds) for one layer; return the new tensor, or
         None for an output layer that gives integer logits. A single-output layer at the
         graph output gives its decision instead: code 1 where the float output is >= 0."""
+        if self.is_depthwise(t, node):
+            return self.depthwise(t, node, seg, qnext)
         from flow.passes.streamline import Tensor
 
         wi, rs, mode, bits, geom = self.layer_weights(t, node)
@@ -91,7 +99,7 @@ class LayerLowering(OutputLowering):
             self._emit_output(acc, seg)
             return None
         else:
-            nxt = activation_codes(self.mw, qnext)
+            nxt = next_codes(self.mw, qnext, acc.mh)
         evaluate = self._segment(acc, seg, qnext.input[0] if qnext is not None else self.out_name)
         where = f"layer {node.name!r}"
         if acc.hi - acc.lo + 1 <= MAX_ACC_VALUES:
@@ -174,6 +182,116 @@ class LayerLowering(OutputLowering):
                            {"weights": wi.astype(np.int64), "thresholds": thr.astype(np.int64)}, [acc.place.src])
         return mvu.output[0]
 
+    # -- depthwise convolutions ----------------------------------------------------------------
+    def is_depthwise(self, t: Tensor, node) -> bool:
+        """A Conv with one group per channel and one kernel per group (a VVU); other grouped
+        convolutions become an MVU with block-diagonal weights."""
+        if node.op_type != "Conv" or len(t.shape) != 3:
+            return False
+        w = self.mw.get_initializer(node.input[1])
+        c = t.shape[0]
+        return _attrs(node).get("group", 1) == c > 1 and w is not None and tuple(np.shape(w)[:2]) == (c, 1)
+
+    def depthwise_weights(self, t: Tensor, node):
+        """Integer kernels (C, K*K) in (ky, kx) tap order, per-channel scale, mode, bits, (k, s, p)."""
+        w = self.mw.get_initializer(node.input[1])
+        if w is None:
+            raise UserError(f"layer {node.name!r} ({node.op_type}) has no constant weights")
+        w = np.asarray(w, dtype=np.float32)
+        at = _attrs(node)
+        if len(t.shape) != 3:
+            raise UserError(f"Conv {node.name!r} needs an image input")
+        c = t.shape[0]
+        if at.get("group") != c or w.ndim != 4 or w.shape[:2] != (c, 1):
+            raise UserError(f"Conv {node.name!r} has {at.get('group')} groups over {c} channels; grouped convolutions "
+                            "are supported as depthwise convolutions (groups = input channels = output channels)")
+        k = at.get("kernel_shape", list(w.shape[2:]))
+        s, p = at.get("strides", [1, 1]), at.get("pads", [0, 0, 0, 0])
+        if any(d != 1 for d in at.get("dilations", [1, 1])):
+            raise UserError(f"Conv {node.name!r}: dilated convolutions are not supported")
+        if k[0] != k[1] or s[0] != s[1] or len(set(p)) > 1 or at.get("auto_pad", "NOTSET") != "NOTSET":
+            raise UserError(f"Conv {node.name!r}: square kernels, equal strides and symmetric padding are supported")
+        if len(node.input) > 2 and node.input[2]:
+            raise UserError(f"Conv {node.name!r} has a bias; convolutions without bias are supported")
+        wi, rs, mode, bits = weight_integers(w.reshape(c, -1), self.wq.get(node.input[1]), f"layer {node.name!r}")
+        return wi, rs, mode, bits, (k[0], s[0], p[0] if p else 0)
+
+    def depthwise(self, t: Tensor, node, seg, qnext):
+        """Emit (sliding window +) VVU + thresholds for a depthwise convolution; the codes'
+        scale may be per channel (each channel's accumulator has its own step)."""
+        wi, rs, mode, bits, geom = self.depthwise_weights(t, node)
+        codes = t.codes
+        if codes.bipolar:
+            raise UserError(f"layer {node.name!r}: depthwise convolutions of binary inputs are not supported")
+        if qnext is None:
+            raise UserError(f"the depthwise convolution {node.name!r} must be followed by an activation quantizer")
+        c, k = t.shape[0], geom[0]
+        src, vectors, out_shape = self._window(t, node, geom, c)
+        m = (codes.scales(c) * rs).astype(np.float32)  # per channel: the value of one accumulator step
+        umax = codes.levels - 1
+        lo, hi = int(np.minimum(wi, 0).sum(axis=1).min()) * umax, int(np.maximum(wi, 0).sum(axis=1).max()) * umax
+        offs = (codes.o * wi.sum(axis=1)).astype(np.int64)
+        nxt, flip, thr = self.segment_thresholds(node, seg, qnext, m, offs, codes.a, lo, hi)
+        wi = np.where(flip[:, None], -wi, wi)
+        wm, kh, sb = weight_mode(wi, mode)
+        vvu = self.add("VVU", {"Channels": c, "Taps": k * k, "NumVectors": vectors, "PE": 1, "SIMD": 1,
+                               "InputBits": codes.bits, "WeightMode": wm, "WeightBits": stored_weight_bits(wi, bits),
+                               "K": kh, "ShiftBits": sb, "NumThresholds": thr.shape[1], "ram_style": "auto"},
+                       {"weights": wi.astype(np.int64), "thresholds": thr.astype(np.int64)}, [src])
+        return replace(t, codes=nxt, shape=out_shape, hw=vvu.output[0], pad=None)
+
+    def segment_thresholds(self, node, seg, qnext, m, offs, a: int, lo: int, hi: int):
+        """(next codes, flip, thresholds) of the float segment from a per-channel layer's
+        accumulators (value m * (a*acc + offs) per channel) to the next quantizer."""
+        ch = len(m)
+        nxt = next_codes(self.mw, qnext, ch)
+        where = f"layer {node.name!r}"
+        run = _ort_session(self.mw, seg, node.output[0], ("N", ch, 1, 1), qnext.input[0]) if seg else None
+
+        def codes_of(acc: np.ndarray) -> np.ndarray:
+            out = []
+            step = max(1, (1 << 22) // ch)
+            for i in range(0, len(acc), step):
+                x = (m[None, :] * (a * acc[i:i + step] + offs[None, :]).astype(np.float32)).astype(np.float32)
+                y = np.asarray(run(x[:, :, None, None]) if run else x, dtype=np.float32).reshape(len(x), -1)
+                if y.shape[1] != ch:
+                    raise UserError(f"the float ops after layer {node.name!r} produce {y.shape[1]} values per position; "
+                                    f"expected {ch}")
+                out.append(y)
+            return nxt.encode(np.concatenate(out), where)
+
+        if hi - lo + 1 <= MAX_ACC_VALUES:
+            acc = np.arange(lo, hi + 1, dtype=np.int64)
+            flip, thr = derive_thresholds(codes_of(np.repeat(acc[:, None], ch, axis=1)), acc, nxt.levels, where)
+        else:
+            flip, thr = bisect_thresholds(codes_of, lo, hi, nxt.levels, ch)
+        return nxt, flip, thr
+
+
+def next_codes(mw, qnext, channels: int):
+    """The codes of the quantizer after a layer of `channels` outputs (per-channel scales checked)."""
+    nxt = activation_codes(mw, qnext)
+    if nxt.per_channel and len(nxt.scale) != channels:
+        raise UserError(f"quantizer {qnext.name!r} has {len(nxt.scale)} scales for {channels} channels")
+    return nxt
+
+
+def _block_diagonal(w: np.ndarray, groups: int, channels: int, node) -> np.ndarray:
+    """Grouped Conv weights (OC, C/groups, k, k) as dense (OC, C, k, k) weights, zero outside
+    each output channel's group (exact: the zero weights add nothing)."""
+    oc, icg = w.shape[:2]
+    if groups == 1:
+        return w
+    if groups < 1 or icg * groups != channels or oc % groups:
+        raise UserError(f"Conv {node.name!r}: {groups} groups do not divide its {channels} input and {oc} output "
+                        "channels")
+    dense = np.zeros((oc, channels, *w.shape[2:]), dtype=w.dtype)
+    per = oc // groups
+    for o in range(oc):
+        g = o // per
+        dense[o, g * icg:(g + 1) * icg] = w[o]
+    return dense
+
 
 def bisect_thresholds(codes_of, lo: int, hi: int, levels: int, channels: int):
     """Thresholds over a large accumulator range [lo, hi] by bisection.
@@ -205,8 +323,9 @@ def _conv_weights(t, node, at: dict, w: np.ndarray):
         raise UserError(f"Conv {node.name!r} needs an image input")
     k = at.get("kernel_shape", list(w.shape[2:]))
     s, p = at.get("strides", [1, 1]), at.get("pads", [0, 0, 0, 0])
-    if at.get("group", 1) != 1 or any(d != 1 for d in at.get("dilations", [1, 1])):
-        raise UserError(f"Conv {node.name!r}: grouped or dilated convolutions are not supported")
+    if any(d != 1 for d in at.get("dilations", [1, 1])):
+        raise UserError(f"Conv {node.name!r}: dilated convolutions are not supported")
+    w = _block_diagonal(w, at.get("group", 1), t.shape[0], node)
     if k[0] != k[1] or s[0] != s[1] or len(set(p)) > 1 or at.get("auto_pad", "NOTSET") != "NOTSET":
         raise UserError(f"Conv {node.name!r}: square kernels, equal strides and symmetric padding are supported")
     oc = w.shape[0]

@@ -7,6 +7,7 @@ codes; everything between two quantizers becomes integer hardware:
     input -> [shape/affine ops] -> quantizer                         Thresholding on pixels
     quantized -> Reshape/Flatten | MaxPool | Pad                      absorbed / MaxPool
     quantized -> Conv|MatMul|Gemm -> [affine, BatchNorm, Relu] -> quantizer  (SlidingWindow +) MVU + thresholds
+    quantized -> depthwise Conv -> [affine, BatchNorm, Relu] -> quantizer  (SlidingWindow +) VVU + thresholds
     quantized -> [affine] -> quantizer                                 Thresholding (requantize)
     quantized + quantized (Add) -> [affine] -> quantizer               AddStreams + Thresholding
     a quantized tensor read twice                                      Duplicate (+ FIFO on the shortcut)
@@ -126,6 +127,8 @@ class Streamliner(LayerLowering):
         """Input -> [float ops] -> quantizer, as a Thresholding unit on the input codes."""
         _check_ops(pre, SHAPE_OPS | FLOAT_OPS, "before the input quantizer")
         codes = activation_codes(self.mw, qnode)
+        if codes.per_channel:
+            raise UserError(f"input quantizer {qnode.name!r} has per-channel scales; one scale is supported there")
         it = self.intype
         x_vals = it.float_values(it.values())
         run = _ort_session(self.mw, pre, self.in_vi.name, self.in_shape, qnode.input[0]) if pre else None
@@ -248,8 +251,8 @@ class Streamliner(LayerLowering):
             raise UserError(f"Pad {node.name!r}: only equal padding of height and width is supported")
         v = np.float32(np.asarray(value).ravel()[0]) if np.asarray(value).size else np.float32(0)
         code = int(t.codes.encode(np.array([v]))[0])
-        back = np.float32(t.codes.scale) * np.float32(t.codes.a * code + t.codes.o)
-        if back != v:
+        back = np.asarray(t.codes.scale, dtype=np.float32) * np.float32(t.codes.a * code + t.codes.o)
+        if np.any(back != v):
             raise UserError(f"Pad {node.name!r} pads with {float(v)}, which the quantized tensor cannot represent")
         return replace(t, pad=(pads[2], code))
 
@@ -262,12 +265,12 @@ class Streamliner(LayerLowering):
         codes = t.codes
         c = t.shape[0]
         u = np.arange(codes.levels, dtype=np.int64)
-        vals = (np.float32(codes.scale) * (codes.a * u + codes.o).astype(np.float32)).astype(np.float32)
+        steps = (codes.a * u + codes.o).astype(np.float32)
+        x = (codes.scales(c).astype(np.float32)[None, :] * steps[:, None]).astype(np.float32)  # (levels, C)
         if len(t.shape) == 3:
-            x = np.repeat(vals[:, None], c, axis=1)[:, :, None, None]
+            x = x[:, :, None, None]
             shape = ("N", c, 1, 1)
         else:
-            x = np.repeat(vals[:, None], c, axis=1)
             shape = ("N", c)
         y = _ort_session(self.mw, seg, seg[0].input[0], shape, qnext.input[0])(x) if seg else x
         y = np.asarray(y, np.float32).reshape(len(u), -1)
