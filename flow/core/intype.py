@@ -17,7 +17,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from flow.core.errors import UserError
 from flow.core.quant import Codes
 
 NAMES = ("uint8", "int8", "bipolar", "binary", "fixed<W,I>")
@@ -58,9 +57,8 @@ class InputType:
 
     def codes(self) -> Codes:
         """The input as a quantized tensor (when a layer reads it directly)."""
-        if self.divisor is not None:
-            raise UserError("the model's first layer reads the float input directly; tell bnnflow the input's "
-                            f"integer type with --input-type ({', '.join(NAMES)})")
+        if self.divisor is not None:  # pixels p seen as p/255: one step is float32(1/255)
+            return Codes(self.levels, self.stride, self.lo, float(np.float32(1.0) / np.float32(self.divisor)))
         return Codes(self.levels, self.stride, self.lo, float(self.step), bipolar=self.bipolar)
 
     def to_codes(self, x: np.ndarray) -> np.ndarray:

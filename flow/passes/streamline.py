@@ -191,21 +191,46 @@ class Streamliner(LayerLowering):
                 break
             pre.append(n)
             t = n.output[0]
-        affine = [p for p in pre if p.op_type in FLOAT_OPS]
-        if affine:
-            raise UserError(f"node {affine[0].name!r} ({affine[0].op_type}) computes on the float input and no "
-                            "activation quantizer follows; only shape ops may come between the input and a layer "
-                            "that reads it")
-        if self.intype.divisor is not None:
-            readers = self.consumers.get(t, [])
-            hint = (f"tell bnnflow the input's integer type with --input-type ({', '.join(INPUT_TYPES)}), or put one "
-                    "activation quantizer (BipolarQuant or Quant) before the first layer")
-            if len(readers) != 1:
-                raise UserError(f"tensor {t!r} is read {len(readers)} times before the input quantizer; a single "
-                                f"input path is supported: {hint}")
-            raise UserError(f"node {readers[0].name!r} ({readers[0].op_type}) receives the unquantized float input; "
-                            + hint)
+        if any(p.op_type in FLOAT_OPS for p in pre):
+            self.publish(t, self.mapped_input(pre, t))
+            self.done.update(x.name for x in pre)
+            return
+        readers = self.consumers.get(t, [])
+        if self.intype.divisor is not None and len(self.in_shape) != 4 and len(readers) == 1:
+            raise UserError(f"node {readers[0].name!r} ({readers[0].op_type}) receives the unquantized float input, "
+                            "which is not an image (uint8 pixels p/255 by default); tell bnnflow the input's integer "
+                            f"type with --input-type ({', '.join(INPUT_TYPES)}), or put one activation quantizer "
+                            "(BipolarQuant or Quant) before the first layer")
+        if len(readers) != 1:
+            raise UserError(f"tensor {t!r} is read {len(readers)} times before the input quantizer; a single input "
+                            f"path is supported: put one activation quantizer (BipolarQuant or Quant) first, or tell "
+                            f"bnnflow the input's integer type with --input-type ({', '.join(INPUT_TYPES)})")
         self.publish(self.in_vi.name, self.raw_input())
+
+    def mapped_input(self, pre, target: str) -> Tensor:
+        """Float ops between the integer input and the first layer (e.g. (x + 1) / 2 on a bipolar
+        input): evaluated on every input value, they must map the codes onto equally spaced
+        values, the same for every element, which the layer then reads as its input codes."""
+        _check_ops(pre, SHAPE_OPS | FLOAT_OPS, "between the input and the first layer")
+        it = self.intype
+        run = _ort_session(self.mw, pre, self.in_vi.name, self.in_shape, target)
+        rows = np.stack([np.asarray(run(np.full(self.in_shape, v, np.float32)), np.float64).ravel()
+                         for v in it.float_values(it.values())])
+        first = pre[0]
+        if not np.all(rows == rows[:, :1]):
+            raise UserError(f"node {first.name!r} ({first.op_type}) maps the input differently per element; an "
+                            "element-wise map shared by all inputs is supported before a layer without input quantizer")
+        v = rows[:, 0]
+        d = v[1] - v[0] if len(v) > 1 else 1.0
+        o = v[0] / d if d else np.nan
+        if not d > 0 or not np.all(np.diff(v) == d) or o != np.rint(o):
+            raise UserError(f"node {first.name!r} ({first.op_type}) maps the input values {it.describe()} to "
+                            f"{v.tolist()[:4]}...; a layer can read an increasing, equally spaced map with an integer "
+                            "offset, else put an activation quantizer before the first layer")
+        shape = tuple(run(np.zeros(self.in_shape, np.float32)).shape[1:])
+        raw = self.raw_input()
+        return Tensor(Codes(it.levels, 1, int(o), float(d)), shape if len(shape) == len(raw.shape) else raw.shape,
+                      "global_in", raw.perm)
 
     # -- structural ops on quantized tensors ---------------------------------------------------
     def reshape(self, t: Tensor, node) -> Tensor:
