@@ -169,25 +169,37 @@ def _case_int_mvu(p, rng, frames):
                    mw // simd, mh // pe, (mh // pe) * (mw // simd), mems)
 
 
-def sliding_window_cycles(h, w, c, k, stride, pad, simd) -> int:
+def window_geometry(p: dict, k: str = "K", stride: str = "STRIDE", pad: str = "PAD") -> tuple:
+    """(kernel, stride, pads, dilation) of a sliding_window / maxpool parameter set, the
+    width's and the other sides' parameters defaulting to the square window's."""
+    kh, sh, pt = p[k], p[stride], p.get(pad, 0)
+    pl = p.get("PAD_LEFT", pt)
+    pads = (pt, pl, p.get("PAD_BOTTOM", pt), p.get("PAD_RIGHT", pl))
+    return (kh, p.get("K_W", kh)), (sh, p.get("STRIDE_W", sh)), pads, (p.get("DIL_H", 1), p.get("DIL_W", 1))
+
+
+def sliding_window_cycles(h, w, c, k, stride, pad, simd, dilation=1) -> int:
     """Steady-state cycles per frame of sliding_window.sv."""
-    oh, ow = (h + 2 * pad - k) // stride + 1, (w + 2 * pad - k) // stride + 1
-    nin, nout = h * w * c // simd, oh * ow * k * k * c // simd
+    oh, ow = semantics.window_out_hw(h, w, k, stride, pad, dilation)
+    kh, kw = semantics.pair(k)
+    nin, nout = h * w * c // simd, oh * ow * kh * kw * c // simd
     return max(nin, nout)
 
 
 def _case_sliding_window(p, rng, frames):
-    h, w, c, k, s, pad, simd, eb = (p[n] for n in ("IFM_H", "IFM_W", "C", "K", "STRIDE", "PAD", "SIMD", "ELEM_BITS"))
+    h, w, c, simd, eb = (p[n] for n in ("IFM_H", "IFM_W", "C", "SIMD", "ELEM_BITS"))
+    k, s, pad, d = window_geometry(p)
     x = rng.integers(0, 1 << eb, size=(frames, h, w, c))
-    y = semantics.sliding_window(x, k, s, pad, p["PAD_VALUE"])
+    y = semantics.sliding_window(x, k, s, pad, p["PAD_VALUE"], d)
     nout = y[0].size // simd
     return _single(_ints(pack_beats(x.reshape(frames, -1), simd, eb)),
                    _ints(pack_beats(y.reshape(frames, -1), simd, eb)),
-                   h * w * c // simd, nout, sliding_window_cycles(h, w, c, k, s, pad, simd))
+                   h * w * c // simd, nout, sliding_window_cycles(h, w, c, k, s, pad, simd, d))
 
 
 def _case_maxpool(p, rng, frames):
-    h, w, c, k, s, pe, eb = (p[n] for n in ("H", "W", "C", "K", "STRIDE", "PE", "ELEM_BITS"))
+    h, w, c, pe, eb = (p[n] for n in ("H", "W", "C", "PE", "ELEM_BITS"))
+    k, s, _pad, _d = window_geometry(p)
     x = _rand_int(rng, eb, bool(p["SIGNED"]), (frames, h, w, c))
     y = semantics.maxpool(x, k, s)
     return _single(_ints(pack_beats(x.reshape(frames, -1), pe, eb)),
