@@ -37,16 +37,11 @@ class LayerLowering:
         if node.op_type == "Conv":
             if len(t.shape) != 3:
                 raise UserError(f"Conv {node.name!r} needs an image input")
-            k = at.get("kernel_shape", list(w.shape[2:]))
-            s, p = at.get("strides", [1, 1]), at.get("pads", [0, 0, 0, 0])
-            if at.get("group", 1) != 1 or any(d != 1 for d in at.get("dilations", [1, 1])):
-                raise UserError(f"Conv {node.name!r}: grouped or dilated convolutions are not supported")
-            if k[0] != k[1] or s[0] != s[1] or len(set(p)) > 1 or at.get("auto_pad", "NOTSET") != "NOTSET":
-                raise UserError(f"Conv {node.name!r}: square kernels, equal strides and symmetric padding are supported")
+            geom = conv_geometry(node, at, w)
             if len(node.input) > 2 and node.input[2]:
                 raise UserError(f"Conv {node.name!r} has a bias; convolutions without bias are supported")
             oc, ic = w.shape[:2]
-            geom = (k[0], s[0], p[0] if p else 0)
+            w = w.reshape(oc, ic, *geom[0])  # a 1-D kernel as 1 x K
             w2 = w.transpose(0, 2, 3, 1).reshape(oc, -1)  # (ky, kx, c) order
         elif node.op_type == "Gemm":
             if at.get("transA", 0):
@@ -81,25 +76,7 @@ class LayerLowering:
         vectors = 1
         src = t.hw
         if geom is not None:
-            c, h, w = t.shape
-            k, s, p = geom
-            pad_code = 0
-            if p:
-                zc = codes.zero_code()
-                if zc is None:
-                    raise UserError(f"Conv {node.name!r} pads with zeros, which a binary (+1/-1) tensor cannot represent")
-                pad_code = zc
-            if t.pad is not None:
-                if p and t.pad[1] != pad_code:
-                    raise UserError(f"Conv {node.name!r}: a Pad and the convolution's own padding use different values")
-                p, pad_code = p + t.pad[0], t.pad[1]
-            oh, ow = (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1
-            if not (k == 1 and s == 1 and p == 0):
-                swg = self.add("SlidingWindow", {"IFM_H": h, "IFM_W": w, "C": c, "K": k, "Stride": s, "Pad": p,
-                                                 "PadValue": pad_code, "SIMD": 1, "ElemBits": codes.bits}, {}, [src])
-                src = swg.output[0]
-            vectors = oh * ow
-            out_shape = (mh, oh, ow)
+            src, vectors, out_shape = self._emit_window(t, node, geom, mh)
         else:
             if t.pad is not None:
                 raise UserError(f"layer {node.name!r} follows a Pad; padding is supported before a Conv")
@@ -118,9 +95,9 @@ class LayerLowering:
             hi = int(np.maximum(wi, 0).sum(axis=1).max()) * umax
             offs = (codes.o * wi.sum(axis=1)).astype(np.int64)
             value = lambda a: m[None, :] * (codes.a * a + offs[None, :]).astype(np.float32)  # noqa: E731
-        conv_rank = geom is not None
+        spatial = ((1,) * t.rank) if geom is not None else ()  # a conv output's per-position shape
         target = qnext.input[0] if qnext is not None else self.out_name
-        run = _ort_session(self.mw, seg, node.output[0], ("N", mh, 1, 1) if conv_rank else ("N", mh), target) if seg else None
+        run = _ort_session(self.mw, seg, node.output[0], ("N", mh, *spatial), target) if seg else None
 
         def evaluate(a: np.ndarray) -> np.ndarray:
             """Float32 segment output for accumulators a (K, MH), one column per neuron."""
@@ -128,8 +105,7 @@ class LayerLowering:
             step = max(1, (1 << 22) // mh)
             for i in range(0, len(a), step):
                 x = value(a[i:i + step]).astype(np.float32)
-                if conv_rank:
-                    x = x[:, :, None, None]
+                x = x.reshape(*x.shape, *spatial)
                 y = run(x) if run else x
                 out.append(np.asarray(y, dtype=np.float32).reshape(len(x), -1))
             y = np.concatenate(out)
@@ -151,7 +127,7 @@ class LayerLowering:
 
             hw = self._emit_mvu(node, wi, w_bits if binary else None, mode, bits, flip, thr, binary, mw_, vectors,
                                 src, codes)
-            return Tensor(nxt, out_shape, hw)
+            return Tensor(nxt, out_shape, hw, rank=t.rank)
         acc = np.arange(lo, hi + 1, dtype=np.int64)
         if len(acc) > MAX_ACC_VALUES:
             raise UserError(f"the output layer {node.name!r} has an accumulator range too large for an exact logits table")
@@ -159,6 +135,35 @@ class LayerLowering:
         self._emit_output(node, y, acc, wi, w_bits if binary else None, mode, bits, binary, mw_, codes, vectors, m,
                           src, seg)
         return None
+
+    def _emit_window(self, t: Tensor, node, geom, mh: int):
+        """The sliding window of a convolution (none for a dense 1 x 1 one): (its stream,
+        output positions, output shape)."""
+        from flow.ops.semantics import window_out_hw
+
+        c, h, w = t.shape
+        k, s, p, d = geom
+        codes = t.codes
+        pad_code = 0
+        if any(p):
+            zc = codes.zero_code()
+            if zc is None:
+                raise UserError(f"Conv {node.name!r} pads with zeros, which a binary (+1/-1) tensor cannot represent")
+            pad_code = zc
+        if t.pad is not None:
+            if any(p) and t.pad[1] != pad_code:
+                raise UserError(f"Conv {node.name!r}: a Pad and the convolution's own padding use different values")
+            p, pad_code = tuple(a + b for a, b in zip(p, _pads4(t.pad[0]))), t.pad[1]
+        oh, ow = window_out_hw(h, w, k, s, p, d)
+        src = t.hw
+        if not (k == (1, 1) and s == (1, 1) and not any(p)):
+            attrs = {"IFM_H": h, "IFM_W": w, "C": c, "K": k[0], "Stride": s[0], "Pad": p[0], "PadValue": pad_code,
+                     "SIMD": 1, "ElemBits": codes.bits}
+            if k[0] != k[1] or s[0] != s[1] or len(set(p)) > 1 or d != (1, 1):
+                attrs.update(KW=k[1], StrideW=s[1], PadLeft=p[1], PadBottom=p[2], PadRight=p[3], DilationH=d[0],
+                             DilationW=d[1])
+            src = self.add("SlidingWindow", attrs, {}, [src]).output[0]
+        return src, oh * ow, (mh, oh, ow)
 
     def _weight_mode(self, wi: np.ndarray, mode: str) -> tuple[int, int, int]:
         """(WeightMode, K, ShiftBits) for integer weights."""
@@ -272,6 +277,28 @@ class LayerLowering:
             raise UserError(f"the output layer {node.name!r} is followed by a per-class affine; only one scale and "
                             "bias shared by all classes is supported")
         return _finite_logits(x[:, 0], node)
+
+
+def _pads4(p) -> tuple:
+    return (p,) * 4 if isinstance(p, int) else tuple(p)
+
+
+def conv_geometry(node, at: dict, w: np.ndarray) -> tuple:
+    """((KH, KW), (SH, SW), (top, left, bottom, right), (DH, DW)) of a 2-D Conv, or of a
+    1-D one as a 2-D convolution of height 1."""
+    rank = w.ndim - 2
+    if rank not in (1, 2):
+        raise UserError(f"Conv {node.name!r}: {rank}-D convolutions are not supported; 1-D and 2-D are")
+    k = list(at.get("kernel_shape", list(w.shape[2:])))
+    s, d = list(at.get("strides", [1] * rank)), list(at.get("dilations", [1] * rank))
+    p = list(at.get("pads", [0] * 2 * rank))
+    if at.get("group", 1) != 1:
+        raise UserError(f"Conv {node.name!r}: grouped convolutions are not supported")
+    if at.get("auto_pad", "NOTSET") != "NOTSET":
+        raise UserError(f"Conv {node.name!r}: auto_pad is not supported; explicit pads are")
+    if rank == 1:
+        return (1, k[0]), (1, s[0]), (0, p[0], 0, p[1]), (1, d[0])
+    return (k[0], k[1]), (s[0], s[1]), (p[0], p[1], p[2], p[3]), (d[0], d[1])
 
 
 def _stored_weight_bits(wi: np.ndarray, bits: int) -> int:

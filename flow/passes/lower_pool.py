@@ -1,0 +1,91 @@
+"""Lowering of average pooling to sum pooling (a mixin of the Streamliner, flow/passes/streamline.py).
+
+    quantized -> GlobalAveragePool | AveragePool (window = the whole map)   GlobalAccPool
+    quantized -> AveragePool -> Trunc (Brevitas TruncAvgPool2d)             GlobalAccPool + Thresholding
+
+The hardware sums the codes; the 1/(H*W) of the average goes into the scale of the sum's
+codes, so the next layer's thresholds (or the output logits' scale) absorb it. A QONNX
+Trunc after the pool maps each possible sum to its truncated code, evaluated with QONNX's
+own Trunc on every reachable sum, and becomes a Thresholding unit on the sums.
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from flow.core.errors import UserError
+from flow.core.quant import Codes, bit_width, derive_thresholds
+from flow.passes.segments import attrs as _attrs
+
+if TYPE_CHECKING:
+    from flow.passes.streamline import Tensor
+
+POOL_OPS = {"GlobalAveragePool", "AveragePool"}
+
+
+class PoolLowering:
+    def avgpool(self, t: Tensor, node) -> tuple[Tensor, list]:
+        """A global average pool as a GlobalAccPool (and a following Trunc as thresholds):
+        (the tensor, the ONNX nodes it covers)."""
+        c, h, w = self._pool_input(t, node)
+        codes, hw = t.codes, h * w
+        levels = hw * (codes.levels - 1) + 1
+        sums = Codes(levels, codes.a, codes.o * hw, float(np.float64(codes.scale) / hw))
+        gp = self.add("GlobalAccPool", {"H": h, "W": w, "C": c, "PE": 1, "InputBits": codes.bits, "InputSigned": 0,
+                                        "OutputBits": sums.bits}, {}, [t.hw])
+        out = replace(t, codes=sums, shape=(c, 1, 1), hw=gp.output[0], perm=None)
+        readers = self.consumers.get(node.output[0], [])
+        if len(readers) == 1 and readers[0].op_type == "Trunc":
+            return self.trunc(out, readers[0], codes, hw), [node, readers[0]]
+        return out, [node]
+
+    def _pool_input(self, t: Tensor, node) -> tuple[int, int, int]:
+        """(C, H, W) of an average pool's input; refused unless its window is the whole map."""
+        if len(t.shape) != 3 or t.flipped is not None or t.pad is not None:
+            raise UserError(f"{node.op_type} {node.name!r}: average pooling of an image or sequence tensor (not "
+                            "complemented, not padded) is supported")
+        c, h, w = t.shape
+        if node.op_type == "AveragePool":
+            at = _attrs(node)
+            k = list(at.get("kernel_shape", []))
+            whole = [h, w] if t.rank == 2 else [w]
+            if k != whole or any(at.get("pads", [0])) or at.get("ceil_mode", 0) or at.get("auto_pad", "NOTSET") not in (
+                    "NOTSET", "VALID"):
+                raise UserError(f"AveragePool {node.name!r}: kernel {k} on a {'x'.join(map(str, whole))} map; "
+                                "average pools over the whole map (global average pooling) without padding are "
+                                "supported")
+        return c, h, w
+
+    def trunc(self, t: Tensor, node, codes: Codes, hw: int) -> Tensor:
+        """A QONNX Trunc of an average pool: thresholds on the sums of the codes."""
+        from qonnx.custom_op.general.trunc import trunc_v2
+
+        vals = [self.mw.get_initializer(i) for i in node.input[1:6]]
+        if any(v is None for v in vals):
+            raise UserError(f"Trunc {node.name!r} has computed parameters; constants are required")
+        scale, zeropt, in_bw, out_scale, out_bw = (np.asarray(v, dtype=np.float32) for v in vals)
+        if scale.size != 1 or out_scale.size != 1 or np.any(zeropt != 0):
+            raise UserError(f"Trunc {node.name!r}: one scale and a zero point of 0 are supported")
+        at = _attrs(node)
+        signed, narrow = int(at.get("signed", 1)), int(at.get("narrow", 0))
+        bits = bit_width(out_bw, f"Trunc {node.name!r}", 16)
+        lo = -(1 << (bits - 1)) + narrow if signed else 0
+        hi = (1 << (bits - 1)) - 1 if signed else (1 << bits) - 1 - narrow
+        s = np.arange(t.codes.levels, dtype=np.int64)
+        # the pool's output on a map whose codes sum to s, in float32 as the file computes it
+        avg = (np.float32(codes.scale) * (codes.a * s + codes.o * hw).astype(np.float32)) / np.float32(hw)
+        y = trunc_v2(avg.astype(np.float32), scale, zeropt, in_bw, narrow, signed, out_scale, out_bw,
+                     str(at.get("rounding_mode", "FLOOR")))
+        nxt = Codes(hi - lo + 1, 1, lo, float(out_scale.ravel()[0]))
+        where = f"Trunc {node.name!r}"
+        u = nxt.encode(np.asarray(y, np.float32)[:, None], where)
+        flip, thr = derive_thresholds(u, s, nxt.levels, where)
+        if np.any(flip):
+            raise UserError(f"{where}: a decreasing truncation is not supported")
+        c = t.shape[0]
+        th = self.add("Thresholding", {"NumChannels": c, "PE": 1, "InputBits": t.codes.bits, "InputSigned": 0,
+                                       "NumVectors": 1}, {"thresholds": np.repeat(thr, c, axis=0).astype(np.int64)},
+                      [t.hw])
+        return replace(t, codes=nxt, hw=th.output[0])
