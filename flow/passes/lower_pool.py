@@ -1,6 +1,7 @@
 """Lowering of average pooling to sum pooling (a mixin of the Streamliner, flow/passes/streamline.py).
 
     quantized -> GlobalAveragePool | AveragePool (window = the whole map)   GlobalAccPool
+               | ReduceMean (over the spatial axes: AdaptiveAvgPool2d(1))
     quantized -> AveragePool -> Trunc (Brevitas TruncAvgPool2d)             GlobalAccPool + Thresholding
 
 The hardware sums the codes; the 1/(H*W) of the average goes into the scale of the sum's
@@ -22,7 +23,7 @@ from flow.passes.segments import attrs as _attrs
 if TYPE_CHECKING:
     from flow.passes.streamline import Tensor
 
-POOL_OPS = {"GlobalAveragePool", "AveragePool"}
+POOL_OPS = {"GlobalAveragePool", "AveragePool", "ReduceMean"}
 
 
 class PoolLowering:
@@ -56,7 +57,21 @@ class PoolLowering:
                 raise UserError(f"AveragePool {node.name!r}: kernel {k} on a {'x'.join(map(str, whole))} map; "
                                 "average pools over the whole map (global average pooling) without padding are "
                                 "supported")
+        if node.op_type == "ReduceMean":
+            self._spatial_mean(t, node)
         return c, h, w
+
+    def _spatial_mean(self, t: Tensor, node) -> None:
+        """Refuse a ReduceMean unless it averages over every spatial axis and no other."""
+        at = _attrs(node)
+        axes = at.get("axes")
+        if axes is None and len(node.input) > 1 and node.input[1]:
+            axes = self.mw.get_initializer(node.input[1])
+        ndim = 2 + t.rank
+        got = sorted(int(a) % ndim for a in np.asarray(axes if axes is not None else [], dtype=np.int64).ravel())
+        if got != list(range(2, ndim)) or at.get("noop_with_empty_axes", 0):
+            raise UserError(f"ReduceMean {node.name!r} over axes {got}; a mean over the spatial axes "
+                            f"{list(range(2, ndim))} (global average pooling) is supported")
 
     def trunc(self, t: Tensor, node, codes: Codes, hw: int) -> Tensor:
         """A QONNX Trunc of an average pool: thresholds on the sums of the codes."""
