@@ -185,3 +185,17 @@ def test_conv1d_network_in_rtl(tmp_path):
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_rtl_equals_pytorch_60_inputs(name, tmp_path):
     _build_rtl(name, tmp_path, 60)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_csim_equals_numpy(name, tmp_path):
+    from _hls_helpers import lower
+    from flow.sim.csim import run_csim
+
+    model = _model(name)
+    graph = lower(export(model, tmp_path / f"{name}.onnx", model.shape), tmp_path / "out", 2000)
+    x = _images(model.shape, 20, 2)
+    top, _ = run_csim(graph, tmp_path / "out", x)
+    assert np.array_equal(top, execute_numpy(graph, x))
+    assert np.array_equal(top, _torch_top1(model, x))
