@@ -121,8 +121,28 @@ class GlobalAvgCNN(nn.Module):
         return self.fc(self.pool(self.head(x)).flatten(1))
 
 
+class WindowAvgCNN(nn.Module):
+    """Windowed average pools: TruncAvgPool2d(2) into a convolution, AvgPool2d((2, 3),
+    stride (2, 1)) into a quantizer."""
+
+    shape = (3, 12, 12)
+
+    def __init__(self):
+        super().__init__()
+        qnn, act, conv, inq = _quant()
+        self.body = nn.Sequential(
+            inq(), conv(qnn.QuantConv2d, 3, 8, 3, padding=1), nn.BatchNorm2d(8), act(qt=True),
+            qnn.TruncAvgPool2d(kernel_size=2, stride=2, bit_width=5, float_to_int_impl_type="FLOOR"),
+            conv(qnn.QuantConv2d, 8, 8, 3), nn.BatchNorm2d(8), act(),
+            nn.AvgPool2d((2, 3), stride=(2, 1)), act(5))
+        self.fc = qnn.QuantLinear(32, 10, bias=False, weight_bit_width=4, weight_quant=_wq())
+
+    def forward(self, x):
+        return self.fc(self.body(x).flatten(1))
+
+
 MODELS = {"nonsquare": NonSquareCNN, "kws": KeywordSpotting, "truncavg": TruncAvgCNN, "globalavg": GlobalAvgCNN,
-          "avglayer": lambda: GlobalAvgCNN(into_layer=True)}
+          "avglayer": lambda: GlobalAvgCNN(into_layer=True), "windowavg": WindowAvgCNN}
 
 
 def _model(name, seed=3):
@@ -148,7 +168,7 @@ def test_numpy_reference_equals_pytorch(name, tmp_path):
     got, want = execute_numpy(graph, x), _torch_top1(model, x)
     assert int(np.sum(got != want)) == 0, f"{np.sum(got != want)} of {len(x)} top-1 mismatches"
     kinds = {o.op_type for o in graph.ops()}
-    if name in ("truncavg", "globalavg", "avglayer"):
+    if name in ("truncavg", "globalavg", "avglayer", "windowavg"):
         assert "GlobalAccPool" in kinds
     else:
         assert "SlidingWindow" in kinds and "MaxPool" in kinds

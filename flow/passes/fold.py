@@ -109,7 +109,7 @@ def _fold_elementwise(g: DataflowGraph, ops, target_cycles: int, skip=frozenset(
             continue
         nxt, prev = next_of.get(op.name), prev_of.get(op.name)
         if op.op_type == "SlidingWindow" and nxt is not None:
-            op.set_attr("SIMD", nxt.attr("SIMD"))
+            op.set_attr("SIMD", _window_lanes(nxt))
         elif op.op_type in ELEMENTWISE:
             n = op.attr(ELEMENTWISE[op.op_type])
             vec = op.in_stream().elems // n
@@ -122,6 +122,11 @@ def _fold_elementwise(g: DataflowGraph, ops, target_cycles: int, skip=frozenset(
         elif op.op_type in ("Duplicate", "AddStreams", "StreamFIFO"):
             n = op.attr("NumElems") if op.op_type != "StreamFIFO" else op.attr("Elems")
             op.set_attr("PE", _smallest_lanes(n, 1, target_cycles, prev.out_stream().lanes if prev else None))
+
+
+def _window_lanes(consumer) -> int:
+    """The lanes a sliding window takes from its consumer: an MVU's SIMD, a sum pool's PE."""
+    return consumer.attr("PE") if consumer.op_type == "GlobalAccPool" else consumer.attr("SIMD")
 
 
 def _neighbours(g: DataflowGraph, ops):
@@ -149,7 +154,7 @@ def _match_neighbours(g: DataflowGraph, ops, skip=frozenset(), thresholds: bool 
         if thresholds and op.op_type == "Thresholding" and nxt is not None and nxt.op_type in MVU_TYPES:
             op.set_attr("PE", nxt.attr("SIMD"))
         if op.op_type == "SlidingWindow" and nxt is not None:
-            op.set_attr("SIMD", nxt.attr("SIMD"))
+            op.set_attr("SIMD", _window_lanes(nxt))
         if op.op_type == "LabelSelect" and prev is not None:
             lanes = prev.out_stream().lanes
             op.set_attr("PE", lanes if op.attr("Labels") % lanes == 0 else 1)

@@ -2,6 +2,7 @@
 
     quantized -> GlobalAveragePool | AveragePool (window = the whole map)   GlobalAccPool
                | ReduceMean (over the spatial axes: AdaptiveAvgPool2d(1))
+    quantized -> AveragePool (a k x k window, stride s)                     SlidingWindow + GlobalAccPool
     quantized -> AveragePool -> Trunc (Brevitas TruncAvgPool2d)             GlobalAccPool + Thresholding
 
 The hardware sums the codes; the 1/(H*W) of the average goes into the scale of the sum's
@@ -28,38 +29,57 @@ POOL_OPS = {"GlobalAveragePool", "AveragePool", "ReduceMean"}
 
 class PoolLowering:
     def avgpool(self, t: Tensor, node) -> tuple[Tensor, list]:
-        """A global average pool as a GlobalAccPool (and a following Trunc as thresholds):
-        (the tensor, the ONNX nodes it covers)."""
-        c, h, w = self._pool_input(t, node)
-        codes, hw = t.codes, h * w
-        levels = hw * (codes.levels - 1) + 1
-        sums = Codes(levels, codes.a, codes.o * hw, float(np.float64(codes.scale) / hw))
-        gp = self.add("GlobalAccPool", {"H": h, "W": w, "C": c, "PE": 1, "InputBits": codes.bits, "InputSigned": 0,
-                                        "OutputBits": sums.bits}, {}, [t.hw])
-        out = replace(t, codes=sums, shape=(c, 1, 1), hw=gp.output[0], perm=None)
+        """An average pool as a sum pool (a GlobalAccPool, after a SlidingWindow when the
+        window is smaller than the map), a following Trunc as thresholds: (the tensor, the
+        ONNX nodes it covers)."""
+        c, h, w = t.shape
+        k, s = self._pool_window(t, node)
+        codes, n = t.codes, k[0] * k[1]
+        levels = n * (codes.levels - 1) + 1
+        # the engine's sums are at least InputBits + bits(n - 1) wide: codes beyond the reachable ones are unused
+        levels = max(levels, (1 << (codes.bits + (n - 1).bit_length() - 1)) + 1)
+        sums = Codes(levels, codes.a, codes.o * n, float(np.float64(codes.scale) / n))
+        src, (oh, ow) = t.hw, (1, 1)
+        if k != (h, w):
+            oh, ow = (h - k[0]) // s[0] + 1, (w - k[1]) // s[1] + 1
+            attrs = {"IFM_H": h, "IFM_W": w, "C": c, "K": k[0], "Stride": s[0], "Pad": 0, "PadValue": 0, "SIMD": 1,
+                     "ElemBits": codes.bits}
+            if k[0] != k[1] or s[0] != s[1]:
+                attrs.update(KW=k[1], StrideW=s[1], PadLeft=0, PadBottom=0, PadRight=0, DilationH=1, DilationW=1)
+            src = self.add("SlidingWindow", attrs, {}, [src]).output[0]
+        gattrs = {"H": k[0], "W": k[1], "C": c, "PE": 1, "InputBits": codes.bits, "InputSigned": 0,
+                  "OutputBits": sums.bits}
+        if oh * ow > 1:
+            gattrs["NumVectors"] = oh * ow
+        gp = self.add("GlobalAccPool", gattrs, {}, [src])
+        out = replace(t, codes=sums, shape=(c, oh, ow), hw=gp.output[0], perm=None)
         readers = self.consumers.get(node.output[0], [])
         if len(readers) == 1 and readers[0].op_type == "Trunc":
-            return self.trunc(out, readers[0], codes, hw), [node, readers[0]]
+            return self.trunc(out, readers[0], codes, n), [node, readers[0]]
         return out, [node]
 
-    def _pool_input(self, t: Tensor, node) -> tuple[int, int, int]:
-        """(C, H, W) of an average pool's input; refused unless its window is the whole map."""
+    def _pool_window(self, t: Tensor, node) -> tuple[tuple, tuple]:
+        """((KH, KW), (SH, SW)) of an average pool (the whole map for a global one)."""
         if len(t.shape) != 3 or t.flipped is not None or t.pad is not None:
             raise UserError(f"{node.op_type} {node.name!r}: average pooling of an image or sequence tensor (not "
                             "complemented, not padded) is supported")
         c, h, w = t.shape
-        if node.op_type == "AveragePool":
-            at = _attrs(node)
-            k = list(at.get("kernel_shape", []))
-            whole = [h, w] if t.rank == 2 else [w]
-            if k != whole or any(at.get("pads", [0])) or at.get("ceil_mode", 0) or at.get("auto_pad", "NOTSET") not in (
-                    "NOTSET", "VALID"):
-                raise UserError(f"AveragePool {node.name!r}: kernel {k} on a {'x'.join(map(str, whole))} map; "
-                                "average pools over the whole map (global average pooling) without padding are "
-                                "supported")
         if node.op_type == "ReduceMean":
             self._spatial_mean(t, node)
-        return c, h, w
+        if node.op_type != "AveragePool":
+            return (h, w), (1, 1)
+        at = _attrs(node)
+        k = list(at.get("kernel_shape", []))
+        s = list(at.get("strides", [1] * len(k)))
+        if len(k) != t.rank or any(at.get("pads", [0])) or at.get("ceil_mode", 0) or at.get(
+                "auto_pad", "NOTSET") not in ("NOTSET", "VALID"):
+            raise UserError(f"AveragePool {node.name!r}: kernel {k}, pads {at.get('pads')}; average pools without "
+                            "padding or ceil mode over image or sequence tensors are supported")
+        if t.rank == 1:
+            k, s = [1, k[0]], [1, s[0]]
+        if k[0] > h or k[1] > w:
+            raise UserError(f"AveragePool {node.name!r}: kernel {k} is larger than the {h}x{w} map")
+        return (k[0], k[1]), ((1, 1) if (k[0], k[1]) == (h, w) else (s[0], s[1]))
 
     def _spatial_mean(self, t: Tensor, node) -> None:
         """Refuse a ReduceMean unless it averages over every spatial axis and no other."""
@@ -101,6 +121,6 @@ class PoolLowering:
             raise UserError(f"{where}: a decreasing truncation is not supported")
         c = t.shape[0]
         th = self.add("Thresholding", {"NumChannels": c, "PE": 1, "InputBits": t.codes.bits, "InputSigned": 0,
-                                       "NumVectors": 1}, {"thresholds": np.repeat(thr, c, axis=0).astype(np.int64)},
-                      [t.hw])
+                                       "NumVectors": t.shape[1] * t.shape[2]},
+                      {"thresholds": np.repeat(thr, c, axis=0).astype(np.int64)}, [t.hw])
         return replace(t, codes=nxt, hw=th.output[0])

@@ -1,6 +1,7 @@
 // NHWC max-pool: an H x W x C image (PE channels per beat, (y, x, c) order) to the
 // OH x OW x C maxima of its K x K_W windows at strides STRIDE, STRIDE_W (no padding),
-// OH = (H-K)/STRIDE + 1, OW = (W-K_W)/STRIDE_W + 1 (K_W, STRIDE_W default to K, STRIDE). Elements are SIGNED or unsigned; on 1-bit unsigned data the max
+// OH = (H-K)/STRIDE + 1, OW = (W-K_W)/STRIDE_W + 1 (K_W, STRIDE_W default to K, STRIDE).
+// Elements are SIGNED or unsigned; on 1-bit unsigned data the max
 // is an OR. A sliding_window engine lists every window's taps, a reducer keeps the
 // running maximum of the window's C/PE beats and emits one beat per K*K_W taps.
 // Steady state: max(H*W, OH*OW*K*K_W) * C/PE cycles per frame, the sliding window's rate.
