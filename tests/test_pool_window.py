@@ -162,10 +162,23 @@ def _torch_top1(model, x):
 DEFAULT = {"nonsquare", "kws", "windowavg"}  # the default run; the slow tier takes every model
 
 
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """name -> (model, its QONNX file), each exported once per module."""
+    cache = {}
+
+    def get(name):
+        if name not in cache:
+            model = _model(name)
+            cache[name] = model, export(model, tmp_path_factory.mktemp(name) / f"{name}.onnx", model.shape)
+        return cache[name]
+    return get
+
+
 @pytest.mark.parametrize("name", [n if n in DEFAULT else pytest.param(n, marks=pytest.mark.slow) for n in sorted(MODELS)])
-def test_numpy_reference_equals_pytorch(name, tmp_path):
-    model = _model(name)
-    graph = streamline(load_qonnx(export(model, tmp_path / f"{name}.onnx", model.shape)))
+def test_numpy_reference_equals_pytorch(name, exported):
+    model, path = exported(name)
+    graph = streamline(load_qonnx(path))
     x = _images(model.shape, 60, 1)
     got, want = execute_numpy(graph, x), _torch_top1(model, x)
     assert int(np.sum(got != want)) == 0, f"{np.sum(got != want)} of {len(x)} top-1 mismatches"
@@ -174,6 +187,28 @@ def test_numpy_reference_equals_pytorch(name, tmp_path):
         assert "GlobalAccPool" in kinds
     else:
         assert "SlidingWindow" in kinds and "MaxPool" in kinds
+
+
+@pytest.mark.parametrize("name,op,attr,value,words", [
+    ("windowavg", "AveragePool", "pads", [0, 1, 0, 1], ("AveragePool", "padding")),
+    ("nonsquare", "MaxPool", "dilations", [2, 2], ("MaxPool", "dilation")),
+])
+def test_unsupported_pool_is_refused_naming_the_node(name, op, attr, value, words, exported, tmp_path):
+    import onnx
+    from onnx import helper
+
+    from flow.core.errors import UserError
+
+    model = onnx.load(str(exported(name)[1]))
+    node = next(n for n in model.graph.node if n.op_type == op)
+    kept = [a for a in node.attribute if a.name != attr]
+    del node.attribute[:]
+    node.attribute.extend([*kept, helper.make_attribute(attr, value)])
+    onnx.save(model, str(tmp_path / "bad.onnx"))
+    with pytest.raises(UserError) as err:
+        streamline(load_qonnx(tmp_path / "bad.onnx"))
+    msg = str(err.value)  # the loader names nodes <op>_<i>
+    assert msg.startswith(f"{op} '{op}_0'") and all(w in msg for w in words)
 
 
 def _build_rtl(name, tmp_path, images):

@@ -223,6 +223,18 @@ class Streamliner(LayerLowering, PoolLowering):
             raise UserError(f"Pad {node.name!r} pads with {float(v)}, which the quantized tensor cannot represent")
         return replace(t, pad=((pads[2], pads[3], pads[6], pads[7]), code))
 
+    def structural(self, node, src: str) -> None:
+        """A shape op, max-pool, Pad or average pool on the quantized tensor `src`."""
+        t, covered = self.take(src, node), [node]
+        if node.op_type in POOL_OPS:
+            t, covered = self.avgpool(t, node)
+        elif node.op_type == "MaxPool":
+            t = self.maxpool(t, node)
+        else:
+            t = self.pad(t, node) if node.op_type == "Pad" else self.reshape(t, node)
+        self.publish(covered[-1].output[0], t)
+        self.done.update(x.name for x in covered)
+
     # -- requantization and joins ----------------------------------------------------------------
     def requantize(self, t: Tensor, seg, qnext, where: str) -> Tensor:
         """Codes -> [float ops] -> quantizer, as a Thresholding unit on the codes."""
@@ -305,15 +317,8 @@ class Streamliner(LayerLowering, PoolLowering):
                 raise UserError(f"node {node.name!r} ({node.op_type}) comes after the output layer")
             dyn = [i for i in node.input if i and i not in self.inits]
             kind = node.op_type
-            if kind in SHAPE_OPS | {"MaxPool", "Pad"}:
-                t = self.take(dyn[0], node)
-                t = self.maxpool(t, node) if kind == "MaxPool" else self.pad(t, node) if kind == "Pad" else self.reshape(t, node)
-                self.publish(node.output[0], t)
-                self.done.add(node.name)
-            elif kind in POOL_OPS:
-                t, covered = self.avgpool(self.take(dyn[0], node), node)
-                self.publish(covered[-1].output[0], t)
-                self.done.update(x.name for x in covered)
+            if kind in SHAPE_OPS | POOL_OPS | {"MaxPool", "Pad"}:
+                self.structural(node, dyn[0])
             elif kind in LAYER_OPS:
                 t = self.take(dyn[0], node)
                 seg, qnext = self.chain_to_quantizer(node.output[0], node)
