@@ -9,18 +9,15 @@ BatchNorm, Relu, rounding quantizers) is monotone in float32 arithmetic.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 
 from flow.core.errors import UserError
 from flow.core.quant import activation_codes, derive_thresholds, weight_integers
+from flow.ops.semantics import pads4, window_out_hw
 from flow.passes.accumulator import DECISION, Accumulator, Placement, accumulator, stored_weight_bits, weight_mode
 from flow.passes.lower_output import OutputLowering
 from flow.passes.segments import attrs as _attrs, ort_session as _ort_session
-
-if TYPE_CHECKING:
-    from flow.passes.streamline import Tensor
+from flow.passes.tensor import Tensor
 
 MAX_ACC_VALUES = 1 << 20  # exhaustive threshold search range per layer
 
@@ -38,16 +35,11 @@ class LayerLowering(OutputLowering):
         if node.op_type == "Conv":
             if len(t.shape) != 3:
                 raise UserError(f"Conv {node.name!r} needs an image input")
-            k = at.get("kernel_shape", list(w.shape[2:]))
-            s, p = at.get("strides", [1, 1]), at.get("pads", [0, 0, 0, 0])
-            if at.get("group", 1) != 1 or any(d != 1 for d in at.get("dilations", [1, 1])):
-                raise UserError(f"Conv {node.name!r}: grouped or dilated convolutions are not supported")
-            if k[0] != k[1] or s[0] != s[1] or len(set(p)) > 1 or at.get("auto_pad", "NOTSET") != "NOTSET":
-                raise UserError(f"Conv {node.name!r}: square kernels, equal strides and symmetric padding are supported")
+            geom = conv_geometry(node, at, w)
             if len(node.input) > 2 and node.input[2]:
                 raise UserError(f"Conv {node.name!r} has a bias; convolutions without bias are supported")
             oc, ic = w.shape[:2]
-            geom = (k[0], s[0], p[0] if p else 0)
+            w = w.reshape(oc, ic, *geom[0])  # a 1-D kernel as 1 x K
             w2 = w.transpose(0, 2, 3, 1).reshape(oc, -1)  # (ky, kx, c) order
         elif node.op_type == "Gemm":
             if at.get("transA", 0):
@@ -77,11 +69,10 @@ class LayerLowering(OutputLowering):
         """Emit (sliding window +) MVU (+ thresholds) for one layer; return the new tensor, or
         None for an output layer that gives integer logits. A single-output layer at the
         graph output gives its decision instead: code 1 where the float output is >= 0."""
-        from flow.passes.streamline import Tensor
-
         wi, rs, mode, bits, geom = self.layer_weights(t, node)
         src, vectors, out_shape = self._window(t, node, geom, wi.shape[0])
-        acc = accumulator(node, t.codes, wi, rs, mode, bits, Placement(src, vectors, out_shape, geom is not None))
+        spatial = ((1,) * t.rank) if geom is not None else ()  # a conv output's per-position shape
+        acc = accumulator(node, t.codes, wi, rs, mode, bits, Placement(src, vectors, out_shape, spatial))
         if qnext is None and acc.mh == 1 and vectors == 1:
             nxt = DECISION
         elif qnext is None:
@@ -97,7 +88,7 @@ class LayerLowering(OutputLowering):
             flip, thr = derive_thresholds(u, a, nxt.levels, where)
         else:
             flip, thr = bisect_thresholds(lambda a: nxt.encode(evaluate(a), where), acc.lo, acc.hi, nxt.levels, acc.mh)
-        return Tensor(nxt, out_shape, self._emit_mvu(acc, flip, thr))
+        return Tensor(nxt, out_shape, self._emit_mvu(acc, flip, thr), rank=t.rank)
 
     def _window(self, t: Tensor, node, geom, mh: int) -> tuple[str, int, tuple]:
         """The stream the MVU reads (a sliding window for a convolution), its vectors, the output shape."""
@@ -107,29 +98,32 @@ class LayerLowering(OutputLowering):
                 raise UserError(f"layer {node.name!r} follows a Pad; padding is supported before a Conv")
             return t.hw, 1, (mh,)
         c, h, w = t.shape
-        k, s, p = geom
+        k, s, p, d = geom
         pad_code = 0
-        if p:
+        if any(p):
             zc = codes.zero_code()
             if zc is None:
                 raise UserError(f"Conv {node.name!r} pads with zeros, which a binary (+1/-1) tensor cannot represent")
             pad_code = zc
         if t.pad is not None:
-            if p and t.pad[1] != pad_code:
+            if any(p) and t.pad[1] != pad_code:
                 raise UserError(f"Conv {node.name!r}: a Pad and the convolution's own padding use different values")
-            p, pad_code = p + t.pad[0], t.pad[1]
-        oh, ow = (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1
+            p, pad_code = tuple(a + b for a, b in zip(p, pads4(t.pad[0]))), t.pad[1]
+        oh, ow = window_out_hw(h, w, k, s, p, d)
         src = t.hw
-        if not (k == 1 and s == 1 and p == 0):
-            swg = self.add("SlidingWindow", {"IFM_H": h, "IFM_W": w, "C": c, "K": k, "Stride": s, "Pad": p,
-                                             "PadValue": pad_code, "SIMD": 1, "ElemBits": codes.bits}, {}, [src])
-            src = swg.output[0]
+        if not (k == (1, 1) and s == (1, 1) and not any(p)):
+            attrs = {"IFM_H": h, "IFM_W": w, "C": c, "K": k[0], "Stride": s[0], "Pad": p[0], "PadValue": pad_code,
+                     "SIMD": 1, "ElemBits": codes.bits}
+            if k[0] != k[1] or s[0] != s[1] or len(set(p)) > 1 or d != (1, 1):
+                attrs.update(KW=k[1], StrideW=s[1], PadLeft=p[1], PadBottom=p[2], PadRight=p[3], DilationH=d[0],
+                             DilationW=d[1])
+            src = self.add("SlidingWindow", attrs, {}, [src]).output[0]
         return src, oh * ow, (mh, oh, ow)
 
     def _segment(self, acc: Accumulator, seg, target: str):
         """Float32 segment output for accumulators a (K, MH), one column per neuron."""
         mh, node = acc.mh, acc.node
-        shape = ("N", mh, 1, 1) if acc.place.conv else ("N", mh)
+        shape = ("N", mh, *acc.place.spatial)
         run = _ort_session(self.mw, seg, node.output[0], shape, target) if seg else None
 
         def evaluate(a: np.ndarray) -> np.ndarray:
@@ -137,8 +131,7 @@ class LayerLowering(OutputLowering):
             step = max(1, (1 << 22) // mh)
             for i in range(0, len(a), step):
                 x = acc.value(a[i:i + step]).astype(np.float32)
-                if acc.place.conv:
-                    x = x[:, :, None, None]
+                x = x.reshape(*x.shape, *acc.place.spatial)
                 y = run(x) if run else x
                 out.append(np.asarray(y, dtype=np.float32).reshape(len(x), -1))
             y = np.concatenate(out)
@@ -170,6 +163,24 @@ class LayerLowering(OutputLowering):
                                       "ShiftBits": sb, "ram_style": "auto"},
                            {"weights": wi.astype(np.int64), "thresholds": thr.astype(np.int64)}, [acc.place.src])
         return mvu.output[0]
+
+
+def conv_geometry(node, at: dict, w: np.ndarray) -> tuple:
+    """((KH, KW), (SH, SW), (top, left, bottom, right), (DH, DW)) of a 2-D Conv, or of a
+    1-D one as a 2-D convolution of height 1."""
+    rank = w.ndim - 2
+    if rank not in (1, 2):
+        raise UserError(f"Conv {node.name!r}: {rank}-D convolutions are not supported; 1-D and 2-D are")
+    k = list(at.get("kernel_shape", list(w.shape[2:])))
+    s, d = list(at.get("strides", [1] * rank)), list(at.get("dilations", [1] * rank))
+    p = list(at.get("pads", [0] * 2 * rank))
+    if at.get("group", 1) != 1:
+        raise UserError(f"Conv {node.name!r}: grouped convolutions are not supported")
+    if at.get("auto_pad", "NOTSET") != "NOTSET":
+        raise UserError(f"Conv {node.name!r}: auto_pad is not supported; explicit pads are")
+    if rank == 1:
+        return (1, k[0]), (1, s[0]), (0, p[0], 0, p[1]), (1, d[0])
+    return (k[0], k[1]), (s[0], s[1]), (p[0], p[1], p[2], p[3]), (d[0], d[1])
 
 
 def bisect_thresholds(codes_of, lo: int, hi: int, levels: int, channels: int):
