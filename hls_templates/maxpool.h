@@ -1,5 +1,6 @@
 // Max-pool over an NHWC image of unsigned EB-bit codes, PE channels per beat (a bitwise
-// OR on binary data). K x K windows with stride STRIDE, no padding; a line buffer of K rows.
+// OR on binary data). K x KW windows with strides STRIDE, SW (KW, SW default to K, STRIDE),
+// no padding; a line buffer of K rows.
 #ifndef BNNFLOW_MAXPOOL_H
 #define BNNFLOW_MAXPOOL_H
 
@@ -7,9 +8,10 @@
 
 namespace bnnflow {
 
-template <unsigned H, unsigned W, unsigned C, unsigned K, unsigned STRIDE, unsigned PE, unsigned EB>
+template <unsigned H, unsigned W, unsigned C, unsigned K, unsigned STRIDE, unsigned PE, unsigned EB,
+          unsigned KW = K, unsigned SW = STRIDE>
 void maxpool(hls::stream<ap_uint<PE * EB> >& in, hls::stream<ap_uint<PE * EB> >& out) {
-    const unsigned CF = C / PE, XC = (PE * EB + 63) / 64, OH = (H - K) / STRIDE + 1, OW = (W - K) / STRIDE + 1;
+    const unsigned CF = C / PE, XC = (PE * EB + 63) / 64, OH = (H - K) / STRIDE + 1, OW = (W - KW) / SW + 1;
     ap_uint<PE * EB> buf[K][W][CF];
     for (unsigned py = 0; py < H; py++) {
         for (unsigned i = 0; i < W * CF; i++) {
@@ -23,9 +25,9 @@ void maxpool(hls::stream<ap_uint<PE * EB> >& in, hls::stream<ap_uint<PE * EB> >&
             const unsigned ox = i / CF, cf = i % CF;
             uint64_t m[PE] = {0};
             for (unsigned ky = 0; ky < K; ky++) {
-                for (unsigned kx = 0; kx < K; kx++) {
+                for (unsigned kx = 0; kx < KW; kx++) {
                     uint64_t x[XC];
-                    unpack<PE * EB>(buf[(oy * STRIDE + ky) % K][ox * STRIDE + kx][cf], x);
+                    unpack<PE * EB>(buf[(oy * STRIDE + ky) % K][ox * SW + kx][cf], x);
                     for (unsigned p = 0; p < PE; p++) {
 #pragma HLS UNROLL
                         const uint64_t a = get_bits(x, p * EB, EB);

@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 
 import pytest
+from onnx import helper
 
 from flow.ir.registry import engines, registry
 from flow.ops.base import REQUIRED, Attr
@@ -21,7 +22,8 @@ SCANNED = [*sorted((REPO / "flow" / "passes").glob("*.py")), *sorted((REPO / "fl
            *sorted((REPO / "flow" / "sim").glob("*.py")), *sorted((REPO / "sim").glob("*.py"))]
 # The lowering rules emit ops by their type (one of the few files a new op touches); ONNX's
 # own operator names ("MaxPool") coincide with some op types there.
-LOWERING_RULES = {REPO / "flow" / "passes" / n for n in ("streamline.py", "lower_layer.py", "lower_output.py", "lower_pool.py")}
+LOWERING_RULES = {REPO / "flow" / "passes" / f for f in ("streamline.py", "lower_layer.py", "lower_output.py",
+                                                          "lower_pool.py")}
 
 
 @pytest.mark.parametrize("op_type", OPS)
@@ -34,6 +36,9 @@ def test_schema_is_typed(op_type):
         assert isinstance(a, Attr) and a.type in (int, float, str, list), f"{op_type}.{a.name}: type {a.type}"
         if a.default is not REQUIRED and a.default is not None:
             assert type(a.default) is a.type, f"{op_type}.{a.name}: default {a.default!r} is not {a.type.__name__}"
+        if a.like is not None:
+            assert a.like in names[:names.index(a.name)] and a.default is REQUIRED, \
+                f"{op_type}.{a.name}: like={a.like!r} must name an earlier attribute, without a default of its own"
     for key in (cls.lanes, cls.channels, *cls.folding_attrs, cls.fifo_depth_attr):
         assert key is None or key in names, f"{op_type}: {key!r} is not a declared attribute"
     if cls.folding_attrs:
@@ -66,6 +71,20 @@ def test_attr_reads_only_declared_names():
         cls.make_attrs({"NumChannels": 4, "InputBits": 8, "Channels": 4})
     attrs = cls.make_attrs({"NumChannels": 4, "InputBits": 8})
     assert attrs["PE"] == 1 and attrs["InputSigned"] == 0
+
+
+def test_attr_like_takes_the_named_value_when_absent():
+    cls = registry()["SlidingWindow"]
+    base = {"IFM_H": 5, "IFM_W": 6, "C": 2, "K": 3, "Stride": 2, "Pad": 1, "ElemBits": 2}
+    attrs = cls.make_attrs(base)
+    assert (attrs["KW"], attrs["StrideW"], attrs["PadLeft"], attrs["PadRight"], attrs["DilationW"]) == (3, 2, 1, 1, 1)
+    node = helper.make_node("SlidingWindow", ["x"], ["y"], name="sw", **{**base, "KW": 1, "PadRight": 0})
+    op = cls(node, None)
+    assert op.window() == ((3, 1), (2, 2), (1, 1, 1, 0), (1, 1)) and not op.square()
+    assert op.window_params() == {"K_W": 1, "STRIDE_W": 2, "PAD_LEFT": 1, "PAD_BOTTOM": 1, "PAD_RIGHT": 0,
+                                  "DIL_H": 1, "DIL_W": 1}
+    square = cls(helper.make_node("SlidingWindow", ["x"], ["y"], name="sq", **base), None)
+    assert square.square() and square.window_params() == {}
 
 
 def _literals(path: Path) -> list[tuple[int, str]]:

@@ -34,13 +34,16 @@ REQUIRED = _MISSING
 
 @dataclass(frozen=True)
 class Attr:
-    """One node attribute: its name, Python type (int, float, str, list), default and FINN name."""
+    """One node attribute: its name, Python type (int, float, str, list), default and FINN name.
+    `like` names an attribute declared before it whose value it takes when absent (a window's
+    width defaulting to its height, say); such an attribute has no default of its own."""
 
     name: str
     type: type = int
     default: object = REQUIRED
     finn: str | None = None
     doc: str = ""
+    like: str | None = None
 
 
 @dataclass(frozen=True)
@@ -193,6 +196,8 @@ class HWOp:
         for name, a in schema.items():
             if name in values:
                 out[name] = a.type(values[name]) if a.type in (int, float, str) else values[name]
+            elif a.like is not None:
+                out[name] = out[a.like]
             elif a.default is not REQUIRED:
                 out[name] = a.default
             else:
@@ -219,6 +224,8 @@ class HWOp:
                 return v.decode() if isinstance(v, bytes) else v
         if default is not _MISSING:
             return default
+        if key in schema and schema[key].like is not None:
+            return self.attr(schema[key].like)
         if key in schema and schema[key].default is not REQUIRED:
             return schema[key].default
         raise KeyError(f"{self.name}: missing attribute {key}")

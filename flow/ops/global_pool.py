@@ -1,4 +1,6 @@
-"""GlobalAccPool: NHWC global sum pooling (the numerator of a global average pool)."""
+"""GlobalAccPool: NHWC global sum pooling (the numerator of a global average pool); with
+NumVectors > 1, the sums of NumVectors consecutive H x W x C windows (a windowed sum pool
+after a sliding window)."""
 from __future__ import annotations
 
 import numpy as np
@@ -19,6 +21,7 @@ class GlobalAccPool(HWOp):
         Attr("InputBits", int, doc="bits of an input element"),
         Attr("InputSigned", int, 0, doc="inputs in two's complement"),
         Attr("OutputBits", int, doc="bits of a sum"),
+        Attr("NumVectors", int, 1, doc="H x W x C windows per frame, each summed on its own"),
     )
     lanes, channels = "PE", "C"
     folding_attrs = ("PE",)
@@ -28,12 +31,15 @@ class GlobalAccPool(HWOp):
     def dims(self):
         return tuple(self.attr(k) for k in ("H", "W", "C"))
 
+    def vectors(self) -> int:
+        return self.attr("NumVectors")
+
     def in_stream(self) -> Stream:
         h, w, c = self.dims()
-        return Stream(self.attr("PE"), self.attr("InputBits"), h * w * c)
+        return Stream(self.attr("PE"), self.attr("InputBits"), self.vectors() * h * w * c)
 
     def out_stream(self) -> Stream:
-        return Stream(self.attr("PE"), self.attr("OutputBits"), self.attr("C"))
+        return Stream(self.attr("PE"), self.attr("OutputBits"), self.vectors() * self.attr("C"))
 
     def check(self) -> None:
         if self.attr("C") % self.attr("PE"):
@@ -46,11 +52,14 @@ class GlobalAccPool(HWOp):
 
     def execute(self, x: np.ndarray) -> np.ndarray:
         h, w, c = self.dims()
-        return global_acc_pool(x.reshape(x.shape[0], h, w, c))
+        n = x.shape[0]
+        return global_acc_pool(x.reshape(n * self.vectors(), h, w, c)).reshape(n, -1)
 
     def beats_needed(self) -> np.ndarray:
-        """Nothing leaves before the whole frame is in."""
-        return np.full(self.out_stream().beats, self.in_stream().beats, dtype=np.int64)
+        """Nothing of a window's sums leaves before the whole window is in."""
+        nv = self.vectors()
+        per_in, per_out = self.in_stream().beats // nv, self.out_stream().beats // nv
+        return np.repeat(np.arange(1, nv + 1, dtype=np.int64) * per_in, per_out)
 
     def cycles(self) -> int:
         return self.in_stream().beats
@@ -85,7 +94,8 @@ class GlobalAccPool(HWOp):
     def hls_stage(self) -> dict:
         h, w, c = self.dims()
         signed = self.attr("InputSigned")
-        return stage(self, [h, w, c, self.attr("PE"), self.attr("InputBits"), signed, self.attr("OutputBits")],
+        nv = [self.vectors()] if self.vectors() > 1 else []
+        return stage(self, [h, w, c, self.attr("PE"), self.attr("InputBits"), signed, self.attr("OutputBits"), *nv],
                      out_signed=bool(signed))
 
     def describe(self) -> dict:

@@ -6,7 +6,7 @@ import numpy as np
 from flow.ir.graph import Stream
 from flow.ops.base import Attr, Engine, HlsFunction, HWOp, pick, rand_int, register, single_case, stage
 from flow.ops.semantics import maxpool
-from flow.ops.sliding_window import sliding_window_cycles, window_beats_needed
+from flow.ops.sliding_window import engine_window, sliding_window_cycles, window_beats_needed
 
 
 @register
@@ -16,8 +16,10 @@ class MaxPool(HWOp):
         Attr("H", int, finn="ImgDim", doc="image height"),
         Attr("W", int, finn="ImgDim", doc="image width"),
         Attr("C", int, finn="NumChannels", doc="channels"),
-        Attr("K", int, finn="PoolDim", doc="pool window (square)"),
-        Attr("Stride", int, doc="window step"),
+        Attr("K", int, finn="PoolDim", doc="pool window height (and width unless KW is given)"),
+        Attr("Stride", int, doc="row step (and column step unless StrideW is given)"),
+        Attr("KW", int, like="K", doc="pool window width"),
+        Attr("StrideW", int, like="Stride", doc="column step"),
         Attr("PE", int, 1, "PE", "channels per beat"),
         Attr("ElemBits", int, doc="bits of an unsigned element"),
     )
@@ -32,9 +34,19 @@ class MaxPool(HWOp):
     def dims(self):
         return tuple(self.attr(k) for k in ("H", "W", "C", "K", "Stride"))
 
+    def window(self) -> tuple:
+        """((KH, KW), (SH, SW)); the width's default to the height's (a square window)."""
+        return (self.attr("K"), self.attr("KW")), (self.attr("Stride"), self.attr("StrideW"))
+
     def out_hw(self) -> tuple[int, int]:
-        h, w, _c, k, s = self.dims()
-        return (h - k) // s + 1, (w - k) // s + 1
+        h, w, *_ = self.dims()
+        (kh, kw), (sh, sw) = self.window()
+        return (h - kh) // sh + 1, (w - kw) // sw + 1
+
+    def window_params(self) -> dict:
+        """The engine's parameters of a non-square window (none for a square one)."""
+        (kh, kw), (sh, sw) = self.window()
+        return {} if (kh, sh) == (kw, sw) else {"K_W": kw, "STRIDE_W": sw}
 
     def in_stream(self) -> Stream:
         h, w, c, *_ = self.dims()
@@ -49,18 +61,19 @@ class MaxPool(HWOp):
             raise ValueError(f"{self.name}: PE={self.attr('PE')} does not divide C={self.attr('C')}")
 
     def execute(self, x: np.ndarray) -> np.ndarray:
-        h, w, c, k, s = self.dims()
+        h, w, c, *_ = self.dims()
         n = x.shape[0]
-        return maxpool(x.reshape(n, h, w, c), k, s).reshape(n, -1)
+        return maxpool(x.reshape(n, h, w, c), *self.window()).reshape(n, -1)
 
     def cycles(self) -> int:
         return self.in_stream().beats
 
     def beats_needed(self) -> np.ndarray:
         """A pooled beat leaves after the last tap of its window (sliding_window inside)."""
-        h, w, c, k, s = self.dims()
+        h, w, c, *_ = self.dims()
+        (kh, kw), s = self.window()
         cf = c // self.attr("PE")
-        taps = window_beats_needed(h, w, cf, k, s, 0).reshape(-1, k * k, cf)
+        taps = window_beats_needed(h, w, cf, (kh, kw), s, 0).reshape(-1, kh * kw, cf)
         need = taps[:, -1, :].reshape(-1).copy()
         need[-1] = self.in_stream().beats
         return need
@@ -74,7 +87,7 @@ class MaxPool(HWOp):
     def rtl_params(self) -> dict:
         h, w, c, k, s = self.dims()
         return {"H": h, "W": w, "C": c, "K": k, "STRIDE": s, "PE": self.attr("PE"), "ELEM_BITS": self.attr("ElemBits"),
-                "SIGNED": 0}
+                "SIGNED": 0, **self.window_params()}
 
     @classmethod
     def port_widths(cls, p: dict) -> tuple[list[int], list[int]]:
@@ -82,7 +95,8 @@ class MaxPool(HWOp):
 
     @classmethod
     def testbench_case(cls, p: dict, rng: np.random.Generator, frames: int):
-        h, w, c, k, s, pe, eb = (p[n] for n in ("H", "W", "C", "K", "STRIDE", "PE", "ELEM_BITS"))
+        h, w, c, pe, eb = (p[n] for n in ("H", "W", "C", "PE", "ELEM_BITS"))
+        k, s, _pad, _d = engine_window(p)
         x = rand_int(rng, eb, bool(p["SIGNED"]), (frames, h, w, c))
         y = maxpool(x, k, s)
         return single_case(x, pe, eb, y, pe, eb, sliding_window_cycles(h, w, c, k, s, 0, pe))
@@ -91,13 +105,20 @@ class MaxPool(HWOp):
     def random_params(cls, rng: np.random.Generator) -> dict:
         k = pick(rng, 1, 3)
         pe = pick(rng, 1, 3)
-        return {"H": pick(rng, k, 7), "W": pick(rng, k, 7), "C": pe * pick(rng, 1, 3), "K": k,
-                "STRIDE": pick(rng, 1, 3), "PE": pe, "ELEM_BITS": pick(rng, 1, 5), "SIGNED": pick(rng, 0, 1)}
+        p = {"H": pick(rng, k, 7), "W": pick(rng, k, 7), "C": pe * pick(rng, 1, 3), "K": k,
+             "STRIDE": pick(rng, 1, 3), "PE": pe, "ELEM_BITS": pick(rng, 1, 5), "SIGNED": pick(rng, 0, 1)}
+        if pick(rng, 0, 1):  # a non-square window
+            p.update(K_W=pick(rng, 1, min(3, p["W"])), STRIDE_W=pick(rng, 1, 3))
+        return p
 
     def hls_stage(self) -> dict:
         h, w, c, k, s = self.dims()
-        return stage(self, [h, w, c, k, s, self.attr("PE"), self.attr("ElemBits")])
+        extra = list(self.window_params().values())
+        return stage(self, [h, w, c, k, s, self.attr("PE"), self.attr("ElemBits"), *extra])
 
     def describe(self) -> dict:
         h, w, c, k, s = self.dims()
-        return {**super().describe(), "shape": [h, w, c], "kernel": k, "stride": s, "pe": self.attr("PE"), "simd": 1}
+        (kh, kw), (sh, sw) = self.window()
+        kernel, stride = (k, s) if (kh, sh) == (kw, sw) else ([kh, kw], [sh, sw])
+        return {**super().describe(), "shape": [h, w, c], "kernel": kernel, "stride": stride, "pe": self.attr("PE"),
+                "simd": 1}

@@ -76,24 +76,49 @@ def khot_terms(w: np.ndarray, k: int) -> np.ndarray:
     return naf_terms(w, k)
 
 
-def sliding_window(x: np.ndarray, k: int, stride: int = 1, pad: int = 0, pad_value: int = 0) -> np.ndarray:
-    """NHWC image (N, H, W, C) -> windows (N, OH, OW, K*K*C), each window in (ky, kx, c) order."""
+def pair(v) -> tuple[int, int]:
+    """An int or an (h, w) pair as an (h, w) pair."""
+    return (int(v), int(v)) if np.isscalar(v) else (int(v[0]), int(v[1]))
+
+
+def pads4(pad) -> tuple[int, int, int, int]:
+    """An int or (top, left, bottom, right) as (top, left, bottom, right)."""
+    return (int(pad),) * 4 if np.isscalar(pad) else tuple(int(p) for p in pad)
+
+
+def window_out_hw(h: int, w: int, k, stride=1, pad=0, dilation=1) -> tuple[int, int]:
+    """Output height and width of a sliding window (kernel, stride, dilation (h, w); pad
+    (top, left, bottom, right))."""
+    (kh, kw), (sh, sw), (dh, dw) = pair(k), pair(stride), pair(dilation)
+    pt, pl, pb, pr = pads4(pad)
+    return (h + pt + pb - (kh - 1) * dh - 1) // sh + 1, (w + pl + pr - (kw - 1) * dw - 1) // sw + 1
+
+
+def sliding_window(x: np.ndarray, k, stride=1, pad=0, pad_value: int = 0, dilation=1) -> np.ndarray:
+    """NHWC image (N, H, W, C) -> windows (N, OH, OW, KH*KW*C), each window in (ky, kx, c) order.
+
+    k, stride, dilation: an int or an (h, w) pair; pad: an int or (top, left, bottom, right)."""
     x = np.asarray(x)
-    if pad:
-        x = np.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)), constant_values=pad_value)
+    (kh, kw), (sh, sw), (dh, dw) = pair(k), pair(stride), pair(dilation)
+    pt, pl, pb, pr = pads4(pad)
     n, h, w, c = x.shape
-    win = np.lib.stride_tricks.sliding_window_view(x, (k, k), axis=(1, 2))[:, ::stride, ::stride]
-    # (N, OH, OW, C, ky, kx) -> (N, OH, OW, ky, kx, C)
-    return np.ascontiguousarray(win.transpose(0, 1, 2, 4, 5, 3)).reshape(n, win.shape[1], win.shape[2], k * k * c)
+    oh, ow = window_out_hw(h, w, k, stride, pad, dilation)
+    if pt or pl or pb or pr:
+        x = np.pad(x, ((0, 0), (pt, pb), (pl, pr), (0, 0)), constant_values=pad_value)
+    iy = (np.arange(oh) * sh)[:, None] + np.arange(kh)[None, :] * dh   # (OH, KH)
+    ix = (np.arange(ow) * sw)[:, None] + np.arange(kw)[None, :] * dw   # (OW, KW)
+    win = x[:, iy[:, None, :, None], ix[None, :, None, :], :]            # (N, OH, OW, KH, KW, C)
+    return np.ascontiguousarray(win).reshape(n, oh, ow, kh * kw * c)
 
 
-def maxpool(x: np.ndarray, k: int, stride: int | None = None) -> np.ndarray:
-    """NHWC max-pool (N, H, W, C) -> (N, OH, OW, C); on 0/1 bits this is a bitwise OR."""
-    stride = stride or k
+def maxpool(x: np.ndarray, k, stride=None) -> np.ndarray:
+    """NHWC max-pool (N, H, W, C) -> (N, OH, OW, C); on 0/1 bits this is a bitwise OR.
+    k, stride: an int or an (h, w) pair (stride defaults to the kernel)."""
+    stride = k if stride is None else stride
     win = sliding_window(x, k, stride)
     n, oh, ow, _ = win.shape
     c = x.shape[3]
-    return win.reshape(n, oh, ow, k * k, c).max(axis=3)
+    return win.reshape(n, oh, ow, -1, c).max(axis=3)
 
 
 def global_acc_pool(x: np.ndarray) -> np.ndarray:

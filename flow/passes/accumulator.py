@@ -22,13 +22,14 @@ DECISION = Codes(2, 2, -1, 1.0, bipolar=True)
 @dataclass(frozen=True)
 class Placement:
     """Where a layer's MVU reads and what it produces: the input stream, the output
-    vectors per frame, the logical output shape, and whether it is a convolution."""
+    vectors per frame, the logical output shape, and a convolution output's per-position
+    shape in the ONNX graph ((1, 1) for a 2-D convolution, (1,) for a 1-D one, () for a dense layer)."""
 
     src: str
     vectors: int
     out_shape: tuple
-    conv: bool
-    start: str        # the tensor the layer's float segment starts from (after its bias)
+    spatial: tuple = ()  # the output's spatial shape of a convolution, () for a dense layer
+    start: str = ""      # the tensor the layer's float segment starts from (after its bias)
 
 
 @dataclass(frozen=True)

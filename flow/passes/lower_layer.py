@@ -10,18 +10,16 @@ BatchNorm, Relu, rounding quantizers) is monotone in float32 arithmetic.
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from flow.core.errors import UserError
 from flow.core.quant import activation_codes, derive_thresholds, weight_integers
+from flow.ops.semantics import pads4, window_out_hw
 from flow.passes.accumulator import DECISION, Accumulator, Placement, accumulator, stored_weight_bits, weight_mode
 from flow.passes.lower_output import OutputLowering
 from flow.passes.segments import attrs as _attrs, ort_session as _ort_session
-
-if TYPE_CHECKING:
-    from flow.passes.streamline import Tensor
+from flow.passes.tensor import Tensor
 
 MAX_ACC_VALUES = 1 << 20  # exhaustive threshold search range per layer
 
@@ -40,7 +38,13 @@ class LayerLowering(OutputLowering):
         at = _attrs(node)
         geom = None
         if node.op_type == "Conv":
-            geom, w2 = _conv_weights(t, node, at, w)
+            if len(t.shape) != 3:
+                raise UserError(f"Conv {node.name!r} needs an image input")
+            geom = conv_geometry(node, at, w)
+            w = _block_diagonal(w, at.get("group", 1), t.shape[0], node)
+            oc, ic = w.shape[:2]
+            w = w.reshape(oc, ic, *geom[0])  # a 1-D kernel as 1 x K
+            w2 = w.transpose(0, 2, 3, 1).reshape(oc, -1)  # (ky, kx, c) order
         elif node.op_type == "Gemm":
             if at.get("transA", 0):
                 raise UserError(f"layer {node.name!r}: Gemm with transA=1 is not supported")
@@ -86,13 +90,11 @@ class LayerLowering(OutputLowering):
         graph output gives its decision instead: code 1 where the float output is >= 0."""
         if self.is_depthwise(t, node):
             return self.depthwise(t, node, seg, qnext)
-        from flow.passes.streamline import Tensor
-
         wi, rs, mode, bits, geom = self.layer_weights(t, node)
         bias, seg, start = self.layer_bias(node, seg, wi.shape[0])
         src, vectors, out_shape = self._window(t, node, geom, wi.shape[0])
-        acc = accumulator(node, t.codes, wi, rs, mode, bits, Placement(src, vectors, out_shape, geom is not None, start),
-                          bias)
+        spatial = ((1,) * t.rank) if geom is not None else ()  # a conv output's per-position shape
+        acc = accumulator(node, t.codes, wi, rs, mode, bits, Placement(src, vectors, out_shape, spatial, start), bias)
         if qnext is None and acc.mh == 1 and vectors == 1:
             nxt = DECISION
         elif qnext is None:
@@ -108,7 +110,7 @@ class LayerLowering(OutputLowering):
             flip, thr = derive_thresholds(u, a, nxt.levels, where)
         else:
             flip, thr = bisect_thresholds(lambda a: nxt.encode(evaluate(a), where), acc.lo, acc.hi, nxt.levels, acc.mh)
-        return Tensor(nxt, out_shape, self._emit_mvu(acc, flip, thr))
+        return Tensor(nxt, out_shape, self._emit_mvu(acc, flip, thr), rank=t.rank)
 
     def _window(self, t: Tensor, node, geom, mh: int) -> tuple[str, int, tuple]:
         """The stream the MVU reads (a sliding window for a convolution), its vectors, the output shape."""
@@ -118,29 +120,32 @@ class LayerLowering(OutputLowering):
                 raise UserError(f"layer {node.name!r} follows a Pad; padding is supported before a Conv")
             return t.hw, 1, (mh,)
         c, h, w = t.shape
-        k, s, p = geom
+        k, s, p, d = geom
         pad_code = 0
-        if p:
+        if any(p):
             zc = codes.zero_code()
             if zc is None:
                 raise UserError(f"Conv {node.name!r} pads with zeros, which a binary (+1/-1) tensor cannot represent")
             pad_code = zc
         if t.pad is not None:
-            if p and t.pad[1] != pad_code:
+            if any(p) and t.pad[1] != pad_code:
                 raise UserError(f"Conv {node.name!r}: a Pad and the convolution's own padding use different values")
-            p, pad_code = p + t.pad[0], t.pad[1]
-        oh, ow = (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1
+            p, pad_code = tuple(a + b for a, b in zip(p, pads4(t.pad[0]))), t.pad[1]
+        oh, ow = window_out_hw(h, w, k, s, p, d)
         src = t.hw
-        if not (k == 1 and s == 1 and p == 0):
-            swg = self.add("SlidingWindow", {"IFM_H": h, "IFM_W": w, "C": c, "K": k, "Stride": s, "Pad": p,
-                                             "PadValue": pad_code, "SIMD": 1, "ElemBits": codes.bits}, {}, [src])
-            src = swg.output[0]
+        if not (k == (1, 1) and s == (1, 1) and not any(p)):
+            attrs = {"IFM_H": h, "IFM_W": w, "C": c, "K": k[0], "Stride": s[0], "Pad": p[0], "PadValue": pad_code,
+                     "SIMD": 1, "ElemBits": codes.bits}
+            if k[0] != k[1] or s[0] != s[1] or len(set(p)) > 1 or d != (1, 1):
+                attrs.update(KW=k[1], StrideW=s[1], PadLeft=p[1], PadBottom=p[2], PadRight=p[3], DilationH=d[0],
+                             DilationW=d[1])
+            src = self.add("SlidingWindow", attrs, {}, [src]).output[0]
         return src, oh * ow, (mh, oh, ow)
 
     def _segment(self, acc: Accumulator, seg, target: str):
         """Float32 segment output for accumulators a (K, MH), one column per neuron."""
         mh, node = acc.mh, acc.node
-        shape = ("N", mh, 1, 1) if acc.place.conv else ("N", mh)
+        shape = ("N", mh, *acc.place.spatial)
         run = _ort_session(self.mw, seg, acc.place.start, shape, target) if seg else None
 
         def evaluate(a: np.ndarray) -> np.ndarray:
@@ -148,8 +153,7 @@ class LayerLowering(OutputLowering):
             step = max(1, (1 << 22) // mh)
             for i in range(0, len(a), step):
                 x = acc.value(a[i:i + step]).astype(np.float32)
-                if acc.place.conv:
-                    x = x[:, :, None, None]
+                x = x.reshape(*x.shape, *acc.place.spatial)
                 y = run(x) if run else x
                 out.append(np.asarray(y, dtype=np.float32).reshape(len(x), -1))
             y = np.concatenate(out)
@@ -214,7 +218,8 @@ class LayerLowering(OutputLowering):
         if len(node.input) > 2 and node.input[2]:
             raise UserError(f"Conv {node.name!r} has a bias; convolutions without bias are supported")
         wi, rs, mode, bits = weight_integers(w.reshape(c, -1), self.wq.get(node.input[1]), f"layer {node.name!r}")
-        return wi, rs, mode, bits, (k[0], s[0], p[0] if p else 0)
+        q = p[0] if p else 0
+        return wi, rs, mode, bits, ((k[0], k[0]), (s[0], s[0]), (q, q, q, q), (1, 1))
 
     def depthwise(self, t: Tensor, node, seg, qnext):
         """Emit (sliding window +) VVU + thresholds for a depthwise convolution; the codes'
@@ -225,7 +230,7 @@ class LayerLowering(OutputLowering):
             raise UserError(f"layer {node.name!r}: depthwise convolutions of binary inputs are not supported")
         if qnext is None:
             raise UserError(f"the depthwise convolution {node.name!r} must be followed by an activation quantizer")
-        c, k = t.shape[0], geom[0]
+        c, k = t.shape[0], geom[0][0]
         src, vectors, out_shape = self._window(t, node, geom, c)
         m = (codes.scales(c) * rs).astype(np.float32)  # per channel: the value of one accumulator step
         umax = codes.levels - 1
@@ -293,6 +298,22 @@ def _block_diagonal(w: np.ndarray, groups: int, channels: int, node) -> np.ndarr
     return dense
 
 
+def conv_geometry(node, at: dict, w: np.ndarray) -> tuple:
+    """((KH, KW), (SH, SW), (top, left, bottom, right), (DH, DW)) of a 2-D Conv, or of a
+    1-D one as a 2-D convolution of height 1."""
+    rank = w.ndim - 2
+    if rank not in (1, 2):
+        raise UserError(f"Conv {node.name!r}: {rank}-D convolutions are not supported; 1-D and 2-D are")
+    k = list(at.get("kernel_shape", list(w.shape[2:])))
+    s, d = list(at.get("strides", [1] * rank)), list(at.get("dilations", [1] * rank))
+    p = list(at.get("pads", [0] * 2 * rank))
+    if at.get("auto_pad", "NOTSET") != "NOTSET":
+        raise UserError(f"Conv {node.name!r}: auto_pad is not supported; explicit pads are")
+    if rank == 1:
+        return (1, k[0]), (1, s[0]), (0, p[0], 0, p[1]), (1, d[0])
+    return (k[0], k[1]), (s[0], s[1]), (p[0], p[1], p[2], p[3]), (d[0], d[1])
+
+
 def bisect_thresholds(codes_of, lo: int, hi: int, levels: int, channels: int):
     """Thresholds over a large accumulator range [lo, hi] by bisection.
 
@@ -315,21 +336,6 @@ def bisect_thresholds(codes_of, lo: int, hi: int, levels: int, channels: int):
         right = np.where(hit & (left < right), mid, right)
         left = np.where(~hit & (left < right), mid + 1, left)
     return flip, left.T.astype(np.int64)
-
-
-def _conv_weights(t, node, at: dict, w: np.ndarray):
-    """(geometry (k, stride, pad), weights (OC, k*k*C) in (ky, kx, c) order) of a Conv."""
-    if len(t.shape) != 3:
-        raise UserError(f"Conv {node.name!r} needs an image input")
-    k = at.get("kernel_shape", list(w.shape[2:]))
-    s, p = at.get("strides", [1, 1]), at.get("pads", [0, 0, 0, 0])
-    if any(d != 1 for d in at.get("dilations", [1, 1])):
-        raise UserError(f"Conv {node.name!r}: dilated convolutions are not supported")
-    w = _block_diagonal(w, at.get("group", 1), t.shape[0], node)
-    if k[0] != k[1] or s[0] != s[1] or len(set(p)) > 1 or at.get("auto_pad", "NOTSET") != "NOTSET":
-        raise UserError(f"Conv {node.name!r}: square kernels, equal strides and symmetric padding are supported")
-    oc = w.shape[0]
-    return (k[0], s[0], p[0] if p else 0), w.transpose(0, 2, 3, 1).reshape(oc, -1)
 
 
 def _bias_vector(b, mh: int, node) -> np.ndarray:

@@ -10,16 +10,12 @@ is still checked on every logit and the report gives its affine fit and largest 
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 
 from flow.core.errors import UserError
 from flow.passes.accumulator import Accumulator, stored_weight_bits, weight_mode
 from flow.passes.segments import ort_session as _ort_session
-
-if TYPE_CHECKING:
-    from flow.passes.streamline import Tensor
+from flow.passes.tensor import Tensor
 
 MAX_TABLE_VALUES = 1 << 20    # the longest exact logits table kept in the graph
 MAX_OUTPUT_VALUES = 1 << 25   # integer logits beyond 2^24 have no exact float32 value anyway

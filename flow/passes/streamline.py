@@ -6,6 +6,7 @@ codes; everything between two quantizers becomes integer hardware:
 
     input -> [shape/affine ops] -> quantizer                         Thresholding on pixels
     quantized -> Reshape/Flatten | MaxPool | Pad                      absorbed / MaxPool
+    quantized -> GlobalAveragePool | AveragePool [-> Trunc]          (SlidingWindow +) GlobalAccPool [+ Thresholding]
     quantized -> Conv|MatMul|Gemm -> [affine, BatchNorm, Relu] -> quantizer  (SlidingWindow +) MVU + thresholds
     quantized -> depthwise Conv -> [affine, BatchNorm, Relu] -> quantizer  (SlidingWindow +) VVU + thresholds
     quantized -> [affine] -> quantizer                                 Thresholding (requantize)
@@ -19,7 +20,7 @@ agree with the float model on every reachable value, not only on the images trie
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import numpy as np
 
@@ -28,6 +29,8 @@ from flow.core.intype import NAMES as INPUT_TYPES
 from flow.core.intype import InputType, from_datatype, pixels
 from flow.ir.graph import DataflowGraph
 from flow.passes.lower_layer import LayerLowering
+from flow.passes.lower_pool import POOL_OPS, PoolLowering
+from flow.passes.tensor import Tensor
 from flow.core.quant import Codes, activation_codes, derive_thresholds
 from flow.passes.segments import attrs as _attrs
 from flow.passes.segments import check_ops as _check_ops
@@ -41,21 +44,7 @@ LAYER_OPS = {"MatMul", "Gemm", "Conv"}
 ACT_QUANT = {"BipolarQuant", "Quant"}
 
 
-@dataclass(frozen=True)
-class Tensor:
-    """A quantized activation as the hardware carries it: codes, logical shape, the
-    hardware stream holding it, and for a flattened tensor the logical (NCHW-flat) index
-    at each stream position."""
-
-    codes: Codes
-    shape: tuple            # (C, H, W) or (F,)
-    hw: str = "global_in"
-    perm: tuple | None = None
-    flipped: tuple | None = None  # per element: the code is complemented (binary input only)
-    pad: tuple | None = None      # (pixels, code) of a pending constant Pad before a Conv
-
-
-class Streamliner(LayerLowering):
+class Streamliner(LayerLowering, PoolLowering):
     def __init__(self, mw, intype: InputType, model_name: str):
         self.mw = mw
         self.intype = intype
@@ -135,6 +124,9 @@ class Streamliner(LayerLowering):
         rows = [(run(np.full(self.in_shape, v, np.float32)) if run else np.full(self.in_shape, v, np.float32)).ravel()
                 for v in x_vals]
         out_shape = tuple(run(np.zeros(self.in_shape, np.float32)).shape[1:]) if run else tuple(self.in_shape[1:])
+        rank = 1 if len(out_shape) == 2 else 2
+        if rank == 1:  # a (C, L) sequence: an image of height 1
+            out_shape = (out_shape[0], 1, out_shape[1])
         where = f"input quantizer {qnode.name!r}"
         u = codes.encode(np.stack(rows), where)  # (levels, elements)
         flip, thr = derive_thresholds(u, np.arange(it.levels), codes.levels, where)
@@ -166,7 +158,8 @@ class Streamliner(LayerLowering):
         node = self.add("Thresholding", {"NumChannels": chans, "PE": 1, "InputBits": it.bits, "InputSigned": 0,
                                          "NumVectors": vectors}, {"thresholds": ch_thr.astype(np.int64)},
                         ["global_in"])
-        return Tensor(codes, out_shape, node.output[0], tuple(perm.tolist()) if perm is not None else None, flipped)
+        return Tensor(codes, out_shape, node.output[0], tuple(perm.tolist()) if perm is not None else None, flipped,
+                      rank=rank)
 
     def raw_input(self) -> Tensor:
         """The integer input itself as a quantized tensor (no input quantizer in the file)."""
@@ -253,16 +246,22 @@ class Streamliner(LayerLowering):
 
     def maxpool(self, t: Tensor, node) -> Tensor:
         at = _attrs(node)
-        k = at.get("kernel_shape", [1, 1])
-        s = at.get("strides", k)
-        if len(t.shape) != 3 or k[0] != k[1] or s[0] != s[1] or any(at.get("pads", [0])) or at.get("ceil_mode", 0):
-            raise UserError(f"MaxPool {node.name!r}: square kernels and strides without padding on image tensors are supported")
+        k = list(at.get("kernel_shape", [1, 1]))
+        s, d = list(at.get("strides", k)), list(at.get("dilations", [1] * len(k)))
+        if len(t.shape) != 3 or len(k) != t.rank or any(at.get("pads", [0])) or at.get("ceil_mode", 0) or any(
+                x != 1 for x in d):
+            raise UserError(f"MaxPool {node.name!r}: kernels and strides without padding or dilation on image or "
+                            "sequence tensors are supported")
         if t.flipped is not None or t.pad is not None:
             raise UserError(f"MaxPool {node.name!r} follows a complemented input or a Pad; not supported")
+        if t.rank == 1:  # a 1-D pool as a 2-D one of height 1
+            k, s = [1, k[0]], [1, s[0]]
         c, h, w = t.shape
-        mp = self.add("MaxPool", {"H": h, "W": w, "C": c, "K": k[0], "Stride": s[0], "PE": 1,
-                                  "ElemBits": t.codes.bits}, {}, [t.hw])
-        return replace(t, shape=(c, (h - k[0]) // s[0] + 1, (w - k[0]) // s[0] + 1), hw=mp.output[0])
+        attrs = {"H": h, "W": w, "C": c, "K": k[0], "Stride": s[0], "PE": 1, "ElemBits": t.codes.bits}
+        if k[0] != k[1] or s[0] != s[1]:
+            attrs.update(KW=k[1], StrideW=s[1])
+        mp = self.add("MaxPool", attrs, {}, [t.hw])
+        return replace(t, shape=(c, (h - k[0]) // s[0] + 1, (w - k[1]) // s[1] + 1), hw=mp.output[0])
 
     def pad(self, t: Tensor, node) -> Tensor:
         """A constant Pad of H and W only; it becomes the next convolution's padding."""
@@ -270,16 +269,28 @@ class Streamliner(LayerLowering):
         pads = self.mw.get_initializer(node.input[1]) if len(node.input) > 1 and node.input[1] else at.get("pads")
         value = self.mw.get_initializer(node.input[2]) if len(node.input) > 2 and node.input[2] else 0.0
         pads = [int(p) for p in np.asarray(pads).ravel()]
-        if at.get("mode", "constant") != "constant" or len(t.shape) != 3 or len(pads) != 8:
+        if at.get("mode", "constant") != "constant" or len(t.shape) != 3 or len(pads) != 8 or t.rank != 2:
             raise UserError(f"Pad {node.name!r}: constant padding of an image tensor is supported")
-        if any(pads[i] for i in (0, 1, 4, 5)) or len(set(pads[i] for i in (2, 3, 6, 7))) != 1 or t.pad is not None:
-            raise UserError(f"Pad {node.name!r}: only equal padding of height and width is supported")
+        if any(pads[i] for i in (0, 1, 4, 5)) or t.pad is not None or min(pads) < 0:
+            raise UserError(f"Pad {node.name!r}: only padding of height and width is supported")
         v = np.float32(np.asarray(value).ravel()[0]) if np.asarray(value).size else np.float32(0)
         code = int(t.codes.encode(np.array([v]))[0])
         back = np.asarray(t.codes.scale, dtype=np.float32) * np.float32(t.codes.a * code + t.codes.o)
         if np.any(back != v):
             raise UserError(f"Pad {node.name!r} pads with {float(v)}, which the quantized tensor cannot represent")
-        return replace(t, pad=(pads[2], code))
+        return replace(t, pad=((pads[2], pads[3], pads[6], pads[7]), code))
+
+    def structural(self, node, src: str) -> None:
+        """A shape op, max-pool, Pad or average pool on the quantized tensor `src`."""
+        t, covered = self.take(src, node), [node]
+        if node.op_type in POOL_OPS:
+            t, covered = self.avgpool(t, node)
+        elif node.op_type == "MaxPool":
+            t = self.maxpool(t, node)
+        else:
+            t = self.pad(t, node) if node.op_type == "Pad" else self.reshape(t, node)
+        self.publish(covered[-1].output[0], t)
+        self.done.update(x.name for x in covered)
 
     # -- requantization and joins ----------------------------------------------------------------
     def requantize(self, t: Tensor, seg, qnext, where: str) -> Tensor:
@@ -293,8 +304,8 @@ class Streamliner(LayerLowering):
         steps = (codes.a * u + codes.o).astype(np.float32)
         x = (codes.scales(c).astype(np.float32)[None, :] * steps[:, None]).astype(np.float32)  # (levels, C)
         if len(t.shape) == 3:
-            x = x[:, :, None, None]
-            shape = ("N", c, 1, 1)
+            x = x.reshape(len(u), c, *(1,) * t.rank)
+            shape = ("N", c, *(1,) * t.rank)
         else:
             shape = ("N", c)
         y = _ort_session(self.mw, seg, seg[0].input[0], shape, qnext.input[0])(x) if seg else x
@@ -310,7 +321,7 @@ class Streamliner(LayerLowering):
         vectors = int(np.prod(t.shape[1:])) if len(t.shape) == 3 else 1
         node = self.add("Thresholding", {"NumChannels": c, "PE": 1, "InputBits": codes.bits, "InputSigned": 0,
                                          "NumVectors": vectors}, {"thresholds": thr.astype(np.int64)}, [t.hw])
-        return Tensor(nxt, t.shape, node.output[0], t.perm)
+        return Tensor(nxt, t.shape, node.output[0], t.perm, rank=t.rank)
 
     def join(self, a: Tensor, b: Tensor, node) -> Tensor:
         """Add of two quantized tensors with one scale: AddStreams of the codes."""
@@ -331,7 +342,7 @@ class Streamliner(LayerLowering):
         levels = ca.levels + cb.levels - 1
         s = self.add("AddStreams", {"NumElems": elems, "PE": 1, "InBitsA": ca.bits, "InBitsB": cb.bits,
                                     "OutputBits": max(1, int(levels - 1).bit_length()), "Signed": 0}, {}, inputs)
-        return Tensor(Codes(levels, 1, ca.o + cb.o, ca.scale), a.shape, s.output[0], a.perm)
+        return Tensor(Codes(levels, 1, ca.o + cb.o, ca.scale), a.shape, s.output[0], a.perm, rank=a.rank)
 
     # -- driver -----------------------------------------------------------------------------------
     def run(self) -> DataflowGraph:
@@ -358,11 +369,8 @@ class Streamliner(LayerLowering):
         """Lower one node (with the float segment it starts); True when it produced the output."""
         dyn = [i for i in node.input if i and i not in self.inits]
         kind = node.op_type
-        if kind in SHAPE_OPS | {"MaxPool", "Pad"}:
-            t = self.take(dyn[0], node)
-            t = self.maxpool(t, node) if kind == "MaxPool" else self.pad(t, node) if kind == "Pad" else self.reshape(t, node)
-            self.publish(node.output[0], t)
-            self.done.add(node.name)
+        if kind in SHAPE_OPS | POOL_OPS | {"MaxPool", "Pad"}:
+            self.structural(node, dyn[0])
         elif kind in LAYER_OPS:
             t = self.take(dyn[0], node)
             seg, qnext = self.chain_to_quantizer(node.output[0], node)
@@ -384,7 +392,7 @@ class Streamliner(LayerLowering):
         elif kind in ACT_QUANT | FLOAT_OPS and len(dyn) == 1:
             self.requantize_from(node, dyn[0])
         else:
-            _check_ops([node], SHAPE_OPS | FLOAT_OPS | LAYER_OPS | ACT_QUANT | {"MaxPool", "Pad"},
+            _check_ops([node], SHAPE_OPS | FLOAT_OPS | LAYER_OPS | ACT_QUANT | POOL_OPS | {"MaxPool", "Pad"},
                        "in this position")
             raise UserError(f"node {node.name!r} ({kind}) combines {len(dyn)} computed tensors; only Add joins two")
         return False

@@ -1,9 +1,10 @@
 // NHWC max-pool: an H x W x C image (PE channels per beat, (y, x, c) order) to the
-// OH x OW x C maxima of its K x K windows at stride STRIDE (no padding),
-// OH = (H-K)/STRIDE + 1. Elements are SIGNED or unsigned; on 1-bit unsigned data the max
+// OH x OW x C maxima of its K x K_W windows at strides STRIDE, STRIDE_W (no padding),
+// OH = (H-K)/STRIDE + 1, OW = (W-K_W)/STRIDE_W + 1 (K_W, STRIDE_W default to K, STRIDE).
+// Elements are SIGNED or unsigned; on 1-bit unsigned data the max
 // is an OR. A sliding_window engine lists every window's taps, a reducer keeps the
-// running maximum of the window's C/PE beats and emits one beat per K*K taps.
-// Steady state: max(H*W, OH*OW*K*K) * C/PE cycles per frame, the sliding window's rate.
+// running maximum of the window's C/PE beats and emits one beat per K*K_W taps.
+// Steady state: max(H*W, OH*OW*K*K_W) * C/PE cycles per frame, the sliding window's rate.
 module maxpool #(
     parameter int H = 4,
     parameter int W = 4,
@@ -13,7 +14,9 @@ module maxpool #(
     parameter int PE = 1,
     parameter int ELEM_BITS = 4,
     parameter int SIGNED = 0,
-    parameter RAM_STYLE = "auto"
+    parameter RAM_STYLE = "auto",
+    parameter int K_W = K,
+    parameter int STRIDE_W = STRIDE
 ) (
     input  logic                      ap_clk,
     input  logic                      ap_rst_n,
@@ -26,7 +29,7 @@ module maxpool #(
 );
     localparam int DW = PE * ELEM_BITS;
     localparam int CF = C / PE;
-    localparam int TAPS = K * K;
+    localparam int TAPS = K * K_W;
     localparam int CFW = (CF > 1) ? $clog2(CF) : 1;
     localparam int TPW = (TAPS > 1) ? $clog2(TAPS) : 1;
 
@@ -34,7 +37,8 @@ module maxpool #(
     logic          win_tvalid, win_tready;
     sliding_window #(
         .IFM_H(H), .IFM_W(W), .C(C), .K(K), .STRIDE(STRIDE), .PAD(0), .PAD_VALUE(0),
-        .SIMD(PE), .ELEM_BITS(ELEM_BITS), .RAM_STYLE(RAM_STYLE)
+        .SIMD(PE), .ELEM_BITS(ELEM_BITS), .RAM_STYLE(RAM_STYLE), .K_W(K_W), .STRIDE_W(STRIDE_W), .PAD_LEFT(0),
+        .PAD_BOTTOM(0), .PAD_RIGHT(0)
     ) u_win (
         .ap_clk(ap_clk), .ap_rst_n(ap_rst_n),
         .s_axis_tdata(s_axis_tdata), .s_axis_tvalid(s_axis_tvalid), .s_axis_tready(s_axis_tready),

@@ -1,11 +1,16 @@
 // NHWC sliding-window generator with a circular line buffer.
 //
 // Input: an IFM_H x IFM_W x C image, SIMD channels per beat, beats in (y, x, c) order
-// (IN_BEATS = IFM_H*IFM_W*C/SIMD per frame). Output: for every window (oy, ox) the K*K*C
-// elements in (ky, kx, c) order, SIMD per beat (OUT_BEATS = OH*OW*K*K*C/SIMD), with
-// OH = (IFM_H + 2*PAD - K)/STRIDE + 1 (OW likewise). Taps outside the image read PAD_VALUE.
+// (IN_BEATS = IFM_H*IFM_W*C/SIMD per frame). Output: for every window (oy, ox) the K*K_W*C
+// elements in (ky, kx, c) order, SIMD per beat (OUT_BEATS = OH*OW*K*K_W*C/SIMD), with
+// OH = (IFM_H + PAD + PAD_BOTTOM - (K-1)*DIL_H - 1)/STRIDE + 1 and
+// OW = (IFM_W + PAD_LEFT + PAD_RIGHT - (K_W-1)*DIL_W - 1)/STRIDE_W + 1. K, STRIDE and PAD
+// are the height's kernel, stride and top padding; the width's and the other sides default
+// to them (a square window), the dilations to 1. Taps outside the image read PAD_VALUE.
+// A 1-D window is IFM_H = K = 1.
 //
-// Buffer: BD = 2**ceil(log2((K+STRIDE)*IFM_W*C/SIMD)) beats of SIMD*ELEM_BITS bits. Input beat
+// Buffer: BD = 2**ceil(log2((KEH+STRIDE)*IFM_W*C/SIMD)) beats of SIMD*ELEM_BITS bits, with
+// KEH = (K-1)*DIL_H + 1 the rows one window spans. Input beat
 // g of the stream (counted over frames) lives at address g mod BD. The writer may run ahead
 // of the reader up to BD beats past the first image row of the reader's current window row,
 // and up to two frames ahead, so frames overlap and both sides stream at one beat per clock.
@@ -23,6 +28,13 @@ module sliding_window #(
     parameter int PAD_VALUE = 0,
     parameter int SIMD = 1,
     parameter int ELEM_BITS = 4,
+    parameter int K_W = K,
+    parameter int STRIDE_W = STRIDE,
+    parameter int PAD_LEFT = PAD,
+    parameter int PAD_BOTTOM = PAD,
+    parameter int PAD_RIGHT = PAD_LEFT,
+    parameter int DIL_H = 1,
+    parameter int DIL_W = 1,
     /* verilator lint_off UNUSEDPARAM */
     parameter RAM_STYLE = "auto"  // only read by synthesis (ram_style attribute of the buffer)
     /* verilator lint_on UNUSEDPARAM */
@@ -38,23 +50,29 @@ module sliding_window #(
 );
     localparam int DW = SIMD * ELEM_BITS;
     localparam int CF = C / SIMD;
-    localparam int OH = (IFM_H + 2 * PAD - K) / STRIDE + 1;
-    localparam int OW = (IFM_W + 2 * PAD - K) / STRIDE + 1;
+    localparam int KEH = (K - 1) * DIL_H + 1;              // rows one window spans
+    localparam int KEW = (K_W - 1) * DIL_W + 1;            // columns one window spans
+    localparam int OH = (IFM_H + PAD + PAD_BOTTOM - KEH) / STRIDE + 1;
+    localparam int OW = (IFM_W + PAD_LEFT + PAD_RIGHT - KEW) / STRIDE_W + 1;
     localparam int ROWB = IFM_W * CF;                      // beats per image row
     localparam int NIN = IFM_H * ROWB;                     // input beats per frame
-    localparam int AW = $clog2((K + STRIDE) * ROWB);       // buffer address bits
+    localparam int AW = $clog2((KEH + STRIDE) * ROWB);     // buffer address bits
     localparam int BD = 1 << AW;
+    localparam int PMAX = (PAD > PAD_LEFT) ? PAD : PAD_LEFT;
+    localparam int KMAX = (K > K_W) ? K : K_W;
+    localparam int KEMAX = (KEH > KEW) ? KEH : KEW;
     // signed index arithmetic: frame-relative beat indices, padded rows/columns negative
-    localparam int IW = $clog2(NIN + BD + (K + STRIDE + PAD) * ROWB + 1) + 2;
-    localparam int CW = $clog2(((CF > K) ? CF : K) + 1) + 1;
+    localparam int IW = $clog2(NIN + BD + (KEH + STRIDE + PAD) * ROWB + PAD_LEFT * CF + 1) + 2;
+    localparam int CW = $clog2(((CF > KMAX) ? CF : KMAX) + 1) + 1;
     localparam int OYW = $clog2(OH + 1) + 1;
     localparam int OXW = $clog2(OW + 1) + 1;
-    localparam int YW = $clog2(IFM_H + K + STRIDE * OH + PAD + 1) + 2;
-    localparam int XW = $clog2(IFM_W + K + STRIDE * OW + PAD + 1) + 2;
+    localparam int YW = $clog2(IFM_H + KEMAX + STRIDE * OH + PMAX + 1) + 2;
+    localparam int XW = $clog2(IFM_W + KEMAX + STRIDE_W * OW + PMAX + 1) + 2;
 
     initial begin
         if (C % SIMD != 0) $error("sliding_window: SIMD must divide C");
-        if (IFM_H + 2 * PAD < K || IFM_W + 2 * PAD < K) $error("sliding_window: kernel larger than the padded image");
+        if (IFM_H + PAD + PAD_BOTTOM < KEH || IFM_W + PAD_LEFT + PAD_RIGHT < KEW)
+            $error("sliding_window: kernel larger than the padded image");
     end
 
     (* ram_style = RAM_STYLE *) logic [DW-1:0] buffer [BD];
@@ -82,7 +100,7 @@ module sliding_window #(
 
     wire pad_tap = (iy < 0) || (iy >= YW'(IFM_H)) || (ix < 0) || (ix >= XW'(IFM_W));
     wire last_cf = (cf == CW'(CF - 1));
-    wire last_kx = (kx == CW'(K - 1));
+    wire last_kx = (kx == CW'(K_W - 1));
     wire last_ky = (ky == CW'(K - 1));
     wire last_ox = (ox == OXW'(OW - 1));
     wire last_oy = (oy == OYW'(OH - 1));
@@ -101,10 +119,10 @@ module sliding_window #(
             waddr <= '0;
             oy <= '0; ox <= '0; ky <= '0; kx <= '0; cf <= '0;
             y0 <= YW'(-PAD);  iy <= YW'(-PAD);
-            x0 <= XW'(-PAD);  ix <= XW'(-PAD);
+            x0 <= XW'(-PAD_LEFT);  ix <= XW'(-PAD_LEFT);
             row_base <= IW'(-PAD * ROWB);
-            win_base <= IW'(-PAD * ROWB - PAD * CF);
-            idx <= IW'(-PAD * ROWB - PAD * CF);
+            win_base <= IW'(-PAD * ROWB - PAD_LEFT * CF);
+            idx <= IW'(-PAD * ROWB - PAD_LEFT * CF);
             free_from <= '0;
             rbase <= '0;
         end else begin
@@ -122,42 +140,42 @@ module sliding_window #(
                 end else if (!last_kx) begin
                     cf <= '0;
                     kx <= kx + 1'b1;
-                    ix <= ix + 1'b1;
-                    idx <= idx + 1'b1;                        // next pixel, channel 0
+                    ix <= ix + XW'(DIL_W);
+                    idx <= idx + IW'((DIL_W - 1) * CF + 1);   // next tap pixel, channel 0
                 end else if (!last_ky) begin
                     cf <= '0;
                     kx <= '0;
                     ky <= ky + 1'b1;
                     ix <= x0;
-                    iy <= iy + 1'b1;
-                    idx <= idx + IW'(ROWB - (K - 1) * CF - (CF - 1));
+                    iy <= iy + YW'(DIL_H);
+                    idx <= idx + IW'(DIL_H * ROWB - (K_W - 1) * DIL_W * CF - (CF - 1));
                 end else if (!last_ox) begin
                     cf <= '0; kx <= '0; ky <= '0;
                     ox <= ox + 1'b1;
-                    x0 <= x0 + XW'(STRIDE);
-                    ix <= x0 + XW'(STRIDE);
+                    x0 <= x0 + XW'(STRIDE_W);
+                    ix <= x0 + XW'(STRIDE_W);
                     iy <= y0;
-                    win_base <= win_base + IW'(STRIDE * CF);
-                    idx <= win_base + IW'(STRIDE * CF);
+                    win_base <= win_base + IW'(STRIDE_W * CF);
+                    idx <= win_base + IW'(STRIDE_W * CF);
                 end else if (!last_oy) begin
                     cf <= '0; kx <= '0; ky <= '0; ox <= '0;
                     oy <= oy + 1'b1;
                     y0 <= y0 + YW'(STRIDE);
                     iy <= y0 + YW'(STRIDE);
-                    x0 <= XW'(-PAD);
-                    ix <= XW'(-PAD);
+                    x0 <= XW'(-PAD_LEFT);
+                    ix <= XW'(-PAD_LEFT);
                     row_base <= row_base + IW'(STRIDE * ROWB);
-                    win_base <= row_base + IW'(STRIDE * ROWB - PAD * CF);
-                    idx <= row_base + IW'(STRIDE * ROWB - PAD * CF);
+                    win_base <= row_base + IW'(STRIDE * ROWB - PAD_LEFT * CF);
+                    idx <= row_base + IW'(STRIDE * ROWB - PAD_LEFT * CF);
                     // rows above the next window row are no longer needed
                     if ($signed(row_base + IW'(STRIDE * ROWB)) > 0) free_from <= row_base + IW'(STRIDE * ROWB);
                 end else begin
                     cf <= '0; kx <= '0; ky <= '0; ox <= '0; oy <= '0;
                     y0 <= YW'(-PAD);  iy <= YW'(-PAD);
-                    x0 <= XW'(-PAD);  ix <= XW'(-PAD);
+                    x0 <= XW'(-PAD_LEFT);  ix <= XW'(-PAD_LEFT);
                     row_base <= IW'(-PAD * ROWB);
-                    win_base <= IW'(-PAD * ROWB - PAD * CF);
-                    idx <= IW'(-PAD * ROWB - PAD * CF);
+                    win_base <= IW'(-PAD * ROWB - PAD_LEFT * CF);
+                    idx <= IW'(-PAD * ROWB - PAD_LEFT * CF);
                     free_from <= '0;
                     rbase <= rbase + AW'(NIN);
                 end
