@@ -137,7 +137,7 @@ class Streamliner(LayerLowering, PoolLowering):
             # bit = (p <= P), thr = -P: carry the complement p >= P + 1 and flip the next layer
             thr = np.where(flip[:, None], -thr + 1, thr)
         flipped = None
-        if len(out_shape) == 3 and len(self.in_shape) == 4:
+        if len(out_shape) == 3 and (len(self.in_shape) == 4 or rank == 1):
             c, h, w = out_shape
             per = thr.reshape(c, h * w, -1)
             if not np.all(per == per[:, :1]):
@@ -166,6 +166,8 @@ class Streamliner(LayerLowering, PoolLowering):
         shape = tuple(self.in_shape[1:])
         if len(shape) in (1, 3):
             return Tensor(self.intype.codes(), shape, "global_in")
+        if len(shape) == 2:  # a (C, L) sequence: an image of height 1, channels last on the wire
+            return Tensor(self.intype.codes(), (shape[0], 1, shape[1]), "global_in", rank=1)
         perm = channels_last_permutation(shape)
         return Tensor(self.intype.codes(), (int(perm.size),), "global_in", tuple(perm.tolist()))
 
