@@ -178,6 +178,10 @@ class HWOp:
         ib, ob = self.in_stream().beats, self.out_stream().beats
         return -(-np.arange(1, ob + 1, dtype=np.int64) * ib // ob)
 
+    def beats_needed_of(self, port: int) -> np.ndarray:
+        """`beats_needed` of input `port` (ops whose inputs are read in turns, as a concat, override it)."""
+        return self.beats_needed()
+
     def resources(self) -> dict:
         """Analytic resource estimate (LUT, FF, BRAM, DSP)."""
         raise NotImplementedError(f"{self.op_type} lacks a resource model")
@@ -193,8 +197,11 @@ class HWOp:
 
     def rtl_stage(self) -> dict:
         """Everything the RTL top generator needs of this op's engine instance."""
+        ins = [self.in_stream_of(k).width for k in range(len(self.engine.inputs))]
+        outs = [self.out_stream_of(k).width for k in range(len(self.engine.outputs))]
         return {"module": self.engine.module, "name": self.name, "params": self.rtl_params(),
-                "in_bits": self.in_stream().width, "out_bits": self.out_stream().width, "memories": self.memories()}
+                "in_bits": ins if len(ins) > 1 else ins[0], "out_bits": outs if len(outs) > 1 else outs[0],
+                "memories": self.memories()}
 
     @classmethod
     def port_widths(cls, params: dict) -> tuple[list[int], list[int]]:

@@ -9,7 +9,7 @@ codes; everything between two quantizers becomes integer hardware:
     quantized -> Conv|MatMul|Gemm -> [affine, BatchNorm] -> quantizer  (SlidingWindow +) MVU + thresholds
     quantized -> [affine] -> quantizer                                 Thresholding (requantize)
     quantized + quantized (Add) -> [affine] -> quantizer               AddStreams + Thresholding
-    a quantized tensor read twice                                      Duplicate (+ FIFO on the shortcut)
+    a quantized tensor read twice                                      Duplicate (+ FIFOs on the branches)
     ... -> MatMul|Gemm -> [affine] -> output                           MVU (+ FixedScale) + LabelSelect
 
 Thresholds come from evaluating each float segment, exactly as the ONNX file computes
@@ -244,23 +244,34 @@ class Streamliner(LayerLowering):
     def join(self, a: Tensor, b: Tensor, node) -> Tensor:
         """Add of two quantized tensors with one scale: AddStreams of the codes."""
         ca, cb = a.codes, b.codes
-        if ca.a != 1 or cb.a != 1 or ca.scale != cb.scale or a.shape != b.shape or a.perm != b.perm:
+        if ca.a != 1 or cb.a != 1 or ca.scale != cb.scale or a.shape != b.shape or _order(a) != _order(b):
             raise UserError(f"Add {node.name!r}: both inputs must be multi-bit quantized tensors of one shape and one scale")
         elems = int(np.prod(a.shape))
+        levels = ca.levels + cb.levels - 1
+        s = self.add("AddStreams", {"NumElems": elems, "PE": 1, "InBitsA": ca.bits, "InBitsB": cb.bits,
+                                    "OutputBits": max(1, int(levels - 1).bit_length()), "Signed": 0}, {},
+                     self.join_inputs(a, b))
+        return Tensor(Codes(levels, 1, ca.o + cb.o, ca.scale), a.shape, s.output[0], a.perm)
+
+    def join_inputs(self, a: Tensor, b: Tensor) -> list[str]:
+        """The streams a join reads: a branch straight from a fork (a copy) waits in a FIFO while
+        the other computes; when both branches compute, each ends in a FIFO (flow.passes.fifo
+        sizes them from the ops' dependency curves)."""
+        direct = [self._from_fork(t) for t in (a, b)]
         inputs = []
-        for t in (a, b):
-            src = self.dfg.producer(t.hw)
-            if src is not None and src.op_type == "Duplicate":
-                # the shortcut waits while the other branch fills its line buffers: hold a frame
+        for t, d in zip((a, b), direct):
+            if d or not any(direct):
+                elems = int(np.prod(t.shape))
                 f = self.add("StreamFIFO", {"Elems": elems, "ElemBits": t.codes.bits, "PE": 1, "DepthElems": elems},
                              {}, [t.hw])
                 inputs.append(f.output[0])
             else:
                 inputs.append(t.hw)
-        levels = ca.levels + cb.levels - 1
-        s = self.add("AddStreams", {"NumElems": elems, "PE": 1, "InBitsA": ca.bits, "InBitsB": cb.bits,
-                                    "OutputBits": max(1, int(levels - 1).bit_length()), "Signed": 0}, {}, inputs)
-        return Tensor(Codes(levels, 1, ca.o + cb.o, ca.scale), a.shape, s.output[0], a.perm)
+        return inputs
+
+    def _from_fork(self, t: Tensor) -> bool:
+        src = self.dfg.producer(t.hw)
+        return src is not None and src.op_type == "Duplicate"
 
     # -- driver -----------------------------------------------------------------------------------
     def run(self) -> DataflowGraph:
@@ -339,6 +350,13 @@ class Streamliner(LayerLowering):
                                     "wire_order": "NHWC"})
         self.dfg.finalize_io()
         return self.dfg
+
+
+def _order(t: Tensor) -> tuple | None:
+    """The stream order of a flattened tensor, None where it is the logical order."""
+    if t.perm is None or t.perm == tuple(range(len(t.perm))):
+        return None
+    return t.perm
 
 
 def streamline(mw, input_scale: float | None = None, model_name: str = "model") -> DataflowGraph:
