@@ -9,6 +9,7 @@ codes; everything between two quantizers becomes integer hardware:
     quantized -> Conv|MatMul|Gemm -> [affine, BatchNorm] -> quantizer  (SlidingWindow +) MVU + thresholds
     quantized -> [affine] -> quantizer                                 Thresholding (requantize)
     quantized + quantized (Add) -> [affine] -> quantizer               AddStreams + Thresholding
+    Concat(quantized, quantized) along channels, one scale             StreamingConcat
     a quantized tensor read twice                                      Duplicate (+ FIFOs on the branches)
     ... -> MatMul|Gemm -> [affine] -> output                           MVU (+ FixedScale) + LabelSelect
 
@@ -273,6 +274,32 @@ class Streamliner(LayerLowering):
         src = self.dfg.producer(t.hw)
         return src is not None and src.op_type == "Duplicate"
 
+    def concat(self, a: Tensor, b: Tensor, node) -> Tensor:
+        """Concat of two quantized tensors of one scale along channels: StreamingConcat of the codes."""
+        ca, cb = a.codes, b.codes
+        if ca.scale != cb.scale:
+            raise UserError(f"Concat {node.name!r}: its inputs have the scales {ca.scale} and {cb.scale}; "
+                            "concatenating tensors of one scale is supported")
+        if (ca.a, ca.o, ca.bipolar) != (cb.a, cb.o, cb.bipolar) \
+                or any(x is not None for x in (a.flipped, b.flipped, a.pad, b.pad)):
+            raise UserError(f"Concat {node.name!r}: its inputs are quantized differently (signedness, range or "
+                            "a pending Pad); concatenating outputs of one kind of quantizer is supported")
+        axis = int(_attrs(node).get("axis", 1))
+        rank = len(a.shape)
+        if len(b.shape) != rank or axis not in (1, -rank) or a.shape[1:] != b.shape[1:]:
+            raise UserError(f"Concat {node.name!r}: concatenating along channels (axis 1) of tensors with equal "
+                            f"other dimensions is supported, got {a.shape} and {b.shape} on axis {axis}")
+        vectors = int(np.prod(a.shape[1:]))
+        c = self.add("StreamingConcat", {"NumVectors": vectors, "ChannelsA": a.shape[0], "ChannelsB": b.shape[0],
+                                         "ElemBitsA": ca.bits, "ElemBitsB": cb.bits, "SIMD": 1}, {},
+                     self.join_inputs(a, b))
+        perm = None
+        if rank == 1 and (_order(a) or _order(b)):
+            pa, pb = (list(t.perm) if t.perm is not None else list(range(t.shape[0])) for t in (a, b))
+            perm = tuple(pa + [a.shape[0] + i for i in pb])
+        codes = replace(ca, levels=max(ca.levels, cb.levels))
+        return Tensor(codes, (a.shape[0] + b.shape[0], *a.shape[1:]), c.output[0], perm)
+
     # -- driver -----------------------------------------------------------------------------------
     def run(self) -> DataflowGraph:
         nodes = self.nodes
@@ -325,6 +352,9 @@ class Streamliner(LayerLowering):
                     raise UserError(f"Add {node.name!r} must be followed by an activation quantizer")
                 self.publish(qnext.output[0], self.requantize(s, seg, qnext, f"Add {node.name!r}"))
                 self.done.update(x.name for x in [node, *seg, qnext])
+            elif kind == "Concat" and len(dyn) == 2:
+                self.publish(node.output[0], self.concat(self.take(dyn[0], node), self.take(dyn[1], node), node))
+                self.done.add(node.name)
             elif kind in ACT_QUANT | AFFINE_OPS and len(dyn) == 1:
                 t = self.take(dyn[0], node)
                 if kind in ACT_QUANT:
@@ -338,9 +368,10 @@ class Streamliner(LayerLowering):
                 self.publish(qnext.output[0], self.requantize(t, seg, qnext, f"quantizer {qnext.name!r}"))
                 self.done.update(x.name for x in [*seg, qnext])
             else:
-                _check_ops([node], SHAPE_OPS | AFFINE_OPS | LAYER_OPS | ACT_QUANT | {"MaxPool", "Pad"},
+                _check_ops([node], SHAPE_OPS | AFFINE_OPS | LAYER_OPS | ACT_QUANT | {"MaxPool", "Pad", "Concat"},
                            "in this position")
-                raise UserError(f"node {node.name!r} ({kind}) combines {len(dyn)} computed tensors; only Add joins two")
+                raise UserError(f"node {node.name!r} ({kind}) combines {len(dyn)} computed tensors; Add and Concat "
+                                "join two")
         if not finished:
             raise UserError("the model ends in a quantized activation; a final MatMul/Gemm layer producing class "
                             "scores is required")
