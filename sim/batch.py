@@ -18,6 +18,8 @@ from pathlib import Path
 from cocotb_lib import REPO, run_cocotb
 from engine_cases import SOURCES, make_case, port_prefixes
 
+from flow.ops.concat import StreamingConcat
+
 MEM_PARAMS = ("WEIGHTS_FILE", "THRESH_FILE", "PARAMS_FILE")
 
 
@@ -42,6 +44,8 @@ def port_widths(engine: str, p: dict) -> tuple[list[int], list[int]]:
         return [p["SIMD"] * p["ELEM_BITS"]], [p["SIMD"] * p["ELEM_BITS"]]
     if engine == "maxpool":
         return [p["PE"] * p["ELEM_BITS"]], [p["PE"] * p["ELEM_BITS"]]
+    if engine == "streaming_concat":
+        return StreamingConcat.port_widths(p)
     if engine == "add_streams":
         return [p["PE"] * p["A_BITS"], p["PE"] * p["B_BITS"]], [p["PE"] * p["OUT_BITS"]]
     raise ValueError(f"unknown engine {engine!r}")

@@ -13,6 +13,7 @@ from flow.ops import semantics
 from flow.codegen.rtlgen import (ENGINE_PORTS, ENGINE_SOURCES, fixed_scale_lane_bits, fixed_scale_param_words,
                          int_mvu_weight_bits, int_mvu_weight_words, mem_text, mvu_weight_words, thresh_words)
 from flow.core.wire import pack_beats
+from flow.ops.concat import StreamingConcat
 
 SOURCES = {k: list(v) for k, v in ENGINE_SOURCES.items()}  # engine -> library files (relative to rtl/)
 
@@ -31,6 +32,7 @@ TESTBENCHES: dict[str, str] = {
     "duplicate": "tb_batch",
     "add_streams": "tb_batch",
     "fixed_scale": "tb_batch",
+    "streaming_concat": "tb_batch",
 }
 
 
@@ -245,6 +247,7 @@ NEW_CASES = {
     "duplicate": _case_duplicate,
     "add_streams": _case_add_streams,
     "fixed_scale": _case_fixed_scale,
+    "streaming_concat": lambda p, rng, frames: Case(**StreamingConcat.testbench_case(p, rng, frames)),
 }
 
 

@@ -28,7 +28,7 @@ DEFAULT_PART = "xczu3eg-sbva484-1-e"
 TB_FRAMES = 4
 RAM_IMPL = {"auto": "auto", "block": "bram", "distributed": "lutram", "ultra": "uram"}
 LIBRARY = ("common.h", "mvu_binary.h", "mvu_int.h", "thresholding.h", "sliding_window.h", "maxpool.h",
-           "global_pool.h", "label_select.h", "dwc.h", "stream_ops.h", "fixed_scale.h", "bnnflow.h")
+           "global_pool.h", "label_select.h", "dwc.h", "stream_ops.h", "fixed_scale.h", "concat.h", "bnnflow.h")
 HARNESS = "csim_main.cpp"
 
 
@@ -59,6 +59,13 @@ def stage(op, args: list, memories: list[dict] = (), out_signed: bool = False) -
     """The description of one op's call in the generated top (hls_stage helper)."""
     return {"function": op.hls_function, "name": op.name, "op": op.op_type, "args": [int(a) for a in args],
             "memories": list(memories), "out_signed": bool(out_signed)}
+
+
+def _contract_stage(op) -> dict:
+    """The call of an op that declares its HLS function and named config struct."""
+    return {"function": op.hls.function, "name": op.name, "op": op.op_type, "args": [], "memories": [],
+            "out_signed": False, "config_name": f"{c_name(op.name)}_config",
+            "config": [(k, int(v)) for k, v in op.hls_config().items()]}
 
 
 def _chunks(word_bits: int) -> int:
@@ -96,7 +103,7 @@ def design_info(graph: DataflowGraph, logits: bool = False) -> dict:
     stream_of = {"global_in": "s_axis", out_tensor: "m_axis"}
     streams, stages, memories = [], [], []
     forks = {t for o in ops if len(o.stream_outputs) > 1 for t in o.stream_outputs}
-    hls_stages = {o.name: o.hls_stage() for o in ops}
+    hls_stages = {o.name: _contract_stage(o) if o.hls is not None else o.hls_stage() for o in ops}
     for o in ops:
         for k, t in enumerate(o.stream_outputs):
             if t in stream_of:

@@ -29,6 +29,7 @@ ENGINE_SOURCES: dict[str, tuple[str, ...]] = {
     "duplicate": ("stream_ops/duplicate.sv",),
     "add_streams": ("stream_ops/add_streams.sv",),
     "fixed_scale": ("fixed_scale/fixed_scale.sv",),
+    "streaming_concat": ("stream_ops/concat.sv",),
 }
 
 # engines that move or copy streams without computing on them (no op of their own needed)
@@ -38,6 +39,7 @@ INFRASTRUCTURE = frozenset({"fifo", "dwc", "duplicate"})
 ENGINE_PORTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "duplicate": (("s_axis",), ("m0_axis", "m1_axis")),
     "add_streams": (("s0_axis", "s1_axis"), ("m_axis",)),
+    "streaming_concat": (("s0_axis", "s1_axis"), ("m_axis",)),
 }
 DEFAULT_PORTS = (("s_axis",), ("m_axis",))
 

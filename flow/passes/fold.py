@@ -119,6 +119,11 @@ def _fold_elementwise(g: DataflowGraph, ops, target_cycles: int, skip=frozenset(
             elif prev is not None:
                 prefer = prev.out_stream().lanes
             op.set_attr("PE", _smallest_lanes(n, vec, target_cycles, prefer))
+        elif op.op_type == "StreamingConcat":
+            ca, cb = op.attr("ChannelsA"), op.attr("ChannelsB")
+            g = math.gcd(ca, cb)
+            op.set_attr("SIMD", _smallest_lanes(g, op.attr("NumVectors") * (ca + cb) // g, target_cycles,
+                                                prev.out_stream().lanes if prev else None))
         elif op.op_type in ("Duplicate", "AddStreams", "StreamFIFO"):
             n = op.attr("NumElems") if op.op_type != "StreamFIFO" else op.attr("Elems")
             op.set_attr("PE", _smallest_lanes(n, 1, target_cycles, prev.out_stream().lanes if prev else None))
@@ -164,6 +169,7 @@ _FINN_KINDS = {
     ("FixedScale",): re.compile(r"^(ChannelwiseOp|ChannelwiseOp_Batch)(_hls|_rtl)?_(\d+)$"),
     ("Duplicate",): re.compile(r"^(DuplicateStreams|DuplicateStreams_Batch)(_hls|_rtl)?_(\d+)$"),
     ("AddStreams",): re.compile(r"^(AddStreams|AddStreams_Batch)(_hls|_rtl)?_(\d+)$"),
+    ("StreamingConcat",): re.compile(r"^(StreamingConcat)(_hls|_rtl)?_(\d+)$"),
 }
 _FIFO_KEYS = ("inFIFODepths", "outFIFODepths")
 FINN_NO_FIFO = 2  # FINN's depth for an edge without a FIFO of its own
@@ -238,7 +244,8 @@ def _fifo_depth_entry(g: DataflowGraph, by_name: dict, op) -> dict:
 _FINN_NAMES = {"BinaryMVU": "MVAU_hls", "IntMVU": "MVAU_hls", "Thresholding": "Thresholding_hls",
                "SlidingWindow": "ConvolutionInputGenerator_rtl", "MaxPool": "StreamingMaxPool_hls",
                "FixedScale": "ChannelwiseOp_hls", "LabelSelect": "LabelSelect_hls",
-               "Duplicate": "DuplicateStreams_hls", "AddStreams": "AddStreams_hls"}
+               "Duplicate": "DuplicateStreams_hls", "AddStreams": "AddStreams_hls",
+               "StreamingConcat": "StreamingConcat_hls"}
 
 
 def folding_config(graph: DataflowGraph, finn_names: bool = True) -> dict:
