@@ -24,7 +24,11 @@ maximised over j, is the most the FIFO must ever hold: at that depth the fork ne
 on a full FIFO while the join waits on the fork, so no state is stuck (`MinDepth`). The
 curves of the branch's own port never ask for more (q_b(N_b[j] - 1) is below what beat j
 draws), so the maximum over the other branches suffices. A branch without a FIFO must
-need no buffering at all by the same count (checked).
+need no buffering at all by the same count (checked). The count credits no buffering
+inside the ops (an MVU's input vector, register stages), so the bound is safe rather than
+tight where the branch before a FIFO computes: on the Add of a 3x3 and a 1x1 convolution
+branch (tests/test_branches.py, "add") the 1x1 branch's bound is 48 beats and the RTL runs
+from 21 (an identity shortcut's bound is tight: one beat less deadlocks).
 For full rate the other branch must also run ahead of the join by its pipeline (one output
 block of every op, e.g. a whole output vector of an MVU, plus a few register stages), so
 the depth adds the beats of that lead. Two frames are evaluated so that the overlap of
