@@ -90,10 +90,27 @@ class InputShortcutMLP(torch.nn.Module):
         return self.fc(self.qsum(q + self.qin(self.bn0(self.fc0(q)))))
 
 
+class FlatConcat(torch.nn.Module):
+    """Two conv branches, each flattened (NHWC stream order), concatenated as flat vectors."""
+
+    def __init__(self):
+        super().__init__()
+        self.qin, self.q = QuantIdentity(bit_width=4), QuantIdentity(bit_width=4)
+        self.ca, self.bna = _conv(1, 3, 3), torch.nn.BatchNorm2d(3)
+        self.cb, self.bnb = _conv(1, 2, 1), torch.nn.BatchNorm2d(2)
+        self.fc = QuantLinear(5 * 16, 10, **W4)
+
+    def forward(self, x):
+        y = self.qin(x)
+        a = torch.flatten(self.q(self.bna(self.ca(y))), 1)
+        return self.fc(torch.cat([a, torch.flatten(self.q(self.bnb(self.cb(y))), 1)], dim=1))
+
+
 MODELS = {
     "add": (lambda: Branches("add"), (1, 6, 6), 300),
     "cat-lanes": (lambda: Branches("cat", 8, 4), (1, 6, 6), 300),
     "input-shortcut-mlp": (lambda: InputShortcutMLP(), (1, 4, 4), 64),
+    "flat-cat": (lambda: FlatConcat(), (1, 4, 4), 200),
     "all": (lambda: Branches("add", shortcut=True, then_cat=True), (1, 6, 6), 400),
 }
 
@@ -184,7 +201,7 @@ def test_hls_c_simulation_is_exact(built_all):
     assert record["csim"]["mismatches"] == 0 and record["csim"]["images"] == 10
 
 
-@pytest.mark.parametrize("name", ["input-shortcut-mlp", pytest.param("add", marks=pytest.mark.slow),
+@pytest.mark.parametrize("name", ["input-shortcut-mlp", "flat-cat", pytest.param("add", marks=pytest.mark.slow),
                                   pytest.param("cat-lanes", marks=pytest.mark.slow)])
 def test_numpy_equals_pytorch_on_many_inputs(name, tmp_path):
     """The streamlined graph (no RTL) on 200 images."""
