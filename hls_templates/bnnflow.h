@@ -3,6 +3,7 @@
 #define BNNFLOW_H
 
 #include "common.h"
+#include "concat.h"
 #include "dwc.h"
 #include "fixed_scale.h"
 #include "global_pool.h"

@@ -28,7 +28,7 @@ from flow.core.wire import pack_beats
 from flow.ir.graph import DataflowGraph
 from flow.ir.reference import execute_numpy, to_wire
 from flow.ir.registry import registry
-from flow.ops.base import memory, stage  # noqa: F401  (the hls_stage helpers, re-exported)
+from flow.ops.base import HWOp, memory, stage  # noqa: F401  (the hls_stage helpers, re-exported)
 
 TOP = "bnnflow_top"
 DEFAULT_PART = "xczu3eg-sbva484-1-e"
@@ -61,6 +61,18 @@ def c_name(text: str) -> str:
     """A C identifier for a node or tensor name."""
     s = re.sub(r"[^A-Za-z0-9_]", "_", text)
     return s if re.match(r"[A-Za-z_]", s) else f"n_{s}"
+
+
+def _named_config(op) -> bool:
+    """Whether the op's stream function takes a named config struct (it implements `hls_config`)."""
+    return type(op).hls_config is not HWOp.hls_config
+
+
+def _config_stage(op) -> dict:
+    """The call of an op whose stream function takes a named config struct `<node>_config`."""
+    return {"function": op.hls.function, "name": op.name, "op": op.op_type, "args": [], "memories": [],
+            "out_signed": False, "config_name": f"{c_name(op.name)}_config",
+            "config": [(k, int(v)) for k, v in op.hls_config().items()]}
 
 
 def _chunks(word_bits: int) -> int:
@@ -96,7 +108,7 @@ def design_info(graph: DataflowGraph, logits: bool = False) -> dict:
     stream_of = {"global_in": "s_axis", out_tensor: "m_axis"}
     streams, stages, memories = [], [], []
     forks = {t for o in ops if len(o.stream_outputs) > 1 for t in o.stream_outputs}
-    hls_stages = {o.name: o.hls_stage() for o in ops}
+    hls_stages = {o.name: _config_stage(o) if _named_config(o) else o.hls_stage() for o in ops}
     for o in ops:
         for k, t in enumerate(o.stream_outputs):
             if t in stream_of:
