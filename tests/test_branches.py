@@ -21,7 +21,9 @@ from flow.core.errors import UserError
 from flow.frontend.load import load_qonnx
 from flow.ir.graph import DataflowGraph
 from flow.passes.fifo import branch_depths, diamonds, size_fifos
-from flow.passes.fold import insert_width_converters
+from flow.codegen.hlsgen import _env as hls_env
+from flow.codegen.hlsgen import design_info
+from flow.passes.fold import fold_for_target, insert_width_converters
 from flow.passes.streamline import streamline
 from flow.pipeline.build import load_build
 from flow.sim.execute import execute_numpy
@@ -309,3 +311,35 @@ def test_concat_engine_cocotb_random(tmp_path):
              "frames": 40, "name": f"concat{i}"} for i in range(6)]
     stats = run_batch(cfgs, tmp_path)
     assert stats["configs"] == len(cfgs)
+
+
+# ----------------------------------------------------------------- StreamingConcat through the contract
+def _concat_graph(ca: int, cb: int) -> DataflowGraph:
+    g = DataflowGraph.empty("cat")
+    dup = g.add_node("Duplicate", "Duplicate_0", {"NumElems": 4 * ca, "PE": 1, "ElemBits": 2}, {}, ["global_in"], 2)
+    g.add_node("StreamingConcat", "StreamingConcat_0", {"NumVectors": 4, "ChannelsA": ca, "ChannelsB": cb,
+                                                        "ElemBitsA": 2, "ElemBitsB": 2}, {}, list(dup.output))
+    g.finalize_io()
+    return g
+
+
+def test_concat_folds_to_lanes_dividing_both_inputs():
+    """Lanes must divide ChannelsA and ChannelsB: 12 and 8 channels fold to at most 4 lanes
+    (12 alone would allow 6 or 12), and the design meets the target where those lanes can."""
+    for target, want in ((80, 1), (40, 2), (20, 4), (1, 4)):
+        (cat,) = [o for o in fold_for_target(_concat_graph(12, 8), target).ops() if o.op_type == "StreamingConcat"]
+        assert cat.attr("SIMD") == want, (target, cat.attr("SIMD"))
+        cat.check()
+
+
+def test_concat_hls_call_uses_its_named_config():
+    """The generated top declares `<node>_config` from hls_config() and passes it to the stream function."""
+    info = design_info(fold_for_target(_concat_graph(4, 2), 12))
+    top = hls_env().get_template("top.cpp.j2").render(top="t", design="d", in_bits=info["in"].width,
+                                                      out_bits=info["out"].width, stages=info["stages"],
+                                                      streams=info["streams"], memories=[])
+    assert "struct StreamingConcat_0_config {" in top
+    for field in ("SIMD = 2;", "A_BEATS = 2;", "B_BEATS = 1;", "A_BITS = 2;", "B_BITS = 2;", "OUT_BITS = 2;",
+                  "VECTORS = 4;"):
+        assert f"static constexpr unsigned {field}" in top
+    assert "bnnflow::streaming_concat<StreamingConcat_0_config>(" in top
