@@ -122,6 +122,8 @@ DEFAULT_BATCH = [
     ("vvu", vvu_params(4, 9, 1, 1, 2, 0, use_thresh=1, t=1), 4),              # add/subtract, PE = 1
     ("fifo", dict(DEPTH=3, WIDTH=12, SYNC_READ=1, RAM_STYLE="block"), 60),
     ("fifo", dict(DEPTH=1, WIDTH=5, SYNC_READ=1, RAM_STYLE="block"), 60),
+    ("streaming_concat", dict(SIMD=2, A_BEATS=3, B_BEATS=1, A_BITS=4, B_BITS=2, OUT_BITS=4), 30),
+    ("streaming_concat", dict(SIMD=1, A_BEATS=1, B_BEATS=2, A_BITS=1, B_BITS=3, OUT_BITS=3), 30),
 ]
 # the older engines too, so that the Icarus run covers the whole library
 ICARUS_EXTRA = [(FAST[n][0][0], FAST[n][0][1], 30) for n in sorted(FAST)]

@@ -55,7 +55,7 @@ def test_every_engine_has_a_configuration(engine):
         assert len(win) == len(case.ins) and len(wout) == len(case.outs)
         for beats, width in [*zip(case.ins.values(), win), *zip(case.outs.values(), wout)]:
             assert beats and all(0 <= b < (1 << width) for b in beats), f"{engine}: a beat wider than {width} bits"
-        assert all(len(b) == 3 * case.in_bpf for b in case.ins.values()), f"{engine}: inputs are not 3 frames"
+        assert all(len(b) == 3 * case.in_bpf_of(p) for p, b in case.ins.items()), f"{engine}: inputs are not 3 frames"
         assert all(len(b) == 3 * case.out_bpf for b in case.outs.values()), f"{engine}: outputs are not 3 frames"
         assert case.ideal_cpf >= 1
 
@@ -65,4 +65,4 @@ def test_op_has_hls_function(op_type):
     cls = registry()[op_type]
     assert cls.hls is not None and cls.hls.function, f"{op_type} declares no hls function"
     assert cls.hls.function in library_functions(), f"{op_type}: {cls.hls.function!r} is not defined in hls_templates/"
-    assert "hls_stage" in vars(cls), f"{op_type} has no hls_stage() of its own"
+    assert "hls_stage" in vars(cls) or "hls_config" in vars(cls), f"{op_type} has no hls_stage() or hls_config() of its own"

@@ -28,7 +28,7 @@ from flow.core.wire import pack_beats
 from flow.ir.graph import DataflowGraph
 from flow.ir.reference import execute_numpy, to_wire
 from flow.ir.registry import registry
-from flow.ops.base import memory, stage  # noqa: F401  (the hls_stage helpers, re-exported)
+from flow.ops.base import HWOp, memory, stage  # noqa: F401  (the hls_stage helpers, re-exported)
 
 TOP = "bnnflow_top"
 DEFAULT_PART = "xczu3eg-sbva484-1-e"
@@ -75,6 +75,22 @@ def c_name(text: str) -> str:
     return s if re.match(r"[A-Za-z_]", s) else f"n_{s}"
 
 
+def _named_config(op) -> bool:
+    """Whether the op's stream function takes a named config struct (it implements `hls_config`)."""
+    return type(op).hls_config is not HWOp.hls_config
+
+
+def _stage_of(op) -> dict:
+    """An op's call in the top: its `hls_stage()`; an op with a named config struct (it
+    implements `hls_config`) gets the struct `<node>_config`, with no positional arguments
+    when its hls_stage does not give any (its memories, if any, come from hls_stage)."""
+    if not _named_config(op):
+        return op.hls_stage()
+    own = type(op).hls_stage is not HWOp.hls_stage
+    st = op.hls_stage() if own else stage(op, [], [])
+    return {**st, "config": dict((k, int(v)) for k, v in op.hls_config().items())}
+
+
 def _chunks(word_bits: int) -> int:
     return max(1, -(-word_bits // 64))
 
@@ -108,7 +124,7 @@ def design_info(graph: DataflowGraph, logits: bool = False) -> dict:
     stream_of = {"global_in": "s_axis", out_tensor: "m_axis"}
     streams, stages, memories = [], [], []
     forks = {t for o in ops if len(o.stream_outputs) > 1 for t in o.stream_outputs}
-    hls_stages = {o.name: o.hls_stage() for o in ops}
+    hls_stages = {o.name: _stage_of(o) for o in ops}
     for o in ops:
         for k, t in enumerate(o.stream_outputs):
             if t in stream_of:

@@ -76,6 +76,11 @@ class EngineCase:
     out_bpf: int                         # beats per frame on each output port
     ideal_cpf: int                       # cycles per frame when never stalled (the engine's formula)
     memories: dict[str, str] = field(default_factory=dict)   # file name -> $readmemh text
+    port_bpf: dict[str, int] = field(default_factory=dict)   # input ports whose beats per frame differ from in_bpf
+
+    def in_bpf_of(self, port: str) -> int:
+        """Beats per frame on input `port`."""
+        return self.port_bpf.get(port, self.in_bpf)
 
     @property
     def in_beats(self) -> list[int]:
@@ -278,6 +283,10 @@ class HWOp:
         flow.passes.fifo sizes the shortcut FIFOs of residual branches from these curves."""
         ib, ob = self.in_stream().beats, self.out_stream().beats
         return -(-np.arange(1, ob + 1, dtype=np.int64) * ib // ob)
+
+    def beats_needed_of(self, port: int) -> np.ndarray:
+        """`beats_needed` of input `port` (ops whose inputs are read in turns, as a concat, override it)."""
+        return self.beats_needed()
 
     def resources(self) -> dict:
         """Analytic resource estimate (LUT, FF, BRAM, DSP)."""

@@ -11,7 +11,8 @@ codes; everything between two quantizers becomes integer hardware:
     quantized -> depthwise Conv -> [affine, BatchNorm, Relu] -> quantizer  (SlidingWindow +) VVU + thresholds
     quantized -> [affine] -> quantizer                                 Thresholding (requantize)
     quantized + quantized (Add) -> [affine] -> quantizer               AddStreams + Thresholding
-    a quantized tensor read twice                                      Duplicate (+ FIFO on the shortcut)
+    Concat(quantized, quantized) along channels, one scale             StreamingConcat
+    a quantized tensor read twice                                      Duplicate (+ FIFOs on the branches)
     ... -> MatMul|Gemm -> [affine] -> output                           MVU (+ FixedScale) + LabelSelect
 
 Thresholds come from evaluating each float segment, exactly as the ONNX file computes
@@ -328,23 +329,60 @@ class Streamliner(LayerLowering, PoolLowering):
     def join(self, a: Tensor, b: Tensor, node) -> Tensor:
         """Add of two quantized tensors with one scale: AddStreams of the codes."""
         ca, cb = a.codes, b.codes
-        if ca.a != 1 or cb.a != 1 or ca.scale != cb.scale or a.shape != b.shape or a.perm != b.perm:
+        if ca.a != 1 or cb.a != 1 or ca.scale != cb.scale or a.shape != b.shape or _order(a) != _order(b):
             raise UserError(f"Add {node.name!r}: both inputs must be multi-bit quantized tensors of one shape and one scale")
         elems = int(np.prod(a.shape))
+        levels = ca.levels + cb.levels - 1
+        s = self.add("AddStreams", {"NumElems": elems, "PE": 1, "InBitsA": ca.bits, "InBitsB": cb.bits,
+                                    "OutputBits": max(1, int(levels - 1).bit_length()), "Signed": 0}, {},
+                     self.join_inputs(a, b))
+        return Tensor(Codes(levels, 1, ca.o + cb.o, ca.scale), a.shape, s.output[0], a.perm, rank=a.rank)
+
+    def join_inputs(self, a: Tensor, b: Tensor) -> list[str]:
+        """The streams a join reads: a branch straight from a fork (a copy) waits in a FIFO while
+        the other computes; when both branches compute, each ends in a FIFO (flow.passes.fifo
+        sizes them from the ops' dependency curves)."""
+        direct = [self._from_fork(t) for t in (a, b)]
         inputs = []
-        for t in (a, b):
-            src = self.dfg.producer(t.hw)
-            if src is not None and src.op_type == "Duplicate":
-                # the shortcut waits while the other branch fills its line buffers: hold a frame
+        for t, d in zip((a, b), direct):
+            if d or not any(direct):
+                elems = int(np.prod(t.shape))
                 f = self.add("StreamFIFO", {"Elems": elems, "ElemBits": t.codes.bits, "PE": 1, "DepthElems": elems},
                              {}, [t.hw])
                 inputs.append(f.output[0])
             else:
                 inputs.append(t.hw)
-        levels = ca.levels + cb.levels - 1
-        s = self.add("AddStreams", {"NumElems": elems, "PE": 1, "InBitsA": ca.bits, "InBitsB": cb.bits,
-                                    "OutputBits": max(1, int(levels - 1).bit_length()), "Signed": 0}, {}, inputs)
-        return Tensor(Codes(levels, 1, ca.o + cb.o, ca.scale), a.shape, s.output[0], a.perm, rank=a.rank)
+        return inputs
+
+    def _from_fork(self, t: Tensor) -> bool:
+        src = self.dfg.producer(t.hw)
+        return src is not None and src.op_type == "Duplicate"
+
+    def concat(self, a: Tensor, b: Tensor, node) -> Tensor:
+        """Concat of two quantized tensors of one scale along channels: StreamingConcat of the codes."""
+        ca, cb = a.codes, b.codes
+        if ca.scale != cb.scale:
+            raise UserError(f"Concat {node.name!r}: its inputs have the scales {ca.scale} and {cb.scale}; "
+                            "concatenating tensors of one scale is supported")
+        if (ca.a, ca.o, ca.bipolar) != (cb.a, cb.o, cb.bipolar) \
+                or any(x is not None for x in (a.flipped, b.flipped, a.pad, b.pad)):
+            raise UserError(f"Concat {node.name!r}: its inputs are quantized differently (signedness, range or "
+                            "a pending Pad); concatenating outputs of one kind of quantizer is supported")
+        axis = int(_attrs(node).get("axis", 1))
+        rank = len(a.shape)
+        if len(b.shape) != rank or axis not in (1, -rank) or a.shape[1:] != b.shape[1:]:
+            raise UserError(f"Concat {node.name!r}: concatenating along channels (axis 1) of tensors with equal "
+                            f"other dimensions is supported, got {a.shape} and {b.shape} on axis {axis}")
+        vectors = int(np.prod(a.shape[1:]))
+        c = self.add("StreamingConcat", {"NumVectors": vectors, "ChannelsA": a.shape[0], "ChannelsB": b.shape[0],
+                                         "ElemBitsA": ca.bits, "ElemBitsB": cb.bits, "SIMD": 1}, {},
+                     self.join_inputs(a, b))
+        perm = None
+        if rank == 1 and (_order(a) or _order(b)):
+            pa, pb = (list(t.perm) if t.perm is not None else list(range(t.shape[0])) for t in (a, b))
+            perm = tuple(pa + [a.shape[0] + i for i in pb])
+        codes = replace(ca, levels=max(ca.levels, cb.levels))
+        return Tensor(codes, (a.shape[0] + b.shape[0], *a.shape[1:]), c.output[0], perm, rank=a.rank)
 
     # -- driver -----------------------------------------------------------------------------------
     def run(self) -> DataflowGraph:
@@ -391,12 +429,16 @@ class Streamliner(LayerLowering, PoolLowering):
                 raise UserError(f"Add {node.name!r} must be followed by an activation quantizer")
             self.publish(qnext.output[0], self.requantize(s, seg, qnext, f"Add {node.name!r}"))
             self.done.update(x.name for x in [node, *seg, qnext])
+        elif kind == "Concat" and len(dyn) == 2:
+            self.publish(node.output[0], self.concat(self.take(dyn[0], node), self.take(dyn[1], node), node))
+            self.done.add(node.name)
         elif kind in ACT_QUANT | FLOAT_OPS and len(dyn) == 1:
             self.requantize_from(node, dyn[0])
         else:
-            _check_ops([node], SHAPE_OPS | FLOAT_OPS | LAYER_OPS | ACT_QUANT | POOL_OPS | {"MaxPool", "Pad"},
+            _check_ops([node], SHAPE_OPS | FLOAT_OPS | LAYER_OPS | ACT_QUANT | POOL_OPS | {"MaxPool", "Pad", "Concat"},
                        "in this position")
-            raise UserError(f"node {node.name!r} ({kind}) combines {len(dyn)} computed tensors; only Add joins two")
+            raise UserError(f"node {node.name!r} ({kind}) combines {len(dyn)} computed tensors; Add and Concat "
+                            "join two")
         return False
 
     def requantize_from(self, node, name: str) -> None:
@@ -417,6 +459,13 @@ class Streamliner(LayerLowering, PoolLowering):
         it = self.intype
         return {"shape": self.in_shape, "scale": None if it.divisor is not None else it.step, "type": it.meta(),
                 "convention": it.convention(), "wire_order": WIRE_ORDER.get(len(self.in_shape) - 1, "channels last")}
+
+def _order(t: Tensor) -> tuple | None:
+    """The stream order of a flattened tensor, None where it is the logical order."""
+    if t.perm is None or t.perm == tuple(range(len(t.perm))):
+        return None
+    return t.perm
+
 
 
 WIRE_ORDER = {1: "flat", 2: "NLC", 3: "NHWC"}
