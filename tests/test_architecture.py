@@ -24,21 +24,6 @@ LAYERS = ["core", "ir", "ops", "train", "frontend", "passes", "codegen", "sim", 
 MAX_MODULE_LINES = 500
 MAX_FUNCTION_LINES = 60
 
-# Temporary: files being reworked in parallel. Their size limits are not checked yet, nor a
-# cycle made of them alone; every other import from and to them counts.
-PENDING = {
-    "flow/passes/lower_layer.py",
-    "flow/passes/streamline.py",
-}
-PENDING_DIRS = ("flow/frontend/",)
-# Temporary: (from layer, to layer) imports being removed in parallel.
-PENDING_EDGES: set = set()
-
-
-def _pending(rel: str) -> bool:
-    return rel in PENDING or rel.startswith(PENDING_DIRS)
-
-
 def _module_name(path: Path) -> str:
     parts = list(path.relative_to(ROOT).with_suffix("").parts)
     if parts[-1] == "__init__":
@@ -137,12 +122,8 @@ def _cycles(graph: dict[str, dict[str, int]]) -> list[list[str]]:
     return out
 
 
-def _pending_module(mod: str) -> bool:
-    return _pending(str(MODULES[mod].relative_to(ROOT)))
-
-
 def test_no_import_cycles():
-    cycles = [c for c in _cycles(_graph()) if not all(_pending_module(m) for m in c)]
+    cycles = _cycles(_graph())
     assert not cycles, "import cycles among flow modules:\n" + "\n".join(" <-> ".join(c) for c in cycles)
 
 
@@ -150,7 +131,7 @@ def test_lower_layers_never_import_higher_ones():
     bad = []
     for mod, targets in _graph().items():
         for target, line in targets.items():
-            if layer_of(target) > layer_of(mod) and (LAYERS[layer_of(mod)], LAYERS[layer_of(target)]) not in PENDING_EDGES:
+            if layer_of(target) > layer_of(mod):
                 bad.append(f"{MODULES[mod].relative_to(ROOT)}:{line}: {mod} ({LAYERS[layer_of(mod)]}) imports "
                            f"{target} ({LAYERS[layer_of(target)]})")
     assert not bad, "imports from a lower layer to a higher one:\n" + "\n".join(bad)
@@ -158,7 +139,7 @@ def test_lower_layers_never_import_higher_ones():
 
 def test_modules_are_at_most_500_lines():
     long = [f"{p.relative_to(ROOT)}: {n} lines" for p in MODULES.values()
-            if not _pending(str(p.relative_to(ROOT))) and (n := len(p.read_text().splitlines())) > MAX_MODULE_LINES]
+            if (n := len(p.read_text().splitlines())) > MAX_MODULE_LINES]
     assert not long, "modules over 500 lines:\n" + "\n".join(long)
 
 
@@ -174,7 +155,7 @@ def long_functions(path: Path) -> list[str]:
 
 
 def test_functions_are_at_most_60_lines():
-    long = [msg for p in MODULES.values() if not _pending(str(p.relative_to(ROOT))) for msg in long_functions(p)]
+    long = [msg for p in MODULES.values() for msg in long_functions(p)]
     assert not long, "functions over 60 lines:\n" + "\n".join(long)
 
 

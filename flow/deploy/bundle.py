@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from flow.core.assets import asset_path
+from flow.core.intype import from_meta
 from flow.core.wire import axi_bytes, beat_bytes
 from flow.deploy import driver
 from flow.ir.graph import DataflowGraph
@@ -32,8 +33,6 @@ SAMPLE_IMAGES = 16
 
 def _input_values(graph: DataflowGraph) -> dict:
     """The integer values an input element takes and its wire code (x - lo) / stride."""
-    from flow.core.intype import from_meta
-
     t = from_meta(graph.meta("input"))
     return {"name": t.name.split()[0], "lo": t.lo, "hi": t.hi, "stride": t.stride,
             "meaning": "an input element is an integer lo, lo+stride, ..., hi; the wire carries (x - lo) / stride"}

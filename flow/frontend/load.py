@@ -9,6 +9,7 @@ import numpy as np
 import onnx
 
 from flow.core.errors import UserError
+from flow.core.quant import MAX_STEPS, bit_width
 
 
 def load_qonnx(path: Path):
@@ -114,8 +115,6 @@ def check_finite_parameters(model: onnx.ModelProto, fname: str) -> None:
 def _check_weight_range(node, x: np.ndarray, scale) -> None:
     """No weight of a constant Quant node more than MAX_STEPS quantization steps from zero
     (an overflow of the quantizer)."""
-    from flow.core.quant import MAX_STEPS
-
     with np.errstate(divide="ignore", invalid="ignore"):
         steps = np.abs(np.asarray(x, np.float64) / np.asarray(scale, np.float64))
     if steps.size and not np.all(steps <= MAX_STEPS):
@@ -246,9 +245,7 @@ def fold_weight_quantizers(mw) -> None:
             info[node.output[0]] = {"scale": np.asarray(vals[1], dtype=np.float64).ravel().tolist(), "bits": 1,
                                     "bipolar": True}
         else:
-            from qonnx.custom_op.general.quant import quant
-
-            from flow.core.quant import bit_width
+            from qonnx.custom_op.general.quant import quant  # deferred: qonnx's custom ops load onnxruntime
 
             most = BIAS_BITS if node.output[0] in biases else WEIGHT_BITS[1]
             bits = bit_width(vals[3], f"weight quantizer {node.name!r}", most)
