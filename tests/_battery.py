@@ -67,7 +67,8 @@ class Battery:
             y = self.model(self.to_float(x))
         y = (y.value if hasattr(y, "value") else y).numpy().reshape(len(x), -1)
         if self.output == "bipolar":
-            return np.where(y[:, 0] > 0, 1, -1).astype(np.int64), np.zeros(len(x), bool), None
+            # bnnflow gives a final quantizer's codes u (README "Output kinds"): 1 for +1, 0 for -1
+            return np.where(y[:, 0] > 0, 1, 0).astype(np.int64), np.zeros(len(x), bool), None
         allowed = y == y.max(axis=1, keepdims=True)
         return y.argmax(axis=1), allowed.sum(axis=1) > 1, allowed
 

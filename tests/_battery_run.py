@@ -4,8 +4,8 @@ numpy and rtlsim engines on the same integer inputs, each compared with PyTorch.
 
 Outputs compared: top-1 class indices (`run`'s default), where rows whose PyTorch float logits tie
 exactly at the maximum are counted separately (any tied index is accepted there; bnnflow, like
-torch.argmax, documents the lowest); for a model ending in a bipolar quantizer, its integer code
-(-1 or +1) per input."""
+torch.argmax, documents the lowest); for a model ending in a bipolar quantizer, its code
+(1 for +1, 0 for -1) per input."""
 from __future__ import annotations
 
 import collections
