@@ -301,7 +301,7 @@ def test_concat_scales_must_agree(tmp_path):
 @pytest.mark.slow
 @pytest.mark.sim
 def test_concat_engine_cocotb_random(tmp_path):
-    """rtl/stream_ops/concat.sv in random configurations (the shared batch of
+    """rtl/stream_ops/streaming_concat.sv in random configurations (the shared batch of
     tests/test_cocotb_engines.py holds two fixed ones): unstalled at one beat per cycle and
     under random gaps and stalls, against the op's semantics."""
     from flow.ops.concat import StreamingConcat

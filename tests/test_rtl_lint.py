@@ -44,6 +44,8 @@ LINT_CASES = [
     ("vvu", {}),
     ("vvu", {"C": 4, "PE": 4, "SIMD": 3, "W_MODE": 1, "USE_THRESH": 1, "T": 3, "TB": 13, "OUT_BITS": 2}),
     ("vvu", {"C": 1, "PE": 1, "TAPS": 1, "W_MODE": 0, "IN_BITS": 1, "ACC_BITS": 2, "OUT_BITS": 2}),
+    ("streaming_concat", {}),
+    ("streaming_concat", {"SIMD": 2, "A_BEATS": 3, "B_BEATS": 1, "A_BITS": 2, "B_BITS": 4, "OUT_BITS": 4}),
     ("sliding_window", {}),
     ("sliding_window", {"IFM_H": 32, "IFM_W": 32, "C": 64, "K": 3, "STRIDE": 2, "PAD": 0, "SIMD": 16,
                         "ELEM_BITS": 1}),

@@ -44,7 +44,7 @@ class StreamingConcat(HWOp):
     lanes = "SIMD"
     channels = "ChannelsA"  # and ChannelsB too: fold_for folds over their common divisors, check() refuses others
     folding_attrs = ("SIMD",)
-    engine = Engine("streaming_concat", ("stream_ops/concat.sv",), inputs=("s0_axis", "s1_axis"))
+    engine = Engine("streaming_concat", ("stream_ops/streaming_concat.sv",), inputs=("s0_axis", "s1_axis"))
     hls = HlsFunction("streaming_concat", "concat.h")
     finn_op = "StreamingConcat_hls"
     finn_aliases = ("StreamingConcat",)
@@ -100,7 +100,7 @@ class StreamingConcat(HWOp):
         return {**super().describe(), "shape": [self.out_stream().elems], "pe": self.attr("SIMD"),
                 "simd": self.attr("SIMD")}
 
-    # -- RTL engine (rtl/stream_ops/concat.sv) ---------------------------------------------
+    # -- RTL engine (rtl/stream_ops/streaming_concat.sv) ---------------------------------------------
     def rtl_params(self) -> dict:
         s = self.attr("SIMD")
         return {"SIMD": s, "A_BEATS": self.attr("ChannelsA") // s, "B_BEATS": self.attr("ChannelsB") // s,
