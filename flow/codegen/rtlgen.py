@@ -1,7 +1,8 @@
-"""Render the stitched RTL top of a linear chain of engines (thin glue over rtl/).
+"""Render the stitched RTL top of a dataflow graph of engines (thin glue over rtl/).
 
-`render_top` takes a list of stage dicts (see its docstring), writes the memory init
-files, copies the hand-written engine sources it needs and renders rtl/top.sv.j2. The
+`render_graph` takes stage dicts and stream edges (see its docstring), writes the memory init
+files, copies the hand-written engine sources it needs and renders rtl/top.sv.j2, the one
+template of a top (a chain is the DAG that `render_top` builds from a stage list). The
 output depends only on its inputs: memory files are referenced by base name, so a
 simulator or synthesis tool runs with the output folder as its working directory.
 """
@@ -72,63 +73,19 @@ def _sv_value(v: object) -> str:
 
 
 def render_top(stages: list[dict], out_dir: Path, top_name: str = "bnnflow_top") -> dict:
-    """Write the stitched top `top_name`.sv, the memory files and the library sources into out_dir.
+    """Write the stitched top `top_name`.sv of a chain of engines, the memory files and the library
+    sources into out_dir: `render_graph` with the edges in -> stage 0 -> ... -> stage n-1 -> out.
 
     Each stage: {"module": an engine module (flow.ir.registry.engines), "name": identifier, "params": {SV param: int|str},
     "in_bits": int, "out_bits": int, "memories": {PARAM: {"word_bits": int, "words": [int]}}}.
     A memory is written to <name>_<param lower>.mem and its base name passed as PARAM.
     Returns {"top", "files" (compile order, base names), "in_bits", "out_bits"}.
     """
-    check_name(top_name)
     if not stages:
         raise ValueError("render_top needs at least one stage")
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    rtl = asset_path("rtl")
-
-    seen: set[str] = set()
-    rendered = []
-    sources: list[str] = []
-    for i, st in enumerate(stages):
-        module = st["module"]
-        engine_sources(module)  # refuses an unknown module
-        name = check_name(st["name"])
-        if name in seen or _reserved(name) or name == top_name or name.startswith("out_"):
-            raise ValueError(f"duplicate or reserved stage name {name!r}")
-        seen.add(name)
-        if i > 0 and stages[i - 1]["out_bits"] != st["in_bits"]:
-            raise ValueError(
-                f"stream width mismatch: {stages[i - 1]['name']} gives {stages[i - 1]['out_bits']} bits, "
-                f"{name} takes {st['in_bits']}")
-        params = {check_name(k): v for k, v in st.get("params", {}).items()}
-        for pname, mem in sorted(st.get("memories", {}).items()):
-            fname = f"{name}_{check_name(pname).lower()}.mem"
-            (out_dir / fname).write_text(mem_text(mem["words"], int(mem["word_bits"])), newline="\n")
-            params[pname] = fname
-        rendered.append({
-            "module": module, "name": name, "in_bits": int(st["in_bits"]), "out_bits": int(st["out_bits"]),
-            "params": [(k, _sv_value(v)) for k, v in params.items()],
-        })
-        for src in engine_sources(module):
-            if src not in sources:
-                sources.append(src)
-
-    files = []
-    for src in sources:
-        base = Path(src).name
-        shutil.copyfile(rtl / src, out_dir / base)
-        files.append(base)
-
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(rtl)), undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=True, autoescape=False)
-    text = env.get_template("top.sv.j2").render(
-        top=top_name, stages=rendered, in_bits=rendered[0]["in_bits"], out_bits=rendered[-1]["out_bits"])
-    (out_dir / f"{top_name}.sv").write_text(text, newline="\n")
-    files.append(f"{top_name}.sv")
-    names = ["in", *(s["name"] for s in rendered), "out"]
-    write_stream_names(out_dir, top_name, [f"{a} -> {b}" for a, b in zip(names, names[1:])])
-    return {"top": top_name, "files": files, "in_bits": rendered[0]["in_bits"], "out_bits": rendered[-1]["out_bits"]}
+    names = ["in", *(st.get("name") for st in stages), "out"]
+    info = render_graph(stages, [list(e) for e in zip(names, names[1:])], out_dir, top_name)
+    return {k: info[k] for k in ("top", "files", "in_bits", "out_bits")}
 
 
 def write_stream_names(out_dir: Path, top_name: str, labels: list[str]) -> None:
@@ -218,7 +175,7 @@ def render_graph(stages: list[dict], edges: list, out_dir: Path, top_name: str =
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(asset_path("rtl"))), undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True, autoescape=False)
-    text = env.get_template("graph.sv.j2").render(
+    text = env.get_template("top.sv.j2").render(
         top=top_name, stages=rendered, edges=recs, in_bits=in_rec["bits"], out_bits=out_rec["bits"],
         in_wire=in_rec["wire"], out_wire=out_rec["wire"])
     (out_dir / f"{top_name}.sv").write_text(text, newline="\n")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from flow.codegen.rtlgen import render_graph, render_top
+from flow.codegen.rtlgen import render_graph
 from flow.core.assets import asset_path
 from flow.core.wire import pack_beats, unpack_beats
 from flow.ir.graph import DataflowGraph
@@ -25,11 +25,9 @@ def rtl_stages(graph: DataflowGraph, logits: bool = False) -> list[dict]:
 
 
 def generate_rtl(graph: DataflowGraph, rtl_dir: Path, logits: bool = False) -> dict:
-    """Render the stitched top: a chain through render_top, a branching graph through render_graph."""
+    """Render the stitched top of the design's stream graph (a chain is the simplest one)."""
     ops = design_ops(graph, logits)
     stages = [o.rtl_stage() for o in ops]
-    if all(len(o.stream_inputs) == 1 and len(o.stream_outputs) == 1 for o in ops):
-        return render_top(stages, Path(rtl_dir), TOP)
     names = {o.name for o in ops}
     links = [["in", o.name] for o in ops if "global_in" in o.stream_inputs]
     for a, k, b, i in edges(graph):

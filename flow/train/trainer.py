@@ -17,6 +17,8 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
+import tempfile
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -316,6 +318,23 @@ def _bar(iterable, desc: str, enabled: bool):
     return tqdm(iterable, desc=desc, leave=False, unit="batch")
 
 
+def _train_into_cache(name: str, final: Path, progress: bool) -> None:
+    """Train `name` in a private sibling folder and move it to `final` when finished: a concurrent
+    reader (another test worker, another build) sees the finished checkpoint or none, never the
+    best.pt of an early epoch."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=final.parent))
+    try:
+        train(name, out_dir=work, seed=0, progress=progress)
+        try:
+            os.replace(work, final)
+        except OSError:  # another process finished first (final exists and is not empty): keep its copy
+            if not (final / "best.pt").is_file():
+                raise
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def pretrained_model(name: str, train_if_missing: bool = True, progress: bool = False) -> nn.Module:
     """Zoo model `name` trained with its defaults (seed 0, mnist-subset), in eval mode.
 
@@ -326,6 +345,6 @@ def pretrained_model(name: str, train_if_missing: bool = True, progress: bool = 
     if not best.is_file():
         if not train_if_missing:
             raise UserError(f"no trained checkpoint for '{name}' in {best.parent}; run 'bnnflow train {name}'.")
-        train(name, out_dir=best.parent, seed=0, progress=progress)
+        _train_into_cache(name, best.parent, progress)
     model, _ = zoo.load_checkpoint(best)
     return model
