@@ -9,6 +9,8 @@ DEMO   ?= build/demo
 # the held-out MNIST test set, when present, gives the demo's final accuracy figure
 TEST_DATA ?= $(wildcard ../shared/data/mnist-t10k)
 PYTEST_ARGS ?=
+# test workers (pytest-xdist; one file per worker keeps module fixtures built once); 0 = one process
+JOBS ?= auto
 
 .PHONY: install demo test test-slow bench clean
 
@@ -31,10 +33,10 @@ demo: install
 	@echo "demo report: $(DEMO)/tfc-w1a1/report.json"
 
 test: install
-	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
+	$(PY) -m pytest -q -m "not slow" -n $(JOBS) --dist loadfile $(PYTEST_ARGS)
 
 test-slow: install
-	$(PY) -m pytest -q -m slow $(PYTEST_ARGS)
+	$(PY) -m pytest -q -m slow -n $(JOBS) --dist loadfile $(PYTEST_ARGS)
 
 bench: install
 	$(PY) benchmarks/bench_engines.py

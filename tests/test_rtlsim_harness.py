@@ -81,6 +81,32 @@ def test_rebuild_uses_cache(built):
     assert again.build() == sim.binary
 
 
+def test_shared_cache_gives_other_builds_the_compiled_binary(built, tmp_path, monkeypatch):
+    """$BNNFLOW_SIM_CACHE: a second build folder of the same design takes the binary a first one
+    compiled (no compile), keeps its own copy, and simulates the same frames; another design
+    (one parameter changed) is compiled, not confused with it."""
+    sim, stages, thr0, w, out, info = built
+    shared = tmp_path / "shared"
+    monkeypatch.setenv("BNNFLOW_SIM_CACHE", str(shared))
+    first = RTLSim(out, info["top"], sim.in_bits, sim.out_bits, 1, sim.in_bpf, tmp_path / "a", files=info["files"])
+    first.build()
+    assert first.compile_seconds > 0 and len(list(shared.glob("*/harness"))) == 1
+    second = RTLSim(out, info["top"], sim.in_bits, sim.out_bits, 1, sim.in_bpf, tmp_path / "b", files=info["files"])
+    second.build()
+    assert second.compile_seconds == 0 and second.binary.is_file() and tmp_path / "b" in second.binary.parents
+    x = np.random.default_rng(5).integers(-30, 30, size=(20, MW))
+    got = [unpack_beats(s.run(pack_beats(x, C_PE, IN_BITS))[0], 1, 4)[:, 0] for s in (first, second)]
+    np.testing.assert_array_equal(got[0], _expected(x, thr0, w))
+    np.testing.assert_array_equal(got[1], got[0])
+    other = [dict(st) for st in stages]
+    other[2]["params"] = dict(other[2]["params"], OUT_BITS=5)
+    other[2]["out_bits"] = 5
+    info2 = render_top(other, tmp_path / "rtl2")
+    third = RTLSim(tmp_path / "rtl2", info2["top"], sim.in_bits, 5, 1, sim.in_bpf, tmp_path / "c", files=info2["files"])
+    third.build()
+    assert third.compile_seconds > 0 and len(list(shared.glob("*/harness"))) == 2
+
+
 def test_bad_names_and_widths(tmp_path):
     rng = np.random.default_rng(0)
     stages, _, _ = _design(rng)

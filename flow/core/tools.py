@@ -172,3 +172,34 @@ def versions() -> dict[str, str]:
     except ImportError:
         res["cocotb"] = "unavailable"
     return res
+
+
+def _shared_sim_cache() -> Path | None:
+    """$BNNFLOW_SIM_CACHE: a folder of compiled simulators shared by builds (content-keyed)."""
+    root = os.environ.get("BNNFLOW_SIM_CACHE")
+    return Path(root) if root else None
+
+
+def cached_binary(exe: Path, compile_fn) -> None:
+    """Make `exe` (a simulator binary, in a folder named after its content key) exist: taken from
+    the shared cache ($BNNFLOW_SIM_CACHE/<key folder>/<name>) when it holds one, else compiled by
+    compile_fn(exe) and offered to the shared cache. The build keeps its own copy either way, and
+    every copy lands atomically, so concurrent builds see a whole binary or none."""
+    shared_root = _shared_sim_cache()
+    shared = shared_root / exe.parent.name / exe.name if shared_root else None
+    if shared is not None and shared.is_file():
+        _place(shared, exe)
+        return
+    compile_fn(exe)
+    if shared is not None:
+        _place(exe, shared)
+
+
+def _place(src: Path, dst: Path) -> None:
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dst.with_name(f"{dst.name}.{os.getpid()}.tmp")
+    try:
+        os.link(src, tmp)
+    except OSError:  # another file system, or links not allowed
+        shutil.copy2(src, tmp)
+    os.replace(tmp, dst)

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from flow.codegen.hlsgen import HARNESS, TOP, render, sources
+from flow.core import tools
 from flow.core.errors import UserError
 from flow.core.wire import as_beat_bytes, beat_bytes, pack_beats, unpack_beats
 from flow.ir.graph import DataflowGraph
@@ -83,7 +84,12 @@ class CSim:
             self.binary = exe
             return exe
         work.mkdir(parents=True, exist_ok=True)
-        tmp = work / f"csim.{os.getpid()}.tmp"
+        tools.cached_binary(exe, self._compile)
+        self.binary = exe
+        return exe
+
+    def _compile(self, exe: Path) -> None:
+        tmp = exe.with_name(f"csim.{os.getpid()}.tmp")
         t0 = time.monotonic()
         res = subprocess.run(self.compile_cmd(tmp), capture_output=True, text=True)
         self.compile_seconds = time.monotonic() - t0
@@ -91,10 +97,8 @@ class CSim:
         if res.returncode != 0 or not tmp.is_file():
             tail = "\n".join(self.compiler_output.strip().splitlines()[-30:])
             raise UserError(f"C simulation build of {self.src_dir} failed:\n{tail}")
-        (work / "compile.log").write_text(self.compiler_output)
+        (exe.parent / "compile.log").write_text(self.compiler_output)
         os.replace(tmp, exe)
-        self.binary = exe
-        return exe
 
     def _run_one(self, data: np.ndarray, frames: int, tmp: Path, tag: str) -> np.ndarray:
         tin, tout = tmp / f"in{tag}.bin", tmp / f"out{tag}.bin"

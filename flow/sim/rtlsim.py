@@ -75,6 +75,12 @@ class RTLSim:
             self.binary = exe
             return exe
         final.mkdir(parents=True, exist_ok=True)
+        tools.cached_binary(exe, self._compile)
+        self.binary = exe
+        return exe
+
+    def _compile(self, exe: Path) -> None:
+        """Verilate and compile the harness into `exe`."""
         with tools.safe_workdir("bnnflow-verilator-") as work:
             names = self._stage(work)
             cmd = [tools.verilator_bin(), "--cc", "--exe", "--build", "-j", "2", *VERILATOR_FLAGS,
@@ -87,11 +93,9 @@ class RTLSim:
             if res.returncode != 0 or not built.is_file():
                 tail = "\n".join((res.stdout + res.stderr).strip().splitlines()[-30:])
                 raise UserError(f"Verilator build of {self.top} failed:\n{tail}")
-            tmp = final / f"harness.{os.getpid()}.tmp"
+            tmp = exe.with_name(f"harness.{os.getpid()}.tmp")
             shutil.copy2(built, tmp)
             os.replace(tmp, exe)  # atomic: a concurrent build sees the whole binary or none
-        self.binary = exe
-        return exe
 
     def _stage(self, work: Path) -> list[str]:
         """Copy the harness and the sources into `work`; return their names (harness first)."""
