@@ -71,7 +71,7 @@ class FixedScale(HWOp):
     )
     lanes, channels = "PE", "NumChannels"
     folding_attrs = ("PE",)
-    engine = Engine("fixed_scale", ("fixed_scale/fixed_scale.sv",))
+    engine = Engine("fixed_scale", ("common/lane_product.sv", "fixed_scale/fixed_scale.sv"))
     hls = HlsFunction("fixed_scale", "fixed_scale.h")
     finn_op = "ChannelwiseOp_hls"
     finn_aliases = ("ChannelwiseOp_Batch",)

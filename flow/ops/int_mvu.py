@@ -81,8 +81,8 @@ class IntMVU(MVUBase):
              Attr("WeightBits", int, doc="two's complement bits of a stored weight (WeightMode 2)"),
              Attr("K", int, 1, doc="power-of-two terms per weight (WeightMode 1)"),
              Attr("ShiftBits", int, 1, doc="bits of a term's shift (WeightMode 1)"))
-    engine = Engine("int_mvu", ("common/mvu_sequencer.sv", "common/mvu_output.sv", "common/mvu_pipeline.sv",
-                                "mvu_int/int_mvu.sv"))
+    engine = Engine("int_mvu", ("common/lane_product.sv", "common/mvu_sequencer.sv", "common/mvu_output.sv",
+                                "common/mvu_pipeline.sv", "mvu_int/int_mvu.sv"))
     hls = HlsFunction("int_mvu", "mvu_int.h")
     signed_acc = True
 

@@ -81,7 +81,7 @@ class VVU(HWOp):
     folding_attrs = ("PE", "SIMD")
     paces = True
     tb_frames = 12
-    engine = Engine("vvu", ("common/mvu_output.sv", "vvu/vvu.sv"))
+    engine = Engine("vvu", ("common/lane_product.sv", "common/mvu_output.sv", "vvu/vvu.sv"))
     hls = HlsFunction("vvu", "vvu.h")
     finn_op = "VVAU_hls"
     finn_aliases = ("VectorVectorActivation", "Vector_Vector_Activate_Batch")

@@ -6,7 +6,7 @@
 // Multiplier realisation (MULT_MODE):
 //   0  multiplier-free: mult is a sum of up to K signed powers of two (shift-add); its
 //      field holds K terms of 2+SB bits, term j at [j*(2+SB) +: 2+SB], low 2 bits the sign
-//      code (00 zero, 01 +1, 11 -1), high SB bits the shift (the int_mvu K-hot encoding).
+//      code (00 zero, 01 +1, 11 -1), high SB bits the shift (rtl/common/lane_product.sv).
 //   1  plain MULT_BITS two's-complement mult and a multiplier.
 // Parameter memory PARAMS_FILE: depth C/PE, word PE*LW bits with LW = MF + BIAS_BITS,
 // MF = K*(2+SB) (mode 0) or MULT_BITS (mode 1); lane p of word nf at [p*LW +: LW] holds
@@ -42,8 +42,7 @@ module fixed_scale #(
 );
     localparam int NF = C / PE;
     localparam int NFW = (NF > 1) ? $clog2(NF) : 1;
-    localparam int TW = 2 + SB;
-    localparam int MF = (MULT_MODE == 0) ? K * TW : MULT_BITS;
+    localparam int MF = (MULT_MODE == 0) ? K * (2 + SB) : MULT_BITS;
     localparam int LW = MF + BIAS_BITS;
     localparam int MMAG = (MULT_MODE == 0) ? (1 << SB) + 1 : MULT_BITS;   // |mult| < 2**MMAG
     localparam int PW = IN_BITS + MMAG + 1;
@@ -87,21 +86,7 @@ module fixed_scale #(
         wire [IN_BITS-1:0] xv = x1[p*IN_BITS +: IN_BITS];
         wire [MF-1:0] m = p1[p*LW +: MF];
         wire signed [RW-1:0] x = (IN_SIGNED != 0) ? RW'($signed(xv)) : RW'($unsigned(xv));
-        if (MULT_MODE == 0) begin : g_khot
-            always_comb begin
-                logic signed [RW-1:0] r;
-                r = '0;
-                for (int j = 0; j < K; j++) begin
-                    logic [TW-1:0] term;
-                    term = m[j*TW +: TW];
-                    if (term[1:0] == 2'b01) r = r + (x <<< term[TW-1:2]);
-                    else if (term[1:0] == 2'b11) r = r - (x <<< term[TW-1:2]);
-                end
-                prod[p] = r;
-            end
-        end else begin : g_mult
-            assign prod[p] = x * RW'($signed(m));
-        end
+        lane_product #(.W_MODE(MULT_MODE == 0 ? 1 : 2), .WB(MF), .PW(RW), .K(K), .SB(SB)) u_prod (.x, .w(m), .p(prod[p]));
     end
 
     localparam logic signed [RW-1:0] HALF = (ROUND != 0 && SHIFT > 0) ? RW'(1) <<< (SHIFT - 1) : '0;

@@ -16,7 +16,8 @@
 // (rtl/common/mvu_sequencer.sv).
 // The pipeline (input buffer, schedule, weight memory, accumulation, thresholds) is the
 // skeleton rtl/common/mvu_pipeline.sv shared with bnn_mvu; this unit supplies the per-lane
-// products (add/subtract, shift-add or multiply, by W_MODE) and their per-PE sums (S2).
+// products (rtl/common/lane_product.sv: add/subtract, shift-add or multiply, by W_MODE) and
+// their per-PE sums (S2).
 //
 // Output beat: PE elements of OUT_BITS; element p = the accumulator (USE_THRESH=0,
 // ACC_BITS two's complement, OUT_BITS must equal ACC_BITS) or the number of thresholds
@@ -54,8 +55,7 @@ module int_mvu #(
 );
     localparam int NF = MH / PE;
     localparam int SF = MW / SIMD;
-    localparam int TW = 2 + SB;                                      // K-hot term width
-    localparam int WB = (W_MODE == 0) ? 1 : (W_MODE == 1) ? K * TW : W_BITS;
+    localparam int WB = (W_MODE == 0) ? 1 : (W_MODE == 1) ? K * (2 + SB) : W_BITS;
     localparam int XW = SIMD * IN_BITS;
 
     initial begin
@@ -85,23 +85,7 @@ module int_mvu #(
         for (genvar i = 0; i < SIMD; i++) begin : g_lane
             wire signed [ACC_BITS-1:0] x = ext_x(x1[i*IN_BITS +: IN_BITS]);
             wire [WB-1:0] w = w1[(p*SIMD+i)*WB +: WB];
-            if (W_MODE == 0) begin : g_bipolar
-                assign prod[p][i] = w[0] ? x : -x;
-            end else if (W_MODE == 1) begin : g_khot
-                always_comb begin
-                    logic signed [ACC_BITS-1:0] r;
-                    r = '0;
-                    for (int j = 0; j < K; j++) begin
-                        logic [TW-1:0] term;
-                        term = w[j*TW +: TW];
-                        if (term[1:0] == 2'b01) r = r + (x <<< term[TW-1:2]);
-                        else if (term[1:0] == 2'b11) r = r - (x <<< term[TW-1:2]);
-                    end
-                    prod[p][i] = r;
-                end
-            end else begin : g_mult
-                assign prod[p][i] = x * ACC_BITS'($signed(w));
-            end
+            lane_product #(.W_MODE(W_MODE), .WB(WB), .PW(ACC_BITS), .K(K), .SB(SB)) u_prod (.x, .w, .p(prod[p][i]));
         end
     end
 

@@ -9,7 +9,7 @@
 // One beat per clock, NF*SF clocks per window, back-to-back windows without bubbles; the
 // NF accumulator words live in a small register file between the folds of one tap.
 //
-// Weight realisations (W_MODE) and lane field layout as rtl/mvu_int/int_mvu.sv:
+// Weight realisations (W_MODE, rtl/common/lane_product.sv) and lane field layout as rtl/mvu_int/int_mvu.sv:
 //   0 bipolar (1 bit, 1 -> +1, 0 -> -1): add/subtract;  1 K-hot (K terms of 2+SB bits, sign
 //   code 01 +1 / 11 -1, shift): shift-add;  2 W_BITS two's complement: a multiplier.
 // Weight memory: depth SF*NF, word sf*NF+nf, lane (s, p) field at [(s*PE+p)*WB +: WB].
@@ -54,8 +54,7 @@ module vvu #(
     localparam int NFW = (NF > 1) ? $clog2(NF) : 1;
     localparam int SFW = (SF > 1) ? $clog2(SF) : 1;
     localparam int WAW = (WDEPTH > 1) ? $clog2(WDEPTH) : 1;
-    localparam int TW = 2 + SB;                                      // K-hot term width
-    localparam int WB = (W_MODE == 0) ? 1 : (W_MODE == 1) ? K * TW : W_BITS;
+    localparam int WB = (W_MODE == 0) ? 1 : (W_MODE == 1) ? K * (2 + SB) : W_BITS;
     localparam int L = PE * SIMD;
 
     initial begin
@@ -117,23 +116,7 @@ module vvu #(
         for (genvar p = 0; p < PE; p++) begin : g_pe
             wire signed [ACC_BITS-1:0] x = ACC_BITS'($unsigned(x1[(s*PE+p)*IN_BITS +: IN_BITS]));
             wire [WB-1:0] w = w1[(s*PE+p)*WB +: WB];
-            if (W_MODE == 0) begin : g_bipolar
-                assign prod[s][p] = w[0] ? x : -x;
-            end else if (W_MODE == 1) begin : g_khot
-                always_comb begin
-                    logic signed [ACC_BITS-1:0] r;
-                    r = '0;
-                    for (int j = 0; j < K; j++) begin
-                        logic [TW-1:0] term;
-                        term = w[j*TW +: TW];
-                        if (term[1:0] == 2'b01) r = r + (x <<< term[TW-1:2]);
-                        else if (term[1:0] == 2'b11) r = r - (x <<< term[TW-1:2]);
-                    end
-                    prod[s][p] = r;
-                end
-            end else begin : g_mult
-                assign prod[s][p] = x * ACC_BITS'($signed(w));
-            end
+            lane_product #(.W_MODE(W_MODE), .WB(WB), .PW(ACC_BITS), .K(K), .SB(SB)) u_prod (.x, .w, .p(prod[s][p]));
         end
     end
 
