@@ -15,6 +15,7 @@ import torch
 from brevitas.nn import QuantConv2d, QuantIdentity, QuantLinear
 from brevitas.quant import Int8WeightPerTensorFixedPoint
 
+from _cli import assert_refused, bnnflow
 from _models import export, randomize_norms
 from flow.cli import main
 from flow.core.errors import UserError
@@ -296,6 +297,8 @@ def test_concat_scales_must_agree(tmp_path):
     with pytest.raises(UserError, match=r"Concat '.*': its inputs have the scales .* concatenating tensors of one "
                                         "scale is supported"):
         streamline(load_qonnx(path))
+    res = bnnflow("build", path, "--out", tmp_path / "out", "--quiet")
+    assert_refused(res, "Concat 'Concat_0'", "its inputs have the scales", "tensors of one scale is supported")
 
 
 @pytest.mark.slow
