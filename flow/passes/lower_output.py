@@ -220,7 +220,8 @@ def _bias_grid(B: list) -> tuple[int, np.ndarray, np.ndarray]:
     (equal fractions share a slot). Integer logits L compare as L + B in exact arithmetic: the
     integer parts first, then the fractions, so k = ceil(log2(distinct fractions)) bits suffice
     (0 when every bias is a whole number of steps or all share one fraction). frac[s] is the
-    fraction each slot stands for (its nearest used neighbour's where no class uses it)."""
+    fraction each slot stands for (where no class uses it, that of the next used slot below, so
+    the table stays monotone)."""
     fracs = [b - math.floor(b) for b in B]
     distinct = sorted(set(fracs))
     k = (len(distinct) - 1).bit_length()
