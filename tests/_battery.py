@@ -289,8 +289,9 @@ def cnn_asym(seed: int = 0, small: bool = False) -> Battery:
 
 class TwoBranches(nn.Module):
     """A stem, two computing branches (3x3 and 1x1 conv, each + BN + QuantReLU) from its quantized
-    output, joined by Add (both branches share one ReLU quantizer; a QuantIdentity requantizes the
-    sum) or by torch.cat (each branch its own quantizer), then a conv, pooling and a linear layer."""
+    output, joined by Add (a QuantIdentity requantizes the sum) or by torch.cat, then a conv,
+    pooling and a linear layer. Both branches end in one shared ReLU quantizer, the Brevitas idiom
+    for a join (QuantCat, FINN's StreamingConcat and AddStreams take inputs of one scale)."""
 
     def __init__(self, join: str, c: int = 8, bits: int = 4, classes: int = 10):
         super().__init__()
@@ -300,7 +301,7 @@ class TwoBranches(nn.Module):
         self.inp = QuantIdentity(bit_width=8)
         self.stem = nn.Sequential(*_conv_bn_relu(QuantConv2d, 3, c, bits, kernel_size=3, stride=2, padding=1))
         relu_a = QuantReLU(bit_width=bits, return_quant_tensor=join == "add")
-        relu_b = relu_a if join == "add" else QuantReLU(bit_width=bits)
+        relu_b = relu_a
         self.a = nn.Sequential(QuantConv2d(c, c, 3, padding=1, bias=False, weight_bit_width=bits), nn.BatchNorm2d(c), relu_a)
         self.b = nn.Sequential(QuantConv2d(c, c, 1, bias=False, weight_bit_width=bits), nn.BatchNorm2d(c), relu_b)
         self.requant = QuantIdentity(bit_width=bits) if join == "add" else nn.Identity()

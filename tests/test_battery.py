@@ -17,12 +17,7 @@ from _battery import BATTERY, INPUTS
 from _battery_run import PLAN, check
 
 # `bnnflow build`'s sentence for each model it refuses today (benchmarks/battery_status.py)
-REFUSED = {
-    "mlp8_bias": "the biases of the output layer 'Gemm_1' need more than 16 fraction bits to keep the order of "
-                 "the classes' logits.",
-    "branch_concat": "Concat 'Concat_0': its inputs have the scales 0.4264433979988098 and 0.8177412152290344; "
-                     "concatenating tensors of one scale is supported.",
-}
+REFUSED: dict = {}
 
 
 def _models():

@@ -15,6 +15,7 @@ import torch
 from brevitas.nn import QuantConv2d, QuantIdentity, QuantLinear
 from brevitas.quant import Int8WeightPerTensorFixedPoint
 
+from _cli import assert_refused, bnnflow
 from _models import export, randomize_norms
 from flow.cli import main
 from flow.core.errors import UserError
@@ -43,7 +44,8 @@ def _conv(cin, cout, k):
 
 class Branches(torch.nn.Module):
     """Input quantizer -> conv -> two computing branches (3x3 and 1x1 conv + BN + one shared
-    quantizer) joined by `join` ("add": their sum requantized; "cat": torch.cat on channels)
+    quantizer) joined by `join` ("add": their sum requantized; "cat": torch.cat on channels;
+    "cat-requant": each branch its own quantizer, so two scales, and a quantizer after the cat)
     -> linear. `shortcut`: first a residual block whose shortcut starts at the input quantizer."""
 
     def __init__(self, join: str = "add", ca: int = 8, cb: int = 8, shortcut: bool = False, then_cat: bool = False):
@@ -56,7 +58,9 @@ class Branches(torch.nn.Module):
         self.ca, self.bna = _conv(8, ca, 3), torch.nn.BatchNorm2d(ca)
         self.cb, self.bnb = _conv(8, cb, 1), torch.nn.BatchNorm2d(cb)
         self.qshared, self.qsum = QuantIdentity(bit_width=4), QuantIdentity(bit_width=4)
-        out = ca + cb if join == "cat" else ca
+        self.qb = QuantIdentity(bit_width=4, scaling_impl_type="const", min_val=-1.5, max_val=1.5) \
+            if join == "cat-requant" else self.qshared  # scale 3/16 beside qshared's 1/8
+        out = ca + cb if join.startswith("cat") else ca
         if then_cat:
             self.cc, self.bnc = _conv(out, 4, 3), torch.nn.BatchNorm2d(4)
             self.cd, self.bnd = _conv(out, 2, 1), torch.nn.BatchNorm2d(2)
@@ -70,8 +74,9 @@ class Branches(torch.nn.Module):
             y = self.qr(y + self.qin(self.bnr(self.res(y))))
         h = self.q0(self.bn0(self.stem(y)))
         a = self.qshared(self.bna(self.ca(h)))
-        b = self.qshared(self.bnb(self.cb(h)))
-        y = torch.cat([a, b], dim=1) if self.join == "cat" else self.qsum(a + b)
+        b = self.qb(self.bnb(self.cb(h)))
+        y = torch.cat([a, b], dim=1) if self.join.startswith("cat") else self.qsum(a + b)
+        y = self.qsum(y) if self.join == "cat-requant" else y
         if self.then_cat:
             y = torch.cat([self.qcat(self.bnc(self.cc(y))), self.qcat(self.bnd(self.cd(y)))], dim=1)
         return self.fc(torch.flatten(y, 1))
@@ -113,6 +118,7 @@ MODELS = {
     "cat-lanes": (lambda: Branches("cat", 8, 4), (1, 6, 6), 300),
     "input-shortcut-mlp": (lambda: InputShortcutMLP(), (1, 4, 4), 64),
     "flat-cat": (lambda: FlatConcat(), (1, 4, 4), 200),
+    "cat-two-scales": (lambda: Branches("cat-requant", 8, 4), (1, 6, 6), 300),
     "all": (lambda: Branches("add", shortcut=True, then_cat=True), (1, 6, 6), 400),
 }
 
@@ -203,7 +209,8 @@ def test_hls_c_simulation_is_exact(built_all):
     assert record["csim"]["mismatches"] == 0 and record["csim"]["images"] == 10
 
 
-@pytest.mark.parametrize("name", ["input-shortcut-mlp", "flat-cat", pytest.param("add", marks=pytest.mark.slow),
+@pytest.mark.parametrize("name", ["input-shortcut-mlp", "flat-cat", "cat-two-scales",
+                                  pytest.param("add", marks=pytest.mark.slow),
                                   pytest.param("cat-lanes", marks=pytest.mark.slow)])
 def test_numpy_equals_pytorch_on_many_inputs(name, tmp_path):
     """The streamlined graph (no RTL) on 200 images."""
@@ -211,6 +218,12 @@ def test_numpy_equals_pytorch_on_many_inputs(name, tmp_path):
     g = streamline(load_qonnx(export(model, tmp_path / "m.onnx", shape)))
     x = _images(200, shape, seed=12)
     assert int(np.sum(execute_numpy(g, x) != _torch_labels(model, x))) == 0
+    if name == "cat-two-scales":  # the quantizer after the Concat: thresholds of each branch's own scale
+        ops = g.ops()
+        i = [o.op_type for o in ops].index("StreamingConcat")
+        thr = ops[i + 1].param("thresholds")
+        assert ops[i + 1].op_type == "Thresholding" and thr.shape[0] == 12
+        assert (thr[:8] == thr[0]).all() and (thr[8:] == thr[8]).all() and (thr[0] != thr[8]).any()
 
 
 @pytest.mark.slow
@@ -296,6 +309,8 @@ def test_concat_scales_must_agree(tmp_path):
     with pytest.raises(UserError, match=r"Concat '.*': its inputs have the scales .* concatenating tensors of one "
                                         "scale is supported"):
         streamline(load_qonnx(path))
+    res = bnnflow("build", path, "--out", tmp_path / "out", "--quiet")
+    assert_refused(res, "Concat 'Concat_0'", "its inputs have the scales", "tensors of one scale is supported")
 
 
 @pytest.mark.slow

@@ -4,6 +4,7 @@ into the integer logits), each exact against PyTorch."""
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import onnx
@@ -171,6 +172,46 @@ def test_biases_enter_the_output_logits(exported):
         ks[name] = int(fs.param("mult")[0])  # a * 2^k, a = 1 for the signed 2-bit hidden codes
         assert len(set(fs.param("bias").tolist())) > 1
     assert ks["mlp_int32_bias"] == 1 and ks["mlp_bipolar"] > 1
+
+
+def _order_kept(B: list, k: int, beta: np.ndarray) -> int:
+    """Pairs (c, d) and integer logit differences L_c - L_d on which 2^k*L + beta orders two
+    classes otherwise than L + B does in exact arithmetic (ties included); every difference
+    that can change the order is tried."""
+    wrong = 0
+    for c in range(len(B)):
+        for d in range(len(B)):
+            r = B[d] - B[c]
+            for delta in range(math.floor(r) - 2, math.floor(r) + 3):
+                real = (delta > r) - (delta < r)
+                hw = int(delta * (1 << k) - (beta[d] - beta[c]))
+                wrong += real != (hw > 0) - (hw < 0)
+    return wrong
+
+
+def test_output_bias_grid_keeps_exact_order():
+    """Float biases tens of thousands of accumulator steps large (8-bit layers), two of whose
+    fractions lie 7e-4 steps apart: the integer parts and the fractions' ranks order every pair
+    exactly with ceil(log2(classes)) fraction bits."""
+    from fractions import Fraction
+
+    from flow.passes.lower_output import _bias_grid
+
+    m = np.float32(1.219987e-06)
+    rng = np.random.default_rng(3)
+    steps = rng.integers(-40000, 40000, 10) + np.array([0.18, 0.2188, 0.3124, 0.46884, 0.46894, 0.5312, 0.5599,
+                                                        0.6242, 0.875, 0.9372])
+    bias = (steps * np.float64(m)).astype(np.float32)
+    B = [Fraction(float(b)) / Fraction(float(m)) for b in bias]
+    k, beta, frac = _bias_grid(B)
+    assert k == 4 and len(frac) == 16
+    assert _order_kept(B, k, beta) == 0
+    whole = [Fraction(n) for n in (3, -7, 3, 12)]  # Int32 biases: no fraction bits, beta = B
+    assert _bias_grid(whole)[:2][0] == 0 and _bias_grid(whole)[1].tolist() == [3, -7, 3, 12]
+    shared = [Fraction(1, 2) + n for n in (3, -7, 4)]  # one shared fraction: order by the integer parts
+    k, beta, frac = _bias_grid(shared)
+    assert (k, beta.tolist(), frac.tolist()) == (0, [3, -7, 4], [0.5])
+    assert _order_kept(shared, k, beta) == 0
 
 
 def test_input_types_map_values_to_wire_codes():

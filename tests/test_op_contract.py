@@ -23,7 +23,7 @@ SCANNED = [*sorted((REPO / "flow" / "passes").glob("*.py")), *sorted((REPO / "fl
 # The lowering rules emit ops by their type (one of the few files a new op touches); ONNX's
 # own operator names ("MaxPool") coincide with some op types there.
 LOWERING_RULES = {REPO / "flow" / "passes" / f for f in ("streamline.py", "lower_layer.py", "lower_output.py",
-                                                          "lower_pool.py")}
+                                                          "lower_pool.py", "lower_concat.py")}
 
 
 @pytest.mark.parametrize("op_type", OPS)

@@ -10,6 +10,9 @@ is still checked on every logit and the report gives its affine fit and largest 
 """
 from __future__ import annotations
 
+import math
+from fractions import Fraction
+
 import numpy as np
 
 from flow.core.errors import UserError
@@ -31,8 +34,8 @@ class OutputLowering:
                             "vector is required")
         facts = {"kind": "class", "logits": "integer, 0-based"}
         if acc.bias is not None:
-            last, lbits, table, k = self._biased_logits(acc, seg)
-            facts.update(fraction_bits=k, exact=k == 0)
+            last, lbits, table, k, whole = self._biased_logits(acc, seg)
+            facts.update(fraction_bits=k, exact=whole)
         else:
             last, lbits, table = self._binary_logits(acc, seg) if acc.binary else self._int_logits(acc, seg)
         self.add("LabelSelect", {"Labels": acc.mh, "PE": 1, "InputBits": lbits}, {}, [last])
@@ -80,10 +83,12 @@ class OutputLowering:
                         {"mult": np.full(mh, codes.a, dtype=np.int64), "bias": bias}, [mvu.output[0]])
         return last.output[0], lbits, table
 
-    def _biased_logits(self, acc: Accumulator, seg) -> tuple[str, int, np.ndarray, int]:
-        """Integer logits of an output layer with a per-class bias: 2^k * sign*L + beta - min, with
-        the fewest fraction bits k that keep every pair of classes in the order of L + bias/m
-        (L the integer logit, m one accumulator step); their float values at that resolution."""
+    def _biased_logits(self, acc: Accumulator, seg) -> tuple[str, int, np.ndarray, int, bool]:
+        """Integer logits of an output layer with a per-class bias: 2^k * (sign*L + n) + s - min,
+        n the integer part of the class's bias in accumulator steps and s the slot of its
+        fraction on a grid of 2^k (_bias_grid): every pair of classes compares as L + bias/m in
+        exact arithmetic (L the integer logit, m one accumulator step); the table holds the float
+        value of each logit a class can give."""
         node, mh = acc.node, acc.mh
         if not np.all(acc.m == acc.m[0]):
             raise UserError(f"the output layer {node.name!r} has per-class weight scales; one scale shared by "
@@ -97,7 +102,7 @@ class OutputLowering:
         if not ends[1] != ends[0]:
             raise UserError(f"the output of layer {node.name!r} is constant over its accumulator range")
         sign = 1 if ends[1] > ends[0] else -1
-        k, beta = _fraction_bits(sign * B, node)
+        k, beta, frac = _bias_grid([sign * Fraction(float(b)) / Fraction(float(m)) for b in acc.bias])
         if acc.binary:  # popcount' in [0, MW] (the complement where sign < 0); sign*L = 2*pop' - MW
             w_bits = acc.w_bits if sign > 0 else (1 - acc.w_bits).astype(np.uint8)
             mvu = self.add("BinaryMVU", {"MW": acc.mw, "MH": mh, "PE": 1, "SIMD": 1, "NumThresholds": 0,
@@ -119,13 +124,18 @@ class OutputLowering:
                                        "Shift": 0, "Rounding": 0},
                         {"mult": np.full(mh, a << k, dtype=np.int64),
                          "bias": (offs * (1 << k) + beta - lmin).astype(np.int64)}, [mvu.output[0]])
-        lv = sign * (np.arange(lmin, lmax + 1, dtype=np.float64) / (1 << k))
-        table = self._output_curve(acc, lambda v: m * v.astype(np.float32), lv, seg)
+
+        def value(h: np.ndarray) -> np.ndarray:  # the float output of hardware logits h - lmin
+            steps = (h >> k).astype(np.float64) + frac[h & ((1 << k) - 1)]
+            return m * (sign * steps).astype(np.float32)
+
+        table = self._output_curve(acc, value, np.arange(lmin, lmax + 1, dtype=np.int64), seg)
+        whole = k == 0 and not frac.any()  # every bias a whole number of steps
         d = np.diff(table)
-        if not (np.all(d > 0) if k == 0 else np.all(d >= 0) and table[-1] > table[0]):
+        if not (np.all(d > 0) if whole else np.all(d >= 0) and table[-1] > table[0]):
             raise UserError(f"the output of layer {node.name!r} is not strictly monotone in the accumulator, so "
                             "integer top-1 would differ from the float model")
-        return last.output[0], lbits, table, k
+        return last.output[0], lbits, table, k, whole
 
     def _logit_mvu(self, acc: Accumulator, wi: np.ndarray):
         """The IntMVU (no thresholds) of an output layer with weights wi."""
@@ -204,21 +214,24 @@ def _finite_logits(y: np.ndarray, node) -> np.ndarray:
     return y
 
 
-MAX_FRACTION_BITS = 16
-
-
-def _fraction_bits(B: np.ndarray, node) -> tuple[int, np.ndarray]:
-    """(k, beta): the fewest fraction bits k with beta = rint(B * 2^k) ordering every pair of
-    classes as the real biases B do (L_c + B_c against L_d + B_d for all integers L)."""
-    if not np.any(B):
-        return 0, np.zeros(len(B), np.int64)
-    r = B[None, :] - B[:, None]            # r[c, d] = B_d - B_c
-    near = np.abs(r - np.rint(r)) <= 1e-6 * np.maximum(1.0, np.abs(r))
-    for k in range(MAX_FRACTION_BITS + 1):
-        beta = np.rint(B * (1 << k)).astype(np.int64)
-        rq = (beta[None, :] - beta[:, None]) / (1 << k)
-        same = np.where(near, rq == np.rint(r), (np.floor(rq) == np.floor(r)) & (rq != np.floor(rq)))
-        if np.all(same):
-            return k, beta
-    raise UserError(f"the biases of the output layer {node.name!r} need more than {MAX_FRACTION_BITS} fraction bits "
-                    "to keep the order of the classes' logits")
+def _bias_grid(B: list) -> tuple[int, np.ndarray, np.ndarray]:
+    """(k, beta, frac) for exact per-class biases B (Fractions, in accumulator steps): beta_c =
+    2^k * floor(B_c) + s_c, with slots s_c in 0..2^k-1 in the order of the fractions B_c - floor(B_c)
+    (equal fractions share a slot). Integer logits L compare as L + B in exact arithmetic: the
+    integer parts first, then the fractions, so k = ceil(log2(distinct fractions)) bits suffice
+    (0 when every bias is a whole number of steps or all share one fraction). frac[s] is the
+    fraction each slot stands for (where no class uses it, that of the next used slot below, so
+    the table stays monotone)."""
+    fracs = [b - math.floor(b) for b in B]
+    distinct = sorted(set(fracs))
+    k = (len(distinct) - 1).bit_length()
+    slots, prev = {}, -1
+    for i, f in enumerate(distinct):  # nearest grid point, kept increasing and leaving room for the rest
+        prev = min(max(math.floor(f * (1 << k) + Fraction(1, 2)), prev + 1), (1 << k) - len(distinct) + i)
+        slots[f] = prev
+    frac = np.zeros(1 << k, np.float64)
+    used = sorted((s, float(f)) for f, s in slots.items())
+    for s in range(1 << k):
+        frac[s] = max((f for t, f in used if t <= s), default=used[0][1])
+    beta = np.array([math.floor(b) * (1 << k) + slots[f] for b, f in zip(B, fracs)], np.int64)
+    return k, beta, frac

@@ -12,6 +12,7 @@ codes; everything between two quantizers becomes integer hardware:
     quantized -> [affine] -> quantizer                                 Thresholding (requantize)
     quantized + quantized (Add) -> [affine] -> quantizer               AddStreams + Thresholding
     Concat(quantized, quantized) along channels, one scale             StreamingConcat
+    Concat of two scales -> [affine] -> quantizer                      StreamingConcat + Thresholding
     a quantized tensor read twice                                      Duplicate (+ FIFOs on the branches)
     ... -> MatMul|Gemm -> [affine] -> output                           MVU (+ FixedScale) + LabelSelect
 
@@ -29,6 +30,7 @@ from flow.core.errors import UserError
 from flow.core.intype import NAMES as INPUT_TYPES
 from flow.core.intype import InputType, from_datatype, pixels
 from flow.ir.graph import DataflowGraph
+from flow.passes.lower_concat import ConcatLowering
 from flow.passes.lower_layer import LayerLowering
 from flow.passes.lower_pool import POOL_OPS, PoolLowering
 from flow.passes.tensor import Tensor
@@ -45,7 +47,7 @@ LAYER_OPS = {"MatMul", "Gemm", "Conv"}
 ACT_QUANT = {"BipolarQuant", "Quant"}
 
 
-class Streamliner(LayerLowering, PoolLowering):
+class Streamliner(LayerLowering, PoolLowering, ConcatLowering):
     def __init__(self, mw, intype: InputType, model_name: str):
         self.mw = mw
         self.intype = intype
@@ -111,6 +113,19 @@ class Streamliner(LayerLowering, PoolLowering):
             seg.append(n)
             t = n.output[0]
         return seg, None
+
+    def quantizer_after(self, node):
+        """(float ops, quantizer) where only single-reader float ops lead from `node` to a quantizer, else None."""
+        seg, t = [], node.output[0]
+        while t != self.out_name and len(self.consumers.get(t, [])) == 1:
+            n = self.consumers[t][0]
+            if n.op_type in ACT_QUANT:
+                return seg, n
+            if n.op_type not in FLOAT_OPS | {"Identity"}:
+                return None
+            seg.append(n)
+            t = n.output[0]
+        return None
 
     # -- the input -----------------------------------------------------------------------------
     def input_layer(self, pre, qnode) -> Tensor:
@@ -358,32 +373,6 @@ class Streamliner(LayerLowering, PoolLowering):
         src = self.dfg.producer(t.hw)
         return src is not None and src.op_type == "Duplicate"
 
-    def concat(self, a: Tensor, b: Tensor, node) -> Tensor:
-        """Concat of two quantized tensors of one scale along channels: StreamingConcat of the codes."""
-        ca, cb = a.codes, b.codes
-        if ca.scale != cb.scale:
-            raise UserError(f"Concat {node.name!r}: its inputs have the scales {ca.scale} and {cb.scale}; "
-                            "concatenating tensors of one scale is supported")
-        if (ca.a, ca.o, ca.bipolar) != (cb.a, cb.o, cb.bipolar) \
-                or any(x is not None for x in (a.flipped, b.flipped, a.pad, b.pad)):
-            raise UserError(f"Concat {node.name!r}: its inputs are quantized differently (signedness, range or "
-                            "a pending Pad); concatenating outputs of one kind of quantizer is supported")
-        axis = int(_attrs(node).get("axis", 1))
-        rank = len(a.shape)
-        if len(b.shape) != rank or axis not in (1, -rank) or a.shape[1:] != b.shape[1:]:
-            raise UserError(f"Concat {node.name!r}: concatenating along channels (axis 1) of tensors with equal "
-                            f"other dimensions is supported, got {a.shape} and {b.shape} on axis {axis}")
-        vectors = int(np.prod(a.shape[1:]))
-        c = self.add("StreamingConcat", {"NumVectors": vectors, "ChannelsA": a.shape[0], "ChannelsB": b.shape[0],
-                                         "ElemBitsA": ca.bits, "ElemBitsB": cb.bits, "SIMD": 1}, {},
-                     self.join_inputs(a, b))
-        perm = None
-        if rank == 1 and (_order(a) or _order(b)):
-            pa, pb = (list(t.perm) if t.perm is not None else list(range(t.shape[0])) for t in (a, b))
-            perm = tuple(pa + [a.shape[0] + i for i in pb])
-        codes = replace(ca, levels=max(ca.levels, cb.levels))
-        return Tensor(codes, (a.shape[0] + b.shape[0], *a.shape[1:]), c.output[0], perm, rank=a.rank)
-
     # -- driver -----------------------------------------------------------------------------------
     def run(self) -> DataflowGraph:
         if not any(n.op_type in LAYER_OPS for n in self.nodes):
@@ -430,8 +419,7 @@ class Streamliner(LayerLowering, PoolLowering):
             self.publish(qnext.output[0], self.requantize(s, seg, qnext, f"Add {node.name!r}"))
             self.done.update(x.name for x in [node, *seg, qnext])
         elif kind == "Concat" and len(dyn) == 2:
-            self.publish(node.output[0], self.concat(self.take(dyn[0], node), self.take(dyn[1], node), node))
-            self.done.add(node.name)
+            self.concat_node(node, self.take(dyn[0], node), self.take(dyn[1], node))
         elif kind in ACT_QUANT | FLOAT_OPS and len(dyn) == 1:
             self.requantize_from(node, dyn[0])
         else:
