@@ -30,6 +30,7 @@ from flow.pipeline.sweep_html import pareto_front, sweep_html
 from flow.pipeline.sweep_spec import load_spec
 from flow.sim.csim import run_csim
 from flow.sim.simulate import run_rtlsim
+from flow.sim.verify import verify
 
 pytestmark = pytest.mark.sim
 distributed = pytest.importorskip("distributed")
@@ -224,12 +225,11 @@ def test_sharded_rtl_simulation_equals_the_single_process_one(work, local_sweep,
 
 def test_verify_with_workers_gives_the_single_process_record(work, local_sweep):
     build_dir = work / "local" / local_sweep["rows"][1]["dir"]
-    one = bnnflow("verify", build_dir, "--images", "60")
+    one = verify(load_build(build_dir), build_dir, 60, log=lambda m: None).record
     many = bnnflow("verify", build_dir, "--images", "60", "--workers", "2")
-    assert one.returncode == 0 and many.returncode == 0, (one.stderr, many.stderr)
+    assert many.returncode == 0, many.stderr
     assert "sharded over 2 Dask worker threads" in many.stderr
-    a, b = json.loads(one.stdout), json.loads(many.stdout)
-    assert a["verification"] == b["verification"] and a["verification"]["rtlsim"]["mismatches"] == 0
+    assert json.loads(many.stdout)["verification"] == one and one["rtlsim"]["mismatches"] == 0 and one["images"] == 60
 
 
 @pytest.mark.slow
@@ -285,7 +285,13 @@ def test_the_command_line_refuses_a_bad_spec_in_one_sentence(work, tmp_path):
     assert_refused(bnnflow("sweep", tmp_path / "none.toml", "--out", tmp_path / "out"), "does not exist")
     (tmp_path / "file").write_text("x")
     (tmp_path / "ok.toml").write_text('model = "tiny.onnx"\n')
-    assert_refused(bnnflow("sweep", tmp_path / "ok.toml", "--out", tmp_path / "file"), "not a directory")
+    with pytest.raises(UserError, match="not a directory"):
+        run_sweep(load_spec(tmp_path / "ok.toml"), tmp_path / "file", progress=False)
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "notes.txt").write_text("mine")
+    with pytest.raises(UserError, match="holds no sweep"):
+        run_sweep(load_spec(tmp_path / "ok.toml"), tmp_path / "full", progress=False)
+    assert [p.name for p in (tmp_path / "full").iterdir()] == ["notes.txt"]
 
 
 def test_load_spec_crosses_the_grid_with_the_point_list(work, tmp_path):
@@ -315,3 +321,36 @@ def test_the_pareto_front_keeps_the_points_nothing_beats():
     page = sweep_html({"rows": rows + [_row("<x>", None, None, status="failed")], "points": 8, "counts": {}})
     assert page.count("<svg") == 2 and "Accuracy against LUT" in page and "&lt;x&gt;" in page and "<x>" not in page
     assert sweep_html({"rows": [_row("a", 100, 10.0)], "points": 1, "counts": {}}).count("<svg") == 1
+
+
+@pytest.mark.slow
+def test_labelled_images_give_the_accuracy_front_and_the_points_equal_plain_builds(tmp_path):
+    """A zoo-sized MLP verified on labelled MNIST images at two foldings on an embedded
+    cluster; every row equals the row of the same point built by `build` with its own steps
+    (no shared simulator)."""
+    from _models import zoo_mlp
+
+    from flow.frontend.export import export_qonnx
+    from flow.pipeline.build import build
+    from flow.pipeline.shard import dask_client
+    from flow.pipeline.sweep import point_config, point_row
+    from flow.train.data import class_interleaved, load_dataset, write_idx
+
+    export_qonnx(zoo_mlp(seed=0), tmp_path / "tfc.onnx")
+    images, labels = load_dataset("mnist-subset")
+    pick = class_interleaved(labels)[:300]
+    (tmp_path / "labelled").mkdir()
+    write_idx(tmp_path / "labelled" / "t10k-images-idx3-ubyte", images[pick, 0])
+    write_idx(tmp_path / "labelled" / "t10k-labels-idx1-ubyte", labels[pick].astype(np.uint8))
+    (tmp_path / "spec.toml").write_text('model = "tfc.onnx"\ntest_data = "labelled"\nverify_images = 100\n'
+                                        "target_cycles = [256, 1024]\n")
+    spec = load_spec(tmp_path / "spec.toml")
+    summary = run_sweep(spec, tmp_path / "out", connect=lambda: dask_client(workers=2), progress=False)
+    rows = summary["rows"]
+    assert [r["status"] for r in rows] == ["complete"] * 2, [r["reason"] for r in rows]
+    assert rows[0]["accuracy"] == rows[1]["accuracy"] and 0 <= rows[0]["accuracy"] <= 1  # the folding keeps top-1
+    assert summary["pareto_accuracy"] == [min(rows, key=lambda r: r["lut"])["name"]]
+    assert "Accuracy against LUT" in (tmp_path / "out" / "sweep.html").read_text()
+    for point, row in zip(spec.points, rows):
+        rep = build(point_config(point.params, tmp_path / "plain" / point.name))
+        assert comparable([point_row(point, rep)]) == comparable([row])
