@@ -12,6 +12,7 @@ directory at the same path (one machine, or a shared file system).
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import os
 
@@ -52,8 +53,9 @@ def dask_client(workers: int | None = None, scheduler: str | None = None):
             yield client
         return
     n = workers or default_workers()
-    with LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster, \
-            Client(cluster) as client:
+    # the dashboard on a free port; only errors of the cluster's own logs reach stderr
+    with LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0",
+                      silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
         yield client
 
 
@@ -66,6 +68,11 @@ def _pieces(chunks: list[np.ndarray], shards: int) -> list[np.ndarray]:
     """The engines' chunks, each cut further so that there are at least `shards` slices."""
     per = max(1, math.ceil(shards / max(1, len(chunks))))
     return [p for c in chunks for p in np.array_split(c, min(per, len(c))) if len(p)]
+
+
+def _scattered(client, graph, images: np.ndarray, s_in):
+    """The slice's input beats, sent to the cluster as data of their own (not inside a task)."""
+    return client.scatter(pack_beats(to_wire(graph, images), s_in.lanes, s_in.bits), hash=False)
 
 
 def _run_rtl_piece(sim, beats, stall_seed, watchdog):
@@ -83,8 +90,8 @@ def sharded_rtlsim(client, shards: int | None = None):
         sim, s_in, s_out = compiled_sim(graph, build_dir, logits)  # compiled here, once
         wd = default_watchdog(graph) if watchdog is None else watchdog
         pieces = _pieces(chunks, shards or worker_threads(client))
-        futures = [client.submit(_run_rtl_piece, sim, pack_beats(to_wire(graph, p), s_in.lanes, s_in.bits),
-                                 stall_seed, wd, pure=False) for p in pieces]
+        futures = [client.submit(_run_rtl_piece, sim, _scattered(client, graph, p, s_in), stall_seed, wd, pure=False)
+                   for p in pieces]
         results = client.gather(futures)
         y = np.concatenate([unpack_beats(b, s_out.lanes, s_out.bits).reshape(len(p), -1)[:, : s_out.elems]
                             for (b, _stats), p in zip(results, pieces)]).astype(np.int64)
@@ -100,8 +107,7 @@ def sharded_csim(client, shards: int | None = None):
         sim, info = compiled_csim(graph, build_dir, logits)  # compiled here, once
         s_in, s_out = info["in"], info["out"]
         pieces = _pieces(chunks, shards or worker_threads(client))
-        futures = [client.submit(_run_c_piece, sim, pack_beats(to_wire(graph, p), s_in.lanes, s_in.bits), pure=False)
-                   for p in pieces]
+        futures = [client.submit(_run_c_piece, sim, _scattered(client, graph, p, s_in), pure=False) for p in pieces]
         results = client.gather(futures)
         y = np.concatenate([unpack_beats(b, s_out.lanes, s_out.bits, signed=info["out_signed"])
                             .reshape(len(p), -1)[:, : s_out.elems] for (b, _stats), p in zip(results, pieces)])
