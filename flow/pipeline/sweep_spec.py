@@ -169,9 +169,15 @@ def _point_tables(tables, base: Path, where: str, top: set[str]) -> list[dict]:
     return out
 
 
+FILE_KEYS = ("model", "folding")  # parameters that may name a file whose bytes are part of the point
+
+
 def point_name(params: dict) -> str:
-    """The point's folder: the model's name and a hash of every parameter (stable across runs)."""
-    text = json.dumps(params, sort_keys=True)
+    """The point's folder: the model's name and a hash of every parameter and of the files
+    they name (stable across runs; a model or folding file that changed is a new point)."""
+    files = {k: hashlib.sha256(Path(params[k]).read_bytes()).hexdigest() for k in FILE_KEYS
+             if k in params and Path(params[k]).is_absolute() and Path(params[k]).is_file()}
+    text = json.dumps([params, files], sort_keys=True)
     stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(str(params["model"])).stem)[:40].strip("._") or "model"
     return f"{stem}-{hashlib.sha256(text.encode()).hexdigest()[:10]}"
 
