@@ -283,6 +283,8 @@ def test_the_command_line_refuses_a_bad_spec_in_one_sentence(work, tmp_path):
     assert_refused(bnnflow("sweep", tmp_path / "none.toml", "--out", tmp_path / "out"), "does not exist")
     (tmp_path / "file").write_text("x")
     (tmp_path / "ok.toml").write_text('model = "tiny.onnx"\n')
+    assert_refused(bnnflow("sweep", tmp_path / "ok.toml", "--out", tmp_path / "out", "--scheduler", "no port"),
+                   "cannot reach the Dask scheduler")
     with pytest.raises(UserError, match="not a directory"):
         run_sweep(load_spec(tmp_path / "ok.toml"), tmp_path / "file", progress=False)
     (tmp_path / "full").mkdir()

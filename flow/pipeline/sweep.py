@@ -277,6 +277,13 @@ def _run_on(client, todo: list[Point], out: Path, cache: Path, record) -> None:
         fut.release()
 
 
+def _cluster_for(todo: list[Point], client, connect):
+    """A context giving the client the points run on (None: here, one after the other)."""
+    if todo and client is None and connect is not None:
+        return connect()
+    return contextlib.nullcontext(client if todo else None)
+
+
 def run_sweep(spec: SweepSpec, out, client=None, connect=None, cache=None, progress: bool = True) -> dict:
     """Build every point not yet built; return sweep.json's content. The points run on
     `client`, else on the client `connect()` opens (a context manager, entered only when a
@@ -285,25 +292,24 @@ def run_sweep(spec: SweepSpec, out, client=None, connect=None, cache=None, progr
     cache = Path(cache).absolute() if cache is not None else out / SIM_CACHE
     rows, todo = plan(spec, out)
     write_results(out, spec, rows, html=False)
-    bar = tqdm(total=len(spec.points), initial=len(rows), unit="point", desc="sweep", disable=not progress,
-               dynamic_ncols=True)
+    with _cluster_for(todo, client, connect) as c:
+        bar = tqdm(total=len(spec.points), initial=len(rows), unit="point", desc="sweep", disable=not progress,
+                   dynamic_ncols=True)
 
-    def record(row: dict) -> None:
-        rows[row["name"]] = row
-        write_results(out, spec, rows, html=False)
-        bar.update(1)
-        bar.set_postfix_str(f"{sum(r['status'] not in FINISHED for r in rows.values())} not complete", refresh=False)
+        def record(row: dict) -> None:
+            rows[row["name"]] = row
+            write_results(out, spec, rows, html=False)
+            bar.update(1)
+            bar.set_postfix_str(f"{sum(r['status'] not in FINISHED for r in rows.values())} not complete",
+                                refresh=False)
 
-    try:
-        if todo and client is None and connect is not None:
-            with connect() as c:
+        try:
+            if c is not None:
                 _run_on(c, todo, out, cache, record)
-        elif todo and client is not None:
-            _run_on(client, todo, out, cache, record)
-        else:
-            for p in interleaved(todo):
-                record(run_point(p, out, cache))
-    finally:
-        bar.close()
-        summary = write_results(out, spec, rows)
+            else:
+                for p in interleaved(todo):
+                    record(run_point(p, out, cache))
+        finally:
+            bar.close()
+            summary = write_results(out, spec, rows)
     return summary
