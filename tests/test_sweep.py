@@ -25,7 +25,7 @@ from flow.core.builddir import is_build_dir, lock_is_held
 from flow.core.errors import UserError
 from flow.pipeline.build import load_build, read_report
 from flow.pipeline.shard import sharded_csim, sharded_rtlsim
-from flow.pipeline.sweep import SIM_CACHE, run_sweep
+from flow.pipeline.sweep import SIM_CACHE, interleaved, run_sweep
 from flow.pipeline.sweep_html import pareto_front, sweep_html
 from flow.pipeline.sweep_spec import load_spec
 from flow.sim.csim import run_csim
@@ -357,3 +357,9 @@ def test_labelled_images_give_the_accuracy_front_and_the_points_equal_plain_buil
     for point, row in zip(spec.points, rows):
         rep = build(point_config(point.params, tmp_path / "plain" / point.name))
         assert comparable([point_row(point, rep)]) == comparable([row])
+
+
+def test_points_that_share_a_design_are_handed_out_apart(work):
+    points = load_spec(work / "spec.toml").points  # (16, 4), (16, 8), (32, 4), (32, 8)
+    order = [(p.params["target_cycles"], p.params["verify_images"]) for p in interleaved(list(points))]
+    assert order == [(16, 4), (32, 4), (16, 8), (32, 8)]
