@@ -55,7 +55,7 @@ def _ticks(values: list[float], log: bool) -> list[float]:
 def _label(v: float) -> str:
     for unit, div in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
         if abs(v) >= div:
-            return f"{v / div:g}{unit}"
+            return f"{v / div:.3g}{unit}"
     return f"{v:.3g}"
 
 
