@@ -1,10 +1,11 @@
-"""The `bnnflow` command line: models, train, export, build, run, verify.
+"""The `bnnflow` command line: models, train, export, build, run, verify, sweep.
 
 Bad input ends with one sentence on stderr and exit code 2.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import sys
@@ -17,8 +18,11 @@ from flow.boards.step import summary
 from flow.core.builddir import MARKER, is_build_dir, locked, refuse_if_locked
 from flow.core.errors import UserError
 from flow.core.intype import parse
-from flow.pipeline.build import BuildConfig, build, load_build, stale_reason
+from flow.pipeline.build import FINISHED, BuildConfig, build, load_build, stale_reason
+from flow.pipeline.shard import dask_client, sharded_sims, worker_threads
 from flow.pipeline.steps import step_names
+from flow.pipeline.sweep import SWEEP_HTML, SWEEP_JSON, run_sweep
+from flow.pipeline.sweep_spec import load_spec
 from flow.sim.execute import check_images, execute
 from flow.sim.verify import MAX_IMAGES, verification_images, verify
 
@@ -39,6 +43,19 @@ def _positive_int(text: str, limit: int = INT64_MAX) -> int:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
     if v < 1 or v > limit:
         raise argparse.ArgumentTypeError(f"expected a positive integer of at most {limit}, got {text!r}")
+    return v
+
+
+MAX_WORKERS = 1024
+
+
+def _worker_count(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of workers, got {text!r}") from None
+    if not 0 <= v <= MAX_WORKERS:
+        raise argparse.ArgumentTypeError(f"expected a number of workers from 0 to {MAX_WORKERS}, got {text!r}")
     return v
 
 
@@ -235,12 +252,57 @@ def cmd_verify(args) -> int:
     why = stale_reason(build_dir, graph)
     if why is not None:
         print(f"bnnflow: warning: {build_dir / 'dataflow.onnx'} {why}; verifying it as it is", file=sys.stderr)
-    with locked(build_dir, "verification"):
+    with locked(build_dir, "verification"), _cluster(args) as client:
+        sims = None
+        if client is not None:
+            sims = sharded_sims(client, worker_threads(client))
+            print(f"simulations sharded over {worker_threads(client)} Dask worker threads", file=sys.stderr)
         found = verify(graph, build_dir, args.images, test_data=args.test_data, stall_seed=args.stall_seed,
-                       log=lambda m: print(m, file=sys.stderr), engines=engines)
+                       log=lambda m: print(m, file=sys.stderr), engines=engines, sims=sims)
     print(json.dumps({"verification": found.record, "measured_cycles_per_frame": found.measured_cycles_per_frame},
                      indent=2, sort_keys=True))
     return 0 if found.record["passed"] else 1
+
+
+def _cluster(args):
+    """The Dask client of --scheduler / --workers; none (a null context) without either."""
+    if args.scheduler is None and not args.workers:
+        return contextlib.nullcontext()
+    return dask_client(workers=args.workers, scheduler=args.scheduler)
+
+
+def cmd_sweep(args) -> int:
+    spec = load_spec(args.spec)  # every point is checked before anything is built
+    connect = None
+    if args.scheduler is not None or args.workers != 0:
+        def connect():
+            return dask_client(workers=args.workers, scheduler=args.scheduler)
+    summary = run_sweep(spec, args.out, connect=connect, cache=args.sim_cache, progress=not args.quiet)
+    out = Path(args.out)
+    counts = ", ".join(f"{n} {k}" for k, n in summary["counts"].items())
+    print(f"{summary['points']} points: {counts}; results in {out / SWEEP_JSON} (for people: {out / SWEEP_HTML})")
+    for r in summary["rows"]:
+        if r["status"] not in FINISHED:
+            print(f"bnnflow: point {r['name']} {r['status']}: {r['reason']}", file=sys.stderr)
+    return 0 if all(r["status"] in FINISHED for r in summary["rows"]) else 1
+
+
+def _add_cluster(s, workers_help: str) -> None:
+    g = s.add_mutually_exclusive_group()
+    g.add_argument("--workers", type=_worker_count, metavar="N", help=workers_help)
+    g.add_argument("--scheduler", metavar="ADDRESS", help="a running Dask scheduler (e.g. tcp://host:8786, started "
+                   "with `dask scheduler`); its workers must see the same paths")
+
+
+def _add_sweep(sub) -> None:
+    s = sub.add_parser("sweep", help="build every point of a design-space sweep (SPEC.toml) on a Dask cluster")
+    s.add_argument("spec", help="TOML: build options, each one value or a list (a grid), and [[point]] tables")
+    s.add_argument("--out", required=True, help="sweep directory: points/<name>/ builds, sweep.json, sweep.html")
+    _add_cluster(s, "worker processes of an embedded Dask LocalCluster (default: half the cores); 0 builds the "
+                    "points one after the other in this process")
+    s.add_argument("--sim-cache", metavar="DIR", help="compiled simulators shared by the points (default OUT/simcache)")
+    s.add_argument("--quiet", action="store_true", help="no progress bar")
+    s.set_defaults(fn=cmd_sweep)
 
 
 def _add_train(sub) -> None:
@@ -312,6 +374,7 @@ def _add_run_verify(sub) -> None:
     s.add_argument("--images", type=_image_count, default=100)
     s.add_argument("--test-data")
     s.add_argument("--stall-seed", type=_seed, help="random valid/ready stalls in the simulation")
+    _add_cluster(s, "shard the simulations over an embedded Dask LocalCluster of N worker processes")
     s.set_defaults(fn=cmd_verify)
 
 
@@ -327,6 +390,7 @@ def make_parser() -> argparse.ArgumentParser:
     s.set_defaults(fn=cmd_export)
     _add_build(sub)
     _add_run_verify(sub)
+    _add_sweep(sub)
     return p
 
 

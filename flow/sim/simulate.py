@@ -71,7 +71,7 @@ def run_rtlsim(graph: DataflowGraph, build_dir: Path, images: np.ndarray, logits
     chunks = image_chunks(graph, images, chunk_bytes or SIM_CHUNK_BYTES)
     sim, s_in, s_out = compiled_sim(graph, build_dir, logits)
     if watchdog is None:
-        watchdog = max(100_000, 10 * max(o.cycles() for o in graph.ops()))
+        watchdog = default_watchdog(graph)
     outs, runs = [], []
     for part in chunks:
         x = to_wire(graph, part)
@@ -80,6 +80,11 @@ def run_rtlsim(graph: DataflowGraph, build_dir: Path, images: np.ndarray, logits
         runs.append(stats)
     y = np.concatenate(outs).astype(np.int64)
     return frame_outputs(graph, y, logits), merge_run_stats(runs)
+
+
+def default_watchdog(graph: DataflowGraph) -> int:
+    """Cycles without output after which a simulation stops: 10 frames at the estimated rate, at least 100,000."""
+    return max(100_000, 10 * max(o.cycles() for o in graph.ops()))
 
 
 def merge_run_stats(runs: list[dict]) -> dict:

@@ -195,9 +195,9 @@ def _pytorch_entries(graph: DataflowGraph, torch_model, images, ref_np, ref_logi
             "pytorch_logits_vs_affine": _affine_check(graph, ref_logits, tl)}, t_top
 
 
-def _csim_entry(graph, build_dir, images, ref_np, ref_logits, t_top) -> tuple[dict, np.ndarray]:
-    c_top, _stats = run_csim(graph, build_dir, images)
-    c_logits, _stats = run_csim(graph, build_dir, images, logits=True)
+def _csim_entry(graph, build_dir, images, ref_np, ref_logits, t_top, csim=run_csim) -> tuple[dict, np.ndarray]:
+    c_top, _stats = csim(graph, build_dir, images)
+    c_logits, _stats = csim(graph, build_dir, images, logits=True)
     entry = {"images": len(images), "mismatches": count_mismatches(c_top, ref_np), "reference": "numpy",
              "logits_mismatches": count_mismatches(c_logits, ref_logits)}
     if t_top is not None:
@@ -205,8 +205,9 @@ def _csim_entry(graph, build_dir, images, ref_np, ref_logits, t_top) -> tuple[di
     return entry, c_top
 
 
-def _rtlsim_entry(graph, build_dir, images, ref_np, t_top, stall_seed) -> tuple[dict, np.ndarray, dict]:
-    rtl_top, stats = run_rtlsim(graph, build_dir, images, stall_seed=stall_seed)
+def _rtlsim_entry(graph, build_dir, images, ref_np, t_top, stall_seed,
+                  rtlsim=run_rtlsim) -> tuple[dict, np.ndarray, dict]:
+    rtl_top, stats = rtlsim(graph, build_dir, images, stall_seed=stall_seed)
     entry = {"images": len(images), "mismatches": count_mismatches(rtl_top, ref_np), "reference": "numpy"}
     if t_top is not None:
         entry["mismatches_vs_pytorch"] = count_mismatches(rtl_top, t_top)
@@ -214,8 +215,11 @@ def _rtlsim_entry(graph, build_dir, images, ref_np, t_top, stall_seed) -> tuple[
 
 
 def verify(graph: DataflowGraph, build_dir: Path, n: int, torch_model=None, test_data=None,
-           log=print, stall_seed: int | None = None, engines=("numpy", "rtlsim")) -> Verification:
-    """Run every engine on `n` images; write BUILD/verification.json and return what was found."""
+           log=print, stall_seed: int | None = None, engines=("numpy", "rtlsim"), sims=None) -> Verification:
+    """Run every engine on `n` images; write BUILD/verification.json and return what was found.
+    `sims` may replace the simulators ({"rtlsim": f, "csim": g}, each with the signature of
+    run_rtlsim / run_csim and the same outputs): flow.pipeline.shard runs them over workers."""
+    sims = {"rtlsim": run_rtlsim, "csim": run_csim, **(sims or {})}
     images, labels, source = verification_images(graph, n, test_data)
     n = len(images)
     ref_np = execute_numpy(graph, images)
@@ -230,12 +234,13 @@ def verify(graph: DataflowGraph, build_dir: Path, n: int, torch_model=None, test
     stats: dict = {}
     if "csim" in engines:
         log(f"csim: {n} images through the C simulation of the HLS top")
-        record["csim"], c_top = _csim_entry(graph, build_dir, images, ref_np, ref_logits, t_top)
+        record["csim"], c_top = _csim_entry(graph, build_dir, images, ref_np, ref_logits, t_top, sims["csim"])
         if accuracy is not None:
             accuracy["csim"] = float(np.mean(c_top == labels))
     if "rtlsim" in engines:
         log(f"rtlsim: {n} images through the Verilator model")
-        record["rtlsim"], rtl_top, stats = _rtlsim_entry(graph, build_dir, images, ref_np, t_top, stall_seed)
+        record["rtlsim"], rtl_top, stats = _rtlsim_entry(graph, build_dir, images, ref_np, t_top, stall_seed,
+                                                         sims["rtlsim"])
         record["sources"] = source_digests(Path(build_dir) / "rtl")  # what was compiled and read
         if accuracy is not None:
             accuracy["rtlsim"] = float(np.mean(rtl_top == labels))
