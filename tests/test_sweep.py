@@ -170,7 +170,9 @@ def test_a_worker_killed_mid_point_is_retried_and_every_point_completes(work, si
     cache whose compile locks this test holds; one worker is then killed (SIGKILL), the
     simulators are put in the cache and the locks let go."""
     cache, out = tmp_path / SIM_CACHE, tmp_path / "out"
-    fds = [_hold(cache / f"{h}.lock") for h in sorted({r["design_hash"] for r in serial_sweep["rows"]})]
+    designs = sorted(exe.parent for exe in sim_cache.glob("bnnflow_top-*/harness"))
+    assert len(designs) == len({r["design_hash"] for r in serial_sweep["rows"]})
+    fds = [_hold(cache / f"{d.name}.lock") for d in designs]  # flow.core.tools.cached_binary's compile locks
     found: dict = {}
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as lc, \
             distributed.Client(lc) as client:
@@ -187,7 +189,7 @@ def test_a_worker_killed_mid_point_is_retried_and_every_point_completes(work, si
             os.kill(pid, signal.SIGKILL)
             _wait(lambda: victim not in client.scheduler_info()["workers"], "the scheduler to lose the worker")
         finally:
-            for entry in sim_cache.glob("bnnflow_top-*"):
+            for entry in designs:
                 shutil.copytree(entry, cache / entry.name, dirs_exist_ok=True)
             for fd in fds:
                 os.close(fd)

@@ -6,6 +6,7 @@ console script next to the Python interpreter of the running environment.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import functools
 import os
 import platform
@@ -180,18 +181,35 @@ def _shared_sim_cache() -> Path | None:
     return Path(root) if root else None
 
 
-def cached_binary(exe: Path, compile_fn) -> None:
+@contextlib.contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    """An exclusive lock on `path` (created if missing); the kernel drops it when the holder dies."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def cached_binary(exe: Path, compile_fn, shared_root: Path | None = None) -> None:
     """Make `exe` (a simulator binary, in a folder named after its content key) exist: taken from
-    the shared cache ($BNNFLOW_SIM_CACHE/<key folder>/<name>) when it holds one, else compiled by
-    compile_fn(exe) and offered to the shared cache. The build keeps its own copy either way, and
-    every copy lands atomically, so concurrent builds see a whole binary or none."""
-    shared_root = _shared_sim_cache()
-    shared = shared_root / exe.parent.name / exe.name if shared_root else None
-    if shared is not None and shared.is_file():
-        _place(shared, exe)
+    the shared cache (`shared_root`, else $BNNFLOW_SIM_CACHE; <root>/<key folder>/<name>) when it
+    holds one, else compiled by compile_fn(exe) and offered to the shared cache. One compile per
+    key at a time: a second process of the same design waits for the first and takes its binary.
+    The build keeps its own copy either way, and every copy lands atomically, so concurrent
+    builds see a whole binary or none."""
+    root = shared_root if shared_root is not None else _shared_sim_cache()
+    if root is None:
+        compile_fn(exe)
         return
-    compile_fn(exe)
-    if shared is not None:
+    shared = Path(root) / exe.parent.name / exe.name
+    with _file_lock(Path(root) / f"{exe.parent.name}.lock"):
+        if shared.is_file():
+            _place(shared, exe)
+            return
+        compile_fn(exe)
         _place(exe, shared)
 
 

@@ -19,11 +19,8 @@ points finish; SWEEP/sweep.html shows the Pareto front.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import itertools
 import json
-import os
-import shutil
 import time
 import traceback
 from pathlib import Path
@@ -42,7 +39,7 @@ from flow.pipeline.steps import STEPS, with_step
 from flow.pipeline.sweep_html import pareto_front, write_sweep_html
 from flow.pipeline.sweep_spec import Point, SweepSpec
 from flow.sim.rtlsim import RTLSim
-from flow.sim.simulate import TOP, design_hash
+from flow.sim.simulate import TOP
 from flow.sim.verify import CHECKED, record_problem
 
 SWEEP_JSON, SWEEP_HTML, POINTS, SIM_CACHE = "sweep.json", "sweep.html", "points", "simcache"
@@ -66,32 +63,14 @@ def point_config(params: dict, out: Path) -> BuildConfig:
 # one point (runs on a worker)
 
 
-@contextlib.contextmanager
-def _flock(path: Path):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)  # dropped by the kernel when the holder dies
-        yield
-    finally:
-        os.close(fd)
-
-
 def seed_simulator(graph: DataflowGraph, build_dir: Path, cache: Path) -> Path:
-    """Compile the design's Verilator model into `cache` (once per design; a second worker
-    waits for the first) and copy it into BUILD/sim/ under the name verification looks for
-    (the simulator's key does not depend on the folder it is cached in)."""
+    """The design's Verilator model in BUILD/sim/, taken from the sweep's cache `cache` or
+    compiled into it (once per design; a second worker waits for the first:
+    flow.core.tools.cached_binary)."""
     s_in, s_out = design_streams(graph)
-    shared = RTLSim(build_dir / "rtl", TOP, s_in.width, s_out.width, s_out.beats, s_in.beats, cache)
-    with _flock(Path(cache) / f"{design_hash(graph)}.lock"):
-        exe = shared.build()
-    target = build_dir / "sim" / exe.parent.name / exe.name
-    if not target.is_file():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f"{exe.name}.{os.getpid()}.tmp")
-        shutil.copy2(exe, tmp)
-        os.replace(tmp, target)
-    return target
+    sim = RTLSim(build_dir / "rtl", TOP, s_in.width, s_out.width, s_out.beats, s_in.beats, build_dir / "sim",
+                 shared_cache=Path(cache))
+    return sim.build()
 
 
 def shared_sim_step(cache: Path) -> Step:

@@ -36,12 +36,13 @@ class RTLSim:
 
     def __init__(self, rtl_dir: Path, top: str, in_bits: int, out_bits: int, out_beats_per_frame: int,
                  in_beats_per_frame: int, cache_dir: Path, files: list[str] | None = None,
-                 stream_debug: bool = True):
+                 stream_debug: bool = True, shared_cache: Path | None = None):
         self.rtl_dir = Path(rtl_dir).resolve()
         self.top = top
         self.in_bits, self.out_bits = int(in_bits), int(out_bits)
         self.out_bpf, self.in_bpf = int(out_beats_per_frame), int(in_beats_per_frame)
         self.cache_dir = Path(cache_dir).resolve()
+        self.shared_cache = shared_cache  # None: $BNNFLOW_SIM_CACHE (flow.core.tools.cached_binary)
         self.files = list(files) if files is not None else sorted(p.name for p in self.rtl_dir.glob("*.sv"))
         self.binary: Path | None = None
         self.compile_seconds = 0.0
@@ -75,7 +76,7 @@ class RTLSim:
             self.binary = exe
             return exe
         final.mkdir(parents=True, exist_ok=True)
-        tools.cached_binary(exe, self._compile)
+        tools.cached_binary(exe, self._compile, self.shared_cache)
         self.binary = exe
         return exe
 
