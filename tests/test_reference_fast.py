@@ -106,6 +106,18 @@ def test_int_gemm_just_past_float32():
     assert semantics.int_mvu(x, w, thr).tolist() == [[1, 0]] * 2
 
 
+def test_depthwise_product_equals_the_formula():
+    rng = np.random.default_rng(4)
+    for dtype, bits in ((np.uint8, 8), (np.int64, 1)):
+        x = rng.integers(0, 1 << bits, (3, 5, 9, 6)).astype(dtype)
+        w = rng.integers(-128, 128, (6, 9))
+        want = (x.astype(object)[:, :, :, :] * w.T.astype(object)[None, None]).sum(axis=2).astype(np.int64)
+        got = semantics.vvu(x, w)
+        assert got.dtype == np.int64 and np.array_equal(got, want)
+        thr = np.sort(rng.integers(int(want.min()) - 3, int(want.max()) + 4, (6, 5)), axis=1)
+        assert np.array_equal(semantics.vvu(x, w, thr), count_thresholds(want.reshape(-1, 6), thr).reshape(3, 5, 6))
+
+
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.int16, np.int32, np.int64])
 @pytest.mark.parametrize("t", [1, 4, 5, 40, 300])
 def test_multithreshold_equals_the_formula(dtype, t):

@@ -220,9 +220,11 @@ def vvu(x: np.ndarray, w: np.ndarray, thr: np.ndarray | None = None) -> np.ndarr
     """Depthwise (vector-vector) product over windows: x (N, V, Taps, C) in (tap, channel)
     order, w (C, Taps) -> acc[n, v, c] = sum_t x[n, v, t, c] * w[c, t] (exact int64),
     optionally followed by multi-thresholding with thr (C, T) per channel."""
-    x = np.asarray(x, dtype=np.int64)
+    x = np.asarray(x)
     w = np.asarray(w, dtype=np.int64)
-    acc = np.einsum("nvtc,ct->nvc", x, w)
+    acc = x[:, :, 0, :] * w[:, 0]  # int64, one tap at a time
+    for t in range(1, w.shape[1]):
+        acc += x[:, :, t, :] * w[:, t]
     if thr is None:
         return acc
     n, v, c = acc.shape

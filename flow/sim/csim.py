@@ -91,8 +91,7 @@ class CSim:
         if res.returncode != 0 or not tmp.is_file():
             tail = "\n".join(self.compiler_output.strip().splitlines()[-30:])
             raise UserError(f"C simulation build of {self.src_dir} failed:\n{tail}")
-        (work / "compile.log").write_text(self.compiler_output)
-        os.replace(tmp, exe)
+        os.replace(tmp, exe)  # the binary alone stays (its compiler output: self.compiler_output)
         self.binary = exe
         return exe
 
