@@ -22,6 +22,11 @@ from flow.ir.graph import DataflowGraph, Stream
 CHUNK_ELEMS = 1 << 25
 
 
+def usable_cores() -> int:
+    """The cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def check_images(graph: DataflowGraph, images) -> np.ndarray:
     """The integer batch (N, *input shape) the graph takes, N >= 1, every value of its input
     type; anything else is a UserError."""
@@ -103,7 +108,7 @@ def execute_numpy(graph: DataflowGraph, images: np.ndarray, logits: bool = False
         if len(parts) == 1:
             outs = [run(parts[0])]
         else:
-            with ThreadPoolExecutor(max_workers=min(len(parts), len(os.sched_getaffinity(0)))) as pool:
+            with ThreadPoolExecutor(max_workers=min(len(parts), usable_cores())) as pool:
                 outs = list(pool.map(run, parts))
     return frame_outputs(graph, np.concatenate(outs), logits)
 
