@@ -238,10 +238,23 @@ def _property(structures, examples: int, derandomize: bool, tmp, counts: dict):
     prop()
 
 
+def assert_only_simulators(sim) -> None:
+    """A build's sim/ folder holds one simulator binary (at most 20 MB) per cached design:
+    `<top>-<key>/harness` (Verilator) or `csim-<key>/csim` (g++), no objects, no logs."""
+    entries = sorted(sim.iterdir())
+    assert entries, "no simulator was cached"
+    for d in entries:
+        files = sorted(str(f.relative_to(d)) for f in d.rglob("*"))
+        want = "csim" if d.name.startswith("csim-") else "harness"
+        assert files == [want], (d.name, files)
+        assert (d / want).stat().st_size <= 20 << 20, (d.name, (d / want).stat().st_size)
+
+
 def test_degenerate_networks_are_exact(tmp_path):
     counts = {"networks": 0, "csim": 0}
     _property(DEFAULT, 50, True, tmp_path, counts)
     assert counts["networks"] >= 50 and counts["csim"] >= 5, counts
+    assert_only_simulators(tmp_path / "simcache")
 
 
 @pytest.mark.slow

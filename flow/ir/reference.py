@@ -6,11 +6,25 @@ these; the ops' own numpy semantics live in flow.ops.
 """
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from flow.core.errors import UserError
 from flow.core.intype import from_meta
 from flow.ir.graph import DataflowGraph, Stream
+
+
+# Elements of the widest stream in a chunk of images (a uint8 stream: at most 32 MiB, glibc's
+# largest mmap threshold, so that the chunks' arrays are reused rather than mapped afresh).
+CHUNK_ELEMS = 1 << 25
+
+
+def usable_cores() -> int:
+    """The cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def check_images(graph: DataflowGraph, images) -> np.ndarray:
@@ -80,11 +94,22 @@ def run_ops(ops, x: np.ndarray) -> np.ndarray:
 
 
 def execute_numpy(graph: DataflowGraph, images: np.ndarray, logits: bool = False) -> np.ndarray:
-    """Exact integer execution, a chunk of images at a time to bound memory."""
+    """Exact integer execution, a chunk of images at a time to bound memory (CHUNK_ELEMS
+    elements of the widest stream). The chunks run side by side on the cores (numpy leaves
+    the interpreter lock in its loops), each GEMM on one BLAS thread."""
     ops = design_ops(graph, logits)
     biggest = max(max(o.in_stream().elems, o.out_stream().elems) for o in ops)
-    outs = [np.asarray(run_ops(ops, to_wire(graph, part)), dtype=np.int64)
-            for part in image_chunks(graph, images, (1 << 24) * graph_input_elems(graph) // biggest)]
+    parts = image_chunks(graph, images, CHUNK_ELEMS * graph_input_elems(graph) // biggest)
+
+    def run(part: np.ndarray) -> np.ndarray:
+        return np.asarray(run_ops(ops, to_wire(graph, part)), dtype=np.int64)
+
+    with threadpool_limits(1, user_api="blas"):
+        if len(parts) == 1:
+            outs = [run(parts[0])]
+        else:
+            with ThreadPoolExecutor(max_workers=min(len(parts), usable_cores())) as pool:
+                outs = list(pool.map(run, parts))
     return frame_outputs(graph, np.concatenate(outs), logits)
 
 

@@ -13,7 +13,7 @@ from flow.ir.registry import REGISTRY, engines, make_op, register
 from flow.ops.base import Attr, Engine, EngineCase, HlsFunction, HWOp
 
 for _mod in pkgutil.iter_modules(__path__):
-    if _mod.name not in ("base", "semantics"):
+    if _mod.name not in ("base", "semantics", "bitpack"):
         importlib.import_module(f"{__name__}.{_mod.name}")
 
 

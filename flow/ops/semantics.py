@@ -9,41 +9,63 @@ from __future__ import annotations
 import numpy as np
 
 from flow.core.naf import naf_terms
+from flow.ops.bitpack import count_dtype, pack_bits, xnor_threshold, xor_popcount
 
 
 def binary_mvu(x_bits: np.ndarray, w_bits: np.ndarray, thr: np.ndarray | None = None) -> np.ndarray:
     """XNOR-popcount matrix-vector product, optionally followed by multi-thresholding.
 
     x_bits (N, MW) in {0,1}; w_bits (MH, MW) in {0,1}; thr (MH, T) or None.
-    Returns (N, MH) int64: the popcount of matching bits, or the threshold count.
+    Returns (N, MH): the popcount of matching bits (int64), or the threshold count.
+    Both sides are packed into 64-bit words; matches = MW - popcount(x ^ w).
     """
-    mw = np.shape(x_bits)[1]
-    # Bipolar dot product in float32 BLAS: exact, since |sum| <= MW < 2**24.
-    if mw >= 1 << 24:
-        raise ValueError(f"MW={mw} is too large for the exact float32 reference")
-    xb = np.asarray(x_bits, dtype=np.float32) * 2 - 1
-    wb = np.asarray(w_bits, dtype=np.float32) * 2 - 1
-    acc = (xb @ wb.T).astype(np.int64)  # = matches - mismatches
-    pc = (acc + mw) // 2
+    x = np.asarray(x_bits)
+    mw = x.shape[1]
+    xw, ww = pack_bits(x), pack_bits(np.asarray(w_bits))
+    if thr is not None and 0 < np.shape(thr)[1] <= 4 and len(xw) >= len(ww) and count_dtype(xw.shape[1]) == np.uint16:
+        return xnor_threshold(xw, ww, mw, thr)  # few thresholds: compared while the counts are in cache
+    miss = xor_popcount(xw, ww)
     if thr is None:
-        return pc
-    return multithreshold(pc, thr)
+        return mw - miss.astype(np.int64)
+    return multithreshold(np.subtract(mw, miss, dtype=np.int32 if mw < 1 << 31 else np.int64), thr)
 
 
 def multithreshold(v: np.ndarray, thr: np.ndarray) -> np.ndarray:
-    """out[n, c] = number of thresholds thr[c, t] with v[n, c] >= thr[c, t]."""
+    """out[n, c] = number of thresholds thr[c, t] with v[n, c] >= thr[c, t].
+
+    Integer v is compared in its own width against the thresholds clamped to [min v, max v + 1]
+    (every value of v compares the same with them); with many thresholds a table of the counts
+    of every value in that range, when it is smaller than v, else a binary search per channel."""
     v = np.asarray(v)
     thr = np.asarray(thr, dtype=np.int64)
     small = np.uint8 if thr.shape[1] < 256 else np.int32  # counts stay compact for big tensors
+    if v.dtype.kind in "iu" and v.size:
+        lo, hi = int(v.min()), int(v.max())
+        dt = np.result_type(v.dtype, np.min_scalar_type(lo), np.min_scalar_type(hi + 1))
+        if dt.kind in "iu" and dt.itemsize <= 8:
+            v, thr = v.astype(dt, copy=False), np.clip(thr, lo, hi + 1).astype(dt)
+            if thr.shape[1] > 4 and (hi - lo + 1) * thr.shape[0] <= v.size:
+                return _threshold_table(v, thr, lo, hi, small)
     if thr.shape[1] <= 4:
         out = np.zeros(v.shape, dtype=small)
         for t in range(thr.shape[1]):
             out += v >= thr[None, :, t]
         return out
     out = np.empty(v.shape, dtype=small)
+    thr = np.sort(thr, axis=1)
     for c in range(thr.shape[0]):  # many thresholds: binary search per channel
         out[:, c] = np.searchsorted(thr[c], v[:, c], side="right")
     return out
+
+
+def _threshold_table(v: np.ndarray, thr: np.ndarray, lo: int, hi: int, small) -> np.ndarray:
+    """multithreshold through a (C, hi - lo + 1) table of every value's count (thresholds sorted
+    per channel, as a threshold memory holds them)."""
+    span = hi - lo + 1
+    values = np.arange(lo, hi + 1, dtype=thr.dtype)
+    table = np.stack([np.searchsorted(t, values, side="right") for t in np.sort(thr, axis=1)]).astype(small)
+    idx = v.astype(np.intp) - lo + (np.arange(thr.shape[0], dtype=np.intp) * span)
+    return table.reshape(-1).take(idx)
 
 
 def label_select(v: np.ndarray) -> np.ndarray:
@@ -51,21 +73,46 @@ def label_select(v: np.ndarray) -> np.ndarray:
     return np.argmax(np.asarray(v), axis=1).astype(np.int64)
 
 
+def matmul_bound(x: np.ndarray, w: np.ndarray) -> int:
+    """A bound on |every partial sum| of x (N, K) @ w.T (H, K): max|x| * max_h sum_k |w[h, k]|."""
+    xmax = int(x.max(initial=0)) if x.dtype.kind == "u" else int(np.abs(x).max(initial=0))
+    return xmax * int(np.abs(w).sum(axis=1).max(initial=0))
+
+
+def exact_matmul(x: np.ndarray, w: np.ndarray, bound: int | None = None) -> np.ndarray:
+    """acc[n, h] = sum_k x[n, k] * w[h, k] exactly, for integer x (N, K) and w (H, K).
+
+    With every partial sum below 2**24 (`matmul_bound`) float32 BLAS is exact (a float32
+    result of integers), below 2**53 float64 BLAS (int64), else an int64 matmul."""
+    x = np.asarray(x)
+    w = np.asarray(w, dtype=np.int64)
+    bound = matmul_bound(x, w) if bound is None else bound
+    if bound < 1 << 24:
+        return x.astype(np.float32) @ w.T.astype(np.float32)
+    if bound < 1 << 53:
+        return (x.astype(np.float64) @ w.T.astype(np.float64)).astype(np.int64)
+    return x.astype(np.int64) @ w.T
+
+
 def int_mvu(x: np.ndarray, w: np.ndarray, thr: np.ndarray | None = None) -> np.ndarray:
-    """Integer matrix-vector product acc[n, h] = sum_k x[n, k] * w[h, k] (exact int64),
+    """Integer matrix-vector product acc[n, h] = sum_k x[n, k] * w[h, k] (exact, int64),
     optionally followed by multi-thresholding. The engine realises it without multipliers
     when the weights allow: bipolar weights (+1/-1) by add/subtract, K-hot weights (each a
     sum of at most K signed powers of two) by shift-add."""
-    x = np.asarray(x)
-    w = np.asarray(w, dtype=np.int64)
-    bound = int(np.abs(x).max(initial=0)) * int(np.abs(w).sum(axis=1).max(initial=0))
-    if bound < 1 << 24:  # float32 BLAS is exact below 2**24
-        acc = (x.astype(np.float32) @ w.T.astype(np.float32)).astype(np.int64)
-    elif bound < 1 << 52:  # float64 below 2**53
-        acc = np.rint(x.astype(np.float64) @ w.T.astype(np.float64)).astype(np.int64)
-    else:
-        acc = x.astype(np.int64) @ w.T
-    return acc if thr is None else multithreshold(acc, thr)
+    x, w = np.asarray(x), np.asarray(w, dtype=np.int64)
+    bound = matmul_bound(x, w)
+    acc = exact_matmul(x, w, bound)
+    if thr is None:
+        return acc.astype(np.int64)
+    thr = np.asarray(thr, dtype=np.int64)
+    if acc.dtype == np.float32 and 0 < thr.shape[1] <= 4:
+        # |acc| <= bound < 2**24: thresholds clamped to [-bound, bound + 1] compare the same, in float32 exactly
+        t32 = np.clip(thr, -bound, bound + 1).astype(np.float32)
+        out = (acc >= t32[:, 0]).view(np.uint8)
+        for t in range(1, thr.shape[1]):
+            out += acc >= t32[:, t]
+        return out
+    return multithreshold(acc.astype(np.int32 if acc.dtype == np.float32 else np.int64), thr)
 
 
 def khot_terms(w: np.ndarray, k: int) -> np.ndarray:
@@ -94,31 +141,45 @@ def window_out_hw(h: int, w: int, k, stride=1, pad=0, dilation=1) -> tuple[int, 
     return (h + pt + pb - (kh - 1) * dh - 1) // sh + 1, (w + pl + pr - (kw - 1) * dw - 1) // sw + 1
 
 
+def window_view(x: np.ndarray, k, stride=1, dilation=1) -> np.ndarray:
+    """The windows of an NHWC image (N, H, W, C) as a strided view (N, OH, OW, KH, KW, C) of it
+    (no copy; no padding)."""
+    (kh, kw), (sh, sw), (dh, dw) = pair(k), pair(stride), pair(dilation)
+    n, h, w, c = x.shape
+    oh, ow = (max(0, o) for o in window_out_hw(h, w, k, stride, 0, dilation))
+    s0, s1, s2, s3 = x.strides
+    return np.lib.stride_tricks.as_strided(x, (n, oh, ow, kh, kw, c), (s0, s1 * sh, s2 * sw, s1 * dh, s2 * dw, s3),
+                                           writeable=False)
+
+
 def sliding_window(x: np.ndarray, k, stride=1, pad=0, pad_value: int = 0, dilation=1) -> np.ndarray:
     """NHWC image (N, H, W, C) -> windows (N, OH, OW, KH*KW*C), each window in (ky, kx, c) order.
 
     k, stride, dilation: an int or an (h, w) pair; pad: an int or (top, left, bottom, right)."""
     x = np.asarray(x)
-    (kh, kw), (sh, sw), (dh, dw) = pair(k), pair(stride), pair(dilation)
+    (kh, kw) = pair(k)
     pt, pl, pb, pr = pads4(pad)
-    n, h, w, c = x.shape
-    oh, ow = window_out_hw(h, w, k, stride, pad, dilation)
     if pt or pl or pb or pr:
         x = np.pad(x, ((0, 0), (pt, pb), (pl, pr), (0, 0)), constant_values=pad_value)
-    iy = (np.arange(oh) * sh)[:, None] + np.arange(kh)[None, :] * dh   # (OH, KH)
-    ix = (np.arange(ow) * sw)[:, None] + np.arange(kw)[None, :] * dw   # (OW, KW)
-    win = x[:, iy[:, None, :, None], ix[None, :, None, :], :]            # (N, OH, OW, KH, KW, C)
-    return np.ascontiguousarray(win).reshape(n, oh, ow, kh * kw * c)
+    x = np.ascontiguousarray(x)
+    win = window_view(x, k, stride, dilation)
+    n, oh, ow = win.shape[:3]
+    if pair(dilation)[1] == 1:  # the (kx, c) of a window row lie side by side: copy them as one run
+        win = np.lib.stride_tricks.as_strided(x, (n, oh, ow, kh, kw * x.shape[3]), win.strides[:4] + x.strides[3:],
+                                              writeable=False)
+    return np.ascontiguousarray(win).reshape(n, oh, ow, kh * kw * x.shape[3])
 
 
 def maxpool(x: np.ndarray, k, stride=None) -> np.ndarray:
     """NHWC max-pool (N, H, W, C) -> (N, OH, OW, C); on 0/1 bits this is a bitwise OR.
     k, stride: an int or an (h, w) pair (stride defaults to the kernel)."""
     stride = k if stride is None else stride
-    win = sliding_window(x, k, stride)
-    n, oh, ow, _ = win.shape
-    c = x.shape[3]
-    return win.reshape(n, oh, ow, -1, c).max(axis=3)
+    win = window_view(np.asarray(x), k, stride)
+    out = win[:, :, :, 0, 0].copy()
+    for ky in range(win.shape[3]):  # one tap at a time: no copy of the windows
+        for kx in range(win.shape[4]):
+            np.maximum(out, win[:, :, :, ky, kx], out=out)
+    return out
 
 
 def global_acc_pool(x: np.ndarray) -> np.ndarray:
@@ -159,9 +220,11 @@ def vvu(x: np.ndarray, w: np.ndarray, thr: np.ndarray | None = None) -> np.ndarr
     """Depthwise (vector-vector) product over windows: x (N, V, Taps, C) in (tap, channel)
     order, w (C, Taps) -> acc[n, v, c] = sum_t x[n, v, t, c] * w[c, t] (exact int64),
     optionally followed by multi-thresholding with thr (C, T) per channel."""
-    x = np.asarray(x, dtype=np.int64)
+    x = np.asarray(x)
     w = np.asarray(w, dtype=np.int64)
-    acc = np.einsum("nvtc,ct->nvc", x, w)
+    acc = x[:, :, 0, :] * w[:, 0]  # int64, one tap at a time
+    for t in range(1, w.shape[1]):
+        acc += x[:, :, t, :] * w[:, t]
     if thr is None:
         return acc
     n, v, c = acc.shape

@@ -97,8 +97,7 @@ class CSim:
         if res.returncode != 0 or not tmp.is_file():
             tail = "\n".join(self.compiler_output.strip().splitlines()[-30:])
             raise UserError(f"C simulation build of {self.src_dir} failed:\n{tail}")
-        (exe.parent / "compile.log").write_text(self.compiler_output)
-        os.replace(tmp, exe)
+        os.replace(tmp, exe)  # the binary alone stays (its compiler output: self.compiler_output)
 
     def _run_one(self, data: np.ndarray, frames: int, tmp: Path, tag: str) -> np.ndarray:
         tin, tout = tmp / f"in{tag}.bin", tmp / f"out{tag}.bin"
