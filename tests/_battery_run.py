@@ -1,6 +1,8 @@
 """The battery through the command line as a user runs it: export to QONNX, `bnnflow build`
 (with its own verification: numpy reference == RTL simulation), then `bnnflow run` with the
-numpy and rtlsim engines on the same integer inputs, each compared with PyTorch.
+numpy and rtlsim engines on the same integer inputs, each compared with PyTorch: with exact
+accumulation (the semantics bnnflow implements; counts that must be 0) and, reported beside it,
+with PyTorch's own float32 accumulation (Battery.torch_outputs).
 
 Outputs compared: top-1 class indices (`run`'s default), where rows whose PyTorch float logits tie
 exactly at the maximum are counted separately (any tied index is accepted there; bnnflow, like
@@ -46,22 +48,25 @@ class Outcome:
     ties: np.ndarray | None = None       # (N,) rows with an exact tie in PyTorch's logits
     allowed: np.ndarray | None = None    # (N, classes) indices PyTorch's maximum takes; None for codes
     outputs: dict = field(default_factory=dict)  # engine -> outputs on the first inputs
+    plain: tuple | None = None           # (expected, ties, allowed) of PyTorch's own float32 accumulation
 
     @property
     def built(self) -> bool:
         return self.returncode == 0
 
-    def mismatches(self, engine: str) -> int:
-        """Inputs where `engine` disagrees with PyTorch (tie rows: with every tied index)."""
+    def mismatches(self, engine: str, plain: bool = False) -> int:
+        """Inputs where `engine` disagrees with PyTorch (tie rows: with every tied index); with
+        `plain`, with PyTorch's float32 accumulation rather than the exact one."""
+        expected, _ties, allowed = self.plain if plain else (self.expected, self.ties, self.allowed)
         y = np.asarray(self.outputs[engine])
         n = len(y)
         if y.shape != (n,):
             return n
-        if self.allowed is None:
-            return int(np.sum(y != self.expected[:n]))
-        inside = (y >= 0) & (y < self.allowed.shape[1])
+        if allowed is None:
+            return int(np.sum(y != expected[:n]))
+        inside = (y >= 0) & (y < allowed.shape[1])
         ok = inside.copy()
-        ok[inside] = self.allowed[np.arange(n)[inside], y[inside]]
+        ok[inside] = allowed[np.arange(n)[inside], y[inside]]
         return int(np.sum(~ok))
 
     def tie_rows_not_lowest(self, engine: str) -> int:
@@ -113,6 +118,7 @@ def check(name: str, variant: str, workdir: Path, seed: int = 0) -> Outcome:
     x = entry.inputs(n, seed + 100)
     np.save(workdir / "x.npy", x)
     out.expected, out.ties, out.allowed = entry.torch_outputs(x)
+    out.plain = entry.torch_outputs(x, exact_accumulation=False)
     for engine, count in (("numpy", n), ("rtlsim", n_rtl)):
         np.save(workdir / f"x_{engine}.npy", x[:count])
         res = bnnflow("run", build_dir, "--input", workdir / f"x_{engine}.npy", "--engine", engine,
@@ -134,6 +140,7 @@ def summary(o: Outcome) -> str:
     parts = [f"build verify rtlsim-vs-numpy {rtl.get('mismatches')}/{rtl.get('images')}"]
     for engine in ENGINES:
         parts.append(f"{engine}-vs-pytorch {o.mismatches(engine)}/{len(o.outputs[engine])}")
+    parts.append(f"numpy-vs-pytorch-float32-accumulation {o.mismatches('numpy', plain=True)}/{len(o.outputs['numpy'])}")
     n = len(o.outputs["rtlsim"])
     parts.append(f"numpy-vs-rtlsim {int(np.sum(o.outputs['numpy'][:n] != o.outputs['rtlsim']))}/{n}")
     if o.ties is not None and o.ties.any():
