@@ -28,7 +28,7 @@ from flow.core.errors import UserError
 from flow.ir.registry import engines
 from flow.ops.base import EngineCase, Formal
 
-CHECKS = ("protocol", "semantics")
+CHECKS = ("protocol", "semantics", "cover")  # bmc with free data, bmc on the stimulus, cover
 TIMEOUT_S = 900
 
 
@@ -153,11 +153,11 @@ def wrapper_text(inst: _Instance, formal: Formal, semantics: bool) -> str:
             "module formal_top (\n    " + ",\n    ".join(ports) + "\n);\n" + "\n".join(body) + "\nendmodule\n")
 
 
-def sby_text(sources: list[Path], memories: list[str], depth: int) -> str:
+def sby_text(sources: list[Path], memories: list[str], depth: int, mode: str = "bmc") -> str:
     names = [s.name for s in sources]
     reads = "\n".join(f"read -formal {n}" for n in names + ["formal_top.sv"])
     files = "\n".join([str(s) for s in sources] + memories + ["formal_top.sv"])
-    return (f"[options]\nmode bmc\ndepth {depth}\n\n[engines]\nsmtbmc z3\n\n"
+    return (f"[options]\nmode {mode}\ndepth {depth}\n\n[engines]\nsmtbmc z3\n\n"
             f"[script]\n{reads}\nprep -top formal_top\n\n[files]\n{files}\n")
 
 
@@ -182,6 +182,12 @@ def _outcome(work: Path, name: str, proc: subprocess.CompletedProcess) -> tuple[
     failed = re.findall(r"failed assertion \S+ at (\S+)", log)
     if failed:
         return status, f"assertion at {failed[0]}"
+    unreached = re.findall(r"[Uu]nreached cover statement at (\S+)", log)
+    if unreached:
+        return status, f"cover not reached at {unreached[0]}"
+    reached = [int(s) for s in re.findall(r"Reached cover statement in step (\d+)", log)]
+    if reached:
+        return status, f"first beat out in step {min(reached)}, every cover by step {max(reached)}"
     if status == "ERROR":
         tail = [ln for ln in log.splitlines() if "ERROR" in ln or "rror" in ln][-2:]
         return status, " | ".join(t.strip() for t in tail) or f"sby exit code {proc.returncode}"
@@ -225,7 +231,38 @@ def prove_config(module: str, params: dict, work: Path, depth: int | None = None
         for fname, text in inst.case.memories.items():
             (d / fname).write_text(text)
         (d / "formal_top.sv").write_text(wrapper_text(inst, formal, check == "semantics"))
-        sby = sby_text(_sources(cls, rtl), sorted(inst.case.memories), depth)
+        sby = sby_text(_sources(cls, rtl), sorted(inst.case.memories), depth, "cover" if check == "cover" else "bmc")
         status, detail, secs = run_sby(d, "proof", sby)
         out.append(ProofResult(module, config_label(params), check, depth, status, round(secs, 1), detail))
     return out
+
+
+def select(names: list[str]) -> dict[str, type]:
+    """The engines to prove (all with formal proofs when `names` is empty); UserError names an unknown one."""
+    known = formal_engines()
+    for n in names:
+        if n not in known:
+            raise UserError(f"unknown engine {n!r}; engines with formal proofs: {', '.join(known)}")
+    return {n: known[n] for n in (list(dict.fromkeys(names)) or known)}
+
+
+def prove_engines(names: list[str], work: Path, depth: int | None = None, checks: tuple[str, ...] = CHECKS,
+                  on_result=None) -> list[ProofResult]:
+    """Every check of every configuration of the named engines (all when empty), in `work`."""
+    out: list[ProofResult] = []
+    for module, cls in select(names).items():
+        for i, params in enumerate(cls.formal.configs):
+            for r in prove_config(module, params, Path(work) / f"{module}_{i}", depth, checks=checks):
+                out.append(r)
+                if on_result is not None:
+                    on_result(r)
+    return out
+
+
+def format_results(results: list[ProofResult]) -> str:
+    """A plain-text table: engine, configuration, check, depth, result, seconds, detail."""
+    head = ("engine", "config", "check", "depth", "result", "s", "detail")
+    rows = [head] + [(r.engine, r.config, r.check, str(r.depth), r.status, f"{r.seconds:.1f}", r.detail)
+                     for r in results]
+    widths = [max(len(row[k]) for row in rows) for k in range(len(head))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows)

@@ -6,7 +6,8 @@
 //                       held until TREADY, TDATA stable while stalled;
 //   axis_formal_sink    the checks of an output port (assertions): TVALID low in the first
 //                       cycle out of reset, held until TREADY, TDATA stable while stalled;
-//                       the output's TREADY is free (any stall pattern);
+//                       the output's TREADY is free (any stall pattern); its covers (a beat
+//                       leaves; one leaves after a stall) show that the bound reaches output;
 //   axis_formal_beats   beats of one input and one output port: no output beat is created
 //                       (out * IN_BPF <= in * OUT_BPF + LEAD * IN_BPF) and, with CAP >= 0,
 //                       none is lost (in * OUT_BPF - out * IN_BPF <= CAP * OUT_BPF: at most CAP
@@ -73,6 +74,9 @@ module axis_formal_sink #(
             assert (tvalid);                                   // held until taken
             assert (tdata == held);                            // stable while stalled
         end
+        // reachability (`mode cover`): a beat leaves, and one leaves after a stall
+        if (ap_rst_n) cover (tvalid && tready);
+        if (ap_rst_n && stalled) cover (tready);
     end
 endmodule
 
