@@ -47,7 +47,7 @@ class StreamingConcat(HWOp):
     engine = Engine("streaming_concat", ("stream_ops/streaming_concat.sv",), inputs=("s0_axis", "s1_axis"))
     # two beats of the first input, then one of the second: up to A_BEATS output beats leave before s1's share
     formal = Formal(({"SIMD": 1, "A_BEATS": 2, "B_BEATS": 1, "A_BITS": 2, "B_BITS": 1, "OUT_BITS": 2},),
-                    leads=(("s1_axis", "A_BEATS"),), equiv=True)
+                    leads=(("s1_axis", "A_BEATS"),), capacity=2, equiv=True)
     hls = HlsFunction("streaming_concat", "concat.h")
     finn_op = "StreamingConcat_hls"
     finn_aliases = ("StreamingConcat",)

@@ -17,7 +17,7 @@ class DataWidthConverter(HWOp):
         Attr("Elems", int, doc="elements per frame"),
     )
     engine = Engine("dwc", ("dwc/dwc.sv",), testbench="tb_engines")
-    formal = Formal(({"IN_ELEMS": 4, "OUT_ELEMS": 2, "ELEM_BITS": 1},), equiv=True)
+    formal = Formal(({"IN_ELEMS": 4, "OUT_ELEMS": 2, "ELEM_BITS": 1},), capacity=1, equiv=True)
     hls = HlsFunction("dwc", "dwc.h")
     # FINN's StreamingDataWidthConverter is plumbing a bnnflow folding file skips: no finn_op
     tb_frames = 30

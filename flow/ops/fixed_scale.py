@@ -74,7 +74,7 @@ class FixedScale(HWOp):
     engine = Engine("fixed_scale", ("common/lane_product.sv", "fixed_scale/fixed_scale.sv"))
     formal = Formal(({"C": 2, "PE": 1, "IN_BITS": 2, "IN_SIGNED": 1, "MULT_BITS": 3, "BIAS_BITS": 3, "SHIFT": 1,
                       "OUT_BITS": 3, "OUT_SIGNED": 1, "ROUND": 1, "MULT_MODE": 1, "K": 1, "SB": 1, "PARAMS_FILE": "p.mem",
-                      "RAM_STYLE": "auto"},), equiv=True)
+                      "RAM_STYLE": "auto"},), capacity=2, equiv=True)
     hls = HlsFunction("fixed_scale", "fixed_scale.h")
     finn_op = "ChannelwiseOp_hls"
     finn_aliases = ("ChannelwiseOp_Batch",)

@@ -26,7 +26,8 @@ class GlobalAccPool(HWOp):
     lanes, channels = "PE", "C"
     folding_attrs = ("PE",)
     engine = Engine("global_acc_pool", ("global_pool/global_acc_pool.sv",))
-    formal = Formal(({"H": 1, "W": 2, "C": 2, "PE": 1, "IN_BITS": 2, "IN_SIGNED": 0, "OUT_BITS": 3},), equiv=True)
+    formal = Formal(({"H": 1, "W": 2, "C": 2, "PE": 1, "IN_BITS": 2, "IN_SIGNED": 0, "OUT_BITS": 3},), capacity=4,
+                    equiv=True)
     hls = HlsFunction("global_acc_pool", "global_pool.h")
 
     def dims(self):

@@ -19,7 +19,7 @@ class LabelSelect(HWOp):
     lanes, channels = "PE", "Labels"
     folding_attrs = ("PE",)
     engine = Engine("label_select", ("label_select/label_select.sv",), testbench="tb_engines")
-    formal = Formal(({"L": 3, "PE": 1, "IN_BITS": 2, "OUT_BITS": 2, "K": 1},), equiv=True)
+    formal = Formal(({"L": 3, "PE": 1, "IN_BITS": 2, "OUT_BITS": 2, "K": 1},), capacity=5, equiv=True)
     hls = HlsFunction("label_select", "label_select.h")
     finn_op = "LabelSelect_hls"
     finn_aliases = ("LabelSelect_Batch",)
