@@ -1,4 +1,4 @@
-"""The `bnnflow` command line: models, train, export, build, run, verify, sweep.
+"""The `bnnflow` command line: models, train, export, build, run, verify, sweep, prove.
 
 Bad input ends with one sentence on stderr and exit code 2.
 """
@@ -287,6 +287,17 @@ def cmd_sweep(args) -> int:
     return 0 if all(r["status"] in FINISHED for r in summary["rows"]) else 1
 
 
+def cmd_prove(args) -> int:
+    from flow.core.tools import safe_workdir
+    from flow.sim.prove import format_results, prove_engines, select
+    select(args.engines)  # an unknown name is refused before any proof runs
+    with (contextlib.nullcontext(Path(args.out)) if args.out else safe_workdir("bnnflow-prove-")) as work:
+        res = prove_engines(args.engines, work, args.depth, on_result=lambda r: print(
+            f"{r.engine} {r.check}: {r.status} ({r.seconds:.1f} s)", file=sys.stderr, flush=True))
+    print(format_results(res))
+    return 0 if all(r.passed for r in res) else 1
+
+
 def _add_cluster(s, workers_help: str) -> None:
     g = s.add_mutually_exclusive_group()
     g.add_argument("--workers", type=_worker_count, metavar="N", help=workers_help)
@@ -391,6 +402,11 @@ def make_parser() -> argparse.ArgumentParser:
     _add_build(sub)
     _add_run_verify(sub)
     _add_sweep(sub)
+    s = sub.add_parser("prove", help="formal proofs of the RTL engines' stream protocol (SymbiYosys, bounded)")
+    s.add_argument("engines", nargs="*", metavar="ENGINE", help="engine modules (default: all)")
+    s.add_argument("--depth", type=lambda t: _positive_int(t, 200), help="BMC depth in cycles (default: each op's)")
+    s.add_argument("--out", help="keep the proofs (wrappers, .sby files, traces) in this folder")
+    s.set_defaults(fn=cmd_prove)
     return p
 
 

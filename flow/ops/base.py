@@ -14,7 +14,8 @@ An op class declares, next to its numpy semantics and models:
 - `finn_op`: FINN's op class of the same hardware (folding files), with `finn_aliases`;
 - folding: `paces` (the MVUs, folded first from the target alone), `fold_for(target, prev,
   nxt)`, `match_lanes(...)`, `lanes_wanted()`, `next_lane_choices()`, `folding_cycles()`;
-  `fifo_depth_attr` / `finn_port_fifos` (FIFO depths of folding files), `label_head`.
+  `fifo_depth_attr` / `finn_port_fifos` (FIFO depths of folding files), `label_head`;
+- `formal`: the smallest engine configurations and bounds of its formal proofs (`Formal`).
 Code generators, folding and the testbenches read these; none of them keeps a per-op table.
 """
 from __future__ import annotations
@@ -64,6 +65,37 @@ class HlsFunction:
 
     function: str
     header: str
+
+
+@dataclass(frozen=True)
+class Formal:
+    """How `bnnflow prove` (flow.sim.prove) checks the op's engine with SymbiYosys: `configs`, the
+    engine parameters (as `random_params` gives them, memory-file names included) of the smallest
+    configurations; `depth`, the BMC depth in cycles; `capacity`, the most input beats the engine
+    holds in flight (None: the no-beat-lost check is left out); `leads`, input port -> output beats
+    a frame may send before that port's share of input (a concat's second input); `equiv`, also
+    check the output beats against the op's semantics on the stimulus of `testbench_case(seed)`.
+    A value may be an int, the name of an engine parameter, or a function of the parameters."""
+
+    configs: tuple[dict, ...]
+    depth: int = 12
+    capacity: object = None
+    leads: tuple[tuple[str, object], ...] = ()
+    equiv: bool = False
+    seed: int = 0
+
+    @staticmethod
+    def value(v, params: dict) -> int:
+        """An int, a parameter name or a function of the parameters, for one configuration."""
+        if callable(v):
+            return int(v(params))
+        return int(params[v]) if isinstance(v, str) else int(v)
+
+    def lead_of(self, port: str, params: dict) -> int:
+        return next((self.value(v, params) for p, v in self.leads if p == port), 0)
+
+    def capacity_of(self, params: dict) -> int | None:
+        return None if self.capacity is None else self.value(self.capacity, params)
 
 
 @dataclass
@@ -184,6 +216,7 @@ class HWOp:
     finn_port_fifos: bool = False  # its folding-file entry carries FINN's in/outFIFODepths of the FIFOs beside it
     label_head: bool = False  # turns the logits into the label (integer-logits runs leave it out)
     tb_frames: int = 8  # frames per random testbench configuration
+    formal: Formal | None = None  # the formal proofs of its engine (`bnnflow prove`)
 
     @classmethod
     def schema(cls) -> dict[str, Attr]:

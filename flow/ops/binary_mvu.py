@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from flow.ops.base import (Engine, HlsFunction, bits_for, memory, pick, register, single_case, sorted_thresholds,
+from flow.ops.base import (Engine, Formal, HlsFunction, bits_for, memory, pick, register, single_case, sorted_thresholds,
                            stage)
 from flow.ops.mvu import MVU_ATTRS, MVUBase
 from flow.ops.packing import mem_text, thresh_words
@@ -33,6 +33,9 @@ class BinaryMVU(MVUBase):
     attrs = MVU_ATTRS
     engine = Engine("bnn_mvu", ("common/bnn_popcount.sv", "common/mvu_sequencer.sv", "common/mvu_output.sv",
                                 "common/mvu_pipeline.sv", "mvu_binary/bnn_mvu.sv"), testbench="tb_engines")
+    # two input beats (SIMD 2) by two output beats (PE 1), one threshold on the popcounts
+    formal = Formal(({"MW": 4, "MH": 2, "SIMD": 2, "PE": 1, "USE_THRESH": 1, "T": 1, "TB": 3, "OUT_BITS": 1,
+                      "WEIGHTS_FILE": "weights.mem", "THRESH_FILE": "thresh.mem", "RAM_STYLE": "auto"},), capacity=6, equiv=True)
     hls = HlsFunction("binary_mvu", "mvu_binary.h")
 
     def input_bits(self) -> int:

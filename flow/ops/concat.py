@@ -12,7 +12,7 @@ import math
 import numpy as np
 
 from flow.ir.graph import Stream
-from flow.ops.base import Attr, Engine, EngineCase, HlsFunction, HWOp, beat_ints, register, smallest_lanes
+from flow.ops.base import Attr, Engine, Formal, EngineCase, HlsFunction, HWOp, beat_ints, register, smallest_lanes
 
 
 def concat_channels(a: np.ndarray, b: np.ndarray, vectors: int) -> np.ndarray:
@@ -45,6 +45,9 @@ class StreamingConcat(HWOp):
     channels = "ChannelsA"  # and ChannelsB too: fold_for folds over their common divisors, check() refuses others
     folding_attrs = ("SIMD",)
     engine = Engine("streaming_concat", ("stream_ops/streaming_concat.sv",), inputs=("s0_axis", "s1_axis"))
+    # two beats of the first input, then one of the second: up to A_BEATS output beats leave before s1's share
+    formal = Formal(({"SIMD": 1, "A_BEATS": 2, "B_BEATS": 1, "A_BITS": 2, "B_BITS": 1, "OUT_BITS": 2},),
+                    leads=(("s1_axis", "A_BEATS"),), capacity=2, equiv=True)
     hls = HlsFunction("streaming_concat", "concat.h")
     finn_op = "StreamingConcat_hls"
     finn_aliases = ("StreamingConcat",)

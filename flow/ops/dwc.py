@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from flow.ir.graph import Stream
-from flow.ops.base import Attr, Engine, HlsFunction, HWOp, pick, register, single_case, stage
+from flow.ops.base import Attr, Engine, Formal, HlsFunction, HWOp, pick, register, single_case, stage
 
 
 @register
@@ -17,6 +17,7 @@ class DataWidthConverter(HWOp):
         Attr("Elems", int, doc="elements per frame"),
     )
     engine = Engine("dwc", ("dwc/dwc.sv",), testbench="tb_engines")
+    formal = Formal(({"IN_ELEMS": 4, "OUT_ELEMS": 2, "ELEM_BITS": 1},), capacity=1, equiv=True)
     hls = HlsFunction("dwc", "dwc.h")
     # FINN's StreamingDataWidthConverter is plumbing a bnnflow folding file skips: no finn_op
     tb_frames = 30

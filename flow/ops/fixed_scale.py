@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from flow.ir.graph import Stream
-from flow.ops.base import (Attr, Engine, HlsFunction, HWOp, memory, pick, rand_int, rand_khot, register, single_case,
+from flow.ops.base import (Attr, Engine, Formal, HlsFunction, HWOp, memory, pick, rand_int, rand_khot, register, single_case,
                            stage)
 from flow.ops.int_mvu import signed_bits
 from flow.ops.packing import khot_fields, mem_text
@@ -72,6 +72,9 @@ class FixedScale(HWOp):
     lanes, channels = "PE", "NumChannels"
     folding_attrs = ("PE",)
     engine = Engine("fixed_scale", ("common/lane_product.sv", "fixed_scale/fixed_scale.sv"))
+    formal = Formal(({"C": 2, "PE": 1, "IN_BITS": 2, "IN_SIGNED": 1, "MULT_BITS": 3, "BIAS_BITS": 3, "SHIFT": 1,
+                      "OUT_BITS": 3, "OUT_SIGNED": 1, "ROUND": 1, "MULT_MODE": 1, "K": 1, "SB": 1, "PARAMS_FILE": "p.mem",
+                      "RAM_STYLE": "auto"},), capacity=2, equiv=True)
     hls = HlsFunction("fixed_scale", "fixed_scale.h")
     finn_op = "ChannelwiseOp_hls"
     finn_aliases = ("ChannelwiseOp_Batch",)

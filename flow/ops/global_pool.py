@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from flow.ir.graph import Stream
-from flow.ops.base import Attr, Engine, HlsFunction, HWOp, pick, rand_int, register, single_case, stage
+from flow.ops.base import Attr, Engine, Formal, HlsFunction, HWOp, pick, rand_int, register, single_case, stage
 from flow.ops.semantics import global_acc_pool
 
 
@@ -26,6 +26,8 @@ class GlobalAccPool(HWOp):
     lanes, channels = "PE", "C"
     folding_attrs = ("PE",)
     engine = Engine("global_acc_pool", ("global_pool/global_acc_pool.sv",))
+    formal = Formal(({"H": 1, "W": 2, "C": 2, "PE": 1, "IN_BITS": 2, "IN_SIGNED": 0, "OUT_BITS": 3},), capacity=4,
+                    equiv=True)
     hls = HlsFunction("global_acc_pool", "global_pool.h")
 
     def dims(self):

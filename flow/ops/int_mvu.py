@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from flow.ops.base import (Attr, Engine, HlsFunction, bits_for, memory, pick, rand_int, rand_khot, register,
+from flow.ops.base import (Attr, Engine, Formal, HlsFunction, bits_for, memory, pick, rand_int, rand_khot, register,
                            single_case, sorted_thresholds, stage)
 from flow.ops.mvu import MVU_ATTRS, MVUBase
 from flow.ops.packing import khot_fields, lane_fields, mem_text, thresh_words
@@ -83,6 +83,7 @@ class IntMVU(MVUBase):
              Attr("ShiftBits", int, 1, doc="bits of a term's shift (WeightMode 1)"))
     engine = Engine("int_mvu", ("common/lane_product.sv", "common/mvu_sequencer.sv", "common/mvu_output.sv",
                                 "common/mvu_pipeline.sv", "mvu_int/int_mvu.sv"))
+    formal = Formal((int_mvu_params(4, 2, 2, 1, 2, 1, 0, w_bits=2),), capacity=6, equiv=True)  # MW 4, MH 2, SIMD 2, PE 1
     hls = HlsFunction("int_mvu", "mvu_int.h")
     signed_acc = True
 

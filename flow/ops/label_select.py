@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from flow.ir.graph import Stream
-from flow.ops.base import Attr, Engine, HlsFunction, HWOp, clog2, pick, register, single_case, stage
+from flow.ops.base import Attr, Engine, Formal, HlsFunction, HWOp, clog2, pick, register, single_case, stage
 from flow.ops.semantics import label_select, label_select_topk
 
 
@@ -19,6 +19,7 @@ class LabelSelect(HWOp):
     lanes, channels = "PE", "Labels"
     folding_attrs = ("PE",)
     engine = Engine("label_select", ("label_select/label_select.sv",), testbench="tb_engines")
+    formal = Formal(({"L": 3, "PE": 1, "IN_BITS": 2, "OUT_BITS": 2, "K": 1},), capacity=5, equiv=True)
     hls = HlsFunction("label_select", "label_select.h")
     finn_op = "LabelSelect_hls"
     finn_aliases = ("LabelSelect_Batch",)

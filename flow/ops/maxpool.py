@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from flow.ir.graph import Stream
-from flow.ops.base import Attr, Engine, HlsFunction, HWOp, pick, rand_int, register, single_case, stage
+from flow.ops.base import Attr, Engine, Formal, HlsFunction, HWOp, pick, rand_int, register, single_case, stage
 from flow.ops.semantics import maxpool
 from flow.ops.sliding_window import engine_window, sliding_window_cycles, window_beats_needed
 
@@ -26,6 +26,7 @@ class MaxPool(HWOp):
     lanes, channels = "PE", "C"
     folding_attrs = ("PE",)
     engine = Engine("maxpool", ("sliding_window/sliding_window.sv", "maxpool/maxpool.sv"))
+    formal = Formal(({"H": 2, "W": 2, "C": 1, "K": 2, "STRIDE": 2, "PE": 1, "ELEM_BITS": 2, "SIGNED": 0},), equiv=True)
     hls = HlsFunction("maxpool", "maxpool.h")
     finn_op = "StreamingMaxPool_hls"
     finn_aliases = ("StreamingMaxPool_Batch", "Pool", "Pool_Batch")

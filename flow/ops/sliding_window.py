@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from flow.ir.graph import Stream
-from flow.ops.base import Attr, Engine, HlsFunction, HWOp, divisors, pick, register, single_case, stage
+from flow.ops.base import Attr, Engine, Formal, HlsFunction, HWOp, divisors, pick, register, single_case, stage
 from flow.ops.semantics import pads4, pair, sliding_window, window_out_hw
 
 
@@ -68,6 +68,8 @@ class SlidingWindow(HWOp):
     lanes, channels = "SIMD", "C"
     folding_attrs = ("SIMD",)
     engine = Engine("sliding_window", ("sliding_window/sliding_window.sv",))
+    formal = Formal(({"IFM_H": 2, "IFM_W": 2, "C": 1, "K": 2, "STRIDE": 1, "PAD": 0, "PAD_VALUE": 0, "SIMD": 1,
+                      "ELEM_BITS": 1},), equiv=True)
     hls = HlsFunction("sliding_window", "sliding_window.h")
     finn_op = "ConvolutionInputGenerator_rtl"
     tb_frames = 4

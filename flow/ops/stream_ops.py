@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from flow.ir.graph import Stream
-from flow.ops.base import (Attr, EngineCase, Engine, HlsFunction, HWOp, beat_ints, pick, rand_int, register,
+from flow.ops.base import (Attr, EngineCase, Engine, Formal, HlsFunction, HWOp, beat_ints, pick, rand_int, register,
                            smallest_lanes, stage)
 from flow.ops.semantics import add_streams
 
@@ -37,6 +37,7 @@ class Duplicate(_Plumbing):
     )
     channels = "NumElems"
     engine = Engine("duplicate", ("stream_ops/duplicate.sv",), outputs=("m0_axis", "m1_axis"))
+    formal = Formal(({"WIDTH": 2},), capacity=1, equiv=True)  # the held beat
     hls = HlsFunction("duplicate", "stream_ops.h")
     finn_op = "DuplicateStreams_hls"
     finn_aliases = ("DuplicateStreams_Batch",)
@@ -100,6 +101,7 @@ class AddStreams(_Plumbing):
     )
     channels = "NumElems"
     engine = Engine("add_streams", ("stream_ops/add_streams.sv",), inputs=("s0_axis", "s1_axis"))
+    formal = Formal(({"PE": 1, "A_BITS": 2, "B_BITS": 2, "SIGNED": 1, "OUT_BITS": 3},), capacity=1, equiv=True)
     hls = HlsFunction("add_streams", "stream_ops.h")
     finn_op = "AddStreams_hls"
     finn_aliases = ("AddStreams_Batch",)
@@ -176,6 +178,9 @@ class StreamFIFO(_Plumbing):
     )
     channels = "Elems"
     engine = Engine("fifo", ("fifo/fifo.sv",), testbench="tb_engines")
+    formal = Formal(({"DEPTH": 2, "WIDTH": 2, "SYNC_READ": 0, "RAM_STYLE": "auto"},
+                     {"DEPTH": 2, "WIDTH": 2, "SYNC_READ": 1, "RAM_STYLE": "block"}),
+                    capacity=lambda p: p["DEPTH"] + 2 * p["SYNC_READ"], equiv=True)  # + read and output registers
     hls = HlsFunction("fifo", "stream_ops.h")
     fifo_depth_attr = "Depth"
     # FINN's StreamingFIFO is plumbing a bnnflow folding file skips: no finn_op

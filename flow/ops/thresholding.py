@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from flow.ir.graph import Stream
-from flow.ops.base import (Attr, Engine, HlsFunction, HWOp, bits_for, memory, pick, register, single_case,
+from flow.ops.base import (Attr, Engine, Formal, HlsFunction, HWOp, bits_for, memory, pick, register, single_case,
                            sorted_thresholds, stage)
 from flow.ops.packing import mem_text, thresh_words
 from flow.ops.semantics import multithreshold
@@ -28,6 +28,9 @@ class Thresholding(HWOp):
     hls = HlsFunction("thresholding", "thresholding.h")
     finn_op = "Thresholding_hls"
     finn_aliases = ("Thresholding_Batch",)
+    # two folds of one lane, 2-bit inputs against 3 thresholds; S1 and the output register hold a beat each
+    formal = Formal(({"C": 2, "PE": 1, "IN_BITS": 2, "IN_SIGNED": 0, "T": 3, "TB": 2, "OUT_BITS": 2,
+                      "THRESH_FILE": "thresh.mem"},), capacity=2, equiv=True)
 
     def vectors(self) -> int:
         return self.attr("NumVectors", 1)

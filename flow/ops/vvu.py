@@ -19,7 +19,7 @@ import math
 import numpy as np
 
 from flow.ir.graph import Stream
-from flow.ops.base import (Attr, Engine, HlsFunction, HWOp, bits_for, divisors, memory, pick, rand_int, rand_khot,
+from flow.ops.base import (Attr, Engine, Formal, HlsFunction, HWOp, bits_for, divisors, memory, pick, rand_int, rand_khot,
                            register, single_case, sorted_thresholds, stage)
 from flow.ops.int_mvu import WEIGHT_MODES, signed_bits
 from flow.ops.packing import khot_fields, lane_fields, mem_text, thresh_words
@@ -59,6 +59,17 @@ def threshold_words(thr: np.ndarray, pe: int, tb: int) -> list[int]:
     return thresh_words(thr, pe, tb, signed=True)
 
 
+def engine_params(c, taps, pe, simd, in_bits, mode, w_bits=4, k=2, sb=2, use_thresh=0, t=1) -> dict:
+    """A legal vvu.sv parameter set with ACC_BITS / TB / OUT_BITS sized for the worst case
+    of the weights `_random_weights` draws."""
+    wmax = {0: 1, 1: k << max(0, (1 << sb) - 2), 2: 1 << (w_bits - 1)}[mode]
+    acc = (taps * ((1 << in_bits) - 1) * wmax).bit_length() + 1
+    return {"C": c, "TAPS": taps, "PE": pe, "SIMD": simd, "IN_BITS": in_bits, "W_MODE": mode, "W_BITS": w_bits,
+            "K": k, "SB": sb, "ACC_BITS": acc, "USE_THRESH": use_thresh, "T": t, "TB": acc + 1,
+            "OUT_BITS": max(1, t.bit_length()) if use_thresh else acc, "WEIGHTS_FILE": "weights.mem",
+            "THRESH_FILE": "thresh.mem" if use_thresh else "", "RAM_STYLE": "auto"}
+
+
 @register
 class VVU(HWOp):
     op_type = "VVU"
@@ -82,6 +93,7 @@ class VVU(HWOp):
     paces = True
     tb_frames = 12
     engine = Engine("vvu", ("common/lane_product.sv", "common/mvu_output.sv", "vvu/vvu.sv"))
+    formal = Formal((engine_params(2, 2, 1, 1, 2, 2, w_bits=2),), capacity=6, equiv=True)  # C 2, TAPS 2, PE 1, SIMD 1
     hls = HlsFunction("vvu", "vvu.h")
     finn_op = "VVAU_hls"
     finn_aliases = ("VectorVectorActivation", "Vector_Vector_Activate_Batch")
@@ -274,17 +286,6 @@ class VVU(HWOp):
         c, taps, v, pe, simd = self.dims()
         return {**super().describe(), "shape": [c, taps], "vectors": v, "pe": pe, "simd": simd,
                 "weights": WEIGHT_MODES[self.attr("WeightMode")], "acc_bits": self.acc_bits()}
-
-
-def engine_params(c, taps, pe, simd, in_bits, mode, w_bits=4, k=2, sb=2, use_thresh=0, t=1) -> dict:
-    """A legal vvu.sv parameter set with ACC_BITS / TB / OUT_BITS sized for the worst case
-    of the weights `_random_weights` draws."""
-    wmax = {0: 1, 1: k << max(0, (1 << sb) - 2), 2: 1 << (w_bits - 1)}[mode]
-    acc = (taps * ((1 << in_bits) - 1) * wmax).bit_length() + 1
-    return {"C": c, "TAPS": taps, "PE": pe, "SIMD": simd, "IN_BITS": in_bits, "W_MODE": mode, "W_BITS": w_bits,
-            "K": k, "SB": sb, "ACC_BITS": acc, "USE_THRESH": use_thresh, "T": t, "TB": acc + 1,
-            "OUT_BITS": max(1, t.bit_length()) if use_thresh else acc, "WEIGHTS_FILE": "weights.mem",
-            "THRESH_FILE": "thresh.mem" if use_thresh else "", "RAM_STYLE": "auto"}
 
 
 def _random_weights(rng, mode: int, w_bits: int, k: int, sb: int, shape) -> np.ndarray:
