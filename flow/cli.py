@@ -154,7 +154,8 @@ def cmd_build(args) -> int:
                       lut_budget=args.lut_budget, synth=args.synth,
                       input_scale=args.input_scale, input_type=args.input_type, verify_images=args.verify_images,
                       test_data=args.test_data, from_step=args.from_step, progress=not args.quiet,
-                      unverified=args.unverified, force=args.force, hls_synth=args.hls_synth,
+                      unverified=args.unverified, netlist_sim=args.netlist_sim, force=args.force,
+                      hls_synth=args.hls_synth,
                       to_step=args.to_step)
     report = build(cfg)
     if report["status"] == "stopped":
@@ -168,13 +169,19 @@ def cmd_build(args) -> int:
         a = report["accuracy"]
         print(f"accuracy on {a['images']} labelled images from {a['source']}: "
               + ", ".join(f"{k} {a[k]:.4f}" for k in ("numpy", "rtlsim") if k in a))
+    n = (report.get("verification") or {}).get("netlist")
+    if n:
+        print(f"netlist ({n['netlist']}): mismatches {n['mismatches']} / {n['images']} images, {n['seconds']} s "
+              f"(compile {n['compile_seconds']} s, simulator {n['binary_bytes'] // 1024} KiB)")
     if report.get("board_build"):
         print(summary(report["board_build"]))
     if report["status"] == "unverified":
         print("bnnflow: note: this design has no verification record (built with --unverified)", file=sys.stderr)
         return 0
     if report["status"] != "complete":
-        print("bnnflow: verification failed: the RTL simulation differs from the reference", file=sys.stderr)
+        why = report.get("netlist_error") or ("the synthesised netlist differs from the reference"
+                                               if n and n["mismatches"] else "the RTL simulation differs from the reference")
+        print(f"bnnflow: verification failed: {why}", file=sys.stderr)
         return 1
     return 0
 
@@ -349,6 +356,9 @@ def _add_build(sub) -> None:
     s.add_argument("--unverified", action="store_true",
                    help="let the board step build a design whose verification record is missing, stale or failed "
                         "(recorded in report.json)")
+    s.add_argument("--no-netlist-sim", dest="netlist_sim", action="store_false",
+                   help="ECP5 boards: skip the simulation of the synthesised netlist before place and route "
+                        "(report.json then has no verification.netlist)")
     _add_build_goals(s)
     s.add_argument("--input-scale", type=_input_scale, help="the model sees p*S (default p/255)")
     s.add_argument("--input-type", metavar="TYPE",

@@ -351,7 +351,7 @@ def test_ecp5_tool_failure_leaves_bitstream_not_built(u96_build, tmp_path, monke
 
 def test_ulx3s_bitstream(tmp_path):
     """Acceptance: tfc-w1a1 on the ULX3S: a .bit that ecpunpack reads back, Fmax from nextpnr
-    in report.json, the design meets its clock."""
+    in report.json, the design meets its clock, the synthesised netlist passed its simulation."""
     from flow.boards.ecp5 import tool
 
     out = tmp_path / "ulx3s"
@@ -364,6 +364,8 @@ def test_ulx3s_bitstream(tmp_path):
     assert bit.is_file() and bit.stat().st_size > 10_000
     assert rep["fmax_mhz"] >= bb["clock_mhz"] == 25.0 and bb["meets_timing"]
     assert rep["estimated_fps_at_clock"]["clock_mhz"] == 25.0  # the board's clock by default
+    n = rep["verification"]["netlist"]  # the core's synthesised netlist simulated before nextpnr
+    assert n["images"] == 10 and n["mismatches"] == 0 and (out / n["netlist"]).is_file()
     lpf = (out / bb["project"] / "top.lpf").read_text()
     assert 'LOCATE COMP "clk" SITE "G2"' in lpf and 'FREQUENCY PORT "clk" 25 MHZ' in lpf
     unpack = subprocess.run([tool("yowasp-ecpunpack"), bit.name, "readback.config"], cwd=bit.parent,

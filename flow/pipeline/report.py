@@ -23,11 +23,21 @@ def _record(st: BuildState) -> dict | None:
     return st.verification.record if st.verification is not None else None
 
 
+def verification_dict(st: BuildState) -> dict | None:
+    """report.json's verification: the record of the verify step, with `netlist` where the
+    board step simulated the synthesised netlist (never when it did not run)."""
+    rec = _record(st)
+    if rec is None or st.board is None or st.board.netlist is None:
+        return rec
+    return {**rec, "netlist": st.board.netlist.as_dict()}
+
+
 def _verified(st: BuildState) -> bool:
-    """The engines agree: the verification record passes (counted from its mismatches), and
-    so did the vendor RTL when it ran."""
+    """The engines agree: the verification record passes (counted from its mismatches), so
+    did the vendor RTL when it ran, and so did the synthesised netlist where one was written."""
     hls_rtl = st.hls_rtl_verification
-    return record_problem(_record(st)) is None and (hls_rtl is None or hls_rtl["mismatches"] == 0)
+    netlist_ok = st.board is None or st.board.netlist_problem() is None
+    return record_problem(_record(st)) is None and (hls_rtl is None or hls_rtl["mismatches"] == 0) and netlist_ok
 
 
 def status_of(ctx: StepContext, st: BuildState) -> str:
@@ -77,10 +87,11 @@ def report_dict(ctx: StepContext, st: BuildState) -> dict:
         "output": {**g.meta("output"), "top1": "argmax of integer logits, ties -> lowest index"}
         if g.meta("output").get("kind", "class") == "class" else g.meta("output"),
         **_figures(ctx, st),
-        "verification": _record(st),
+        "verification": verification_dict(st),
         "hls_rtl_verification": st.hls_rtl_verification,
         "accuracy": v.accuracy if v is not None else None,
         "synthesis_error": st.synthesis_error,
+        "netlist_error": st.board.netlist_error if st.board is not None else None,
         "fmax_mhz": bb.get("fmax_mhz") if bb else None,
         "bitstream": bb["bitstream"] if bb else None,
         "board_build": bb,

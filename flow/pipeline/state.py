@@ -32,6 +32,7 @@ class BuildConfig:
     test_data: str | None = None
     from_step: str | None = None
     unverified: bool = False          # let the board step build a design without a passing verification
+    netlist_sim: bool = True          # ECP5 boards: simulate the synthesised netlist before place and route
     force: bool = False               # build into a non-empty folder that is not a build directory
     progress: bool = True
     hls_synth: bool = False           # run vitis_hls on the generated C++ where it is on PATH

@@ -24,6 +24,7 @@ from flow.passes.streamline import streamline
 from flow.pipeline.report import write_report
 from flow.pipeline.state import BuildState, Step, StepContext
 from flow.sim.hls_rtl import vendor_rtl_dir, verify_vendor_rtl
+from flow.sim.netlist import NetlistCheck
 from flow.sim.simulate import TOP, generate_rtl
 from flow.sim.verify import verification_images, verify
 
@@ -146,11 +147,14 @@ def step_synth(ctx: StepContext, st: BuildState) -> BuildState:
 
 
 def step_board(ctx: StepContext, st: BuildState) -> BuildState:
-    """--board B: the board's project and bitstream in BUILD/board/B/, behind the verification gate."""
+    """--board B: the board's project and bitstream in BUILD/board/B/, behind the verification
+    gate; on ECP5 the synthesised netlist is simulated before place and route (not with
+    --no-netlist-sim)."""
     cfg = ctx.cfg
     if cfg.board is None:
         return st
-    made = run_board(st.graph, cfg.out, cfg.board, cfg.clock_mhz, cfg.unverified, log=ctx.log)
+    netlist = NetlistCheck(cfg.verify_images, cfg.test_data) if cfg.netlist_sim else None
+    made = run_board(st.graph, cfg.out, cfg.board, cfg.clock_mhz, cfg.unverified, log=ctx.log, netlist=netlist)
     return replace(st, board=made,
                    synthesis=st.synthesis if st.synthesis is not None else made.synthesis,
                    synthesis_error=made.synthesis_error if made.synthesis_error is not None else st.synthesis_error)

@@ -36,7 +36,7 @@ class RTLSim:
 
     def __init__(self, rtl_dir: Path, top: str, in_bits: int, out_bits: int, out_beats_per_frame: int,
                  in_beats_per_frame: int, cache_dir: Path, files: list[str] | None = None,
-                 stream_debug: bool = True, shared_cache: Path | None = None):
+                 stream_debug: bool = True, shared_cache: Path | None = None, cxx_opt: str = CXX_OPT):
         self.rtl_dir = Path(rtl_dir).resolve()
         self.top = top
         self.in_bits, self.out_bits = int(in_bits), int(out_bits)
@@ -44,6 +44,7 @@ class RTLSim:
         self.cache_dir = Path(cache_dir).resolve()
         self.shared_cache = shared_cache  # None: $BNNFLOW_SIM_CACHE (flow.core.tools.cached_binary)
         self.files = list(files) if files is not None else sorted(p.name for p in self.rtl_dir.glob("*.sv"))
+        self.cxx_opt = cxx_opt  # the C++ optimisation of the verilated model (CXX_OPT unless told)
         self.binary: Path | None = None
         self.compile_seconds = 0.0
         # stream names of a generated top: build with its simulation-only handshake ports
@@ -57,7 +58,7 @@ class RTLSim:
         h = hashlib.sha256()
         harness = asset_path("sim") / "harness" / "harness.cpp"
         h.update(harness.read_bytes())
-        h.update(repr((self.top, VERILATOR_FLAGS, CXX_OPT, self._debug_flags(),
+        h.update(repr((self.top, VERILATOR_FLAGS, self.cxx_opt, self._debug_flags(),
                        tools.versions()["verilator"])).encode())
         # memory files are read by $readmemh at run time, so they do not enter the key
         for name in self.files:
@@ -86,7 +87,7 @@ class RTLSim:
             names = self._stage(work)
             cmd = [tools.verilator_bin(), "--cc", "--exe", "--build", "-j", "2", *VERILATOR_FLAGS,
                    "--prefix", "Vtop", "--top-module", self.top, "-Mdir", "obj", "-o", "harness",
-                   "-CFLAGS", CXX_OPT, *self._debug_flags(), *names]
+                   "-CFLAGS", self.cxx_opt, *self._debug_flags(), *names]
             t0 = time.monotonic()
             res = subprocess.run(cmd, capture_output=True, text=True, env=tools.verilator_env(work), cwd=work)
             self.compile_seconds = time.monotonic() - t0

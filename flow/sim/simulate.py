@@ -70,6 +70,13 @@ def run_rtlsim(graph: DataflowGraph, build_dir: Path, images: np.ndarray, logits
     memory stays bounded whatever the batch; the outputs do not depend on the chunking."""
     chunks = image_chunks(graph, images, chunk_bytes or SIM_CHUNK_BYTES)
     sim, s_in, s_out = compiled_sim(graph, build_dir, logits)
+    return stream_chunks(graph, sim, s_in, s_out, chunks, logits, stall_seed, watchdog)
+
+
+def stream_chunks(graph: DataflowGraph, sim: RTLSim, s_in, s_out, chunks, logits: bool = False,
+                  stall_seed: int | None = None, watchdog: int | None = None) -> tuple[np.ndarray, dict]:
+    """Stream image chunks through a compiled top with the design's wire streams; return
+    (outputs, stats) as run_rtlsim does."""
     if watchdog is None:
         watchdog = default_watchdog(graph)
     outs, runs = [], []
