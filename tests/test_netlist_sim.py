@@ -102,3 +102,29 @@ def test_no_netlist_sim_reports_none(tiny_ulx3s, tmp_path):
     assert rep["status"] == "complete" and rep["board_build"]["status"] == "built"
     assert "netlist" not in rep["verification"] and "netlist_sim_s" not in rep["board_build"]["seconds"]
     assert rep["config"]["netlist_sim"] is False
+
+
+def test_cells_without_a_model_are_refused():
+    """A cell type with no behavioural model (missing, or a yosys blackbox such as its
+    DP16KD) would float its outputs: the simulation refuses the netlist instead."""
+    from flow.sim import netlist as nl
+
+    text = ("module bnnflow_top(a, z);\n  input a;\n  output z;\n  LUT4 #(\n    .INIT(16'h0002)\n  ) \\u1  (\n"
+            "    .A(a), .Z(z)\n  );\n  MULT18X18D \\m.x  (\n  );\n  DP16KD #(\n  ) ram (\n  );\nendmodule\n")
+    assert nl.count_cells(text) == 3
+    assert nl.unmodelled_cells(text, nl.cell_models("ecp5")) == ["MULT18X18D"]
+    yosys_only = nl._inline(nl.yosys_share() / "ecp5" / "cells_sim.v")
+    assert nl.unmodelled_cells(text, yosys_only) == ["DP16KD", "MULT18X18D"]
+
+
+def test_netlist_that_cannot_be_simulated_is_not_verified(tiny_ulx3s, tmp_path, monkeypatch):
+    """A netlist exists but its simulation cannot run (here: the LUT4 model taken away): the
+    build says why, is not verified and makes no bitstream; no verification.netlist."""
+    from flow.sim import netlist as nl
+
+    models = nl.cell_models
+    monkeypatch.setattr(nl, "cell_models", lambda family: nl._drop_module(models(family), "LUT4"))
+    _copy, rep = _rebuild_board(tiny_ulx3s, tmp_path)
+    assert rep["status"] == "verification_failed" and "netlist" not in rep["verification"]
+    assert "no simulation model for ecp5: LUT4" in rep["netlist_error"]
+    assert rep["board_build"]["status"] == "not_built" and rep["bitstream"] is None

@@ -22,10 +22,11 @@ from flow.sim.rtlsim import RTLSim
 from flow.sim.simulate import SIM_CHUNK_BYTES, TOP, stream_chunks
 from flow.sim.verify import verification_images
 
-# family -> (yosys' cell models below its share folder, bnnflow's models replacing yosys blackboxes)
+# family -> (yosys' cell models below its share folder, bnnflow's models replacing yosys
+# blackboxes). Xilinx is not here: yosys' xilinx/cells_sim.v has RAMB18E1/RAMB36E1 with
+# parameters and timing only (no behaviour) and RAMB18E2 as a blackbox.
 CELL_MODELS = {
     "ecp5": ("ecp5/cells_sim.v", {"DP16KD": "ecp5_dp16kd.v"}),
-    "xilinx": ("xilinx/cells_sim.v", {}),
 }
 _INCLUDE = re.compile(r'^\s*`include\s+"([^"]+)"\s*$', re.M)
 
@@ -85,7 +86,7 @@ def cell_models(family: str) -> str:
 MODELS_FILE = "cells_sim.v"  # the models' name next to the netlist
 # C++ optimisation of the gate-level model: the compile is most of the cost, the simulation
 # of a few hundred frames a fraction of a second. Measured on 2 cores for tfc-w1a1's core
-# (1,423 cells): -O1 15.8 s to compile, -O0 7.6 s.
+# (1,676 cells): -O1 15.8 s to compile, -O0 7.6 s.
 NETLIST_CXX_OPT = "-O0"
 
 
@@ -122,15 +123,33 @@ class NetlistVerification:
         return asdict(self)
 
 
+_CELL = re.compile(r"^  ([A-Za-z_\\$][^ ]*) (?:#\(|[^ ]+ +\()", re.M)  # escaped names end in a space
+_MODULE = re.compile(r"^module\s+(\\?[^\s(;#]+)", re.M)
+
+
 def count_cells(netlist_text: str) -> int:
-    """Cell instances in a `write_verilog -noattr` netlist (lines `  TYPE #(` or `  TYPE name (`)."""
-    return len(re.findall(r"^  [A-Za-z_\\$][^ ]* (?:#\(|[^ ]+ \()", netlist_text, re.M))
+    """Cell instances in a `write_verilog -noattr` netlist (lines `  TYPE #(` or `  TYPE NAME (`)."""
+    return len(_CELL.findall(netlist_text))
+
+
+def unmodelled_cells(netlist_text: str, models_text: str) -> list[str]:
+    """The cell types the netlist instantiates that neither it nor the models define, or
+    that the models define as blackboxes (their outputs would float)."""
+    defined = set(_MODULE.findall(netlist_text))
+    black = set(re.findall(r"\(\*[^*]*blackbox[^*]*\*\)\s*module\s+(\\?[^\s(;#]+)", models_text))
+    models = set(_MODULE.findall(models_text)) - black
+    return sorted({t for t in _CELL.findall(netlist_text) if t not in defined and t not in models})
 
 
 def netlist_sim(graph: DataflowGraph, netlist: Path, family: str, cache_dir: Path, top: str = TOP) -> RTLSim:
     """The compiled harness around `netlist` (the models written next to it)."""
     netlist = Path(netlist)
-    (netlist.parent / MODELS_FILE).write_text(cell_models(family))
+    models = cell_models(family)
+    missing = unmodelled_cells(netlist.read_text(), models)
+    if missing:
+        raise UserError(f"the netlist {netlist.name} uses cells with no simulation model for {family}: "
+                        f"{', '.join(missing[:8])}")
+    (netlist.parent / MODELS_FILE).write_text(models)
     s_in, s_out = design_streams(graph, False)
     sim = RTLSim(netlist.parent, top, s_in.width, s_out.width, s_out.beats, s_in.beats, cache_dir,
                  files=[netlist.name, MODELS_FILE], stream_debug=False, cxx_opt=NETLIST_CXX_OPT)
