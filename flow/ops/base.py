@@ -72,7 +72,8 @@ class Formal:
     """How `bnnflow prove` (flow.sim.prove) checks the op's engine with SymbiYosys: `configs`, the
     engine parameters (as `random_params` gives them, memory-file names included) of the smallest
     configurations; `depth`, the BMC depth in cycles; `capacity`, the most input beats the engine
-    holds in flight (None: the no-beat-lost check is left out); `leads`, input port -> output beats
+    holds in flight (measured: the smallest bound the proof accepts; None: the no-beat-lost check
+    is left out); `leads`, input port -> output beats
     a frame may send before that port's share of input (a concat's second input); `equiv`, also
     check the output beats against the op's semantics on the stimulus of `testbench_case(seed)`.
     A value may be an int, the name of an engine parameter, or a function of the parameters."""

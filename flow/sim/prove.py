@@ -175,7 +175,7 @@ def _sources(cls: type, rtl: Path) -> list[Path]:
     return [asset_path("rtl") / "formal" / "axis_formal.sv"] + [Path(rtl) / s for s in cls.engine.sources]
 
 
-def _outcome(work: Path, name: str, proc: subprocess.CompletedProcess) -> tuple[str, str]:
+def _outcome(proc: subprocess.CompletedProcess) -> tuple[str, str]:
     """PASS / FAIL / ERROR and a one-line detail, from sby's exit code and log."""
     log = proc.stdout + proc.stderr
     status = {0: "PASS", 2: "FAIL"}.get(proc.returncode, "ERROR")
@@ -208,7 +208,7 @@ def run_sby(work: Path, name: str, sby: str, timeout: int = TIMEOUT_S) -> tuple[
                               timeout=timeout)
     except subprocess.TimeoutExpired:
         return "ERROR", f"timed out after {timeout} s", time.monotonic() - t0
-    status, detail = _outcome(work, name, proc)
+    status, detail = _outcome(proc)
     return status, detail, time.monotonic() - t0
 
 
