@@ -120,3 +120,33 @@ def test_yosys_resources_of_the_generated_design(tmp_path):
     assert "synth_xilinx -family xcup" in res["tool"]
     assert res["LUT"] > 50 and res["DSP"] == 0
     assert report["resources_estimate"]["tool"] == "bnnflow analytic estimate"
+
+
+
+def test_per_layer_synthesis_when_the_whole_design_traps(tmp_path, monkeypatch):
+    """Where abc9 exhausts the WebAssembly call stack on the flat design (CNV-w1a1 on xcup), every
+    layer instance is synthesised by itself and the figures summed; on a small design the sum
+    is within a few percent of the whole-design run (465 vs 458 LUT, equal FF and BRAM), and the
+    tool string says how the figures were made. Only the trap is simulated: the per-layer runs
+    are real yosys."""
+    from _models import zoo_mlp
+    from flow.boards import synth
+
+    path = export(zoo_mlp(seed=6, hidden=(32,)), tmp_path / "mlp.onnx")
+    out = tmp_path / "out"
+    assert main(["build", str(path), "--out", str(out), "--quiet", "--target-cycles", "256",
+                 "--verify-images", "4", "--to-step", "rtl"]) == 0
+    whole = synth.synthesize(out / "rtl", "bnnflow_top", "xcup")
+    def trapping(t, files, flow, top, target):
+        raise RuntimeError(f"yosys failed on {top} for {target}: wasm trap: {synth.TRAP}")
+
+    monkeypatch.setattr(synth, "_yosys_stat", trapping)
+    summed = synth.synthesize(out / "rtl", "bnnflow_top", "xcup")
+    assert "per layer instance" in summed["tool"] and len(summed["layers"]) >= 4
+    assert {k: sum(la[k] for la in summed["layers"].values()) for k in whole if k != "tool"} == \
+        {k: summed[k] for k in whole if k != "tool"}
+    assert (summed["FF"], summed["BRAM"], summed["DSP"]) == (whole["FF"], whole["BRAM"], whole["DSP"])
+    assert whole["LUT"] <= summed["LUT"] <= 1.05 * whole["LUT"], (whole, summed)
+    monkeypatch.setattr(synth, "_yosys_stat", lambda *a: (_ for _ in ()).throw(RuntimeError("yosys failed: other")))
+    with pytest.raises(RuntimeError, match="other"):
+        synth.synthesize(out / "rtl", "bnnflow_top", "xcup")  # any other failure is not retried
