@@ -26,7 +26,7 @@ PLAN = {
     "tfc_2w2a": {"small": (512, 16, 16), "full": (512, 200, 200)},
     "cybsec_mlp": {"small": (128, 8, 8), "full": (128, 200, 200)},
     "resnet18_4w4a": {"small": (16384, 4, 4), "full": (1_000_000, 50, 50)},
-    "mobilenet_v1_4b": {"small": (16384, 4, 4), "full": (1_000_000, 50, 2)},  # 2 frames measure the interval
+    "mobilenet_v1_4b": {"small": (16384, 4, 4), "full": (1_000_000, 50, 3)},  # frames 2-3 measure the interval
     "kws_conv1d": {"small": (2048, 8, 8), "full": (4096, 100, 100)},
     "mlp8_bias": {"small": (1024, 8, 8), "full": (2048, 100, 100)},
     "cnn_asym": {"small": (8192, 8, 8), "full": (16384, 100, 100)},
