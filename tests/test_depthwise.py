@@ -13,7 +13,7 @@ from torch import nn
 
 from _hls_helpers import lower, torch_top1
 from _mobilenet import grouped_net, mobilenet_stack, pooled_net
-from _models import export
+from _models import export, randomize_norms
 from flow.cli import main
 from flow.core.errors import UserError
 from flow.ir.graph import DataflowGraph
@@ -243,3 +243,54 @@ def test_finn_folding_file_sets_the_vvu(small_graphs, tmp_path):
     spec.write_text(json.dumps({"VectorVectorActivation_0": {"PE": 2, "SIMD": 3}}))
     with pytest.raises(UserError, match="needs PE = Channels"):
         apply_folding_file(streamlined, spec)
+
+
+class _DepthwiseBias(nn.Module):
+    """Input quantizer -> depthwise conv (2-D or 1-D, with or without bias) -> [BatchNorm] ->
+    QuantReLU -> linear: the patterns that were once refused (a depthwise conv with a bias; a
+    depthwise QuantConv1d)."""
+
+    def __init__(self, dims: int, bias: bool, bn: bool, c: int = 3, size: int = 6):
+        import brevitas.nn as qnn
+
+        super().__init__()
+        conv = qnn.QuantConv2d if dims == 2 else qnn.QuantConv1d
+        norm = nn.BatchNorm2d if dims == 2 else nn.BatchNorm1d
+        self.body = nn.Sequential(qnn.QuantIdentity(bit_width=8), conv(c, c, 3, padding=1, groups=c, bias=bias,
+                                                                       weight_bit_width=4),
+                                  norm(c) if bn else nn.Identity(), qnn.QuantReLU(bit_width=4), nn.Flatten())
+        self.fc = qnn.QuantLinear(c * size ** dims, 5, bias=False, weight_bit_width=4)
+
+    def forward(self, x):
+        return self.fc(self.body(x))
+
+
+@pytest.mark.parametrize("dims,bias,bn", [(2, True, True), (2, True, False), (1, False, True), (1, True, True)])
+def test_depthwise_with_bias_and_conv1d_equal_pytorch(tmp_path, dims, bias, bn):
+    torch.manual_seed(4)
+    model = _DepthwiseBias(dims, bias, bn)
+    if bias:  # a bias of several weight steps, so that ignoring it changes the outputs
+        dw = model.body[1]
+        dw.bias.data = torch.randn(dw.bias.shape) * 2 * float(dw.weight.abs().max())
+    model = randomize_norms(model, 5)
+    shape = (3, 6, 6) if dims == 2 else (3, 6)
+    graph = lower(export(model, tmp_path / "m.onnx", shape), tmp_path / "out", 64)
+    assert "VVU" in {o.op_type for o in graph.ops()}
+    x = _images(200, shape, seed=3)
+    with torch.no_grad():
+        logits = model.eval()(torch.from_numpy(x).float() / 255.0).numpy()
+    top2 = np.sort(logits, axis=1)[:, -2:]
+    clear = top2[:, 1] - top2[:, 0] > 1e-5 * np.maximum(1.0, np.abs(top2[:, 1]))  # no (near) ties
+    assert clear.sum() >= 150
+    got = execute(graph, x, engine="numpy")
+    assert int(np.sum((got != logits.argmax(axis=1)) & clear)) == 0
+
+
+@pytest.mark.sim
+def test_depthwise_conv1d_with_bias_rtl_equals_numpy(tmp_path):
+    torch.manual_seed(6)
+    model = randomize_norms(_DepthwiseBias(1, True, True), 7)
+    graph = lower(export(model, tmp_path / "m.onnx", (3, 6)), tmp_path / "out", 16)
+    x = _images(8, (3, 6), seed=2)
+    want = execute(graph, x, engine="numpy", logits=True)
+    assert np.array_equal(execute(graph, x, engine="rtlsim", logits=True, build_dir=tmp_path / "out"), want)

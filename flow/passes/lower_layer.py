@@ -197,7 +197,8 @@ class LayerLowering(OutputLowering):
         return _attrs(node).get("group", 1) == c > 1 and w is not None and tuple(np.shape(w)[:2]) == (c, 1)
 
     def depthwise_weights(self, t: Tensor, node):
-        """Integer kernels (C, K*K) in (ky, kx) tap order, per-channel scale, mode, bits, (k, s, p)."""
+        """Integer kernels (C, KH*KW) in (ky, kx) tap order, per-channel scale, mode, bits and the
+        geometry of flow.passes.lower_layer.conv_geometry (a 1-D kernel as 1 x K)."""
         w = self.mw.get_initializer(node.input[1])
         if w is None:
             raise UserError(f"layer {node.name!r} ({node.op_type}) has no constant weights")
@@ -206,48 +207,43 @@ class LayerLowering(OutputLowering):
         if len(t.shape) != 3:
             raise UserError(f"Conv {node.name!r} needs an image input")
         c = t.shape[0]
-        if at.get("group") != c or w.ndim != 4 or w.shape[:2] != (c, 1):
+        if at.get("group") != c or w.ndim not in (3, 4) or w.shape[:2] != (c, 1):
             raise UserError(f"Conv {node.name!r} has {at.get('group')} groups over {c} channels; grouped convolutions "
                             "are supported as depthwise convolutions (groups = input channels = output channels)")
-        k = at.get("kernel_shape", list(w.shape[2:]))
-        s, p = at.get("strides", [1, 1]), at.get("pads", [0, 0, 0, 0])
-        if any(d != 1 for d in at.get("dilations", [1, 1])):
-            raise UserError(f"Conv {node.name!r}: dilated convolutions are not supported")
-        if k[0] != k[1] or s[0] != s[1] or len(set(p)) > 1 or at.get("auto_pad", "NOTSET") != "NOTSET":
-            raise UserError(f"Conv {node.name!r}: square kernels, equal strides and symmetric padding are supported")
-        if len(node.input) > 2 and node.input[2]:
-            raise UserError(f"Conv {node.name!r} has a bias; convolutions without bias are supported")
+        geom = conv_geometry(node, at, w)
         wi, rs, mode, bits = weight_integers(w.reshape(c, -1), self.wq.get(node.input[1]), f"layer {node.name!r}")
-        q = p[0] if p else 0
-        return wi, rs, mode, bits, ((k[0], k[0]), (s[0], s[0]), (q, q, q, q), (1, 1))
+        return wi, rs, mode, bits, geom
 
     def depthwise(self, t: Tensor, node, seg, qnext):
-        """Emit (sliding window +) VVU + thresholds for a depthwise convolution; the codes'
-        scale may be per channel (each channel's accumulator has its own step)."""
+        """Emit (sliding window +) VVU + thresholds for a depthwise convolution (with or without
+        bias; 1-D or 2-D); the codes' scale may be per channel (each channel's accumulator has
+        its own step)."""
         wi, rs, mode, bits, geom = self.depthwise_weights(t, node)
         codes = t.codes
         if codes.bipolar:
             raise UserError(f"layer {node.name!r}: depthwise convolutions of binary inputs are not supported")
         if qnext is None:
             raise UserError(f"the depthwise convolution {node.name!r} must be followed by an activation quantizer")
-        c, k = t.shape[0], geom[0][0]
+        c, (kh, kw) = t.shape[0], geom[0]
+        bias, seg, _start = self.layer_bias(node, seg, c)
         src, vectors, out_shape = self._window(t, node, geom, c)
         m = (codes.scales(c) * rs).astype(np.float32)  # per channel: the value of one accumulator step
         umax = codes.levels - 1
         lo, hi = int(np.minimum(wi, 0).sum(axis=1).min()) * umax, int(np.maximum(wi, 0).sum(axis=1).max()) * umax
         offs = (codes.o * wi.sum(axis=1)).astype(np.int64)
-        nxt, flip, thr = self.segment_thresholds(node, seg, qnext, m, offs, codes.a, lo, hi)
+        nxt, flip, thr = self.segment_thresholds(node, seg, qnext, m, offs, codes.a, lo, hi, bias)
         wi = np.where(flip[:, None], -wi, wi)
-        wm, kh, sb = weight_mode(wi, mode)
-        vvu = self.add("VVU", {"Channels": c, "Taps": k * k, "NumVectors": vectors, "PE": 1, "SIMD": 1,
+        wm, k, sb = weight_mode(wi, mode)
+        vvu = self.add("VVU", {"Channels": c, "Taps": kh * kw, "NumVectors": vectors, "PE": 1, "SIMD": 1,
                                "InputBits": codes.bits, "WeightMode": wm, "WeightBits": stored_weight_bits(wi, bits),
-                               "K": kh, "ShiftBits": sb, "NumThresholds": thr.shape[1], "ram_style": "auto"},
+                               "K": k, "ShiftBits": sb, "NumThresholds": thr.shape[1], "ram_style": "auto"},
                        {"weights": wi.astype(np.int64), "thresholds": thr.astype(np.int64)}, [src])
         return replace(t, codes=nxt, shape=out_shape, hw=vvu.output[0], pad=None)
 
-    def segment_thresholds(self, node, seg, qnext, m, offs, a: int, lo: int, hi: int):
+    def segment_thresholds(self, node, seg, qnext, m, offs, a: int, lo: int, hi: int, bias=None):
         """(next codes, flip, thresholds) of the float segment from a per-channel layer's
-        accumulators (value m * (a*acc + offs) per channel) to the next quantizer."""
+        accumulators (value m * (a*acc + offs) per channel, plus the layer's float32 bias) to the
+        next quantizer."""
         ch = len(m)
         nxt = next_codes(self.mw, qnext, ch)
         where = f"layer {node.name!r}"
@@ -258,6 +254,8 @@ class LayerLowering(OutputLowering):
             step = max(1, (1 << 22) // ch)
             for i in range(0, len(acc), step):
                 x = (m[None, :] * (a * acc[i:i + step] + offs[None, :]).astype(np.float32)).astype(np.float32)
+                if bias is not None:
+                    x = (x + bias[None, :]).astype(np.float32)
                 y = np.asarray(run(x[:, :, None, None]) if run else x, dtype=np.float32).reshape(len(x), -1)
                 if y.shape[1] != ch:
                     raise UserError(f"the float ops after layer {node.name!r} produce {y.shape[1]} values per position; "
