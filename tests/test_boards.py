@@ -70,9 +70,31 @@ def test_unknown_board_is_refused(tmp_path):
     assert not (tmp_path / "b" / "report.json").exists()
 
 
-def test_clock_the_board_cannot_make_is_refused(tmp_path):
-    res = bnnflow("build", "tfc-w1a1", "--board", "ulx3s-85f", "--clock-mhz", 100, "--out", tmp_path / "b")
-    assert_refused(res, "25 MHz oscillator", "100 MHz is not supported")
+@pytest.mark.parametrize("mhz", [500, 5])
+def test_clock_the_board_pll_cannot_make_is_refused(tmp_path, mhz):
+    res = bnnflow("build", "tfc-w1a1", "--board", "ulx3s-85f", "--clock-mhz", mhz, "--out", tmp_path / "b")
+    assert_refused(res, f"--clock-mhz {mhz} is outside", "ulx3s-85f PLL", "25 MHz oscillator", "10 to 400 MHz")
+    assert not (tmp_path / "b").exists()
+
+
+@pytest.mark.parametrize("text", ["nan", "fast", "-50"])
+def test_clock_that_is_not_a_number_is_refused(tmp_path, text):
+    res = bnnflow("build", "tfc-w1a1", "--board", "ulx3s-85f", "--clock-mhz", text, "--out", tmp_path / "b")
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert "--clock-mhz" in res.stderr and "expected" in res.stderr and text in res.stderr
+
+
+def test_clock_of_a_board_without_pll_is_refused():
+    import dataclasses
+
+    from flow.boards.ecp5_pll import check_clock
+
+    board = load_board("ulx3s-85f")
+    check_clock(board, 25.0)
+    check_clock(board, 133.0)
+    no_pll = dataclasses.replace(board, extra={k: v for k, v in board.extra.items() if k != "pll"})
+    with pytest.raises(UserError, match="25 MHz oscillator; a clock of 100 MHz is not supported"):
+        check_clock(no_pll, 100.0)
 
 
 def test_malformed_board_file_is_refused(tmp_path):
@@ -373,3 +395,74 @@ def test_ulx3s_bitstream(tmp_path):
     assert unpack.returncode == 0, unpack.stderr
     text = (bit.parent / "readback.config").read_text()
     assert ".device LFE5U-85F" in text and ".tile" in text
+
+
+# ---------------------------------------------------------------------------------------
+# the ECP5 PLL (--clock-mhz on the ULX3S)
+
+
+def test_ecppll_makes_the_pll_and_reports_its_frequency(tmp_path):
+    from flow.boards.ecp5_pll import make_pll
+
+    board = load_board("ulx3s-85f")
+    pll = make_pll(board, 50.0, tmp_path)
+    assert pll.achieved_mhz == 50.0 and pll.input_mhz == 25.0
+    assert pll.params == {"refclk_div": 1, "feedback_div": 2, "clkout0_div": 12, "vco_mhz": 600.0}
+    assert "module bnnflow_pll" in pll.verilog and "EHXPLLL" in pll.verilog and ".CLKOP_DIV(12)" in pll.verilog
+    odd = make_pll(board, 64.7, tmp_path)  # ecppll's nearest: 65 MHz, and that is the clock
+    assert odd.achieved_mhz == 65.0 and odd.record()["requested_mhz"] == 64.7
+
+
+def test_ecp5_project_with_pll(u96_build, tmp_path):
+    """The PLL module is in the project, the top instantiates it and clocks the shell from it
+    with the UART divisor of the PLL's clock."""
+    import shutil
+
+    from flow.boards.ecp5 import clks_per_bit, design_clock, write_project
+    from flow.pipeline.build import load_build
+
+    shutil.copytree(u96_build[0] / "rtl", tmp_path / "rtl")
+    board = load_board("ulx3s-85f")
+    assert design_clock(board, None) is None and design_clock(board, 25.0) is None
+    pll = design_clock(board, 50.0)
+    proj = write_project(load_build(u96_build[0]), tmp_path, board, pll)
+    assert (proj / "src" / "bnnflow_pll.sv").read_text() == pll.verilog
+    top = (proj / "src" / f"{br.UART_TOP}.sv").read_text()
+    assert "bnnflow_pll pll_i (.clkin(clk), .clkout0(core_clk), .locked(locked));" in top
+    assert ".clk(core_clk)" in top and ".rst_n(rst_n && locked)" in top and ".clk(clk)" not in top
+    assert clks_per_bit(board, 50.0) == 434 and ".CLKS_PER_BIT(434)" in top
+    assert 'FREQUENCY PORT "clk" 25 MHZ' in (proj / "top.lpf").read_text()  # the oscillator
+
+
+def test_ulx3s_at_50mhz_from_the_pll_meets_timing(u96_build, tmp_path):
+    """yosys and nextpnr at the PLL's 50 MHz: the design meets it, the record holds the PLL."""
+    import shutil
+
+    from flow.boards import ecp5
+    from flow.pipeline.build import load_build
+
+    shutil.copytree(u96_build[0] / "rtl", tmp_path / "rtl")
+    rec = ecp5.build_bitstream(load_build(u96_build[0]), tmp_path, load_board("ulx3s-85f"), clock_mhz=50.0)
+    assert rec["status"] == "built" and rec["meets_timing"] and rec["fmax_mhz"] >= 50.0, rec
+    assert rec["clock_mhz"] == 50.0 and rec["pll"]["achieved_mhz"] == 50.0 and rec["pll"]["primitive"] == "EHXPLLL"
+    assert rec["uart"] == {"baud": 115200, "clks_per_bit": 434}
+    fmax = json.loads((tmp_path / rec["project"] / "nextpnr_report.json").read_text())["fmax"]
+    assert list(fmax) == ["$glbnet$pll_i.clkout0"] and fmax["$glbnet$pll_i.clkout0"]["constraint"] == 50.0
+    assert (tmp_path / rec["bitstream"]).stat().st_size > 10_000
+
+
+@pytest.mark.slow
+def test_uart_shell_at_the_pll_clock_keeps_the_baud(u96_build, tmp_path):
+    """The shell at the divisor of a 50 MHz PLL clock (434 clocks per bit: 115,207 baud, 0.006%
+    off 115,200) still answers bit-exactly."""
+    from flow.boards.ecp5 import clks_per_bit
+    from flow.pipeline.build import load_build
+    from flow.sim.execute import execute_numpy
+
+    board = load_board("ulx3s-85f")
+    n = clks_per_bit(board, 50.0)
+    assert abs(50e6 / n / board.shell["uart_baud"] - 1) < 0.01
+    g = load_build(u96_build[0])
+    images = mnist_one_per_class()[[5]]
+    got, _stats = uart_probe(g, u96_build[0], tmp_path, images, clks_per_bit=n)
+    assert np.array_equal(got, execute_numpy(g, images)), got

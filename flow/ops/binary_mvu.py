@@ -35,7 +35,7 @@ class BinaryMVU(MVUBase):
                                 "common/mvu_pipeline.sv", "mvu_binary/bnn_mvu.sv"), testbench="tb_engines")
     # two input beats (SIMD 2) by two output beats (PE 1), one threshold on the popcounts
     formal = Formal(({"MW": 4, "MH": 2, "SIMD": 2, "PE": 1, "USE_THRESH": 1, "T": 1, "TB": 3, "OUT_BITS": 1,
-                      "WEIGHTS_FILE": "weights.mem", "THRESH_FILE": "thresh.mem", "RAM_STYLE": "auto"},), capacity=6, equiv=True)
+                      "WEIGHTS_FILE": "weights.mem", "THRESH_FILE": "thresh.mem", "RAM_STYLE": "auto"},), capacity=7, equiv=True)
     hls = HlsFunction("binary_mvu", "mvu_binary.h")
 
     def input_bits(self) -> int:

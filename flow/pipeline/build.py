@@ -15,6 +15,7 @@ from pathlib import Path
 from qonnx.core.modelwrapper import ModelWrapper
 
 from flow.boards.catalog import load_board, verification_gate
+from flow.boards.ecp5_pll import check_clock
 from flow.core import builddir
 from flow.core.builddir import save_graph
 from flow.core.errors import UserError
@@ -139,9 +140,7 @@ def _check_config(cfg: BuildConfig, steps) -> tuple[int, int]:
     last step to run (0-based)."""
     if cfg.board is not None:
         board = load_board(cfg.board)  # an unknown board or a malformed board file stops here
-        if board.clock_source != "ps" and cfg.clock_mhz != board.clock_mhz:
-            raise UserError(f"{board.name} clocks the accelerator from its {board.clock_mhz:g} MHz {board.clock_source}; "
-                            f"a clock of {cfg.clock_mhz:g} MHz is not supported for it (--clock-mhz {board.clock_mhz:g})")
+        check_clock(board, cfg.clock_mhz)  # the oscillator's clock, else one the board's PLL makes
     if cfg.verify_images < 1:
         raise UserError(f"--verify-images must be at least 1, got {cfg.verify_images}")
     chosen = [k for k in ("target_fps", "target_cycles", "folding", "lut_budget") if getattr(cfg, k) is not None]

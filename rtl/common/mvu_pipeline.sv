@@ -5,9 +5,9 @@
 //
 // Schedule (as FINN's MVAU): NF = MH/PE neuron folds, SF = MW/SIMD synapse folds, one step
 // per clock, input words replayed from a ping-pong buffer (rtl/common/mvu_sequencer.sv).
-// Pipeline: issue -> S1 (weight read, input word: `x1`, `w1`) -> S2 (the unit's products,
-//   registered here) -> S3 (accumulate over sf, threshold read) -> S4 (threshold compare,
-//   output register; rtl/common/mvu_output.sv). All stages advance together on `en`
+// Pipeline: issue -> S0 (weight read) -> S1 (weight and input word registered: `x1`,
+//   `w1`) -> S2 (the unit's products, registered here) -> S3 (accumulate over sf,
+//   threshold read) -> S4 (threshold compare, output register; rtl/common/mvu_output.sv). All stages advance together on `en`
 //   (output register empty or being taken).
 //
 // Weight memory: depth NF*SF, word nf*SF+sf, WW bits. `dot` lanes are unsigned (SIGNED=0,
@@ -63,19 +63,38 @@ module mvu_pipeline #(
         if (WEIGHTS_FILE != "") $readmemh(WEIGHTS_FILE, wmem);
     end
 
+    // ---------------- S0: weight read ----------------
+    // The memory's read register; S1 registers its word once more in the fabric, so that
+    // the unit's products start from a flip-flop and not from the block RAM's slow output.
+    logic                 v0, first0, last0;
+    logic [NFW-1:0]       nf0;
+    logic [WW-1:0]        w0;
+    logic [XW-1:0]        x0;
+    always_ff @(posedge ap_clk) begin
+        if (en) begin
+            w0 <= wmem[waddr];
+            x0 <= x_word;
+            first0 <= first;
+            last0 <= last_sf;
+            nf0 <= nf;
+        end
+        if (!ap_rst_n) v0 <= 1'b0;
+        else if (en) v0 <= issue;
+    end
+
     // ---------------- S1 ----------------
     logic                 v1, first1, last1;
     logic [NFW-1:0]       nf1;
     always_ff @(posedge ap_clk) begin
         if (en) begin
-            w1 <= wmem[waddr];
-            x1 <= x_word;
-            first1 <= first;
-            last1 <= last_sf;
-            nf1 <= nf;
+            w1 <= w0;
+            x1 <= x0;
+            first1 <= first0;
+            last1 <= last0;
+            nf1 <= nf0;
         end
         if (!ap_rst_n) v1 <= 1'b0;
-        else if (en) v1 <= issue;
+        else if (en) v1 <= v0;
     end
 
     // ---------------- S2: the unit's products, registered ----------------
