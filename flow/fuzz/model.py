@@ -188,7 +188,7 @@ def build_model(spec: Spec) -> nn.Module:
     model = FuzzNet(spec).eval()
     rng = np.random.default_rng(spec.weight_seed)
     for layer, blk in model.weighted:
-        set_weights(layer, blk, rng)
+        set_weights(layer, blk, rng, bias_steps=0.25 if layer is model.head else 2.0)
     calibrate(model, to_float(spec, inputs(spec, CALIB_IMAGES, spec.weight_seed + 1)), rng)
     return model.eval()
 
@@ -213,9 +213,10 @@ def weight_codes(rng: np.random.Generator, kind: str, rows: int, per: int, bits:
     return w
 
 
-def set_weights(layer: nn.Module, blk: Block, rng: np.random.Generator) -> None:
+def set_weights(layer: nn.Module, blk: Block, rng: np.random.Generator, bias_steps: float = 2.0) -> None:
     """Weights = codes * scale (a random float, a power of two, or one per output channel), and
-    a random float bias of a few weight steps."""
+    a random float bias of about `bias_steps` weight steps (small in the output layer, whose
+    logit width grows with its biases: networks of one structure then share one design)."""
     shape = tuple(layer.weight.shape)
     codes = weight_codes(rng, blk.weights, shape[0], int(np.prod(shape[1:])), blk.w_bits)
     if blk.w_bits == 1 or blk.scale == "pow2":
@@ -227,7 +228,7 @@ def set_weights(layer: nn.Module, blk: Block, rng: np.random.Generator) -> None:
     with torch.no_grad():
         layer.weight.copy_(torch.from_numpy((codes * scale).reshape(shape).astype(np.float32)))
         if layer.bias is not None:
-            layer.bias.copy_(torch.from_numpy((rng.normal(0, 2, shape[0]) * scale[:, 0]).astype(np.float32)))
+            layer.bias.copy_(torch.from_numpy((rng.normal(0, bias_steps, shape[0]) * scale[:, 0]).astype(np.float32)))
 
 
 def calibrate(model: nn.Module, x: torch.Tensor, rng: np.random.Generator) -> None:
