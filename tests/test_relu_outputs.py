@@ -257,3 +257,19 @@ def test_build_is_exact_on_many_inputs(name, tmp_path):
     model = _mlp(**kw)
     out, report = _build(tmp_path, export(model, tmp_path / "m.onnx", kw["shape"]), 60, target=1024)
     _check_build(tmp_path, model, out, report, kind, kw["shape"], 60)
+
+
+def test_logit_grid_of_a_range_beyond_2_25():
+    """Up to 2^25 logits every one is checked; beyond, every logit within 2^22 of zero, both
+    ends, and a spread of the rest, each float32 value once and in increasing order."""
+    from flow.passes.lower_output import MAX_OUTPUT_VALUES, logit_grid
+
+    assert np.array_equal(logit_grid(-5, 7), np.arange(-5, 8))
+    assert len(logit_grid(0, MAX_OUTPUT_VALUES - 1)) == MAX_OUTPUT_VALUES
+    lo, hi = -73_236_917, 73_236_916  # ResNet18-4w4a's output layer: 146,473,834 values
+    g = logit_grid(lo, hi)
+    assert g[0] == lo and g[-1] == hi and np.all(np.diff(g) > 0)
+    assert np.all(np.diff(g.astype(np.float32)) > 0)  # distinct float32 values, increasing
+    near = g[np.abs(g) <= 1 << 22]
+    assert np.array_equal(near, np.arange(-(1 << 22), (1 << 22) + 1))
+    assert len(g) < MAX_OUTPUT_VALUES

@@ -6,7 +6,8 @@ layer's float map f (its float segment, shared by all classes) is evaluated on e
 logit; it must be strictly monotone, so the integer argmax (ties -> lowest index) is the
 argmax of the float logits. Up to MAX_TABLE_VALUES logits the exact float32 value of every
 integer logit is kept (the graph's `output_table`); beyond, up to MAX_OUTPUT_VALUES, the map
-is still checked on every logit and the report gives its affine fit and largest error.
+is still checked on every logit and the report gives its affine fit and largest error; beyond
+that, on logit_grid's sample (the report says so: `output.checked`, `exact_table` false).
 """
 from __future__ import annotations
 
@@ -33,13 +34,17 @@ class OutputLowering:
             raise UserError(f"the output layer {node.name!r} produces {acc.place.vectors} positions; a flat class "
                             "vector is required")
         facts = {"kind": "class", "logits": "integer, 0-based"}
+        self.logit_positions = None  # set where the logits' range is too long to evaluate whole (logit_grid)
         if acc.bias is not None:
             last, lbits, table, k, whole = self._biased_logits(acc, seg)
             facts.update(fraction_bits=k, exact=whole)
         else:
             last, lbits, table = self._binary_logits(acc, seg) if acc.binary else self._int_logits(acc, seg)
         self.add("LabelSelect", {"Labels": acc.mh, "PE": 1, "InputBits": lbits}, {}, [last])
-        self._output_meta(np.asarray(table, dtype=np.float32), facts)
+        if self.logit_positions is not None:
+            facts.update(exact=False, checked=f"on {len(table)} of {int(self.logit_positions[-1] - self.logit_positions[0]) + 1} "
+                                              "integer logits (logit_grid)")
+        self._output_meta(np.asarray(table, dtype=np.float32), facts, self.logit_positions)
 
     def _binary_logits(self, acc: Accumulator, seg) -> tuple[str, int, np.ndarray]:
         """Popcount logits of a binary output layer and their float values."""
@@ -64,12 +69,11 @@ class OutputLowering:
         offs = acc.offsets()
         lmin = int(codes.a * acc.lo + offs.min())
         lmax = int(codes.a * acc.hi + offs.max())
-        if lmax - lmin + 1 > MAX_OUTPUT_VALUES:
-            raise UserError(f"the output layer {node.name!r} has {lmax - lmin + 1} integer logit values, more than "
-                            f"the {MAX_OUTPUT_VALUES} whose float32 values can be checked exactly")
         m = np.float32(acc.m[0])
-        run_y = self._output_curve(acc, lambda lv: m * lv.astype(np.float32), np.arange(lmin, lmax + 1), seg)
+        lv = logit_grid(lmin, lmax)
+        run_y = self._output_curve(acc, lambda lv: m * lv.astype(np.float32), lv, seg)
         sign, table = _monotone(run_y, node, seg)
+        self.logit_positions = None if len(lv) == lmax - lmin + 1 else (lv if sign > 0 else -lv[::-1])
         if sign < 0:
             lmin, lmax = -lmax, -lmin
         mvu = self._logit_mvu(acc, sign * acc.wi)
@@ -114,9 +118,6 @@ class OutputLowering:
             offs = sign * offs
         lmin = int(((a * alo + offs) * (1 << k) + beta).min())
         lmax = int(((a * ahi + offs) * (1 << k) + beta).max())
-        if lmax - lmin + 1 > MAX_OUTPUT_VALUES:
-            raise UserError(f"the output layer {node.name!r} has {lmax - lmin + 1} integer logit values, more than "
-                            f"the {MAX_OUTPUT_VALUES} whose float32 values can be checked exactly")
         lbits = max(1, int(lmax - lmin).bit_length())
         last = self.add("FixedScale", {"NumChannels": mh, "PE": 1, "NumVectors": 1,
                                        "InputBits": self.dfg.ops()[-1].out_stream().bits,
@@ -129,7 +130,9 @@ class OutputLowering:
             steps = (h >> k).astype(np.float64) + frac[h & ((1 << k) - 1)]
             return m * (sign * steps).astype(np.float32)
 
-        table = self._output_curve(acc, value, np.arange(lmin, lmax + 1, dtype=np.int64), seg)
+        lv = logit_grid(lmin, lmax)
+        self.logit_positions = None if len(lv) == lmax - lmin + 1 else lv
+        table = self._output_curve(acc, value, lv, seg)
         whole = k == 0 and not frac.any()  # every bias a whole number of steps
         d = np.diff(table)
         if not (np.all(d > 0) if whole else np.all(d >= 0) and table[-1] > table[0]):
@@ -161,17 +164,19 @@ class OutputLowering:
             curve[i:i + step] = _finite_logits(y[:, 0], node)
         return curve
 
-    def _output_meta(self, table: np.ndarray, facts: dict) -> None:
-        """The output's affine description (scale, bias, worst error) and, when short enough, its exact table."""
-        n = len(table) - 1
+    def _output_meta(self, table: np.ndarray, facts: dict, at: np.ndarray | None = None) -> None:
+        """The output's affine description (scale, bias, worst error) and, when short enough, its exact table.
+        `at`: the integer logits the table holds where it holds a sample of them (default: all, from 0)."""
+        pos = np.arange(len(table), dtype=np.float64) if at is None else np.asarray(at, np.float64) - float(at[0])
+        n = pos[-1] if len(pos) else 0.0
         sc = float((np.float64(table[-1]) - np.float64(table[0])) / n) if n else 0.0
         err = 0.0
         for i in range(0, len(table), CURVE_CHUNK):
-            idx = np.arange(i, min(len(table), i + CURVE_CHUNK), dtype=np.float64)
+            idx = pos[i:i + CURVE_CHUNK]
             err = max(err, float(np.max(np.abs(sc * idx + float(table[0]) - table[i:i + CURVE_CHUNK]))))
-        if len(table) <= MAX_TABLE_VALUES:
+        if at is None and len(table) <= MAX_TABLE_VALUES:
             self.dfg.set_initializer("output_table", table)
-        exact = facts.pop("exact", True) and len(table) <= MAX_TABLE_VALUES
+        exact = facts.pop("exact", True) and at is None and len(table) <= MAX_TABLE_VALUES
         self.dfg.set_meta("output", {**facts, "scale": sc, "bias": float(table[0]), "max_affine_error": err,
                                      "exact_table": exact})
 
@@ -190,6 +195,21 @@ class OutputLowering:
                      "logits": "none: the output is the final quantizer's codes u, value = scale * u + bias"}
             table = (np.float32(c.scale) * (c.a * np.arange(c.levels) + c.o).astype(np.float32)).astype(np.float32)
         self._output_meta(table, facts)
+
+
+def logit_grid(lmin: int, lmax: int) -> np.ndarray:
+    """The integer logits on which the output's float map is checked: all of them up to
+    MAX_OUTPUT_VALUES; beyond (an output layer with wide weights, activations and fan-in, say
+    ResNet18-4w4a's: 1.5e8), every logit within 2^22 of zero, where real logits lie, and 2^22
+    more spread over the range with each float32 value once, the ends included (float32 holds
+    no two logits apart beyond 2^24, so a denser grid would only repeat values)."""
+    if lmax - lmin + 1 <= MAX_OUTPUT_VALUES:
+        return np.arange(lmin, lmax + 1, dtype=np.int64)
+    near = np.arange(max(lmin, -(1 << 22)), min(lmax, 1 << 22) + 1, dtype=np.int64)
+    spread = np.linspace(lmin, lmax, 1 << 22).round().astype(np.int64)
+    lv = np.unique(np.concatenate([near, spread, [lmin, lmax]]))
+    _, first = np.unique(lv.astype(np.float32), return_index=True)
+    return lv[np.sort(first)]
 
 
 def _monotone(curve: np.ndarray, node, seg) -> tuple[int, np.ndarray]:
