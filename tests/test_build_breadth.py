@@ -126,7 +126,7 @@ def test_yosys_resources_of_the_generated_design(tmp_path):
 def test_per_layer_synthesis_when_the_whole_design_traps(tmp_path, monkeypatch):
     """Where abc9 exhausts the WebAssembly call stack on the flat design (CNV-w1a1 on xcup), every
     layer instance is synthesised by itself and the figures summed; on a small design the sum
-    is within a few percent of the whole-design run (465 vs 458 LUT, equal FF and BRAM), and the
+    is within a few percent of the whole-design run (456 vs 459 LUT, equal FF and BRAM), and the
     tool string says how the figures were made. Only the trap is simulated: the per-layer runs
     are real yosys."""
     from _models import zoo_mlp
