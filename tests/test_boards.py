@@ -166,6 +166,7 @@ def test_u96_report_and_yosys_figures(u96_build):
     out, rep = u96_build
     bb = rep["board_build"]
     assert rep["board"] == "ultra96-v2" and rep["bitstream"] is None and rep["fmax_mhz"] is None
+    assert rep["estimated_fps_at_clock"]["clock_mhz"] == load_board("ultra96-v2").clock_mhz  # the board's clock
     assert bb["status"] == "not_built" and bb["toolchain"] == "vivado"
     assert "vivado is not on PATH" in bb["reason"] and bb["project"] == "board/ultra96-v2"
     assert bb["gate"]["passed"] and not bb["gate"]["unverified_override"]
@@ -372,24 +373,32 @@ def test_ecp5_tool_failure_leaves_bitstream_not_built(u96_build, tmp_path, monke
 
 
 def test_ulx3s_bitstream(tmp_path):
-    """Acceptance: tfc-w1a1 on the ULX3S: a .bit that ecpunpack reads back, Fmax from nextpnr
-    in report.json, the design meets its clock, the synthesised netlist passed its simulation."""
+    """Acceptance: tfc-w1a1 on the ULX3S at 50 MHz from the PLL: a .bit that ecpunpack reads back,
+    Fmax from nextpnr in report.json, the design meets the PLL's clock (the only clock nextpnr
+    constrains), the UART keeps its baud, the synthesised netlist passed its simulation. (One
+    nextpnr run for both the bitstream and the PLL; without --clock-mhz the design runs at the
+    board's oscillator: test_ecp5_project_with_pll, test_u96_report_and_yosys_figures.)"""
     from flow.boards.ecp5 import tool
 
     out = tmp_path / "ulx3s"
-    res = bnnflow("build", "tfc-w1a1", "--board", "ulx3s-85f", "--out", out, "--verify-images", 10, "--quiet")
+    res = bnnflow("build", "tfc-w1a1", "--board", "ulx3s-85f", "--out", out, "--verify-images", 10, "--quiet",
+                  "--clock-mhz", 50)
     assert res.returncode == 0, res.stdout + res.stderr
     rep = json.loads((out / "report.json").read_text())
     bb = rep["board_build"]
     assert bb["status"] == "built" and bb["toolchain"] == "open-ecp5" and rep["bitstream"] == bb["bitstream"]
     bit = out / rep["bitstream"]
     assert bit.is_file() and bit.stat().st_size > 10_000
-    assert rep["fmax_mhz"] >= bb["clock_mhz"] == 25.0 and bb["meets_timing"]
-    assert rep["estimated_fps_at_clock"]["clock_mhz"] == 25.0  # the board's clock by default
+    assert rep["fmax_mhz"] >= bb["clock_mhz"] == 50.0 and bb["meets_timing"]
+    assert bb["pll"]["achieved_mhz"] == 50.0 and bb["pll"]["primitive"] == "EHXPLLL"
+    assert bb["uart"] == {"baud": 115200, "clks_per_bit": 434}
+    assert rep["estimated_fps_at_clock"]["clock_mhz"] == 50.0
+    fmax = json.loads((out / bb["project"] / "nextpnr_report.json").read_text())["fmax"]
+    assert list(fmax) == ["$glbnet$pll_i.clkout0"] and fmax["$glbnet$pll_i.clkout0"]["constraint"] == 50.0
     n = rep["verification"]["netlist"]  # the core's synthesised netlist simulated before nextpnr
     assert n["images"] == 10 and n["mismatches"] == 0 and (out / n["netlist"]).is_file()
     lpf = (out / bb["project"] / "top.lpf").read_text()
-    assert 'LOCATE COMP "clk" SITE "G2"' in lpf and 'FREQUENCY PORT "clk" 25 MHZ' in lpf
+    assert 'LOCATE COMP "clk" SITE "G2"' in lpf and 'FREQUENCY PORT "clk" 25 MHZ' in lpf  # the oscillator
     unpack = subprocess.run([tool("yowasp-ecpunpack"), bit.name, "readback.config"], cwd=bit.parent,
                             capture_output=True, text=True)
     assert unpack.returncode == 0, unpack.stderr
@@ -432,23 +441,6 @@ def test_ecp5_project_with_pll(u96_build, tmp_path):
     assert ".clk(core_clk)" in top and ".rst_n(rst_n && locked)" in top and ".clk(clk)" not in top
     assert clks_per_bit(board, 50.0) == 434 and ".CLKS_PER_BIT(434)" in top
     assert 'FREQUENCY PORT "clk" 25 MHZ' in (proj / "top.lpf").read_text()  # the oscillator
-
-
-def test_ulx3s_at_50mhz_from_the_pll_meets_timing(u96_build, tmp_path):
-    """yosys and nextpnr at the PLL's 50 MHz: the design meets it, the record holds the PLL."""
-    import shutil
-
-    from flow.boards import ecp5
-    from flow.pipeline.build import load_build
-
-    shutil.copytree(u96_build[0] / "rtl", tmp_path / "rtl")
-    rec = ecp5.build_bitstream(load_build(u96_build[0]), tmp_path, load_board("ulx3s-85f"), clock_mhz=50.0)
-    assert rec["status"] == "built" and rec["meets_timing"] and rec["fmax_mhz"] >= 50.0, rec
-    assert rec["clock_mhz"] == 50.0 and rec["pll"]["achieved_mhz"] == 50.0 and rec["pll"]["primitive"] == "EHXPLLL"
-    assert rec["uart"] == {"baud": 115200, "clks_per_bit": 434}
-    fmax = json.loads((tmp_path / rec["project"] / "nextpnr_report.json").read_text())["fmax"]
-    assert list(fmax) == ["$glbnet$pll_i.clkout0"] and fmax["$glbnet$pll_i.clkout0"]["constraint"] == 50.0
-    assert (tmp_path / rec["bitstream"]).stat().st_size > 10_000
 
 
 @pytest.mark.slow

@@ -123,6 +123,23 @@ def test_yosys_resources_of_the_generated_design(tmp_path):
 
 
 
+def test_big_memories_go_straight_to_per_layer_synthesis(tmp_path, monkeypatch):
+    """A design whose memory files exceed PER_LAYER_ABOVE_BYTES is synthesised per layer without a
+    whole-design run (ResNet18-4w4a: 23 MB), and the tool string says why; below it, whole."""
+    from flow.boards import synth
+
+    (tmp_path / "bnnflow_top.sv").write_text("module bnnflow_top; endmodule\n")
+    (tmp_path / "w.mem").write_bytes(b"0" * 4096)
+    calls = []
+    monkeypatch.setattr(synth, "_yosys_stat", lambda *a: calls.append("whole") or {"LUT6": 3})
+    monkeypatch.setattr(synth, "synthesize_per_layer", lambda t, files, top, target, flow, why="trap":
+                        calls.append(why) or {"tool": why})
+    assert synth.synthesize(tmp_path, "bnnflow_top", "xcup")["LUT"] == 3 and calls == ["whole"]
+    monkeypatch.setattr(synth, "PER_LAYER_ABOVE_BYTES", 4095)
+    res = synth.synthesize(tmp_path, "bnnflow_top", "xcup")
+    assert calls[1:] == [res["tool"]] and "memory files, 0.0 MiB, exceed" in res["tool"]
+
+
 def test_per_layer_synthesis_when_the_whole_design_traps(tmp_path, monkeypatch):
     """Where abc9 exhausts the WebAssembly call stack on the flat design (CNV-w1a1 on xcup), every
     layer instance is synthesised by itself and the figures summed; on a small design the sum

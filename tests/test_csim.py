@@ -42,6 +42,7 @@ def _check_api(tmp_path, model, shape, target, n, zoo=False):
     assert np.array_equal(logits, execute(graph, x, engine="numpy", logits=True))
     assert int(np.sum(top != torch_top1(model, x, graph.meta("input")["scale"]))) == 0
     assert np.array_equal(top, logits.argmax(axis=1))
+    return graph
 
 
 @pytest.fixture(scope="module")
@@ -137,10 +138,16 @@ def _target(shape) -> int:
     return 32768 if shape == CIFAR else 512
 
 
+# the HLS functions each zoo family exercises (every one of them in the C simulation)
+ZOO_OPS = {"qfx-resnet": {"Duplicate", "StreamFIFO", "AddStreams", "SlidingWindow", "MaxPool", "IntMVU", "BinaryMVU"},
+           "khot-mlp": {"IntMVU", "FixedScale", "Thresholding"}}
+
+
 @pytest.mark.parametrize("name", ZOO_DEFAULT)
 def test_zoo_family_csim(tmp_path, name):
     shape = tuple(model_entry(name)["input_shape"])
-    _check_api(tmp_path, zoo_random(name, seed=6), shape, _target(shape), 60, zoo=True)
+    graph = _check_api(tmp_path, zoo_random(name, seed=6), shape, _target(shape), 60, zoo=True)
+    assert ZOO_OPS.get(name, set()) <= {o.op_type for o in graph.ops()}
 
 
 @pytest.mark.slow

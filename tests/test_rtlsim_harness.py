@@ -10,6 +10,7 @@ from flow.codegen.rtlgen import render_top
 from flow.ops.binary_mvu import mvu_weight_words
 from flow.ops.packing import thresh_words
 from flow.sim.rtlsim import RTLSim
+from flow.core.errors import UserError
 from flow.core.wire import pack_beats, unpack_beats
 
 pytestmark = pytest.mark.sim
@@ -105,6 +106,40 @@ def test_shared_cache_gives_other_builds_the_compiled_binary(built, tmp_path, mo
     third = RTLSim(tmp_path / "rtl2", info2["top"], sim.in_bits, 5, 1, sim.in_bpf, tmp_path / "c", files=info2["files"])
     third.build()
     assert third.compile_seconds > 0 and len(list(shared.glob("*/harness"))) == 2
+
+
+def test_shared_cache_shares_the_verilator_run_time_objects(built, tmp_path):
+    """Builds sharing a simulator cache compile Verilator's design-independent run-time objects
+    (verilated.o, verilated_threads.o) once: the first build offers them, a build of another design
+    links the cached ones (a corrupted cached object makes its link fail: it is really used)."""
+    sim, stages, thr0, w, out, info = built
+    shared = tmp_path / "shared"
+    first = RTLSim(out, info["top"], sim.in_bits, sim.out_bits, 1, sim.in_bpf, tmp_path / "a", files=info["files"],
+                   shared_cache=shared)
+    first.build()
+    runtime = list(shared.glob("verilator-runtime-*"))
+    assert len(runtime) == 1 and {p.name for p in runtime[0].iterdir()} == {"verilated.o", "verilated_threads.o"}
+    designs = []
+    for bits in (5, 6):
+        other = [dict(st) for st in stages]
+        other[2]["params"] = dict(other[2]["params"], OUT_BITS=bits)
+        other[2]["out_bits"] = bits
+        designs.append((render_top(other, tmp_path / f"rtl{bits}"), tmp_path / f"rtl{bits}", bits))
+    info2, rtl2, bits = designs[0]
+    second = RTLSim(rtl2, info2["top"], sim.in_bits, bits, 1, sim.in_bpf, tmp_path / "b", files=info2["files"],
+                    shared_cache=shared)
+    second.build()
+    x = np.random.default_rng(6).integers(-30, 30, size=(20, MW))
+    np.testing.assert_array_equal(unpack_beats(first.run(pack_beats(x, C_PE, IN_BITS))[0], 1, 4)[:, 0],
+                                  _expected(x, thr0, w))
+    assert second.compile_seconds > 0 and second.run(pack_beats(x, C_PE, IN_BITS))[0].shape[0] == 20
+    (runtime[0] / "verilated.o").unlink()
+    (runtime[0] / "verilated.o").write_bytes(b"not an object file")
+    info3, rtl3, bits = designs[1]
+    third = RTLSim(rtl3, info3["top"], sim.in_bits, bits, 1, sim.in_bpf, tmp_path / "c", files=info3["files"],
+                   shared_cache=shared)
+    with pytest.raises(UserError, match="Verilator build"):
+        third.build()
 
 
 def test_bad_names_and_widths(tmp_path):

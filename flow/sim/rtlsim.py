@@ -65,6 +65,12 @@ class RTLSim:
             h.update(name.encode() + b"\0" + (self.rtl_dir / name).read_bytes() + b"\0")
         return h.hexdigest()[:20]
 
+    def _runtime_key(self) -> str:
+        """Key of the Verilator run-time objects: compiler, Verilator and the flags they see."""
+        parts = (tools.cxx_version(), tools.versions()["verilator"], self.cxx_opt, self._debug_flags(),
+                 os.environ.get("CXXFLAGS", ""), os.environ.get("CPPFLAGS", ""))
+        return hashlib.sha256(repr(parts).encode()).hexdigest()[:20]
+
     def build(self) -> Path:
         """Compile the harness (skipped when a binary for the same sources and flags exists).
 
@@ -85,16 +91,22 @@ class RTLSim:
         """Verilate and compile the harness into `exe`."""
         with tools.safe_workdir("bnnflow-verilator-") as work:
             names = self._stage(work)
-            cmd = [tools.verilator_bin(), "--cc", "--exe", "--build", "-j", "2", *VERILATOR_FLAGS,
+            env = tools.verilator_env(work)
+            cmd = [tools.verilator_bin(), "--cc", "--exe", *VERILATOR_FLAGS,
                    "--prefix", "Vtop", "--top-module", self.top, "-Mdir", "obj", "-o", "harness",
                    "-CFLAGS", self.cxx_opt, *self._debug_flags(), *names]
             t0 = time.monotonic()
-            res = subprocess.run(cmd, capture_output=True, text=True, env=tools.verilator_env(work), cwd=work)
+            res = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=work)
+            if res.returncode == 0:  # verilated; the make that --build would run, on the shared run-time objects
+                offer = tools.shared_runtime_objects(work / "obj", "Vtop", self._runtime_key(), self.shared_cache)
+                res = subprocess.run(["make", "-C", "obj", "-f", "Vtop.mk", "-j", "2"], capture_output=True,
+                                     text=True, env=env, cwd=work)
             self.compile_seconds = time.monotonic() - t0
             built = work / "obj" / "harness"
             if res.returncode != 0 or not built.is_file():
                 tail = "\n".join((res.stdout + res.stderr).strip().splitlines()[-30:])
                 raise UserError(f"Verilator build of {self.top} failed:\n{tail}")
+            offer()
             tmp = exe.with_name(f"harness.{os.getpid()}.tmp")
             shutil.copy2(built, tmp)
             os.replace(tmp, exe)  # atomic: a concurrent build sees the whole binary or none
