@@ -271,7 +271,11 @@ def shared_runtime_objects(obj_dir: Path, prefix: str, key: str,
     return offer
 
 
-@functools.lru_cache(maxsize=1)
-def cxx_version() -> str:
-    """The first line of `c++ --version` (part of the key of compiled objects)."""
-    return _first_line([os.environ.get("CXX", "c++"), "--version"])
+@functools.lru_cache(maxsize=4)
+def cxx_version(cxx: str) -> str:
+    """The first line of `cxx --version` (part of the key of compiled objects and simulators)."""
+    try:
+        res = subprocess.run([cxx, "--version"], capture_output=True, text=True)
+    except FileNotFoundError:
+        raise UserError(f"the simulators need a C++ compiler: {cxx} was not found on PATH") from None
+    return res.stdout.splitlines()[0] if res.stdout else "unknown"

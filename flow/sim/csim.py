@@ -45,14 +45,6 @@ def ap_types_dir() -> Path:
                     "pip install --no-deps hls4ml==1.3.0")
 
 
-def cxx_version() -> str:
-    try:
-        res = subprocess.run([CXX, "--version"], capture_output=True, text=True)
-    except FileNotFoundError:
-        raise UserError(f"the csim engine needs a C++ compiler: {CXX} was not found on PATH") from None
-    return res.stdout.splitlines()[0] if res.stdout else "unknown"
-
-
 class CSim:
     """A compiled C simulation of the HLS project in `src_dir` (binary cached by source hash)."""
 
@@ -67,7 +59,7 @@ class CSim:
         self.compiler_output = ""
 
     def key(self) -> str:
-        h = hashlib.sha256(repr((CXX, cxx_version(), CXX_OPT, CXX_FLAGS)).encode())
+        h = hashlib.sha256(repr((CXX, tools.cxx_version(CXX), CXX_OPT, CXX_FLAGS)).encode())
         for f in sources(self.src_dir):
             h.update(f.name.encode() + b"\0" + f.read_bytes() + b"\0")
         return h.hexdigest()[:20]

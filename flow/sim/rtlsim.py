@@ -67,8 +67,8 @@ class RTLSim:
 
     def _runtime_key(self) -> str:
         """Key of the Verilator run-time objects: compiler, Verilator and the flags they see."""
-        parts = (tools.cxx_version(), tools.versions()["verilator"], self.cxx_opt, self._debug_flags(),
-                 os.environ.get("CXXFLAGS", ""), os.environ.get("CPPFLAGS", ""))
+        parts = (tools.cxx_version(os.environ.get("CXX", "c++")), tools.versions()["verilator"], self.cxx_opt,
+                 self._debug_flags(), os.environ.get("CXXFLAGS", ""), os.environ.get("CPPFLAGS", ""))
         return hashlib.sha256(repr(parts).encode()).hexdigest()[:20]
 
     def build(self) -> Path:
