@@ -6,7 +6,7 @@ figures for xcup (per layer instance and summed: their memory files exceed the 4
 flow.boards.synth does not try a whole-design run; ResNet18's 23 MB ran flat for over 23 minutes).
 FINN's ZCU104 folding for MobileNet-v1 (finn-examples) names FMPadding_Batch and one
 Thresholding_Batch per layer, which bnnflow's lowering folds into the MVUs, so it is not read
-here; finn-examples publishes no resource figures for either network to set beside these. Prints estimated and
+here; no FINN resource figures for these two networks were at hand offline to set beside these. Prints estimated and
 measured cycles per frame, LUT/FF/BRAM/DSP and the tool that produced them.
 
     python benchmarks/bench_battery_hw.py [--models resnet18_4w4a,mobilenet_v1_4b] [--md FILE]
