@@ -76,6 +76,15 @@ def test_the_same_seed_gives_the_same_specs(tmp_path):
     assert [s.to_json() for s in specs(FuzzConfig(5, 7, tmp_path, per_structure=3, first=25))] == a[25:]
 
 
+def test_no_drawn_network_has_a_one_bit_relu(tmp_path):
+    """The generator draws multi-bit activations of 2 bits or more: a 1-bit QuantReLU exports as
+    BipolarQuant, which the flow refuses (seed 1, networks 80-84, 91, 121-124, 165-169, 216-239
+    of the 1,000-network run drew one)."""
+    drawn = [b for s in specs(FuzzConfig(300, 1, tmp_path, per_structure=5)) for b in s.blocks]
+    assert any(b.act == "relu" for b in drawn)
+    assert not [b for b in drawn if b.act != "bipolar" and b.act_bits < 2]
+
+
 @pytest.mark.parametrize("argv,words", [
     ([], "give --networks N"),
     (["--networks", "0"], "must be at least 1"),

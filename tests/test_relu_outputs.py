@@ -205,6 +205,25 @@ def test_a_non_integer_weight_is_refused_through_the_flow(bipolar_onnx):
     assert "weights are not integer multiples of their quantizer scale" in str(exc.value)
 
 
+def test_a_one_bit_quant_relu_is_refused_with_the_reason(tmp_path, capsys):
+    """Brevitas exports QuantReLU(bit_width=1) as Relu -> BipolarQuant, +scale for every value,
+    while PyTorch gives 0 or scale (found by the fuzzer, seed 1, network 121)."""
+    import brevitas.nn as qnn
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(qnn.QuantIdentity(bit_width=8), torch.nn.Flatten(),
+                                qnn.QuantLinear(16, 8, bias=False, weight_bit_width=4), torch.nn.BatchNorm1d(8),
+                                qnn.QuantReLU(bit_width=1), qnn.QuantLinear(8, 4, bias=False, weight_bit_width=4))
+    path = export(model, tmp_path / "relu1.onnx", shape=(1, 4, 4))
+    assert [n.op_type for n in load_qonnx(path).graph.node].count("BipolarQuant") == 1
+    out = tmp_path / "out"
+    assert main(["build", str(path), "--out", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "Brevitas exports a 1-bit unsigned activation (QuantReLU with bit_width=1)" in err
+    assert "Traceback" not in err and "bit_width >= 2" in err
+    assert not (out / "rtl").exists()
+
+
 # -- whole builds: numpy == RTL simulation == PyTorch ------------------------------------------
 
 def _build(tmp_path, path, images, target=256):

@@ -119,7 +119,9 @@ class _Drawer:
 
     def layer(self, kind: str, out: int, binary_in: bool, **kw) -> Block:
         act = self.pick(ACTS)
-        act_bits = 1 if act == "bipolar" else self.bits(2 if act == "signed" else 1, 8)
+        # multi-bit activations have 2 bits or more: Brevitas exports a 1-bit QuantReLU as BipolarQuant
+        # (+scale for every value after the Relu), which the flow refuses (seed 1, network 121)
+        act_bits = 1 if act == "bipolar" else self.bits(2, 8)
         w_bits = 1 if binary_in and self.flip(0.6) else self.bits()
         scale = "pow2" if w_bits == 1 else self.pick(SCALES)
         return Block(kind, out=out, w_bits=w_bits, act=act, act_bits=act_bits, bn=self.flip(0.8),

@@ -67,3 +67,17 @@ def check_ops(nodes, allowed: set, where: str) -> None:
         if n.op_type not in allowed:
             raise UserError(f"node {n.name!r} has op type {n.op_type!r}, which is not supported {where}; supported "
                             f"there: {', '.join(sorted(allowed))}")
+
+
+def check_binary_after_relu(nodes) -> None:
+    """Refuse a BipolarQuant that reads a Relu: Brevitas exports every 1-bit activation
+    quantizer as BipolarQuant, the unsigned one of QuantReLU(bit_width=1) included, whose
+    PyTorch output (0 or scale) the file then no longer computes (the BipolarQuant makes
+    every value +scale)."""
+    relu = {o: n for n in nodes if n.op_type == "Relu" for o in n.output}
+    for n in nodes:
+        if n.op_type == "BipolarQuant" and n.input and n.input[0] in relu:
+            raise UserError(f"BipolarQuant {n.name!r} reads Relu {relu[n.input[0]].name!r}, so it gives +scale for "
+                            "every value: Brevitas exports a 1-bit unsigned activation (QuantReLU with bit_width=1) "
+                            "this way, which no longer computes the PyTorch model's 0 or scale; use bit_width >= 2 for "
+                            "QuantReLU, or a signed binary activation (QuantIdentity with a binary act_quant)")

@@ -36,6 +36,7 @@ from flow.passes.lower_pool import POOL_OPS, PoolLowering
 from flow.passes.tensor import Tensor
 from flow.core.quant import Codes, activation_codes, derive_thresholds
 from flow.passes.segments import attrs as _attrs
+from flow.passes.segments import check_binary_after_relu
 from flow.passes.segments import check_ops as _check_ops
 from flow.passes.segments import channels_last_permutation, nhwc_permutation
 from flow.passes.segments import ort_session as _ort_session
@@ -377,6 +378,7 @@ class Streamliner(LayerLowering, PoolLowering, ConcatLowering):
     def run(self) -> DataflowGraph:
         if not any(n.op_type in LAYER_OPS for n in self.nodes):
             raise UserError("the model has no Conv/MatMul/Gemm layer; nothing to accelerate")
+        check_binary_after_relu(self.nodes)
         self.start()
         finished = False
         for node in self.nodes:
