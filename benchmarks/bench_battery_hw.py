@@ -31,48 +31,48 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from _battery import BATTERY, export  # noqa: E402
 
-# FINN's ZCU104 folding of MobileNet-v1 (finn-examples), in the order of its layers
-FINN_ZCU104_MOBILENET = {
-    "MatrixVectorActivation": [(16, 3), (8, 8), (16, 8), (32, 8), (16, 8), (32, 8), (16, 8), (32, 8), (32, 8),
-                               (32, 8), (32, 8), (32, 8), (16, 8), (32, 8), (1, 16)],   # (PE, SIMD)
-    "Vector_Vector_Activate_Batch": [16, 8, 16, 4, 8, 2, 4, 4, 4, 4, 4, 1, 2],               # PE
-    "ConvolutionInputGenerator": [1, 16, 8, 16, 4, 8, 2, 4, 4, 4, 4, 4, 1, 2],               # SIMD
-    "ChannelwiseOp_Batch": [1], "LabelSelect_Batch": [1],                                    # PE
-}
+TARGET_CYCLES = 1_000_000
+# FINN's ZCU104 folding of MobileNet-v1 (finn-examples): kind, attributes, values in the order of its layers
+FINN_ZCU104_MOBILENET = (
+    ("MatrixVectorActivation", ("PE", "SIMD"), [(16, 3), (8, 8), (16, 8), (32, 8), (16, 8), (32, 8), (16, 8), (32, 8),
+                                                (32, 8), (32, 8), (32, 8), (32, 8), (16, 8), (32, 8), (1, 16)]),
+    ("Vector_Vector_Activate_Batch", ("PE",), [16, 8, 16, 4, 8, 2, 4, 4, 4, 4, 4, 1, 2]),
+    ("ConvolutionInputGenerator", ("SIMD",), [1, 16, 8, 16, 4, 8, 2, 4, 4, 4, 4, 4, 1, 2]),
+    ("ChannelwiseOp_Batch", ("PE",), [1]),
+    ("LabelSelect_Batch", ("PE",), [1]),
+)
 
 
 def finn_zcu104_mobilenet() -> dict:
     """FINN_ZCU104_MOBILENET as a FINN-named folding file."""
     spec: dict = {"Defaults": {}}
-    for kind, values in FINN_ZCU104_MOBILENET.items():
+    for kind, attrs, values in FINN_ZCU104_MOBILENET:
         for k, v in enumerate(values):
-            if kind == "MatrixVectorActivation":
-                spec[f"{kind}_{k}"] = {"PE": v[0], "SIMD": v[1]}
-            else:
-                spec[f"{kind}_{k}"] = {"SIMD" if kind == "ConvolutionInputGenerator" else "PE": v}
+            spec[f"{kind}_{k}"] = dict(zip(attrs, v if isinstance(v, tuple) else (v,)))
     return spec
 
 
-# name -> (battery model, how it is folded)
-CONFIGS = {"resnet18_4w4a": ("resnet18_4w4a", "target-cycles 1000000"),
-           "mobilenet_v1_4b": ("mobilenet_v1_4b", "target-cycles 1000000"),
-           "mobilenet_v1_4b@finn-zcu104": ("mobilenet_v1_4b", "FINN ZCU104 folding")}
+# name -> (battery model, FINN folding file or None for --target-cycles TARGET_CYCLES)
+CONFIGS = {"resnet18_4w4a": ("resnet18_4w4a", None),
+           "mobilenet_v1_4b": ("mobilenet_v1_4b", None),
+           "mobilenet_v1_4b@finn-zcu104": ("mobilenet_v1_4b", finn_zcu104_mobilenet)}
 RTL_FRAMES = 3  # the measured interval takes the second half of the frames
 
 
 def bench(name: str, tmp: Path) -> dict:
     from flow.cli import main as bnnflow
 
-    model, folding = CONFIGS[name]
+    model, folding_file = CONFIGS[name]
     entry = BATTERY[model](seed=0, small=False)
     path = tmp / f"{model}.onnx"
     if not path.exists():
         export(entry, path)
-    if folding.startswith("target-cycles"):
-        fold = ["--target-cycles", folding.split()[1]]
+    if folding_file is None:
+        folding, fold = f"target-cycles {TARGET_CYCLES}", ["--target-cycles", str(TARGET_CYCLES)]
     else:
-        (tmp / "finn_zcu104.json").write_text(json.dumps(finn_zcu104_mobilenet(), indent=1))
-        fold = ["--folding", str(tmp / "finn_zcu104.json")]
+        folding, spec = "FINN ZCU104 folding", tmp / f"{name.replace('@', '-')}.json"
+        spec.write_text(json.dumps(folding_file(), indent=1))
+        fold = ["--folding", str(spec)]
     out = tmp / name.replace("@", "-")
     t0 = time.monotonic()
     rc = bnnflow(["build", str(path), "--out", str(out), "--quiet", *fold,
