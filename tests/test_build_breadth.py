@@ -140,6 +140,32 @@ def test_big_memories_go_straight_to_per_layer_synthesis(tmp_path, monkeypatch):
     assert calls[1:] == [res["tool"]] and "memory files, 0.0 MiB, exceed" in res["tool"]
 
 
+def test_yosys_figures_of_identical_sources_are_reused(tmp_path, monkeypatch):
+    """With a cache folder (a build's sim/), yosys runs once per content: a resumed build whose
+    sources and memory files did not change takes the earlier figures; a changed memory file,
+    another target or a failed run is never taken from the cache."""
+    from flow.boards import synth
+
+    rtl = tmp_path / "rtl"
+    rtl.mkdir()
+    (rtl / "bnnflow_top.sv").write_text("module bnnflow_top; endmodule\n")
+    (rtl / "w.mem").write_text("01\n")
+    calls = []
+    monkeypatch.setattr(synth, "_yosys_stat", lambda t, files, flow, top, target: calls.append(flow) or {"LUT6": 3})
+    cache = tmp_path / "sim"
+    first = synth.synthesize(rtl, "bnnflow_top", "xcup", cache_dir=cache)
+    assert synth.synthesize(rtl, "bnnflow_top", "xcup", cache_dir=cache) == first and len(calls) == 1
+    (rtl / "w.mem").write_text("10\n")
+    assert synth.synthesize(rtl, "bnnflow_top", "xcup", cache_dir=cache)["LUT"] == 3 and len(calls) == 2
+    synth.synthesize(rtl, "bnnflow_top", "xc7", cache_dir=cache)
+    assert len(calls) == 3 and "xc7" in calls[-1]
+    monkeypatch.setattr(synth, "_yosys_stat", lambda *a: (_ for _ in ()).throw(RuntimeError("yosys failed")))
+    (rtl / "w.mem").write_text("11\n")
+    with pytest.raises(RuntimeError, match="yosys failed"):
+        synth.synthesize(rtl, "bnnflow_top", "xcup", cache_dir=cache)
+    assert len(list(cache.glob("yosys-*/figures.json"))) == 3
+
+
 def test_per_layer_synthesis_when_the_whole_design_traps(tmp_path, monkeypatch):
     """Where abc9 exhausts the WebAssembly call stack on the flat design (CNV-w1a1 on xcup), every
     layer instance is synthesised by itself and the figures summed; on a small design the sum

@@ -23,6 +23,7 @@ LINT_CASES = [
     ("bnn_mvu", {"MW": 784, "MH": 64, "SIMD": 16, "PE": 16, "USE_THRESH": 1, "T": 1, "TB": 10, "OUT_BITS": 1}),
     ("bnn_mvu", {"MW": 8, "MH": 3, "SIMD": 1, "PE": 1, "USE_THRESH": 1, "T": 3, "TB": 4, "OUT_BITS": 2}),
     ("bnn_mvu", {"MW": 64, "MH": 10, "SIMD": 64, "PE": 10, "OUT_BITS": 7}),
+    ("bnn_mvu", {"MW": 784, "MH": 4, "SIMD": 196, "PE": 2, "USE_THRESH": 1, "T": 1, "TB": 10, "OUT_BITS": 1}),  # grouped
     ("thresholding", {}),
     ("thresholding", {"C": 3, "PE": 1, "IN_BITS": 10, "IN_SIGNED": 0, "T": 1, "TB": 4, "OUT_BITS": 1}),
     ("label_select", {}),

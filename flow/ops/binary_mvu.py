@@ -103,6 +103,8 @@ class BinaryMVU(MVUBase):
     @classmethod
     def random_params(cls, rng: np.random.Generator) -> dict:
         simd, sf, pe, nf = pick(rng, 1, 16), pick(rng, 1, 4), pick(rng, 1, 4), pick(rng, 1, 3)
+        if pick(rng, 0, 3) == 0:  # above 64 lanes the popcount is grouped and takes one more stage
+            simd = pick(rng, 65, 200)
         mw = simd * sf
         use_thresh, t = pick(rng, 0, 1), pick(rng, 1, 4)
         return {"MW": mw, "MH": pe * nf, "SIMD": simd, "PE": pe, "USE_THRESH": use_thresh, "T": t,

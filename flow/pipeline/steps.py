@@ -140,7 +140,8 @@ def step_synth(ctx: StepContext, st: BuildState) -> BuildState:
         return st
     ctx.log(f"yosys synthesis for {ctx.cfg.synth}")
     try:
-        return replace(st, synthesis=synthesize(ctx.out / "rtl", TOP, ctx.cfg.synth))
+        return replace(st, synthesis=synthesize(ctx.out / "rtl", TOP, ctx.cfg.synth,
+                                                      cache_dir=ctx.out / "sim"))
     except RuntimeError as exc:  # a tool failure: keep the analytic figures and say why
         ctx.log(f"yosys could not synthesise the design; resources stay analytic ({exc})")
         return replace(st, synthesis_error=str(exc)[:2000])

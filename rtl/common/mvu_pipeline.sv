@@ -6,7 +6,8 @@
 // Schedule (as FINN's MVAU): NF = MH/PE neuron folds, SF = MW/SIMD synapse folds, one step
 // per clock, input words replayed from a ping-pong buffer (rtl/common/mvu_sequencer.sv).
 // Pipeline: issue -> S0 (weight read) -> S1 (weight and input word registered: `x1`,
-//   `w1`) -> S2 (the unit's products, registered here) -> S3 (accumulate over sf,
+//   `w1`) -> [DOT_LAT register stages inside the unit, clocked on `dot_en`] -> S2 (the
+//   unit's products, registered here) -> S3 (accumulate over sf,
 //   threshold read) -> S4 (threshold compare, output register; rtl/common/mvu_output.sv). All stages advance together on `en`
 //   (output register empty or being taken).
 //
@@ -18,6 +19,7 @@ module mvu_pipeline #(
     parameter int DW = 8,          // bits of one lane of the step's dot product
     parameter int ACCW = 8,        // accumulator bits
     parameter int SIGNED = 0,
+    parameter int DOT_LAT = 0,     // register stages of the unit between x1/w1 and `dot` (0 or 1)
     parameter int PE = 2,
     parameter int NF = 2,
     parameter int SF = 2,
@@ -41,7 +43,8 @@ module mvu_pipeline #(
     input  logic                     m_axis_tready,
     output logic [XW-1:0]            x1,     // S1: the step's input word
     output logic [WW-1:0]            w1,     // S1: the step's weight word
-    input  logic [PE*DW-1:0]         dot     // the unit's dot product of x1 and w1
+    output logic                     dot_en, // the unit's own registers advance on it
+    input  logic [PE*DW-1:0]         dot     // the unit's dot product of x1 and w1, DOT_LAT steps later
 );
     localparam int WDEPTH = NF * SF;
     localparam int NFW = (NF > 1) ? $clog2(NF) : 1;
@@ -49,6 +52,10 @@ module mvu_pipeline #(
 
     // ---------------- input buffer and step sequencer ----------------
     wire en = ~m_axis_tvalid | m_axis_tready;
+    assign dot_en = en;
+    initial begin
+        if (DOT_LAT != 0 && DOT_LAT != 1) $error("mvu_pipeline: DOT_LAT must be 0 or 1");
+    end
     logic                 issue, first, last_sf;
     logic [XW-1:0]        x_word;
     logic [NFW-1:0]       nf;
@@ -97,6 +104,23 @@ module mvu_pipeline #(
         else if (en) v1 <= v0;
     end
 
+    // ---------------- the unit's own stage (DOT_LAT = 1): the step's controls wait with it ----------------
+    logic           vd, firstd, lastd;
+    logic [NFW-1:0] nfd;
+    if (DOT_LAT == 0) begin : g_dot_comb
+        assign {vd, firstd, lastd, nfd} = {v1, first1, last1, nf1};
+    end else begin : g_dot_reg
+        always_ff @(posedge ap_clk) begin
+            if (en) begin
+                firstd <= first1;
+                lastd <= last1;
+                nfd <= nf1;
+            end
+            if (!ap_rst_n) vd <= 1'b0;
+            else if (en) vd <= v1;
+        end
+    end
+
     // ---------------- S2: the unit's products, registered ----------------
     logic           v2, first2, last2;
     logic [NFW-1:0] nf2;
@@ -104,12 +128,12 @@ module mvu_pipeline #(
     always_ff @(posedge ap_clk) begin
         if (en) begin
             for (int p = 0; p < PE; p++) dot2[p] <= dot[p*DW +: DW];
-            first2 <= first1;
-            last2 <= last1;
-            nf2 <= nf1;
+            first2 <= firstd;
+            last2 <= lastd;
+            nf2 <= nfd;
         end
         if (!ap_rst_n) v2 <= 1'b0;
-        else if (en) v2 <= v1;
+        else if (en) v2 <= vd;
     end
 
     // ---------------- S3: accumulate ----------------

@@ -67,11 +67,12 @@ module int_mvu #(
     logic [XW-1:0]         x1;
     logic [PE*SIMD*WB-1:0] w1;
     logic [PE*ACC_BITS-1:0] dot;
+    wire unused_dot_en;     // the products are combinational (DOT_LAT = 0)
     mvu_pipeline #(.XW(XW), .WW(PE*SIMD*WB), .DW(ACC_BITS), .ACCW(ACC_BITS), .SIGNED(1), .PE(PE), .NF(NF),
                    .SF(SF), .USE_THRESH(USE_THRESH), .T(T), .TB(TB), .OUT_BITS(OUT_BITS),
                    .WEIGHTS_FILE(WEIGHTS_FILE), .THRESH_FILE(THRESH_FILE), .RAM_STYLE(RAM_STYLE)) u_pipe (
         .ap_clk, .ap_rst_n, .s_axis_tdata, .s_axis_tvalid, .s_axis_tready,
-        .m_axis_tdata, .m_axis_tvalid, .m_axis_tready, .x1, .w1, .dot);
+        .m_axis_tdata, .m_axis_tvalid, .m_axis_tready, .x1, .w1, .dot_en(unused_dot_en), .dot);
 
     // ---------------- S2: lane products and per-PE sums ----------------
     function automatic logic signed [ACC_BITS-1:0] ext_x(input logic [IN_BITS-1:0] v);
