@@ -1,7 +1,10 @@
 """cocotb testbenches of the hand-written engines (Verilator through cocotb_tools.runner).
 
 Each case builds one parameter set, streams many frames unstalled (exact results and
-the ideal cycles per frame) and under random valid gaps / ready stalls."""
+the ideal cycles per frame) and under random valid gaps / ready stalls. One simulator build
+costs about 10 s, so the default run builds one case by itself (DEFAULT_ONE, through its own
+testbench) and every other FAST case in the shared batch (test_engines_batched); the slow tier
+runs each FAST and SLOW case through its own testbench."""
 from __future__ import annotations
 
 import json
@@ -70,7 +73,11 @@ def _run(name, engine, params, frames, tmp_path_factory):
                extra_env={"BNNFLOW_TB_CFG": json.dumps(cfg)})
 
 
-@pytest.mark.parametrize("name", sorted(FAST))
+DEFAULT_ONE = "mvu_thresh_folded"
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=[] if n == DEFAULT_ONE else [pytest.mark.slow])
+                                  for n in sorted(FAST)])
 def test_engine(name, tmp_path_factory):
     (engine, params), frames = FAST[name]
     _run(name, engine, params, frames, tmp_path_factory)
@@ -126,8 +133,9 @@ DEFAULT_BATCH = [
     ("streaming_concat", dict(SIMD=2, A_BEATS=3, B_BEATS=1, A_BITS=4, B_BITS=2, OUT_BITS=4), 30),
     ("streaming_concat", dict(SIMD=1, A_BEATS=1, B_BEATS=2, A_BITS=1, B_BITS=3, OUT_BITS=3), 30),
 ]
-# the older engines too, so that the Icarus run covers the whole library
-ICARUS_EXTRA = [(FAST[n][0][0], FAST[n][0][1], 30) for n in sorted(FAST)]
+# the FAST cases too (30 frames each): the default run builds them here, and the Icarus run
+# covers the whole library
+FAST_IN_BATCH = [(FAST[n][0][0], FAST[n][0][1], 30) for n in sorted(FAST)]
 
 
 def _batch(entries):
@@ -136,13 +144,13 @@ def _batch(entries):
 
 
 def test_engines_batched(tmp_path):
-    stats = run_batch(_batch(DEFAULT_BATCH), tmp_path, "verilator")
-    assert stats["configs"] == len(DEFAULT_BATCH)
+    stats = run_batch(_batch(DEFAULT_BATCH + FAST_IN_BATCH), tmp_path, "verilator")
+    assert stats["configs"] == len(DEFAULT_BATCH) + len(FAST_IN_BATCH)
     print(f"{stats['configs']} configurations, {stats['beats']} beats, {stats['cycles']} cycles")
 
 
 def test_engines_batched_icarus(tmp_path):
     if not have_icarus():
         pytest.skip(ICARUS_MISSING)
-    stats = run_batch(_batch(DEFAULT_BATCH + ICARUS_EXTRA), tmp_path, "icarus")
-    assert stats["configs"] == len(DEFAULT_BATCH) + len(ICARUS_EXTRA)
+    stats = run_batch(_batch(DEFAULT_BATCH + FAST_IN_BATCH), tmp_path, "icarus")
+    assert stats["configs"] == len(DEFAULT_BATCH) + len(FAST_IN_BATCH)

@@ -124,16 +124,18 @@ def test_tfc_w2a2_csim(tmp_path):
     _check_api(tmp_path, brevitas_model("tfc_2w2a", seed=3), MNIST, 512, 100)
 
 
+@pytest.mark.slow  # the same topology as tfc_build (BNN-PYNQ TFC-w1a1) and its csim tests, in the default run
 def test_zoo_tfc_w1a1_csim(tmp_path):
     _check_api(tmp_path, zoo_random("tfc-w1a1", seed=2), MNIST, 256, 100)
 
 
-# Zoo families beyond the binary TFC in the default run: K-hot and fixed-point MLPs, the
-# residual QFX network (a branching dataflow graph) and a multi-bit-activation MLP. The two
-# MLPs add shift-add and multiplier MVUs and FixedScale, all on the logits path: their top-1
-# C++ (LabelSelect, which the others cover) runs in the slow tier only.
+# Zoo families beyond the binary TFC in the default run: K-hot and fixed-point MLPs and the
+# residual QFX network (a branching dataflow graph). The two MLPs add shift-add and multiplier
+# MVUs and FixedScale, all on the logits path: their top-1 C++ (LabelSelect, which the others
+# cover) runs in the slow tier only. The multi-bit-activation MLP sfc-w1a2 runs in the slow tier
+# (test_tfc_w2a2_csim has 2-bit activations in the default run).
 TOP_IN_SLOW_TIER = {"khot-mlp", "fx-mlp"}
-ZOO_DEFAULT = ("khot-mlp", "fx-mlp", "qfx-resnet", "sfc-w1a2")
+ZOO_DEFAULT = ("khot-mlp", "fx-mlp", "qfx-resnet")
 # The BNN-PYNQ topologies as brevitas_examples defines them (CNV, TFC, SFC, LFC at every
 # precision it ships).
 BNN_PYNQ = ("tfc_1w1a", "tfc_1w2a", "tfc_2w2a", "sfc_1w1a", "sfc_1w2a", "sfc_2w2a", "lfc_1w1a", "lfc_1w2a",
