@@ -1,6 +1,8 @@
 // bnnflow_bytes_to_beat: collects ceil(BITS/8) bytes, least significant first, into one
 // stream beat. Bytes come without back-pressure (a UART); a beat completed while the
-// previous one still waits is dropped and `overflow` stays set until reset.
+// previous one still waits is dropped and `overflow` stays set until reset. The bytes shift
+// in from the top (no byte-position decoder: a 196-byte beat indexed by the byte counter
+// was the slowest path of sfc-w1a1 on the ECP5 once the MVUs were pipelined).
 module bnnflow_bytes_to_beat #(
     parameter int BITS = 8
 ) (
@@ -14,15 +16,25 @@ module bnnflow_bytes_to_beat #(
     output logic            overflow
 );
     localparam int NB = (BITS + 7) / 8;
-    logic [8*NB-1:0] acc;
     logic [8*NB-1:0] beat;
-    logic [15:0] k;
+    localparam int KW = (NB > 1) ? $clog2(NB) : 1;
+    logic [KW-1:0] k;
 
     assign m_tdata = beat[BITS-1:0];
+    logic [8*NB-1:0] shifted;  // this byte above the ones before it
+    if (NB == 1) begin : g_one
+        assign shifted = byte_data;
+    end else begin : g_many
+        logic [8*(NB-1)-1:0] acc;  // the beat's bytes so far, the latest at the top
+        assign shifted = {byte_data, acc};
+        always_ff @(posedge clk) begin
+            if (!rst_n) acc <= '0;
+            else if (byte_valid) acc <= shifted[8*NB-1:8];
+        end
+    end
 
     always_ff @(posedge clk) begin
         if (!rst_n) begin
-            acc <= '0;
             beat <= '0;
             k <= '0;
             m_tvalid <= 1'b0;
@@ -30,16 +42,14 @@ module bnnflow_bytes_to_beat #(
         end else begin
             if (m_tvalid && m_tready) m_tvalid <= 1'b0;
             if (byte_valid) begin
-                acc[8*k +: 8] <= byte_data;
-                if (k == 16'(NB - 1)) begin
+                if (k == KW'(NB - 1)) begin
                     k <= '0;
                     if (m_tvalid && !m_tready) overflow <= 1'b1;
                     else begin
-                        beat <= acc;
-                        beat[8*(NB-1) +: 8] <= byte_data;
+                        beat <= shifted;
                         m_tvalid <= 1'b1;
                     end
-                end else k <= k + 16'd1;
+                end else k <= k + 1'b1;
             end
         end
     end
