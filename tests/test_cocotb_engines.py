@@ -37,7 +37,7 @@ def _thr(c, pe, ib, signed, t, tb):
 FAST = {
     "mvu_thresh_folded": (_mvu(16, 8, 4, 2, 1, t=3, tb=5), 200),
     "mvu_pc_pe1_simd1": (_mvu(6, 3, 1, 1, 0), 150),
-    "mvu_pc_grouped": (_mvu(320, 4, 160, 2, 1, t=3, tb=9), 60),  # 3 popcount groups, one more stage
+    "mvu_pc_grouped": (_mvu(320, 4, 160, 2, 1, t=3, tb=9), 60),  # 5 popcount groups of 32, one more stage
     "thresholding_signed": (_thr(8, 2, 6, 1, 3, 7), 300),
     "label_select_ties": (("label_select", {"L": 10, "PE": 2, "IN_BITS": 5, "OUT_BITS": 4}), 80),
     "dwc_down": (("dwc", {"IN_ELEMS": 6, "OUT_ELEMS": 2, "ELEM_BITS": 3}), 60),

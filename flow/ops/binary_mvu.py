@@ -35,7 +35,7 @@ class BinaryMVU(MVUBase):
                                 "common/mvu_pipeline.sv", "mvu_binary/bnn_mvu.sv"), testbench="tb_engines")
     # two input beats (SIMD 2) by two output beats (PE 1), one threshold on the popcounts
     formal = Formal(({"MW": 4, "MH": 2, "SIMD": 2, "PE": 1, "USE_THRESH": 1, "T": 1, "TB": 3, "OUT_BITS": 1,
-                      "WEIGHTS_FILE": "weights.mem", "THRESH_FILE": "thresh.mem", "RAM_STYLE": "auto"},), capacity=7, equiv=True)
+                      "WEIGHTS_FILE": "weights.mem", "THRESH_FILE": "thresh.mem", "RAM_STYLE": "auto"},), capacity=8, equiv=True)  # 7 + the output skid beat
     hls = HlsFunction("binary_mvu", "mvu_binary.h")
 
     def input_bits(self) -> int:
@@ -103,8 +103,8 @@ class BinaryMVU(MVUBase):
     @classmethod
     def random_params(cls, rng: np.random.Generator) -> dict:
         simd, sf, pe, nf = pick(rng, 1, 16), pick(rng, 1, 4), pick(rng, 1, 4), pick(rng, 1, 3)
-        if pick(rng, 0, 3) == 0:  # above 64 lanes the popcount is grouped and takes one more stage
-            simd = pick(rng, 65, 200)
+        if pick(rng, 0, 3) == 0:  # above 32 lanes the popcount is grouped and takes one more stage
+            simd = pick(rng, 33, 200)
         mw = simd * sf
         use_thresh, t = pick(rng, 0, 1), pick(rng, 1, 4)
         return {"MW": mw, "MH": pe * nf, "SIMD": simd, "PE": pe, "USE_THRESH": use_thresh, "T": t,

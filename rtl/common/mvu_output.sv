@@ -3,6 +3,12 @@
 // number of thresholds reached) or passed through (USE_THRESH=0, OUT_BITS = ACCW), then
 // registered on the output stream.
 //
+// The output register has a skid register behind it: the unit's pipeline advances (`en`)
+// while the skid is empty, so `en` is a flip-flop's output and not the next engine's
+// `m_axis_tready` of the same cycle (which otherwise runs through width converters into
+// every register of the unit). A beat finished while the output register waits is parked
+// in the skid and goes out next; throughput and latency are those of a plain register.
+//
 // Threshold memory: NF words of PE*T*TB bits, word nf holding thr[nf*PE+p][t] at
 // [(p*T+t)*TB +: TB]; it is read one stage early, with the neuron fold `nf2` of the step in
 // S2. Accumulators and thresholds are unsigned (SIGNED=0, binary MVU popcounts) or two's
@@ -21,12 +27,13 @@ module mvu_output #(
 ) (
     input  logic                   ap_clk,
     input  logic                   ap_rst_n,
-    input  logic                   en,           // the pipeline advances this cycle
+    output logic                   en,           // the pipeline advances this cycle (the skid is empty)
     input  logic [NFW-1:0]         nf2,          // neuron fold of the step in S2
     input  logic                   v3,           // S3 holds finished accumulators
     input  logic [PE*ACCW-1:0]     acc,          // PE accumulators, lane p at [p*ACCW +: ACCW]
     output logic [PE*OUT_BITS-1:0] m_axis_tdata,
-    output logic                   m_axis_tvalid
+    output logic                   m_axis_tvalid,
+    input  logic                   m_axis_tready
 );
     localparam int CMPW = ((ACCW > TB) ? ACCW : TB) + 1;
     localparam int THRW = PE * T * TB;
@@ -59,9 +66,21 @@ module mvu_output #(
         wire unused_nf2 = ^nf2;  // only addresses the threshold memory
     end
 
+    logic                   skid_v;
+    logic [PE*OUT_BITS-1:0] skid_d;
+    assign en = ~skid_v;
+    wire out_free = ~m_axis_tvalid | m_axis_tready;  // the output register takes a beat this cycle
     always_ff @(posedge ap_clk) begin
-        if (!ap_rst_n) m_axis_tvalid <= 1'b0;
-        else if (en) m_axis_tvalid <= v3;
-        if (en && v3) m_axis_tdata <= out_c;
+        if (!ap_rst_n) begin
+            m_axis_tvalid <= 1'b0;
+            skid_v <= 1'b0;
+        end else if (out_free) begin
+            m_axis_tvalid <= skid_v | v3;  // the parked beat first (en = 0 then: no new one)
+            skid_v <= 1'b0;
+        end else if (v3 && !skid_v) begin
+            skid_v <= 1'b1;                // finished while the output register waits
+        end
+        if (out_free) m_axis_tdata <= skid_v ? skid_d : out_c;
+        else if (v3 && !skid_v) skid_d <= out_c;
     end
 endmodule

@@ -9,7 +9,7 @@
 //   `w1`) -> [DOT_LAT register stages inside the unit, clocked on `dot_en`] -> S2 (the
 //   unit's products, registered here) -> S3 (accumulate over sf,
 //   threshold read) -> S4 (threshold compare, output register; rtl/common/mvu_output.sv). All stages advance together on `en`
-//   (output register empty or being taken).
+//   (the output's skid register empty).
 //
 // Weight memory: depth NF*SF, word nf*SF+sf, WW bits. `dot` lanes are unsigned (SIGNED=0,
 // popcounts) or two's complement (SIGNED=1) and extended to ACCW bits before accumulation.
@@ -51,7 +51,7 @@ module mvu_pipeline #(
     localparam int WAW = (WDEPTH > 1) ? $clog2(WDEPTH) : 1;
 
     // ---------------- input buffer and step sequencer ----------------
-    wire en = ~m_axis_tvalid | m_axis_tready;
+    logic en;  // all stages advance together (from u_out: its skid register is empty)
     assign dot_en = en;
     initial begin
         if (DOT_LAT != 0 && DOT_LAT != 1) $error("mvu_pipeline: DOT_LAT must be 0 or 1");
@@ -154,5 +154,5 @@ module mvu_pipeline #(
     always_comb for (int p = 0; p < PE; p++) acc_lanes[p*ACCW +: ACCW] = acc[p];
     mvu_output #(.PE(PE), .NF(NF), .ACCW(ACCW), .SIGNED(SIGNED), .USE_THRESH(USE_THRESH), .T(T), .TB(TB),
                  .OUT_BITS(OUT_BITS), .THRESH_FILE(THRESH_FILE)) u_out (
-        .ap_clk, .ap_rst_n, .en, .nf2, .v3, .acc(acc_lanes), .m_axis_tdata, .m_axis_tvalid);
+        .ap_clk, .ap_rst_n, .en, .nf2, .v3, .acc(acc_lanes), .m_axis_tdata, .m_axis_tvalid, .m_axis_tready);
 endmodule

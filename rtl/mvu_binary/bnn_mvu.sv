@@ -13,8 +13,9 @@
 // the XNOR of SIMD input and weight bits, summed by a popcount per PE (S2). Above
 // PC_GROUP lanes the popcount takes one more register stage (DOT_LAT = 1): groups of
 // PC_GROUP lanes are counted and registered, their sum goes into S2. That keeps the
-// slowest path at the depth of a PC_GROUP-lane tree (ECP5: SIMD 196 ran at 68 MHz in one
-// stage); the unit's first output comes one cycle later, its cycles per frame are unchanged.
+// slowest path at the depth of a PC_GROUP-lane tree (ECP5, sfc-w1a1: SIMD 196 in one stage
+// ran at 68 MHz; a 64-lane tree was the path at 90.7 MHz); the unit's first output comes one
+// cycle later, its cycles per frame are unchanged.
 //
 // Output beat: PE elements of OUT_BITS; element p = popcount (USE_THRESH=0, 0..MW) or
 // the number of thresholds t with popcount >= thr[nf*PE+p][t] (USE_THRESH=1, 0..T).
@@ -47,7 +48,7 @@ module bnn_mvu #(
     localparam int SF = MW / SIMD;
     localparam int PCW = $clog2(SIMD + 1);   // per-step popcount width
     localparam int ACCW = $clog2(MW + 1);    // accumulator width
-    localparam int PC_GROUP = 64;            // lanes per registered popcount group
+    localparam int PC_GROUP = 32;            // lanes per registered popcount group
     localparam int G = (SIMD + PC_GROUP - 1) / PC_GROUP;
     localparam int DOT_LAT = (G > 1) ? 1 : 0;
 

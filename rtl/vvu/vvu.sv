@@ -65,7 +65,7 @@ module vvu #(
     end
 
     // ---------------- schedule: one beat per enabled clock ----------------
-    wire en = ~m_axis_tvalid | m_axis_tready;
+    logic en;  // all stages advance together (from u_out: its skid register is empty)
     assign s_axis_tready = en;
     wire issue = en & s_axis_tvalid;
     logic [NFW-1:0] nf;
@@ -167,5 +167,5 @@ module vvu #(
     // ---------------- S4: thresholds / output register ----------------
     mvu_output #(.PE(PE), .NF(NF), .ACCW(ACC_BITS), .SIGNED(1), .USE_THRESH(USE_THRESH), .T(T), .TB(TB),
                  .OUT_BITS(OUT_BITS), .THRESH_FILE(THRESH_FILE)) u_out (
-        .ap_clk, .ap_rst_n, .en, .nf2, .v3, .acc(acc3), .m_axis_tdata, .m_axis_tvalid);
+        .ap_clk, .ap_rst_n, .en, .nf2, .v3, .acc(acc3), .m_axis_tdata, .m_axis_tvalid, .m_axis_tready);
 endmodule
