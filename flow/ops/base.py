@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from onnx import helper
 
+from flow.core.naf import naf_digits
 from flow.core.wire import pack_beats
 from flow.ir.graph import Stream
 from flow.ir.registry import REGISTRY, register  # noqa: F401  (re-exported for the op modules)
@@ -145,12 +146,16 @@ def rand_int(rng: np.random.Generator, bits: int, signed: bool, size) -> np.ndar
 
 
 def rand_khot(rng: np.random.Generator, k: int, sb: int, size) -> np.ndarray:
-    """Sums of up to k signed powers of two with shifts < 2**sb - 1 (their non-adjacent
-    form then has at most k terms and shifts < 2**sb)."""
+    """Sums of up to k signed powers of two with shifts < 2**sb - 1, kept where their
+    non-adjacent form has at most k terms with shifts < 2**sb, else 0 (a sum can carry past
+    the top shift: 1 + 1 + 1 = 4 - 1)."""
     top = max(1, (1 << sb) - 1)
     sign = rng.integers(-1, 2, size=tuple(size) + (k,))
     shift = rng.integers(0, top, size=tuple(size) + (k,))
-    return (sign * (1 << shift)).sum(axis=-1)
+    w = (sign * (1 << shift)).sum(axis=-1)
+    digits = naf_digits(w, min_digits=1 << sb)
+    fits = (np.count_nonzero(digits, axis=-1) <= k) & ~np.any(digits[..., 1 << sb:] != 0, axis=-1)
+    return np.where(fits, w, 0)
 
 
 def sorted_thresholds(rng: np.random.Generator, rows: int, t: int, lo: int, hi: int) -> np.ndarray:

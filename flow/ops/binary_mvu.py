@@ -33,9 +33,11 @@ class BinaryMVU(MVUBase):
     attrs = MVU_ATTRS
     engine = Engine("bnn_mvu", ("common/bnn_popcount.sv", "common/mvu_sequencer.sv", "common/mvu_output.sv",
                                 "common/mvu_pipeline.sv", "mvu_binary/bnn_mvu.sv"), testbench="tb_engines")
-    # two input beats (SIMD 2) by two output beats (PE 1), one threshold on the popcounts
+    # two input beats (SIMD 2) by two output beats (PE 1), one threshold on the popcounts; capacity:
+    # 7 input beats, one of them the output's skid register (rtl/common/mvu_output.sv)
     formal = Formal(({"MW": 4, "MH": 2, "SIMD": 2, "PE": 1, "USE_THRESH": 1, "T": 1, "TB": 3, "OUT_BITS": 1,
-                      "WEIGHTS_FILE": "weights.mem", "THRESH_FILE": "thresh.mem", "RAM_STYLE": "auto"},), capacity=8, equiv=True)  # 7 + the output skid beat
+                      "WEIGHTS_FILE": "weights.mem", "THRESH_FILE": "thresh.mem", "RAM_STYLE": "auto"},),
+                    capacity=8, equiv=True)
     hls = HlsFunction("binary_mvu", "mvu_binary.h")
 
     def input_bits(self) -> int:

@@ -93,7 +93,8 @@ class VVU(HWOp):
     paces = True
     tb_frames = 12
     engine = Engine("vvu", ("common/lane_product.sv", "common/mvu_output.sv", "vvu/vvu.sv"))
-    formal = Formal((engine_params(2, 2, 1, 1, 2, 2, w_bits=2),), capacity=8, equiv=True)  # C 2, TAPS 2, PE 1, SIMD 1; 6 + the skid beat (2 input beats)
+    # C 2, TAPS 2, PE 1, SIMD 1; capacity: 6 input beats + the 2 of the output's skid register
+    formal = Formal((engine_params(2, 2, 1, 1, 2, 2, w_bits=2),), capacity=8, equiv=True)
     hls = HlsFunction("vvu", "vvu.h")
     finn_op = "VVAU_hls"
     finn_aliases = ("VectorVectorActivation", "Vector_Vector_Activate_Batch")
