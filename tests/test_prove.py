@@ -62,7 +62,7 @@ MUTANTS = {
     "valid_out_of_reset": ("thresholding", "thresholding/thresholding.sv",
                            "if (!ap_rst_n) m_axis_tvalid <= 1'b0;", "if (!ap_rst_n) m_axis_tvalid <= 1'b1;",
                            "protocol", "// no beat out of reset"),
-    "threshold_gt_for_ge": ("thresholding", "thresholding/thresholding.sv", ") >= ext_thr(", ") > ext_thr(",
+    "threshold_gt_for_ge": ("thresholding", "common/thresh_count.sv", "c = c + OUT_BITS'(a >= th);", "c = c + OUT_BITS'(a > th);",
                             "semantics", "formal_top.sv"),
 }
 

@@ -11,6 +11,7 @@ from flow.ops.binary_mvu import mvu_weight_words
 from flow.ops.packing import thresh_words
 from flow.sim.rtlsim import RTLSim
 from flow.core.errors import UserError
+from flow.core.tools import PCH_HEADER
 from flow.core.wire import pack_beats, unpack_beats
 
 pytestmark = pytest.mark.sim
@@ -110,15 +111,18 @@ def test_shared_cache_gives_other_builds_the_compiled_binary(built, tmp_path, mo
 
 def test_shared_cache_shares_the_verilator_run_time_objects(built, tmp_path):
     """Builds sharing a simulator cache compile Verilator's design-independent run-time objects
-    (verilated.o, verilated_threads.o) once: the first build offers them, a build of another design
-    links the cached ones (a corrupted cached object makes its link fail: it is really used)."""
+    (verilated.o, verilated_threads.o) and a precompiled verilated.h once: the first build offers
+    them, a build of another design links the cached objects (a corrupted cached object makes its
+    link fail: it is really used) and compiles with the cached header (gcc would say so if it
+    could not use it; a corrupted header is reported and verilated.h read instead)."""
     sim, stages, thr0, w, out, info = built
     shared = tmp_path / "shared"
     first = RTLSim(out, info["top"], sim.in_bits, sim.out_bits, 1, sim.in_bpf, tmp_path / "a", files=info["files"],
                    shared_cache=shared)
     first.build()
     runtime = list(shared.glob("verilator-runtime-*"))
-    assert len(runtime) == 1 and {p.name for p in runtime[0].iterdir()} == {"verilated.o", "verilated_threads.o"}
+    assert len(runtime) == 1 and {p.name for p in runtime[0].iterdir()} == {"verilated.o", "verilated_threads.o",
+                                                                            f"{PCH_HEADER}.gch"}
     designs = []
     for bits in (5, 6):
         other = [dict(st) for st in stages]
@@ -133,6 +137,19 @@ def test_shared_cache_shares_the_verilator_run_time_objects(built, tmp_path):
     np.testing.assert_array_equal(unpack_beats(first.run(pack_beats(x, C_PE, IN_BITS))[0], 1, 4)[:, 0],
                                   _expected(x, thr0, w))
     assert second.compile_seconds > 0 and second.run(pack_beats(x, C_PE, IN_BITS))[0].shape[0] == 20
+    assert "-include" in second.compile_log and "Winvalid-pch" in second.compile_log
+    assert "warning" not in second.compile_log, second.compile_log
+    (runtime[0] / f"{PCH_HEADER}.gch").unlink()
+    (runtime[0] / f"{PCH_HEADER}.gch").write_bytes(b"not a header")
+    other = [dict(st) for st in stages]
+    other[2]["params"] = dict(other[2]["params"], OUT_BITS=7)
+    other[2]["out_bits"] = 7
+    info4 = render_top(other, tmp_path / "rtl7")
+    fourth = RTLSim(tmp_path / "rtl7", info4["top"], sim.in_bits, 7, 1, sim.in_bpf, tmp_path / "d",
+                    files=info4["files"], shared_cache=shared)
+    fourth.build()
+    assert "PCH file [-Winvalid-pch]" in fourth.compile_log, fourth.compile_log
+    assert fourth.run(pack_beats(x, C_PE, IN_BITS))[0].shape[0] == 20
     (runtime[0] / "verilated.o").unlink()
     (runtime[0] / "verilated.o").write_bytes(b"not an object file")
     info3, rtl3, bits = designs[1]

@@ -31,8 +31,9 @@ class BinaryMVU(MVUBase):
 
     op_type = "BinaryMVU"
     attrs = MVU_ATTRS
-    engine = Engine("bnn_mvu", ("common/bnn_popcount.sv", "common/mvu_sequencer.sv", "common/mvu_output.sv",
-                                "common/mvu_pipeline.sv", "mvu_binary/bnn_mvu.sv"), testbench="tb_engines")
+    engine = Engine("bnn_mvu", ("common/bnn_popcount.sv", "common/mvu_sequencer.sv", "common/thresh_count.sv",
+                                "common/mvu_output.sv", "common/mvu_pipeline.sv", "mvu_binary/bnn_mvu.sv"),
+                    testbench="tb_engines")
     # two input beats (SIMD 2) by two output beats (PE 1), one threshold on the popcounts; capacity:
     # 8 input beats, one of them held by the output's skid register (rtl/common/mvu_output.sv)
     formal = Formal(({"MW": 4, "MH": 2, "SIMD": 2, "PE": 1, "USE_THRESH": 1, "T": 1, "TB": 3, "OUT_BITS": 1,

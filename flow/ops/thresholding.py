@@ -24,7 +24,7 @@ class Thresholding(HWOp):
     )
     lanes, channels = "PE", "NumChannels"
     folding_attrs = ("PE",)
-    engine = Engine("thresholding", ("thresholding/thresholding.sv",), testbench="tb_engines")
+    engine = Engine("thresholding", ("common/thresh_count.sv", "thresholding/thresholding.sv"), testbench="tb_engines")
     hls = HlsFunction("thresholding", "thresholding.h")
     finn_op = "Thresholding_hls"
     finn_aliases = ("Thresholding_Batch",)

@@ -92,7 +92,7 @@ class VVU(HWOp):
     folding_attrs = ("PE", "SIMD")
     paces = True
     tb_frames = 12
-    engine = Engine("vvu", ("common/lane_product.sv", "common/mvu_output.sv", "vvu/vvu.sv"))
+    engine = Engine("vvu", ("common/lane_product.sv", "common/thresh_count.sv", "common/mvu_output.sv", "vvu/vvu.sv"))
     # C 2, TAPS 2, PE 1, SIMD 1; capacity: 6 input beats + the 2 of the output's skid register
     formal = Formal((engine_params(2, 2, 1, 1, 2, 2, w_bits=2),), capacity=8, equiv=True)
     hls = HlsFunction("vvu", "vvu.h")

@@ -47,6 +47,7 @@ class RTLSim:
         self.cxx_opt = cxx_opt  # the C++ optimisation of the verilated model (CXX_OPT unless told)
         self.binary: Path | None = None
         self.compile_seconds = 0.0
+        self.compile_log = ""  # what the C++ compile printed (empty when the binary was reused)
         # stream names of a generated top: build with its simulation-only handshake ports
         names = self.rtl_dir / f"{top}_streams.txt"
         self.streams = names if stream_debug and names.is_file() else None
@@ -68,7 +69,7 @@ class RTLSim:
     def _runtime_key(self) -> str:
         """Key of the Verilator run-time objects: compiler, Verilator and the flags they see."""
         parts = (tools.cxx_version(os.environ.get("CXX", "c++")), tools.versions()["verilator"], self.cxx_opt,
-                 self._debug_flags(), os.environ.get("CXXFLAGS", ""), os.environ.get("CPPFLAGS", ""))
+                 self._debug_flags(), VERILATOR_FLAGS, os.environ.get("CXXFLAGS", ""), os.environ.get("CPPFLAGS", ""))
         return hashlib.sha256(repr(parts).encode()).hexdigest()[:20]
 
     def build(self) -> Path:
@@ -98,10 +99,12 @@ class RTLSim:
             t0 = time.monotonic()
             res = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=work)
             if res.returncode == 0:  # verilated; the make that --build would run, on the shared run-time objects
-                offer = tools.shared_runtime_objects(work / "obj", "Vtop", self._runtime_key(), self.shared_cache)
-                res = subprocess.run(["make", "-C", "obj", "-f", "Vtop.mk", "-j", "2"], capture_output=True,
+                args, offer = tools.shared_runtime_objects(work / "obj", "Vtop", self._runtime_key(), env,
+                                                           self.shared_cache)
+                res = subprocess.run(["make", "-C", "obj", "-f", "Vtop.mk", "-j", "2", *args], capture_output=True,
                                      text=True, env=env, cwd=work)
             self.compile_seconds = time.monotonic() - t0
+            self.compile_log = res.stdout + res.stderr
             built = work / "obj" / "harness"
             if res.returncode != 0 or not built.is_file():
                 tail = "\n".join((res.stdout + res.stderr).strip().splitlines()[-30:])

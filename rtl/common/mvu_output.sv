@@ -12,7 +12,7 @@
 // Threshold memory: NF words of PE*T*TB bits, word nf holding thr[nf*PE+p][t] at
 // [(p*T+t)*TB +: TB]; it is read one stage early, with the neuron fold `nf2` of the step in
 // S2. Accumulators and thresholds are unsigned (SIGNED=0, binary MVU popcounts) or two's
-// complement (SIGNED=1); either way they are compared exactly, extended to CMPW bits.
+// complement (SIGNED=1); either way they are compared exactly (rtl/common/thresh_count.sv).
 module mvu_output #(
     parameter int PE = 2,
     parameter int NF = 2,
@@ -35,7 +35,6 @@ module mvu_output #(
     output logic                   m_axis_tvalid,
     input  logic                   m_axis_tready
 );
-    localparam int CMPW = ((ACCW > TB) ? ACCW : TB) + 1;
     localparam int THRW = PE * T * TB;
 
     logic [PE*OUT_BITS-1:0] out_c;
@@ -46,19 +45,8 @@ module mvu_output #(
             if (THRESH_FILE != "") $readmemh(THRESH_FILE, tmem);
         end
         always_ff @(posedge ap_clk) if (en) thr3 <= tmem[nf2];
-        always_comb begin
-            for (int p = 0; p < PE; p++) begin
-                logic signed [CMPW-1:0] a, th;
-                logic [OUT_BITS-1:0] cnt;
-                a = (SIGNED != 0) ? CMPW'($signed(acc[p*ACCW +: ACCW])) : CMPW'(acc[p*ACCW +: ACCW]);
-                cnt = '0;
-                for (int t = 0; t < T; t++) begin
-                    th = (SIGNED != 0) ? CMPW'($signed(thr3[(p*T+t)*TB +: TB])) : CMPW'(thr3[(p*T+t)*TB +: TB]);
-                    if (a >= th) cnt = cnt + 1'b1;
-                end
-                out_c[p*OUT_BITS +: OUT_BITS] = cnt;
-            end
-        end
+        thresh_count #(.PE(PE), .IN_BITS(ACCW), .TB(TB), .T(T), .SIGNED(SIGNED), .OUT_BITS(OUT_BITS))
+            u_cmp (.x(acc), .thr(thr3), .cnt(out_c));
     end else begin : g_nothr
         always_comb begin
             for (int p = 0; p < PE; p++) out_c[p*OUT_BITS +: OUT_BITS] = OUT_BITS'(acc[p*ACCW +: ACCW]);

@@ -3,7 +3,8 @@
 // Thresholds: memory of depth NF = C/PE, word PE*T*TB bits, threshold t of lane p at
 // bits [(p*T+t)*TB +: TB] (two's complement when IN_SIGNED).
 // Pipeline: S1 registers the input beat and reads the thresholds of its fold,
-// S2 compares and counts into the output register; both advance on `en`.
+// S2 compares and counts (rtl/common/thresh_count.sv) into the output register; both
+// advance on `en`.
 module thresholding #(
     parameter int C = 4,
     parameter int PE = 2,
@@ -26,7 +27,6 @@ module thresholding #(
     localparam int NF = C / PE;
     localparam int NFW = (NF > 1) ? $clog2(NF) : 1;
     localparam int THRW = PE * T * TB;
-    localparam int CMPW = ((IN_BITS > TB) ? IN_BITS : TB) + 1;
 
     initial begin
         if (C % PE != 0) $error("thresholding: PE must divide C");
@@ -59,26 +59,9 @@ module thresholding #(
         end
     end
 
-    function automatic logic signed [CMPW-1:0] ext_in(input logic [IN_BITS-1:0] v);
-        if (IN_SIGNED != 0) ext_in = CMPW'($signed(v));
-        else ext_in = CMPW'(v);
-    endfunction
-    function automatic logic signed [CMPW-1:0] ext_thr(input logic [TB-1:0] v);
-        if (IN_SIGNED != 0) ext_thr = CMPW'($signed(v));
-        else ext_thr = CMPW'(v);
-    endfunction
-
     logic [PE*OUT_BITS-1:0] out_c;
-    always_comb begin
-        for (int p = 0; p < PE; p++) begin
-            logic [OUT_BITS-1:0] cnt;
-            cnt = '0;
-            for (int t = 0; t < T; t++)
-                if (ext_in(x1[p*IN_BITS +: IN_BITS]) >= ext_thr(thr1[(p*T+t)*TB +: TB]))
-                    cnt = cnt + 1'b1;
-            out_c[p*OUT_BITS +: OUT_BITS] = cnt;
-        end
-    end
+    thresh_count #(.PE(PE), .IN_BITS(IN_BITS), .TB(TB), .T(T), .SIGNED(IN_SIGNED), .OUT_BITS(OUT_BITS))
+        u_cmp (.x(x1), .thr(thr1), .cnt(out_c));
 
     always_ff @(posedge ap_clk) begin
         if (!ap_rst_n) m_axis_tvalid <= 1'b0;
