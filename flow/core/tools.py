@@ -247,7 +247,7 @@ def place_file(src: Path, dst: Path) -> None:
 PCH_HEADER = "bnnflow_verilated.h"
 
 
-def shared_runtime_objects(obj_dir: Path, prefix: str, key: str, env: dict[str, str],
+def shared_runtime_objects(obj_dir: Path, prefix: str, key: str, env: dict[str, str], user_objects: tuple[str, ...],
                            shared_root: Path | None = None) -> tuple[list[str], Callable[[], None]]:
     """Reuse the design-independent parts of a Verilator build across builds that share a
     simulator cache (`shared_root`, else $BNNFLOW_SIM_CACHE): the run-time library the generated
@@ -255,7 +255,8 @@ def shared_runtime_objects(obj_dir: Path, prefix: str, key: str, env: dict[str, 
     4 CPU-seconds of every compile) and a precompiled verilated.h.
 
     Copies the cached objects into the freshly generated `obj_dir` (newer than its makefile, so
-    make takes them as built), links or makes the precompiled header there, and returns the
+    make takes them as built), links or makes the precompiled header there for `user_objects`
+    (the objects of the C++ files given to Verilator) and the model, and returns the
     arguments for the model's `make` with the function that offers what this build compiled to
     the cache afterwards. `key` names the compiler, the Verilator version and the flags they
     were compiled with. The header is compiled by the generated makefile's own rule, so with
@@ -282,8 +283,14 @@ def shared_runtime_objects(obj_dir: Path, prefix: str, key: str, env: dict[str, 
                               capture_output=True, text=True, env=env, cwd=obj_dir)
         if made.returncode == 0:
             os.replace(obj_dir / f"{PCH_HEADER}.fast.gch", obj_dir / gch)
-    # -Winvalid-pch: a header gcc finds but cannot use says so in the compile's output
-    args = ["OPT_FAST="] + ([f"USER_CPPFLAGS=-include {PCH_HEADER} -Winvalid-pch"] if (obj_dir / gch).is_file() else [])
+    args = ["OPT_FAST="]
+    if (obj_dir / gch).is_file():
+        # the user's files (the harness) and a model verilated into one file take the header; a model
+        # split into several files has Verilator's own precompiled header, and gcc uses one per
+        # file. -Winvalid-pch: a header gcc finds but cannot use says so in the compile's output.
+        (obj_dir / "bnnflow_pch.mk").write_text(
+            f"{' '.join(user_objects)} {prefix}__ALL.o: CPPFLAGS += -include {PCH_HEADER} -Winvalid-pch\n")
+        args += ["-f", "bnnflow_pch.mk"]
 
     def offer() -> None:
         for name in [*names, gch]:

@@ -100,7 +100,7 @@ class RTLSim:
             res = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=work)
             if res.returncode == 0:  # verilated; the make that --build would run, on the shared run-time objects
                 args, offer = tools.shared_runtime_objects(work / "obj", "Vtop", self._runtime_key(), env,
-                                                           self.shared_cache)
+                                                           (HARNESS_NAME.replace(".cpp", ".o"),), self.shared_cache)
                 res = subprocess.run(["make", "-C", "obj", "-f", "Vtop.mk", "-j", "2", *args], capture_output=True,
                                      text=True, env=env, cwd=work)
             self.compile_seconds = time.monotonic() - t0
