@@ -38,6 +38,7 @@ class Battery:
     output: str = "class"
     cli: list = field(default_factory=list)
     exporter: str = "dynamo"
+    export_batch: int = 1
 
     def inputs(self, n: int, seed: int) -> np.ndarray:
         """`n` integer inputs of the model's input type: for "uint8" and "int8" smooth noise
@@ -102,7 +103,7 @@ def _exact_accumulation(model: nn.Module):
                 y = step.float() * acc.float()
             else:
                 y = inner(value(x).double(), value(weight).double(), None).float()
-            return y if bias is None else y + value(bias)
+            return y if bias is None else y + value(bias).reshape(1, -1, *[1] * (y.dim() - 2))
         return forward
 
     layers = [m for m in model.modules() if isinstance(m, QuantWeightBiasInputOutputLayer)]
@@ -386,5 +387,5 @@ def export(entry: Battery, path) -> None:
     from brevitas.export import export_qonnx
 
     with contextlib.redirect_stdout(io.StringIO()):  # the dynamo exporter prints its progress
-        export_qonnx(entry.model.eval(), entry.to_float(entry.inputs(1, 0)), str(path),
+        export_qonnx(entry.model.eval(), entry.to_float(entry.inputs(entry.export_batch, 0)), str(path),
                      dynamo=entry.exporter == "dynamo")

@@ -84,7 +84,9 @@ class PoolLowering:
         axes = at.get("axes")
         if axes is None and len(node.input) > 1 and node.input[1]:
             axes = self.mw.get_initializer(node.input[1])
-        ndim = 2 + t.rank
+        shape = self.mw.get_tensor_shape(node.input[0])
+        # the file's rank (a sequence unsqueezed to (N, C, 1, L) averages over axes 2 and 3)
+        ndim = len(shape) if shape and len(shape) in (3, 4) else 2 + t.rank
         got = sorted(int(a) % ndim for a in np.asarray(axes if axes is not None else [], dtype=np.int64).ravel())
         if got != list(range(2, ndim)) or at.get("noop_with_empty_axes", 0):
             raise UserError(f"ReduceMean {node.name!r} over axes {got}; a mean over the spatial axes "
