@@ -389,3 +389,9 @@ def export(entry: Battery, path) -> None:
     with contextlib.redirect_stdout(io.StringIO()):  # the dynamo exporter prints its progress
         export_qonnx(entry.model.eval(), entry.to_float(entry.inputs(entry.export_batch, 0)), str(path),
                      dynamo=entry.exporter == "dynamo")
+
+
+# the second set of networks (tests/_battery_more.py) builds on the helpers above
+from _battery_more import MORE  # noqa: E402
+
+BATTERY.update(MORE)

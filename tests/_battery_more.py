@@ -133,13 +133,19 @@ def binary_cnn_float_scales(seed: int = 0, small: bool = False) -> Battery:
     """A CNV-like binary network in the XNOR-Net style: 1-bit weights with per-output-channel
     float scales from weight statistics (not BNN-PYNQ's constant 1), conv biases, BatchNorm,
     bipolar QuantIdentity activations, MaxPool, and an 8-bit input quantizer."""
+    from brevitas.core.function_wrapper import TensorClamp
     from brevitas.core.scaling import ScalingImplType
     from brevitas.core.stats import StatsOp
     from brevitas.nn import QuantConv2d, QuantIdentity, QuantLinear
     from brevitas.quant import SignedBinaryWeightPerTensorConst
 
-    binary = dict(weight_quant=SignedBinaryWeightPerTensorConst, weight_scaling_impl_type=ScalingImplType.STATS,
-                  weight_scaling_stats_op=StatsOp.AVE, weight_scaling_per_output_channel=True)
+    class BinaryPerChannel(SignedBinaryWeightPerTensorConst):  # the mean |w| of each output channel
+        tensor_clamp_impl = TensorClamp  # not the in-place clamp: it would move the statistics at every forward
+        scaling_impl_type = ScalingImplType.STATS
+        scaling_stats_op = StatsOp.AVE
+        scaling_per_output_channel = True
+
+    binary = dict(weight_quant=BinaryPerChannel)
 
     torch.manual_seed(seed)
     c = 16 if small else 64

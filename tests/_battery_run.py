@@ -32,6 +32,15 @@ PLAN = {
     "cnn_asym": {"small": (8192, 8, 8), "full": (16384, 100, 100)},
     "branch_add": {"small": (8192, 8, 8), "full": (16384, 100, 100)},
     "branch_concat": {"small": (8192, 8, 8), "full": (16384, 100, 100)},
+    "mlp_per_channel": {"small": (1024, 8, 8), "full": (2048, 100, 100)},
+    "hardtanh_mlp": {"small": (1024, 8, 8), "full": (2048, 100, 100)},
+    "cnn_pool_variants": {"small": (8192, 8, 8), "full": (16384, 100, 100)},
+    "grouped_dw": {"small": (8192, 8, 8), "full": (16384, 100, 100)},
+    "conv1d_dilated": {"small": (2048, 8, 8), "full": (4096, 100, 100)},
+    "inception_mix": {"small": (8192, 8, 8), "full": (16384, 100, 100)},
+    "binary_cnn_float_scales": {"small": (8192, 8, 8), "full": (16384, 100, 100)},
+    "layer_input_quant": {"small": (1024, 8, 8), "full": (2048, 100, 100)},
+    "batch4_export": {"small": (1024, 8, 8), "full": (2048, 100, 100)},
 }
 ENGINES = ("numpy", "rtlsim")
 

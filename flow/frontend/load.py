@@ -215,6 +215,8 @@ def _check_static_shapes(model: onnx.ModelProto, fname: str) -> None:
     dims = inputs[0].type.tensor_type.shape.dim
     if not dims:
         raise UserError(f"{fname}: input {inputs[0].name!r} has no shape; a static shape is required")
+    if dims[0].dim_value > 1:
+        _single_frame(model, dims[0].dim_value, fname)
     for k, d in enumerate(dims):
         if k == 0 and (d.dim_param or d.dim_value <= 0):
             d.Clear()
@@ -223,6 +225,31 @@ def _check_static_shapes(model: onnx.ModelProto, fname: str) -> None:
             raise UserError(f"{fname}: input {inputs[0].name!r} has a dynamic dimension {k}; static shapes are required")
     if len(model.graph.output) != 1:
         raise UserError(f"{fname} has {len(model.graph.output)} outputs; exactly one is supported")
+
+
+def _single_frame(model: onnx.ModelProto, batch: int, fname: str) -> None:
+    """A model exported with a static batch of `batch` frames, made a model of one frame: the
+    input's and output's batch dimension become 1, and so does the first entry of every constant
+    Reshape target that spells the batch out (a flatten exported as Reshape to (batch, -1)); the
+    inferred shapes of the intermediate tensors are dropped and inferred again."""
+    inits = {i.name: i for i in model.graph.initializer}
+    for node in model.graph.node:
+        if node.op_type != "Reshape" or node.input[1] not in inits or node.input[0] in inits:
+            continue
+        target = onnx.numpy_helper.to_array(inits[node.input[1]]).copy()
+        if target.ndim == 1 and len(target) and target[0] in (0, -1):
+            continue  # keeps the batch axis as it is
+        if target.ndim != 1 or not len(target) or target[0] != batch:
+            raise UserError(f"{fname} was exported with a batch of {batch} and Reshape {node.name!r} reshapes to "
+                            f"{target.tolist()}, which does not keep the batch axis; export with a batch of 1")
+        target[0] = 1
+        inits[node.input[1]].CopyFrom(onnx.numpy_helper.from_array(target, node.input[1]))
+    for vi in (*model.graph.input, *model.graph.output):
+        dims = vi.type.tensor_type.shape.dim
+        if dims and vi.name not in inits:
+            dims[0].Clear()
+            dims[0].dim_value = 1
+    del model.graph.value_info[:]
 
 
 def _bipolar(x: np.ndarray, scale: np.ndarray) -> np.ndarray:

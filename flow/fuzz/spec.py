@@ -210,6 +210,6 @@ def random_spec(seed: int, index: int, structure: int | None = None) -> Spec:
     return Spec(index=index, weight_seed=int(np.random.default_rng([seed, index, 2]).integers(2**31)),
                 input_type=input_type, shape=shape, in_quant=in_quant, in_act=in_act, blocks=blocks,
                 classes=int(d.rng.integers(2, 7)), out_bits=out_bits, out_bias=d.flip(0.6),
-                out_weights=d.pick(WEIGHT_KINDS), out_scale="pow2" if out_bits == 1 else d.pick(["float", "pow2"]),
+                out_weights=d.pick(WEIGHT_KINDS), out_scale="pow2" if out_bits == 1 else d.pick(["float", "pow2", "channel"]),
                 target_cycles=d.pick([1, 4, 16, 64, 256, 4096]), output=d.pick(["logits", "logits", "top1"]),
                 structure=structure)

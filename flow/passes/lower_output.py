@@ -24,6 +24,7 @@ from flow.passes.tensor import Tensor
 MAX_TABLE_VALUES = 1 << 20    # the longest exact logits table kept in the graph
 MAX_OUTPUT_VALUES = 1 << 25   # integer logits beyond 2^24 have no exact float32 value anyway
 CURVE_CHUNK = 1 << 22         # float values evaluated per onnxruntime call
+MAX_LOGIT_BITS = 62           # integer logits (and x * mult + bias in FixedScale) stay inside int64
 
 
 class OutputLowering:
@@ -35,7 +36,7 @@ class OutputLowering:
                             "vector is required")
         facts = {"kind": "class", "logits": "integer, 0-based"}
         self.logit_positions = None  # set where the logits' range is too long to evaluate whole (logit_grid)
-        if acc.bias is not None:
+        if acc.bias is not None or not np.all(acc.m == acc.m[0]):
             last, lbits, table, k, whole = self._biased_logits(acc, seg)
             facts.update(fraction_bits=k, exact=whole)
         else:
@@ -49,9 +50,6 @@ class OutputLowering:
     def _binary_logits(self, acc: Accumulator, seg) -> tuple[str, int, np.ndarray]:
         """Popcount logits of a binary output layer and their float values."""
         node, mw_ = acc.node, acc.mw
-        if not np.all(acc.m == acc.m[0]):
-            raise UserError(f"the output layer {node.name!r} is followed by a per-class affine; only one scale and "
-                            "bias shared by all classes is supported")
         col = self._output_curve(acc, lambda lv: acc.m[0] * (2 * lv - mw_).astype(np.float32), np.arange(mw_ + 1),
                                  seg)
         sign, table = _monotone(col, node, seg)
@@ -63,9 +61,6 @@ class OutputLowering:
     def _int_logits(self, acc: Accumulator, seg) -> tuple[str, int, np.ndarray]:
         """Integer logits L = a*acc + o*rowsum(W) of a multi-bit output layer, shifted to L - min >= 0."""
         node, mh, codes = acc.node, acc.mh, acc.codes
-        if not np.all(acc.m == acc.m[0]):
-            raise UserError(f"the output layer {node.name!r} has per-class weight scales; one scale shared by "
-                            "all classes is supported")
         offs = acc.offsets()
         lmin = int(codes.a * acc.lo + offs.min())
         lmax = int(codes.a * acc.hi + offs.max())
@@ -88,25 +83,23 @@ class OutputLowering:
         return last.output[0], lbits, table
 
     def _biased_logits(self, acc: Accumulator, seg) -> tuple[str, int, np.ndarray, int, bool]:
-        """Integer logits of an output layer with a per-class bias: 2^k * (sign*L + n) + s - min,
-        n the integer part of the class's bias in accumulator steps and s the slot of its
-        fraction on a grid of 2^k (_bias_grid): every pair of classes compares as L + bias/m in
-        exact arithmetic (L the integer logit, m one accumulator step); the table holds the float
-        value of each logit a class can give."""
+        """Integer logits of an output layer with a per-class bias or per-class steps:
+        2^k * (sign*M*L + n) + s - min, M the class's step in units of a step m all classes share
+        (_class_steps), n the integer part of the class's bias in those units and s the slot of
+        its fraction on a grid of 2^k (_bias_grid): every pair of classes compares as M*L + bias/m
+        in exact arithmetic (L the integer logit); the table holds the float value of each logit
+        a class can give."""
         node, mh = acc.node, acc.mh
-        if not np.all(acc.m == acc.m[0]):
-            raise UserError(f"the output layer {node.name!r} has per-class weight scales; one scale shared by "
-                            "all classes is supported")
-        m = np.float32(acc.m[0])
-        B = np.asarray(acc.bias, np.float64) / np.float64(m)
+        m, M = _class_steps(acc.m, node)
+        bias = np.zeros(mh, np.float32) if acc.bias is None else np.asarray(acc.bias, np.float32)
+        B = bias.astype(np.float64) / np.float64(m)
         a, offs = (2, np.full(mh, -acc.mw, np.int64)) if acc.binary else (acc.codes.a, acc.offsets())
-        ends = self._output_curve(acc, lambda lv: m * lv.astype(np.float32),
-                                  np.array([a * acc.lo + int(offs.min()) + B.min(), a * acc.hi + int(offs.max()) + B.max()]),
-                                  seg)
+        span = np.stack([M * (a * acc.lo + offs), M * (a * acc.hi + offs)]).astype(np.float64) + B
+        ends = self._output_curve(acc, lambda lv: m * lv.astype(np.float32), np.array([span.min(), span.max()]), seg)
         if not ends[1] != ends[0]:
             raise UserError(f"the output of layer {node.name!r} is constant over its accumulator range")
         sign = 1 if ends[1] > ends[0] else -1
-        k, beta, frac = _bias_grid([sign * Fraction(float(b)) / Fraction(float(m)) for b in acc.bias])
+        k, beta, frac = _bias_grid([sign * Fraction(float(b)) / Fraction(float(m)) for b in bias])
         if acc.binary:  # popcount' in [0, MW] (the complement where sign < 0); sign*L = 2*pop' - MW
             w_bits = acc.w_bits if sign > 0 else (1 - acc.w_bits).astype(np.uint8)
             mvu = self.add("BinaryMVU", {"MW": acc.mw, "MH": mh, "PE": 1, "SIMD": 1, "NumThresholds": 0,
@@ -116,21 +109,27 @@ class OutputLowering:
             mvu = self._logit_mvu(acc, sign * acc.wi)
             alo, ahi = (acc.lo, acc.hi) if sign > 0 else (-acc.hi, -acc.lo)
             offs = sign * offs
-        lmin = int(((a * alo + offs) * (1 << k) + beta).min())
-        lmax = int(((a * ahi + offs) * (1 << k) + beta).max())
+        ends_h = [[int(M[c]) * (a * e + int(offs[c])) * (1 << k) + int(beta[c]) for e in (alo, ahi)] for c in range(mh)]
+        lmin, lmax = min(map(min, ends_h)), max(map(max, ends_h))
         lbits = max(1, int(lmax - lmin).bit_length())
+        if lbits > MAX_LOGIT_BITS:
+            raise UserError(f"the output layer {node.name!r} needs {lbits}-bit integer logits to keep its classes' "
+                            f"steps and biases exact; at most {MAX_LOGIT_BITS} bits are supported (class steps "
+                            "closer to one another, or one step shared by all classes, fit)")
         last = self.add("FixedScale", {"NumChannels": mh, "PE": 1, "NumVectors": 1,
                                        "InputBits": self.dfg.ops()[-1].out_stream().bits,
                                        "InputSigned": 0 if acc.binary else 1, "OutputBits": lbits, "OutputSigned": 0,
                                        "Shift": 0, "Rounding": 0},
-                        {"mult": np.full(mh, a << k, dtype=np.int64),
-                         "bias": (offs * (1 << k) + beta - lmin).astype(np.int64)}, [mvu.output[0]])
+                        {"mult": (a * M) << k, "bias": np.array([int(M[c]) * int(offs[c]) * (1 << k) + int(beta[c]) - lmin
+                                                                  for c in range(mh)], dtype=np.int64)},
+                        [mvu.output[0]])
 
         def value(h: np.ndarray) -> np.ndarray:  # the float output of hardware logits h - lmin
             steps = (h >> k).astype(np.float64) + frac[h & ((1 << k) - 1)]
             return m * (sign * steps).astype(np.float32)
 
-        lv = logit_grid(lmin, lmax)
+        # classes of their own steps with no float op after the layer: the map is value() itself
+        lv = logit_grid(lmin, lmax, 16 if np.any(M != 1) and not seg else 22)
         self.logit_positions = None if len(lv) == lmax - lmin + 1 else lv
         table = self._output_curve(acc, value, lv, seg)
         whole = k == 0 and not frac.any()  # every bias a whole number of steps
@@ -197,16 +196,16 @@ class OutputLowering:
         self._output_meta(table, facts)
 
 
-def logit_grid(lmin: int, lmax: int) -> np.ndarray:
+def logit_grid(lmin: int, lmax: int, reach: int = 22) -> np.ndarray:
     """The integer logits on which the output's float map is checked: all of them up to
     MAX_OUTPUT_VALUES; beyond (an output layer with wide weights, activations and fan-in, say
-    ResNet18-4w4a's: 1.5e8), every logit within 2^22 of zero, where real logits lie, and 2^22
-    more spread over the range with each float32 value once, the ends included (float32 holds
-    no two logits apart beyond 2^24, so a denser grid would only repeat values)."""
+    ResNet18-4w4a's: 1.5e8), every logit within 2^reach of zero, where real logits lie, and
+    2^reach more spread over the range with each float32 value once, the ends included (float32
+    holds no two logits apart beyond 2^24, so a denser grid would only repeat values)."""
     if lmax - lmin + 1 <= MAX_OUTPUT_VALUES:
         return np.arange(lmin, lmax + 1, dtype=np.int64)
-    near = np.arange(max(lmin, -(1 << 22)), min(lmax, 1 << 22) + 1, dtype=np.int64)
-    spread = np.linspace(lmin, lmax, 1 << 22).round().astype(np.int64)
+    near = np.arange(max(lmin, -(1 << reach)), min(lmax, 1 << reach) + 1, dtype=np.int64)
+    spread = np.linspace(lmin, lmax, 1 << reach).round().astype(np.int64)
     lv = np.unique(np.concatenate([near, spread, [lmin, lmax]]))
     _, first = np.unique(lv.astype(np.float32), return_index=True)
     return lv[np.sort(first)]
@@ -232,6 +231,26 @@ def _finite_logits(y: np.ndarray, node) -> np.ndarray:
         raise UserError(f"the output layer {node.name!r} gives {float(y[bad].flat[0])} for some accumulator values; "
                         "its float parameters overflow, so the logits table would not be finite")
     return y
+
+
+def _class_steps(m: np.ndarray, node) -> tuple[np.float32, np.ndarray]:
+    """(m0, M): the largest float32 step m0 and positive integers M (C,) with m[c] = M[c] * m0
+    exactly, for the float32 accumulator steps m of an output layer's classes (one shared step:
+    m0 = m[0], M = 1). m0 is a power of two times the greatest common divisor of the mantissas."""
+    steps = [Fraction(float(v)) for v in np.asarray(m, np.float32)]
+    if any(v <= 0 for v in steps):
+        raise UserError(f"the output layer {node.name!r} has a class whose accumulator step is not positive")
+    den = max(v.denominator for v in steps)
+    nums = [v.numerator * (den // v.denominator) for v in steps]
+    g = Fraction(math.gcd(*nums), den)
+    m0 = np.float32(float(g))
+    if Fraction(float(m0)) != g:
+        raise UserError(f"the output layer {node.name!r} has class steps with no common float32 step")
+    mult = [int(v / g) for v in steps]
+    if max(mult).bit_length() > MAX_LOGIT_BITS // 2:
+        raise UserError(f"the output layer {node.name!r} has class steps {min(steps)} to {max(steps)} whose ratio "
+                        f"needs more than {MAX_LOGIT_BITS // 2} bits as an integer")
+    return m0, np.array(mult, dtype=np.int64)
 
 
 def _bias_grid(B: list) -> tuple[int, np.ndarray, np.ndarray]:
