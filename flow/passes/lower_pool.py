@@ -244,7 +244,8 @@ def _direction(mw, node, pool, shape) -> np.ndarray:
 
     op, x = node.op_type, _chain_input(mw, node)
     if op == "BatchNormalization":
-        return np.sign(per_channel(node.input[1])).astype(np.int64)
+        gamma = np.asarray(mw.get_initializer(node.input[1]), dtype=np.float64).ravel()  # one per channel
+        return np.sign(np.broadcast_to(gamma, (c,))).astype(np.int64)
     if op == "Mul" or (op == "Div" and node.input[0] == x):
         k = per_channel(next(i for i in node.input if i != x))
         return np.where(k < 0, -1, np.where(k > 0, 1, 0 if op == "Mul" else 1))

@@ -8,6 +8,7 @@ codes; everything between two quantizers becomes integer hardware:
     quantized -> Reshape/Flatten | MaxPool | Pad                      absorbed / MaxPool
     quantized -> GlobalAveragePool | AveragePool [-> Trunc]          (SlidingWindow +) GlobalAccPool [+ Thresholding]
     quantized -> Conv|MatMul|Gemm -> [affine, BatchNorm, Relu] -> quantizer  (SlidingWindow +) MVU + thresholds
+    quantized -> Conv -> [...] -> MaxPool -> [...] -> quantizer         MVU + thresholds + MaxPool (pool moved)
     quantized -> depthwise Conv -> [affine, BatchNorm, Relu] -> quantizer  (SlidingWindow +) VVU + thresholds
     quantized -> [affine] -> quantizer                                 Thresholding (requantize)
     quantized + quantized (Add) -> [affine] -> quantizer               AddStreams + Thresholding
