@@ -9,15 +9,21 @@ The hardware sums the codes; the 1/(H*W) of the average goes into the scale of t
 codes, so the next layer's thresholds (or the output logits' scale) absorb it. A QONNX
 Trunc after the pool maps each possible sum to its truncated code, evaluated with QONNX's
 own Trunc on every reachable sum, and becomes a Thresholding unit on the sums.
+
+A MaxPool inside a layer's float segment (Conv -> BatchNorm -> MaxPool -> QuantReLU) is
+moved, before streamlining, to just after the segment's quantizer, where MaxPool lowering
+pools the codes (move_maxpools_past_quantizers).
 """
 from __future__ import annotations
 
 from dataclasses import replace
 
 import numpy as np
+import onnx
 
 from flow.core.errors import UserError
 from flow.core.quant import Codes, bit_width, derive_thresholds
+from flow.passes.segments import ACT_QUANT, FLOAT_OPS, LAYER_OPS
 from flow.passes.segments import attrs as _attrs
 from flow.passes.tensor import Tensor
 
@@ -124,3 +130,154 @@ class PoolLowering:
                                        "NumVectors": t.shape[1] * t.shape[2]},
                       {"thresholds": np.repeat(thr, c, axis=0).astype(np.int64)}, [t.hw])
         return replace(t, codes=nxt, hw=th.output[0])
+
+
+
+# -- a MaxPool inside a float segment ------------------------------------------------------------
+def move_maxpools_past_quantizers(mw) -> None:
+    """Move each MaxPool that lies inside the float segment of a layer,
+
+        Conv|MatMul|Gemm -> [elementwise ops] -> MaxPool -> [elementwise ops] -> quantizer,
+
+    to just after the quantizer, where it pools the codes (the graph is rewritten in place).
+    Exact: the ops after the pool and the quantizer are per channel and non-decreasing (checked;
+    a negative BatchNorm gamma or scale there is refused), and for a non-decreasing g the maximum
+    of g over a window is g of the window's maximum. The ops before the pool may decrease a
+    channel (its weight row is negated as anywhere else). MaxPool's own window (padding with
+    -inf, which never wins, included) is the same on the codes; its lowering says which windows
+    the hardware takes."""
+    pooled = [n.output[0] for n in mw.graph.node if n.op_type == "MaxPool"]
+    for name in pooled:
+        pool = next(n for n in mw.graph.node if n.op_type == "MaxPool" and n.output[0] == name)
+        found = _pool_segment(mw, pool)
+        if found is not None:
+            _check_movable(mw, pool, *found)
+            _move_after(mw, pool, *found[1:])
+
+
+def _chain_input(mw, node) -> str | None:
+    """The one computed input of an elementwise node whose other inputs are constants, else None."""
+    if node.op_type not in FLOAT_OPS | {"Identity"}:
+        return None
+    dyn = [i for i in node.input if i and mw.get_initializer(i) is None]
+    if len(dyn) != 1 or (node.op_type == "BatchNormalization" and dyn[0] != node.input[0]):
+        return None
+    return dyn[0]
+
+
+def _pool_segment(mw, pool):
+    """(layer, ops before the pool, ops after it, quantizer) when `pool` lies in a layer's float
+    segment with single-reader elementwise ops on both sides, else None (lowered as it is)."""
+    g, readers = mw.graph, {}
+    for n in g.node:
+        for i in n.input:
+            readers.setdefault(i, []).append(n)
+    producer = {o: n for n in g.node for o in n.output}
+    pre, t, layer = [], pool.input[0], None
+    while layer is None:
+        n = producer.get(t)
+        if n is None or len(readers.get(t, [])) != 1:
+            return None
+        if n.op_type in LAYER_OPS:
+            layer = n
+        else:
+            t = _chain_input(mw, n)
+            if t is None:
+                return None
+            pre.insert(0, n)
+    post, t, outputs = [], pool.output[0], {o.name for o in g.output}
+    while t not in outputs and len(readers.get(t, [])) == 1:
+        n = readers[t][0]
+        if n.op_type in ACT_QUANT:
+            return layer, pre, post, n
+        if _chain_input(mw, n) != t:
+            return None
+        post.append(n)
+        t = n.output[0]
+    return None
+
+
+def _check_movable(mw, pool, layer, pre, post, quant) -> None:
+    """Refuse (one sentence) a pool whose move past `post` and `quant` would not be exact."""
+    if len(pool.output) > 1 and pool.output[1]:
+        raise UserError(f"MaxPool {pool.name!r} also returns the indices of its maxima, which the hardware does not "
+                        "compute; a MaxPool with one output is supported")
+    shape = mw.get_tensor_shape(pool.input[0])
+    if not shape or len(shape) < 3:
+        raise UserError(f"MaxPool {pool.name!r} after layer {layer.name!r} has no inferred image input shape")
+    for n in pre + post:
+        _check_per_channel(mw, n, pool, len(shape))
+    signs = [_direction(mw, n, pool, shape) for n in post]
+    down = np.nonzero(np.prod(signs, axis=0) < 0)[0] if signs else []
+    if len(down):
+        ch = int(down[0])
+        n = next(n for n, s in zip(post, signs) if s[ch] < 0)
+        raise UserError(f"MaxPool {pool.name!r} is followed by {n.op_type} {n.name!r}, which makes channel {ch} "
+                        f"decreasing before quantizer {quant.name!r}, so the pool's maximum would become the minimum "
+                        "of the codes; a MaxPool inside a float segment is supported where every op after it keeps "
+                        "each channel non-decreasing (no negative BatchNorm gamma or scale between them)")
+
+
+def _check_per_channel(mw, node, pool, rank: int) -> None:
+    """Every constant of `node` must be the same at every position (a scalar or one value per channel)."""
+    if node.op_type == "BatchNormalization":
+        return  # its parameters are one per channel
+    for i in node.input:
+        k = mw.get_initializer(i) if i else None
+        if k is None:
+            continue
+        dims = (1,) * (rank - np.ndim(k)) + tuple(np.shape(k))
+        if len(dims) > rank or any(d != 1 for a, d in enumerate(dims) if a != 1):
+            raise UserError(f"node {node.name!r} ({node.op_type}) in the float segment around MaxPool {pool.name!r} "
+                            f"has a constant of shape {list(np.shape(k))} that differs between positions; per-channel "
+                            "constants are supported there")
+
+
+def _direction(mw, node, pool, shape) -> np.ndarray:
+    """Per channel: +1 where `node` (elementwise, per-channel constants) is non-decreasing in its
+    computed input, -1 where non-increasing, 0 where constant."""
+    c, rank = shape[1], len(shape)
+
+    def per_channel(name):
+        k = np.asarray(mw.get_initializer(name), dtype=np.float64)
+        return np.broadcast_to(k.reshape((1,) * (rank - k.ndim) + k.shape), (1, c) + (1,) * (rank - 2)).reshape(c)
+
+    op, x = node.op_type, _chain_input(mw, node)
+    if op == "BatchNormalization":
+        gamma = np.asarray(mw.get_initializer(node.input[1]), dtype=np.float64).ravel()  # one per channel
+        return np.sign(np.broadcast_to(gamma, (c,))).astype(np.int64)
+    if op == "Mul" or (op == "Div" and node.input[0] == x):
+        k = per_channel(next(i for i in node.input if i != x))
+        return np.where(k < 0, -1, np.where(k > 0, 1, 0 if op == "Mul" else 1))
+    if op == "Div":
+        raise UserError(f"Div {node.name!r} after MaxPool {pool.name!r} divides by the pooled tensor, which is not "
+                        "monotone; per-channel scales and offsets are supported after a MaxPool inside a float segment")
+    if op == "Sub" and node.input[1] == x:
+        return -np.ones(c, dtype=np.int64)
+    return np.ones(c, dtype=np.int64)  # Add, Sub of a constant, Relu, Identity
+
+
+def _move_after(mw, pool, pre, post, quant) -> None:
+    """Rewire layer -> pre -> pool -> post -> quant as layer -> pre -> post -> quant -> pool,
+    the pool's output keeping the quantizer's output name (which the rest of the graph reads)."""
+    g = mw.graph
+    x, pooled, q_out = pool.input[0], pool.output[0], quant.output[0]
+    shape = mw.get_tensor_shape(x)
+    names = {t for n in g.node for t in [*n.input, *n.output]}
+    codes = next(f"{q_out}_unpooled{k or ''}" for k in range(len(names) + 1) if f"{q_out}_unpooled{k or ''}" not in names)
+    first = post[0] if post else quant
+    first.input[list(first.input).index(pooled)] = x
+    quant.output[0] = codes
+    pool.input[0], pool.output[0] = codes, q_out
+    for vi in [v for v in g.value_info if v.name == pooled]:
+        g.value_info.remove(vi)
+    for t in [*(n.output[0] for n in post), codes]:
+        mw.set_tensor_shape(t, shape)
+    dt = mw.get_tensor_datatype(q_out)
+    if dt.name != "FLOAT32":
+        mw.set_tensor_datatype(codes, dt)
+    nodes = [onnx.NodeProto.FromString(n.SerializeToString()) for n in g.node]
+    moved = nodes.pop(next(i for i, n in enumerate(nodes) if n.op_type == "MaxPool" and n.output[0] == q_out))
+    nodes.insert(next(i for i, n in enumerate(nodes) if codes in n.output) + 1, moved)
+    del g.node[:]
+    g.node.extend(nodes)

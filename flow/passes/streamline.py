@@ -8,6 +8,7 @@ codes; everything between two quantizers becomes integer hardware:
     quantized -> Reshape/Flatten | MaxPool | Pad                      absorbed / MaxPool
     quantized -> GlobalAveragePool | AveragePool [-> Trunc]          (SlidingWindow +) GlobalAccPool [+ Thresholding]
     quantized -> Conv|MatMul|Gemm -> [affine, BatchNorm, Relu] -> quantizer  (SlidingWindow +) MVU + thresholds
+    quantized -> Conv -> [...] -> MaxPool -> [...] -> quantizer         MVU + thresholds + MaxPool (pool moved)
     quantized -> depthwise Conv -> [affine, BatchNorm, Relu] -> quantizer  (SlidingWindow +) VVU + thresholds
     quantized -> [affine] -> quantizer                                 Thresholding (requantize)
     quantized + quantized (Add) -> [affine] -> quantizer               AddStreams + Thresholding
@@ -32,7 +33,7 @@ from flow.core.intype import InputType, from_datatype, pixels
 from flow.ir.graph import DataflowGraph
 from flow.passes.lower_concat import ConcatLowering
 from flow.passes.lower_layer import LayerLowering
-from flow.passes.lower_pool import POOL_OPS, PoolLowering
+from flow.passes.lower_pool import POOL_OPS, PoolLowering, move_maxpools_past_quantizers
 from flow.passes.tensor import Tensor
 from flow.core.quant import Codes, activation_codes, derive_thresholds
 from flow.passes.segments import attrs as _attrs
@@ -40,12 +41,8 @@ from flow.passes.segments import check_binary_after_relu
 from flow.passes.segments import check_ops as _check_ops
 from flow.passes.segments import channels_last_permutation, nhwc_permutation
 from flow.passes.segments import ort_session as _ort_session
+from flow.passes.segments import ACT_QUANT, FLOAT_OPS, LAYER_OPS, SHAPE_OPS
 
-SHAPE_OPS = {"Reshape", "Flatten", "Identity", "Squeeze", "Unsqueeze"}
-AFFINE_OPS = {"Mul", "Add", "Sub", "Div", "BatchNormalization"}
-FLOAT_OPS = AFFINE_OPS | {"Relu"}  # monotone float ops a float segment absorbs into thresholds
-LAYER_OPS = {"MatMul", "Gemm", "Conv"}
-ACT_QUANT = {"BipolarQuant", "Quant"}
 
 
 class Streamliner(LayerLowering, PoolLowering, ConcatLowering):
@@ -268,7 +265,7 @@ class Streamliner(LayerLowering, PoolLowering, ConcatLowering):
         k = list(at.get("kernel_shape", [1, 1]))
         s, d = list(at.get("strides", k)), list(at.get("dilations", [1] * len(k)))
         if len(t.shape) != 3 or len(k) != t.rank or any(at.get("pads", [0])) or at.get("ceil_mode", 0) or any(
-                x != 1 for x in d):
+                x != 1 for x in d) or at.get("auto_pad", "NOTSET") not in ("NOTSET", "VALID"):
             raise UserError(f"MaxPool {node.name!r}: kernels and strides without padding or dilation on image or "
                             "sequence tensors are supported")
         if t.flipped is not None or t.pad is not None:
@@ -481,5 +478,7 @@ def input_type(mw, declared: InputType | None = None, input_scale: float | None 
 
 def streamline(mw, input_scale: float | None = None, model_name: str = "model",
                declared: InputType | None = None) -> DataflowGraph:
-    """Turn a cleaned QONNX model into an (unfolded) integer dataflow graph."""
+    """Turn a cleaned QONNX model into an (unfolded) integer dataflow graph (a MaxPool inside a
+    layer's float segment is first moved past its quantizer, in place: flow.passes.lower_pool)."""
+    move_maxpools_past_quantizers(mw)
     return Streamliner(mw, input_type(mw, declared, input_scale), model_name).run()
