@@ -19,8 +19,6 @@ from _battery_run import PLAN, check
 
 # `bnnflow build`'s sentence for each model it refuses today (benchmarks/battery_status.py)
 REFUSED: dict = {
-    "cnn_pool_variants": "node 'MaxPool_0' has op type 'MaxPool', which is not supported between a layer and its "
-                         "activation",
     "inception_mix": "node 'Concat_0' (Concat) combines 3 computed tensors; Add and Concat join two.",
 }
 
