@@ -139,8 +139,9 @@ def _fit(model: nn.Module, x: torch.Tensor, seed: int) -> None:
         shift, stretch, gamma, beta = draws[bn]
         bn.running_mean.copy_(mean + 0.5 * shift * var.sqrt())
         bn.running_var.copy_(var * stretch + 1e-3)
-        bn.weight.data.copy_(gamma)
-        bn.bias.data.copy_(beta)
+        if bn.affine:  # (BatchNorm2d(affine=False) has only its running statistics)
+            bn.weight.data.copy_(gamma)
+            bn.bias.data.copy_(beta)
 
     hooks = [bn.register_forward_pre_hook(fit) for bn in draws]
     model.eval()

@@ -206,3 +206,105 @@ def batch4_export(seed: int = 0, small: bool = False) -> Battery:
 
 MORE = {f.__name__: f for f in (mlp_per_channel, hardtanh_mlp, cnn_pool_variants, grouped_dw, conv1d_dilated,
                                 inception_mix, binary_cnn_float_scales, layer_input_quant, batch4_export)}
+
+
+# --- round two ------------------------------------------------------------------------------
+
+def avgpool_mid(seed: int = 0, small: bool = False) -> Battery:
+    """A 2x2 average pool in the middle of the network (nn.AvgPool2d, not global) followed by
+    an activation quantizer, a 5x5 stride-2 conv with padding 2, BatchNorm2d(affine=False),
+    Dropout2d, and a mean over the spatial axes written as x.mean((2, 3))."""
+    from brevitas.nn import QuantConv2d, QuantIdentity, QuantLinear, QuantReLU
+
+    torch.manual_seed(seed)
+    c = 8 if small else 16
+
+    class Mean(nn.Module):
+        def forward(self, x):
+            return x.mean((2, 3))
+
+    layers = [QuantIdentity(bit_width=8),
+              QuantConv2d(3, c, 5, stride=2, padding=2, bias=False, weight_bit_width=4),   # 32 -> 16
+              nn.BatchNorm2d(c, affine=False), QuantReLU(bit_width=4), nn.Dropout2d(0.2),
+              nn.AvgPool2d(2), QuantReLU(bit_width=4),                                      # 16 -> 8
+              QuantConv2d(c, 2 * c, 3, padding=1, bias=False, weight_bit_width=4), nn.BatchNorm2d(2 * c),
+              QuantReLU(bit_width=4), Mean(), QuantIdentity(bit_width=8),
+              QuantLinear(2 * c, 10, bias=True, weight_bit_width=4)]
+    return _finish(nn.Sequential(*layers), CIFAR, "uint8", seed)
+
+
+class InvertedResidual(nn.Module):
+    """MobileNet-v2's block: 1x1 expand + QuantReLU, 3x3 depthwise + QuantReLU, 1x1 project with
+    a signed linear bottleneck (QuantIdentity, no ReLU), added to the block's input; the two sides
+    of the Add have quantizers of their own (different scales) and the sum is requantized."""
+
+    def __init__(self, c: int, expand: int = 4, bits: int = 4):
+        super().__init__()
+        from brevitas.nn import QuantConv2d, QuantIdentity, QuantReLU
+
+        e = c * expand
+        self.body = nn.Sequential(QuantConv2d(c, e, 1, bias=False, weight_bit_width=bits), nn.BatchNorm2d(e),
+                                  QuantReLU(bit_width=bits),
+                                  QuantConv2d(e, e, 3, padding=1, groups=e, bias=False, weight_bit_width=bits),
+                                  nn.BatchNorm2d(e), QuantReLU(bit_width=bits),
+                                  QuantConv2d(e, c, 1, bias=False, weight_bit_width=bits), nn.BatchNorm2d(c),
+                                  QuantIdentity(bit_width=bits))
+        self.out = QuantIdentity(bit_width=bits)
+
+    def forward(self, x):
+        return self.out(x + self.body(x))
+
+
+def mobilenet_v2_block(seed: int = 0, small: bool = False) -> Battery:
+    from brevitas.nn import QuantConv2d, QuantIdentity, QuantLinear
+
+    torch.manual_seed(seed)
+    c = 8 if small else 16
+    layers = [QuantIdentity(bit_width=8),
+              QuantConv2d(3, c, 3, stride=2, padding=1, bias=False, weight_bit_width=4), nn.BatchNorm2d(c),
+              QuantIdentity(bit_width=4),                                                      # signed stem output
+              InvertedResidual(c), InvertedResidual(c),
+              nn.MaxPool2d(4), nn.Flatten(), QuantLinear(c * 16, 10, bias=True, weight_bit_width=4)]
+    return _finish(nn.Sequential(*layers), CIFAR, "uint8", seed)
+
+
+class NhwcFlatten(nn.Module):
+    """A classifier that flattens its feature map channels-last (x.permute(0, 2, 3, 1)), as a
+    network ported from TensorFlow does."""
+
+    def __init__(self, c: int):
+        super().__init__()
+        from brevitas.nn import QuantConv2d, QuantIdentity, QuantLinear
+
+        self.features = nn.Sequential(QuantIdentity(bit_width=8),
+                                      *_conv_bn_relu(QuantConv2d, 1, c, 4, kernel_size=3, stride=2),   # 28 -> 13
+                                      *_conv_bn_relu(QuantConv2d, c, c, 4, kernel_size=3, stride=2))   # 13 -> 6
+        self.fc = QuantLinear(c * 36, 10, bias=True, weight_bit_width=4)
+
+    def forward(self, x):
+        f = self.features(x)
+        return self.fc(f.permute(0, 2, 3, 1).reshape(x.shape[0], -1))
+
+
+def nhwc_flatten(seed: int = 0, small: bool = False) -> Battery:
+    torch.manual_seed(seed)
+    return _finish(NhwcFlatten(8 if small else 16), MNIST, "uint8", seed)
+
+
+def cnn_torchscript(seed: int = 0, small: bool = False) -> Battery:
+    """A small CNN exported with the TorchScript exporter (export_qonnx(..., dynamo=False)):
+    MatMul/Add and Conv as that exporter writes them, a Flatten node, 8-bit weights."""
+    from brevitas.nn import QuantConv2d, QuantIdentity, QuantLinear
+
+    torch.manual_seed(seed)
+    c = 8 if small else 16
+    layers = [QuantIdentity(bit_width=8)]
+    layers += _conv_bn_relu(QuantConv2d, 1, c, 8, kernel_size=3, padding=1)
+    layers += [nn.MaxPool2d(2)]                                                     # 28 -> 14
+    layers += _conv_bn_relu(QuantConv2d, c, c, 8, kernel_size=3)                    # 14 -> 12
+    layers += [nn.MaxPool2d(2), nn.Flatten(), QuantLinear(c * 36, 32, bias=True, weight_bit_width=8),
+               nn.BatchNorm1d(32), QuantIdentity(bit_width=8), QuantLinear(32, 10, bias=False, weight_bit_width=8)]
+    return _finish(nn.Sequential(*layers), MNIST, "uint8", seed, exporter="torchscript")
+
+
+ROUND_TWO = {f.__name__: f for f in (avgpool_mid, mobilenet_v2_block, nhwc_flatten, cnn_torchscript)}

@@ -90,7 +90,8 @@ class OutputLowering:
         in exact arithmetic (L the integer logit); the table holds the float value of each logit
         a class can give."""
         node, mh = acc.node, acc.mh
-        m, M = _class_steps(acc.m, node)
+        # a class whose weights are all zero gives its bias whatever its step: M = 0 keeps it out of m
+        m, M = _class_steps(acc.m, np.ones(mh, bool) if acc.binary else np.any(acc.wi != 0, axis=1), node)
         bias = np.zeros(mh, np.float32) if acc.bias is None else np.asarray(acc.bias, np.float32)
         B = bias.astype(np.float64) / np.float64(m)
         a, offs = (2, np.full(mh, -acc.mw, np.int64)) if acc.binary else (acc.codes.a, acc.offsets())
@@ -233,11 +234,16 @@ def _finite_logits(y: np.ndarray, node) -> np.ndarray:
     return y
 
 
-def _class_steps(m: np.ndarray, node) -> tuple[np.float32, np.ndarray]:
+def _class_steps(m: np.ndarray, live: np.ndarray, node) -> tuple[np.float32, np.ndarray]:
     """(m0, M): the largest float32 step m0 and positive integers M (C,) with m[c] = M[c] * m0
     exactly, for the float32 accumulator steps m of an output layer's classes (one shared step:
-    m0 = m[0], M = 1). m0 is a power of two times the greatest common divisor of the mantissas."""
-    steps = [Fraction(float(v)) for v in np.asarray(m, np.float32)]
+    m0 = m[0], M = 1); M = 0 for the classes that are not `live` (all-zero weights: their logit
+    is 0 whatever the input). m0 is a power of two times the greatest common divisor of the
+    mantissas."""
+    every = np.asarray(m, np.float32)
+    if not np.any(live):
+        return every[0], np.zeros(len(every), dtype=np.int64)
+    steps = [Fraction(float(v)) for v in every[live]]
     if any(v <= 0 for v in steps):
         raise UserError(f"the output layer {node.name!r} has a class whose accumulator step is not positive")
     den = max(v.denominator for v in steps)
@@ -248,9 +254,11 @@ def _class_steps(m: np.ndarray, node) -> tuple[np.float32, np.ndarray]:
         raise UserError(f"the output layer {node.name!r} has class steps with no common float32 step")
     mult = [int(v / g) for v in steps]
     if max(mult).bit_length() > MAX_LOGIT_BITS // 2:
-        raise UserError(f"the output layer {node.name!r} has class steps {min(steps)} to {max(steps)} whose ratio "
-                        f"needs more than {MAX_LOGIT_BITS // 2} bits as an integer")
-    return m0, np.array(mult, dtype=np.int64)
+        raise UserError(f"the output layer {node.name!r} has class steps from {float(min(steps)):.3g} to "
+                        f"{float(max(steps)):.3g}, whose ratio as integers needs more than {MAX_LOGIT_BITS // 2} bits")
+    M = np.zeros(len(every), dtype=np.int64)
+    M[live] = mult
+    return m0, M
 
 
 def _bias_grid(B: list) -> tuple[int, np.ndarray, np.ndarray]:

@@ -56,6 +56,8 @@ class PoolLowering:
             gattrs["NumVectors"] = oh * ow
         gp = self.add("GlobalAccPool", gattrs, {}, [src])
         out = replace(t, codes=sums, shape=(c, oh, ow), hw=gp.output[0], perm=None)
+        if node.op_type == "ReduceMean" and not _attrs(node).get("keepdims", 1):  # x.mean((2, 3)): a flat vector
+            out = replace(out, shape=(c,), perm=tuple(range(c)))
         readers = self.consumers.get(node.output[0], [])
         if len(readers) == 1 and readers[0].op_type == "Trunc":
             return self.trunc(out, readers[0], codes, n), [node, readers[0]]

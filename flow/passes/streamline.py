@@ -34,18 +34,19 @@ from flow.ir.graph import DataflowGraph
 from flow.passes.lower_concat import ConcatLowering
 from flow.passes.lower_layer import LayerLowering
 from flow.passes.lower_pool import POOL_OPS, PoolLowering, move_maxpools_past_quantizers
+from flow.passes.lower_shape import ShapeLowering
 from flow.passes.tensor import Tensor
 from flow.core.quant import Codes, activation_codes, derive_thresholds
 from flow.passes.segments import attrs as _attrs
 from flow.passes.segments import check_binary_after_relu
 from flow.passes.segments import check_ops as _check_ops
-from flow.passes.segments import channels_last_permutation, nhwc_permutation
+from flow.passes.segments import channels_last_permutation
 from flow.passes.segments import ort_session as _ort_session
 from flow.passes.segments import ACT_QUANT, FLOAT_OPS, LAYER_OPS, SHAPE_OPS
 
 
 
-class Streamliner(LayerLowering, PoolLowering, ConcatLowering):
+class Streamliner(LayerLowering, PoolLowering, ConcatLowering, ShapeLowering):
     def __init__(self, mw, intype: InputType, model_name: str):
         self.mw = mw
         self.intype = intype
@@ -242,24 +243,6 @@ class Streamliner(LayerLowering, PoolLowering, ConcatLowering):
                       "global_in", raw.perm)
 
     # -- structural ops on quantized tensors ---------------------------------------------------
-    def reshape(self, t: Tensor, node) -> Tensor:
-        out = self.mw.get_tensor_shape(node.output[0])
-        if out is None:
-            raise UserError(f"node {node.name!r} ({node.op_type}) has no inferred output shape")
-        out = tuple(out[1:])
-        n = int(np.prod(t.shape))
-        if int(np.prod(out)) != n:
-            raise UserError(f"node {node.name!r} changes the number of elements")
-        if t.pad is not None:
-            raise UserError(f"node {node.name!r} follows a Pad; padding is supported directly before a Conv")
-        if len([d for d in out if d != 1]) <= 1:  # a flatten
-            if t.perm is not None:
-                return t
-            return replace(t, shape=(n,), perm=tuple(nhwc_permutation(t.shape).tolist()))
-        if out == t.shape:
-            return t
-        raise UserError(f"node {node.name!r} ({node.op_type}) reshapes to {out}; only flattening is supported")
-
     def maxpool(self, t: Tensor, node) -> Tensor:
         at = _attrs(node)
         k = list(at.get("kernel_shape", [1, 1]))
@@ -303,6 +286,8 @@ class Streamliner(LayerLowering, PoolLowering, ConcatLowering):
             t, covered = self.avgpool(t, node)
         elif node.op_type == "MaxPool":
             t = self.maxpool(t, node)
+        elif node.op_type == "Transpose":
+            t = self.transpose(t, node)
         else:
             t = self.pad(t, node) if node.op_type == "Pad" else self.reshape(t, node)
         self.publish(covered[-1].output[0], t)
@@ -397,7 +382,7 @@ class Streamliner(LayerLowering, PoolLowering, ConcatLowering):
         """Lower one node (with the float segment it starts); True when it produced the output."""
         dyn = [i for i in node.input if i and i not in self.inits]
         kind = node.op_type
-        if kind in SHAPE_OPS | POOL_OPS | {"MaxPool", "Pad"}:
+        if kind in SHAPE_OPS | POOL_OPS | {"MaxPool", "Pad", "Transpose"}:
             self.structural(node, dyn[0])
         elif kind in LAYER_OPS:
             t = self.take(dyn[0], node)
