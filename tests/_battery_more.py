@@ -308,3 +308,4 @@ def cnn_torchscript(seed: int = 0, small: bool = False) -> Battery:
 
 
 ROUND_TWO = {f.__name__: f for f in (avgpool_mid, mobilenet_v2_block, nhwc_flatten, cnn_torchscript)}
+MORE.update(ROUND_TWO)

@@ -41,6 +41,10 @@ PLAN = {
     "binary_cnn_float_scales": {"small": (8192, 8, 8), "full": (16384, 100, 100)},
     "layer_input_quant": {"small": (1024, 8, 8), "full": (2048, 100, 100)},
     "batch4_export": {"small": (1024, 8, 8), "full": (2048, 100, 100)},
+    "avgpool_mid": {"small": (8192, 8, 8), "full": (16384, 100, 100)},
+    "mobilenet_v2_block": {"small": (8192, 8, 8), "full": (16384, 100, 100)},
+    "nhwc_flatten": {"small": (4096, 8, 8), "full": (4096, 100, 100)},
+    "cnn_torchscript": {"small": (8192, 8, 8), "full": (16384, 100, 100)},
 }
 ENGINES = ("numpy", "rtlsim")
 
