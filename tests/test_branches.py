@@ -113,6 +113,37 @@ class FlatConcat(torch.nn.Module):
         return self.fc(torch.cat([a, torch.flatten(self.q(self.bnb(self.cb(y))), 1)], dim=1))
 
 
+class Cat3(torch.nn.Module):
+    """Input quantizer -> conv -> three tensors concatenated on channels: a 3x3 branch, the conv's
+    output itself (a copy straight from the fork) and a 1x1 branch, so the tensor is read three
+    times. scales="shared": the branches end in the conv's own quantizer (one scale); "own": three
+    computed branches with quantizers of three scales, then a quantizer after the cat."""
+
+    def __init__(self, scales: str = "shared"):
+        super().__init__()
+        self.scales = scales
+        self.qin = QuantIdentity(bit_width=4)
+        self.stem, self.bn0, self.q0 = _conv(1, 4, 3), torch.nn.BatchNorm2d(4), QuantIdentity(bit_width=4)
+        self.ca, self.bna = _conv(4, 4, 3), torch.nn.BatchNorm2d(4)
+        self.cb, self.bnb = _conv(4, 2, 1), torch.nn.BatchNorm2d(2)
+        self.cc, self.bnc = _conv(4, 2, 1), torch.nn.BatchNorm2d(2)
+        own = scales == "own"
+        self.qa = QuantIdentity(bit_width=4, scaling_impl_type="const", min_val=-1.5, max_val=1.5) if own else self.q0
+        self.qb = QuantIdentity(bit_width=4, scaling_impl_type="const", min_val=-2.0, max_val=2.0) if own else self.q0
+        self.qc = QuantIdentity(bit_width=4, scaling_impl_type="const", min_val=-1.0, max_val=1.0)
+        self.qcat = QuantIdentity(bit_width=4)
+        self.fc = QuantLinear(8 * 36 if own else 10 * 36, 10, **W4)
+
+    def forward(self, x):
+        h = self.q0(self.bn0(self.stem(self.qin(x))))
+        a = self.qa(self.bna(self.ca(h)))
+        if self.scales == "own":
+            y = self.qcat(torch.cat([a, self.qb(self.bnb(self.cb(h))), self.qc(self.bnc(self.cc(h)))], dim=1))
+        else:
+            y = torch.cat([a, h, self.q0(self.bnb(self.cb(h)))], dim=1)
+        return self.fc(torch.flatten(y, 1))
+
+
 MODELS = {
     "add": (lambda: Branches("add"), (1, 6, 6), 300),
     "cat-lanes": (lambda: Branches("cat", 8, 4), (1, 6, 6), 300),
@@ -120,6 +151,8 @@ MODELS = {
     "flat-cat": (lambda: FlatConcat(), (1, 4, 4), 200),
     "cat-two-scales": (lambda: Branches("cat-requant", 8, 4), (1, 6, 6), 300),
     "all": (lambda: Branches("add", shortcut=True, then_cat=True), (1, 6, 6), 400),
+    "cat3": (lambda: Cat3("shared"), (1, 6, 6), 200),
+    "cat3-scales": (lambda: Cat3("own"), (1, 6, 6), 200),
 }
 
 
@@ -159,9 +192,12 @@ def _check_build(model, shape, out, report, n: int) -> None:
     assert int(np.sum(execute_numpy(g, x) != want)) == 0
     y, _ = run_rtlsim(g, out, x)
     assert int(np.sum(y != want)) == 0
+    sized = {f.name for d in diamonds(g) for f in (d.fifo_of(p) for p in range(len(d.branches))) if f is not None}
     for op in g.ops():
-        if op.op_type == "StreamFIFO":
+        if op.op_type == "StreamFIFO" and op.name in sized:
             assert 1 <= op.attr("MinDepth") <= op.depth(), op.name
+        elif op.op_type == "StreamFIFO":  # a fork/join nested in another (a Concat of three): a whole frame
+            assert op.attr("MinDepth") is None and op.depth() == op.frame_depth(), op.name
 
 
 @pytest.fixture(scope="module")
@@ -288,6 +324,44 @@ def test_join_without_fifo_on_a_branch_that_must_buffer_is_refused():
             g.model.graph.node.remove(node)
     with pytest.raises(UserError, match="IntMVU_1 has no FIFO but must hold .* beats"):
         size_fifos(g)
+
+
+@pytest.mark.sim
+@pytest.mark.parametrize("name", ["cat3", "cat3-scales"])
+def test_concat_of_three_builds_exact(name, tmp_path):
+    """torch.cat of three tensors read from one: a chain of two StreamingConcats fed by two
+    Duplicates; PyTorch == numpy == RTL, at the estimated rate and under random stalls."""
+    model, shape, out, report = _build(name, tmp_path, 8)
+    ops = [layer["op"] for layer in report["layers"]]
+    assert ops.count("StreamingConcat") == 2 and ops.count("Duplicate") == 2, ops
+    _check_build(model, shape, out, report, 8)
+    g = load_build(out)
+    x = _images(200, shape, seed=12)
+    assert int(np.sum(execute_numpy(g, x) != _torch_labels(model, x))) == 0
+    y, _ = run_rtlsim(g, out, x[:8], stall_seed=3)
+    assert int(np.sum(y != _torch_labels(model, x[:8]))) == 0
+    if name == "cat3-scales":  # the quantizer after the Concat: per-channel thresholds from each branch's scale
+        (thr,) = [o.param("thresholds") for o in g.ops() if o.op_type == "Thresholding"
+                  and o.in_stream().elems == 8 * 36]
+        assert (thr[:4] == thr[0]).all() and (thr[4:6] == thr[4]).all() and (thr[6:] == thr[6]).all()
+        assert len({tuple(thr[0]), tuple(thr[4]), tuple(thr[6])}) == 3
+
+
+def test_concat_of_three_scales_without_a_quantizer_is_refused(tmp_path):
+    """Three scales and no quantizer after the Concat: one sentence naming the node and the scales."""
+
+    class NoRequant(Cat3):
+        def forward(self, x):
+            h = self.q0(self.bn0(self.stem(self.qin(x))))
+            y = torch.cat([self.qa(self.bna(self.ca(h))), self.qb(self.bnb(self.cb(h))),
+                           self.qc(self.bnc(self.cc(h)))], dim=1)
+            return self.fc(torch.flatten(y, 1))
+
+    torch.manual_seed(0)
+    path = export(randomize_norms(NoRequant("own"), 1), tmp_path / "m.onnx", (1, 6, 6))
+    with pytest.raises(UserError, match=r"Concat '.*': its inputs have the scales \S+ and \S+ and \S+; "
+                                        "concatenating tensors of one scale is supported"):
+        streamline(load_qonnx(path))
 
 
 def test_concat_scales_must_agree(tmp_path):
