@@ -114,33 +114,35 @@ class FlatConcat(torch.nn.Module):
 
 
 class Cat3(torch.nn.Module):
-    """Input quantizer -> conv -> three tensors concatenated on channels: a 3x3 branch, the conv's
-    output itself (a copy straight from the fork) and a 1x1 branch, so the tensor is read three
-    times. scales="shared": the branches end in the conv's own quantizer (one scale); "own": three
-    computed branches with quantizers of three scales, then a quantizer after the cat."""
+    """Input quantizer -> conv -> torch.cat on channels of three tensors read from the conv's output
+    -> linear. "copy": a 3x3 branch, the conv's output itself (a copy straight from the fork) and a
+    1x1 branch, all of the conv's scale; "scales": a 3x3 and two 1x1 branches with quantizers of
+    three scales, then a quantizer after the cat; "rate": 1x1 convolutions only, 4 + 2 + 6 channels
+    of one scale and a max-pool head, so that the concats set the pace (the first at one lane)."""
 
-    def __init__(self, scales: str = "shared"):
+    def __init__(self, kind: str = "copy"):
         super().__init__()
-        self.scales = scales
+        self.kind = kind
+        k, cc = (1, 6) if kind == "rate" else (3, 2)
         self.qin = QuantIdentity(bit_width=4)
-        self.stem, self.bn0, self.q0 = _conv(1, 4, 3), torch.nn.BatchNorm2d(4), QuantIdentity(bit_width=4)
-        self.ca, self.bna = _conv(4, 4, 3), torch.nn.BatchNorm2d(4)
+        self.stem, self.bn0, self.q0 = _conv(1, 4, k), torch.nn.BatchNorm2d(4), QuantIdentity(bit_width=4)
+        self.ca, self.bna = _conv(4, 4, k), torch.nn.BatchNorm2d(4)
         self.cb, self.bnb = _conv(4, 2, 1), torch.nn.BatchNorm2d(2)
-        self.cc, self.bnc = _conv(4, 2, 1), torch.nn.BatchNorm2d(2)
-        own = scales == "own"
+        self.cc, self.bnc = _conv(4, cc, 1), torch.nn.BatchNorm2d(cc)
+        own = kind == "scales"
         self.qa = QuantIdentity(bit_width=4, scaling_impl_type="const", min_val=-1.5, max_val=1.5) if own else self.q0
         self.qb = QuantIdentity(bit_width=4, scaling_impl_type="const", min_val=-2.0, max_val=2.0) if own else self.q0
-        self.qc = QuantIdentity(bit_width=4, scaling_impl_type="const", min_val=-1.0, max_val=1.0)
+        self.qc = QuantIdentity(bit_width=4, scaling_impl_type="const", min_val=-1.0, max_val=1.0) if own else self.q0
         self.qcat = QuantIdentity(bit_width=4)
-        self.fc = QuantLinear(8 * 36 if own else 10 * 36, 10, **W4)
+        channels = 4 + (4 if kind == "copy" else 2) + cc
+        self.fc = QuantLinear(channels * (1 if kind == "rate" else 36), 10, **W4)
 
     def forward(self, x):
         h = self.q0(self.bn0(self.stem(self.qin(x))))
-        a = self.qa(self.bna(self.ca(h)))
-        if self.scales == "own":
-            y = self.qcat(torch.cat([a, self.qb(self.bnb(self.cb(h))), self.qc(self.bnc(self.cc(h)))], dim=1))
-        else:
-            y = torch.cat([a, h, self.q0(self.bnb(self.cb(h)))], dim=1)
+        middle = h if self.kind == "copy" else self.qb(self.bnb(self.cb(h)))
+        y = torch.cat([self.qa(self.bna(self.ca(h))), middle, self.qc(self.bnc(self.cc(h)))], dim=1)
+        y = self.qcat(y) if self.kind == "scales" else y
+        y = torch.nn.functional.max_pool2d(y, 6) if self.kind == "rate" else y
         return self.fc(torch.flatten(y, 1))
 
 
@@ -151,8 +153,9 @@ MODELS = {
     "flat-cat": (lambda: FlatConcat(), (1, 4, 4), 200),
     "cat-two-scales": (lambda: Branches("cat-requant", 8, 4), (1, 6, 6), 300),
     "all": (lambda: Branches("add", shortcut=True, then_cat=True), (1, 6, 6), 400),
-    "cat3": (lambda: Cat3("shared"), (1, 6, 6), 200),
-    "cat3-scales": (lambda: Cat3("own"), (1, 6, 6), 200),
+    "cat3": (lambda: Cat3("copy"), (1, 6, 6), 200),
+    "cat3-scales": (lambda: Cat3("scales"), (1, 6, 6), 200),
+    "cat3-rate": (lambda: Cat3("rate"), (1, 6, 6), 216),
 }
 
 
@@ -327,10 +330,13 @@ def test_join_without_fifo_on_a_branch_that_must_buffer_is_refused():
 
 
 @pytest.mark.sim
-@pytest.mark.parametrize("name", ["cat3", "cat3-scales"])
+@pytest.mark.parametrize("name", ["cat3", "cat3-scales", "cat3-rate"])
 def test_concat_of_three_builds_exact(name, tmp_path):
     """torch.cat of three tensors read from one: a chain of two StreamingConcats fed by two
-    Duplicates; PyTorch == numpy == RTL, at the estimated rate and under random stalls."""
+    Duplicates; PyTorch == numpy == RTL, at the estimated rate and under random stalls. In
+    "cat3-rate" the first concat runs at one lane and the full rate and the second at two: the
+    FIFO between them takes two lanes, else the second would wait on a width converter in its
+    turns (288 cycles per frame measured for 216 estimated)."""
     model, shape, out, report = _build(name, tmp_path, 8)
     ops = [layer["op"] for layer in report["layers"]]
     assert ops.count("StreamingConcat") == 2 and ops.count("Duplicate") == 2, ops
@@ -358,7 +364,7 @@ def test_concat_of_three_scales_without_a_quantizer_is_refused(tmp_path):
             return self.fc(torch.flatten(y, 1))
 
     torch.manual_seed(0)
-    path = export(randomize_norms(NoRequant("own"), 1), tmp_path / "m.onnx", (1, 6, 6))
+    path = export(randomize_norms(NoRequant("scales"), 1), tmp_path / "m.onnx", (1, 6, 6))
     with pytest.raises(UserError, match=r"Concat '.*': its inputs have the scales \S+ and \S+ and \S+; "
                                         "concatenating tensors of one scale is supported"):
         streamline(load_qonnx(path))
