@@ -370,6 +370,25 @@ def test_concat_of_three_scales_without_a_quantizer_is_refused(tmp_path):
         streamline(load_qonnx(path))
 
 
+def test_concat_of_a_constant_is_refused(tmp_path):
+    """A constant among the Concat's inputs (once silently dropped beside two tensors): one sentence."""
+
+    class WithConstant(Cat3):
+        def __init__(self):
+            super().__init__("copy")
+            self.register_buffer("k", torch.zeros(1, 2, 6, 6))
+            self.fc = QuantLinear(10 * 36, 10, **W4)
+
+        def forward(self, x):
+            h = self.q0(self.bn0(self.stem(self.qin(x))))
+            return self.fc(torch.flatten(torch.cat([self.qa(self.bna(self.ca(h))), h, self.k], dim=1), 1))
+
+    torch.manual_seed(0)
+    path = export(randomize_norms(WithConstant(), 1), tmp_path / "m.onnx", (1, 6, 6))
+    with pytest.raises(UserError, match=r"Concat 'Concat_0' reads a constant tensor"):
+        streamline(load_qonnx(path))
+
+
 def test_concat_scales_must_agree(tmp_path):
     """Concat of two branches with their own quantizers (different scales): one sentence naming the node."""
 

@@ -22,8 +22,8 @@ from flow.passes.tensor import Tensor
 
 class ConcatLowering:
     def concat_node(self, node, ins: list[Tensor]) -> None:
-        """Lower `node` (a Concat of the tensors `ins`, N >= 2), with the quantizer after it where
-        the scales differ."""
+        """Lower `node` (a Concat of the tensors `ins`), with the quantizer after it where the
+        scales differ."""
         if len([i for i in node.input if i]) != len(ins):
             raise UserError(f"Concat {node.name!r} reads a constant tensor; concatenating quantized tensors "
                             "computed by the network is supported")

@@ -420,7 +420,7 @@ class Streamliner(LayerLowering, PoolLowering, ConcatLowering):
                 raise UserError(f"Add {node.name!r} must be followed by an activation quantizer")
             self.publish(qnext.output[0], self.requantize(s, seg, qnext, f"Add {node.name!r}"))
             self.done.update(x.name for x in [node, *seg, qnext])
-        elif kind == "Concat" and len(dyn) >= 2:
+        elif kind == "Concat" and dyn:
             self.concat_node(node, [self.take(x, node) for x in dyn])
         elif kind in ACT_QUANT | FLOAT_OPS and len(dyn) == 1:
             self.requantize_from(node, dyn[0])
