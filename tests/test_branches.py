@@ -113,6 +113,39 @@ class FlatConcat(torch.nn.Module):
         return self.fc(torch.cat([a, torch.flatten(self.q(self.bnb(self.cb(y))), 1)], dim=1))
 
 
+class Cat3(torch.nn.Module):
+    """Input quantizer -> conv -> torch.cat on channels of three tensors read from the conv's output
+    -> linear. "copy": a 3x3 branch, the conv's output itself (a copy straight from the fork) and a
+    1x1 branch, all of the conv's scale; "scales": a 3x3 and two 1x1 branches with quantizers of
+    three scales, then a quantizer after the cat; "rate": 1x1 convolutions only, 4 + 2 + 6 channels
+    of one scale and a max-pool head, so that the concats set the pace (the first at one lane)."""
+
+    def __init__(self, kind: str = "copy"):
+        super().__init__()
+        self.kind = kind
+        k, cc = (1, 6) if kind == "rate" else (3, 2)
+        self.qin = QuantIdentity(bit_width=4)
+        self.stem, self.bn0, self.q0 = _conv(1, 4, k), torch.nn.BatchNorm2d(4), QuantIdentity(bit_width=4)
+        self.ca, self.bna = _conv(4, 4, k), torch.nn.BatchNorm2d(4)
+        self.cb, self.bnb = _conv(4, 2, 1), torch.nn.BatchNorm2d(2)
+        self.cc, self.bnc = _conv(4, cc, 1), torch.nn.BatchNorm2d(cc)
+        own = kind == "scales"
+        self.qa = QuantIdentity(bit_width=4, scaling_impl_type="const", min_val=-1.5, max_val=1.5) if own else self.q0
+        self.qb = QuantIdentity(bit_width=4, scaling_impl_type="const", min_val=-2.0, max_val=2.0) if own else self.q0
+        self.qc = QuantIdentity(bit_width=4, scaling_impl_type="const", min_val=-1.0, max_val=1.0) if own else self.q0
+        self.qcat = QuantIdentity(bit_width=4)
+        channels = 4 + (4 if kind == "copy" else 2) + cc
+        self.fc = QuantLinear(channels * (1 if kind == "rate" else 36), 10, **W4)
+
+    def forward(self, x):
+        h = self.q0(self.bn0(self.stem(self.qin(x))))
+        middle = h if self.kind == "copy" else self.qb(self.bnb(self.cb(h)))
+        y = torch.cat([self.qa(self.bna(self.ca(h))), middle, self.qc(self.bnc(self.cc(h)))], dim=1)
+        y = self.qcat(y) if self.kind == "scales" else y
+        y = torch.nn.functional.max_pool2d(y, 6) if self.kind == "rate" else y
+        return self.fc(torch.flatten(y, 1))
+
+
 MODELS = {
     "add": (lambda: Branches("add"), (1, 6, 6), 300),
     "cat-lanes": (lambda: Branches("cat", 8, 4), (1, 6, 6), 300),
@@ -120,6 +153,9 @@ MODELS = {
     "flat-cat": (lambda: FlatConcat(), (1, 4, 4), 200),
     "cat-two-scales": (lambda: Branches("cat-requant", 8, 4), (1, 6, 6), 300),
     "all": (lambda: Branches("add", shortcut=True, then_cat=True), (1, 6, 6), 400),
+    "cat3": (lambda: Cat3("copy"), (1, 6, 6), 200),
+    "cat3-scales": (lambda: Cat3("scales"), (1, 6, 6), 200),
+    "cat3-rate": (lambda: Cat3("rate"), (1, 6, 6), 216),
 }
 
 
@@ -159,9 +195,12 @@ def _check_build(model, shape, out, report, n: int) -> None:
     assert int(np.sum(execute_numpy(g, x) != want)) == 0
     y, _ = run_rtlsim(g, out, x)
     assert int(np.sum(y != want)) == 0
+    sized = {f.name for d in diamonds(g) for f in (d.fifo_of(p) for p in range(len(d.branches))) if f is not None}
     for op in g.ops():
-        if op.op_type == "StreamFIFO":
+        if op.op_type == "StreamFIFO" and op.name in sized:
             assert 1 <= op.attr("MinDepth") <= op.depth(), op.name
+        elif op.op_type == "StreamFIFO":  # a fork/join nested in another (a Concat of three): a whole frame
+            assert op.attr("MinDepth") is None and op.depth() == op.frame_depth(), op.name
 
 
 @pytest.fixture(scope="module")
@@ -288,6 +327,66 @@ def test_join_without_fifo_on_a_branch_that_must_buffer_is_refused():
             g.model.graph.node.remove(node)
     with pytest.raises(UserError, match="IntMVU_1 has no FIFO but must hold .* beats"):
         size_fifos(g)
+
+
+@pytest.mark.sim
+@pytest.mark.parametrize("name", ["cat3", "cat3-scales", "cat3-rate"])
+def test_concat_of_three_builds_exact(name, tmp_path):
+    """torch.cat of three tensors read from one: a chain of two StreamingConcats fed by two
+    Duplicates; PyTorch == numpy == RTL, at the estimated rate and under random stalls. In
+    "cat3-rate" the first concat runs at one lane and the full rate and the second at two: the
+    FIFO between them takes two lanes, else the second would wait on a width converter in its
+    turns (288 cycles per frame measured for 216 estimated)."""
+    model, shape, out, report = _build(name, tmp_path, 8)
+    ops = [layer["op"] for layer in report["layers"]]
+    assert ops.count("StreamingConcat") == 2 and ops.count("Duplicate") == 2, ops
+    _check_build(model, shape, out, report, 8)
+    g = load_build(out)
+    x = _images(200, shape, seed=12)
+    assert int(np.sum(execute_numpy(g, x) != _torch_labels(model, x))) == 0
+    y, _ = run_rtlsim(g, out, x[:8], stall_seed=3)
+    assert int(np.sum(y != _torch_labels(model, x[:8]))) == 0
+    if name == "cat3-scales":  # the quantizer after the Concat: per-channel thresholds from each branch's scale
+        (thr,) = [o.param("thresholds") for o in g.ops() if o.op_type == "Thresholding"
+                  and o.in_stream().elems == 8 * 36]
+        assert (thr[:4] == thr[0]).all() and (thr[4:6] == thr[4]).all() and (thr[6:] == thr[6]).all()
+        assert len({tuple(thr[0]), tuple(thr[4]), tuple(thr[6])}) == 3
+
+
+def test_concat_of_three_scales_without_a_quantizer_is_refused(tmp_path):
+    """Three scales and no quantizer after the Concat: one sentence naming the node and the scales."""
+
+    class NoRequant(Cat3):
+        def forward(self, x):
+            h = self.q0(self.bn0(self.stem(self.qin(x))))
+            y = torch.cat([self.qa(self.bna(self.ca(h))), self.qb(self.bnb(self.cb(h))),
+                           self.qc(self.bnc(self.cc(h)))], dim=1)
+            return self.fc(torch.flatten(y, 1))
+
+    torch.manual_seed(0)
+    path = export(randomize_norms(NoRequant("scales"), 1), tmp_path / "m.onnx", (1, 6, 6))
+    with pytest.raises(UserError, match=r"Concat '.*': its inputs have the scales \S+ and \S+ and \S+; "
+                                        "concatenating tensors of one scale is supported"):
+        streamline(load_qonnx(path))
+
+
+def test_concat_of_a_constant_is_refused(tmp_path):
+    """A constant among the Concat's inputs (once silently dropped beside two tensors): one sentence."""
+
+    class WithConstant(Cat3):
+        def __init__(self):
+            super().__init__("copy")
+            self.register_buffer("k", torch.zeros(1, 2, 6, 6))
+            self.fc = QuantLinear(10 * 36, 10, **W4)
+
+        def forward(self, x):
+            h = self.q0(self.bn0(self.stem(self.qin(x))))
+            return self.fc(torch.flatten(torch.cat([self.qa(self.bna(self.ca(h))), h, self.k], dim=1), 1))
+
+    torch.manual_seed(0)
+    path = export(randomize_norms(WithConstant(), 1), tmp_path / "m.onnx", (1, 6, 6))
+    with pytest.raises(UserError, match=r"Concat 'Concat_0' reads a constant tensor"):
+        streamline(load_qonnx(path))
 
 
 def test_concat_scales_must_agree(tmp_path):

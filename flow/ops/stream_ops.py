@@ -191,6 +191,19 @@ class StreamFIFO(_Plumbing):
     def out_stream(self) -> Stream:
         return self.in_stream()
 
+    def match_lanes(self, prev, nxt, after_file: bool = False) -> None:
+        """Before a join that reads its inputs in turns (a concat: some of its output beats take
+        no beat of this input) with wider beats: the join's lanes, so that the width converter
+        comes before the FIFO and the join can take a beat in every cycle of its turn (behind an
+        upsizing converter it would wait on the producer's rate in each turn)."""
+        if nxt is None or len(nxt.stream_inputs) < 2 or self.stream_outputs[0] not in nxt.stream_inputs:
+            return
+        port = nxt.stream_inputs.index(self.stream_outputs[0])
+        lanes = nxt.in_stream_of(port).lanes
+        if lanes > self.attr("PE") and self.attr("Elems") % lanes == 0 \
+                and np.any(np.diff(nxt.beats_needed_of(port)) == 0):
+            self.set_attr("PE", lanes)
+
     def frame_depth(self) -> int:
         return -(-self.attr("DepthElems") // self.attr("PE")) + 4
 

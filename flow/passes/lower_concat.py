@@ -1,11 +1,13 @@
-"""Lowering of a Concat along channels: StreamingConcat of the codes of two quantized tensors.
+"""Lowering of a Concat along channels: StreamingConcat of the codes of N >= 2 quantized tensors.
 
-A mixin of the Streamliner (flow/passes/streamline.py). Tensors of one scale concatenate as they
-are. Tensors of different scales (each branch its own quantizer) concatenate where a quantizer
-follows the Concat, through float ops only: the concatenated codes carry one scale per channel,
-and that quantizer becomes per-channel thresholds on them (Streamliner.requantize), so every
-channel is requantized exactly from its own scale. Anywhere else a Concat of different scales is
-refused, naming the node.
+A mixin of the Streamliner (flow/passes/streamline.py). N inputs become a chain of two-input
+StreamingConcats, cat(x0, x1, x2) = cat(cat(x0, x1), x2): per vector the chain emits x0's
+channels, then x1's, then x2's, the order the N-way concat streams in channels last. Tensors of
+one scale concatenate as they are. Tensors of different scales (each branch its own quantizer)
+concatenate where a quantizer follows the Concat, through float ops only: the concatenated codes
+carry one scale per channel, and that quantizer becomes per-channel thresholds on them
+(Streamliner.requantize), so every channel is requantized exactly from its own scale. Anywhere
+else a Concat of different scales is refused, naming the node.
 """
 from __future__ import annotations
 
@@ -19,16 +21,23 @@ from flow.passes.tensor import Tensor
 
 
 class ConcatLowering:
-    def concat_node(self, node, a: Tensor, b: Tensor) -> None:
-        """Lower `node` (a Concat of a and b), with the quantizer after it where the scales differ."""
+    def concat_node(self, node, ins: list[Tensor]) -> None:
+        """Lower `node` (a Concat of the tensors `ins`), with the quantizer after it where the
+        scales differ."""
+        if len([i for i in node.input if i]) != len(ins):
+            raise UserError(f"Concat {node.name!r} reads a constant tensor; concatenating quantized tensors "
+                            "computed by the network is supported")
         follow = None
-        if a.codes.scale != b.codes.scale:
+        scales = [t.codes.scale for t in ins]
+        if any(s != scales[0] for s in scales):
             follow = self.quantizer_after(node)
             if follow is None:
-                raise UserError(f"Concat {node.name!r}: its inputs have the scales {a.codes.scale} and "
-                                f"{b.codes.scale}; concatenating tensors of one scale is supported, or of different "
-                                "scales where an activation quantizer follows the Concat (through float ops only)")
-        t = self.concat(a, b, node)
+                raise UserError(f"Concat {node.name!r}: its inputs have the scales {' and '.join(map(str, scales))}; "
+                                "concatenating tensors of one scale is supported, or of different scales where an "
+                                "activation quantizer follows the Concat (through float ops only)")
+        t = ins[0]
+        for nxt in ins[1:]:
+            t = self.concat(t, nxt, node)
         if follow is None:
             self.publish(node.output[0], t)
             self.done.add(node.name)

@@ -12,9 +12,9 @@ codes; everything between two quantizers becomes integer hardware:
     quantized -> depthwise Conv -> [affine, BatchNorm, Relu] -> quantizer  (SlidingWindow +) VVU + thresholds
     quantized -> [affine] -> quantizer                                 Thresholding (requantize)
     quantized + quantized (Add) -> [affine] -> quantizer               AddStreams + Thresholding
-    Concat(quantized, quantized) along channels, one scale             StreamingConcat
-    Concat of two scales -> [affine] -> quantizer                      StreamingConcat + Thresholding
-    a quantized tensor read twice                                      Duplicate (+ FIFOs on the branches)
+    Concat(quantized, ..., quantized) along channels, one scale        a chain of StreamingConcats
+    Concat of several scales -> [affine] -> quantizer                  StreamingConcats + Thresholding
+    a quantized tensor read n times                                    n - 1 Duplicates (+ FIFOs on the branches)
     ... -> MatMul|Gemm -> [affine] -> output                           MVU (+ FixedScale) + LabelSelect
 
 Thresholds come from evaluating each float segment, exactly as the ONNX file computes
@@ -402,15 +402,15 @@ class Streamliner(LayerLowering, PoolLowering, ConcatLowering, ShapeLowering):
                 raise UserError(f"Add {node.name!r} must be followed by an activation quantizer")
             self.publish(qnext.output[0], self.requantize(s, seg, qnext, f"Add {node.name!r}"))
             self.done.update(x.name for x in [node, *seg, qnext])
-        elif kind == "Concat" and len(dyn) == 2:
-            self.concat_node(node, self.take(dyn[0], node), self.take(dyn[1], node))
+        elif kind == "Concat" and dyn:
+            self.concat_node(node, [self.take(x, node) for x in dyn])
         elif kind in ACT_QUANT | FLOAT_OPS and len(dyn) == 1:
             self.requantize_from(node, dyn[0])
         else:
             _check_ops([node], SHAPE_OPS | FLOAT_OPS | LAYER_OPS | ACT_QUANT | POOL_OPS | {"MaxPool", "Pad", "Concat"},
                        "in this position")
-            raise UserError(f"node {node.name!r} ({kind}) combines {len(dyn)} computed tensors; Add and Concat "
-                            "join two")
+            raise UserError(f"node {node.name!r} ({kind}) combines {len(dyn)} computed tensors; Add joins two, "
+                            "Concat two or more")
         return False
 
     def requantize_from(self, node, name: str) -> None:
