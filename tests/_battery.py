@@ -77,6 +77,8 @@ class Battery:
         if self.output == "bipolar":
             # bnnflow gives a final quantizer's codes u (README "Output kinds"): 1 for +1, 0 for -1
             return np.where(y[:, 0] > 0, 1, 0).astype(np.int64), np.zeros(len(x), bool), None
+        if self.output == "decision":  # a single output, no quantizer: 1 where it is >= 0
+            return np.where(y[:, 0] >= 0, 1, 0).astype(np.int64), np.zeros(len(x), bool), None
         allowed = y == y.max(axis=1, keepdims=True)
         return y.argmax(axis=1), allowed.sum(axis=1) > 1, allowed
 

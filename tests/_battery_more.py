@@ -309,3 +309,47 @@ def cnn_torchscript(seed: int = 0, small: bool = False) -> Battery:
 
 ROUND_TWO = {f.__name__: f for f in (avgpool_mid, mobilenet_v2_block, nhwc_flatten, cnn_torchscript)}
 MORE.update(ROUND_TWO)
+
+
+# --- round three ----------------------------------------------------------------------------
+
+def fixed_point_cnn(seed: int = 0, small: bool = False) -> Battery:
+    """Power-of-two scales everywhere (Brevitas's *FixedPoint quantizers, as hls4ml's ap_fixed
+    layers), ternary 2-bit weights in the middle layer, 6-bit weights elsewhere, a Conv1d-free
+    2-D CNN with conv biases quantized as Int16 and a stride-2 pool of 3."""
+    from brevitas.nn import QuantConv2d, QuantIdentity, QuantLinear, QuantReLU
+    from brevitas.quant import (Int8ActPerTensorFixedPoint, Int8WeightPerTensorFixedPoint, Int16Bias,
+                                Uint8ActPerTensorFixedPoint)
+
+    torch.manual_seed(seed)
+    c = 8 if small else 16
+    wq = dict(weight_quant=Int8WeightPerTensorFixedPoint)
+    layers = [QuantIdentity(act_quant=Int8ActPerTensorFixedPoint, bit_width=8, return_quant_tensor=True),
+              QuantConv2d(3, c, 3, padding=1, bias=True, bias_quant=Int16Bias, weight_bit_width=6, **wq),
+              nn.BatchNorm2d(c), QuantReLU(act_quant=Uint8ActPerTensorFixedPoint, bit_width=4),
+              nn.MaxPool2d(3, stride=2),                                                     # 32 -> 15
+              QuantConv2d(c, c, 3, bias=False, weight_bit_width=2, **wq), nn.BatchNorm2d(c),  # 15 -> 13
+              QuantReLU(act_quant=Uint8ActPerTensorFixedPoint, bit_width=4),
+              QuantConv2d(c, 2 * c, 3, stride=2, bias=False, weight_bit_width=6, **wq), nn.BatchNorm2d(2 * c),  # -> 6
+              QuantIdentity(act_quant=Int8ActPerTensorFixedPoint, bit_width=6),
+              nn.Flatten(), QuantLinear(2 * c * 36, 10, bias=True, weight_bit_width=6, **wq)]
+    return _finish(nn.Sequential(*layers), CIFAR, "uint8", seed)
+
+
+def signed_input_mlp(seed: int = 0, small: bool = False) -> Battery:
+    """Tabular int8 features read by the first layer directly (no input quantizer in the model:
+    the input's datatype comes from --input-type), 2-bit ternary weights, QuantReLU(3 bits),
+    a single-output decision at the end."""
+    from brevitas.nn import QuantLinear, QuantReLU
+
+    torch.manual_seed(seed)
+    h = 16 if small else 64
+    layers = [QuantLinear(40, h, bias=True, weight_bit_width=2), nn.BatchNorm1d(h), QuantReLU(bit_width=3),
+              QuantLinear(h, h, bias=True, weight_bit_width=2), nn.BatchNorm1d(h), QuantReLU(bit_width=3),
+              QuantLinear(h, 1, bias=True, weight_bit_width=2)]
+    return _finish(nn.Sequential(*layers), (40,), "int8", seed, output="decision",
+                   cli=["--input-type", "fixed<8,1>"])
+
+
+ROUND_THREE = {f.__name__: f for f in (fixed_point_cnn, signed_input_mlp)}
+MORE.update(ROUND_THREE)

@@ -45,6 +45,8 @@ PLAN = {
     "mobilenet_v2_block": {"small": (8192, 8, 8), "full": (16384, 100, 100)},
     "nhwc_flatten": {"small": (4096, 8, 8), "full": (4096, 100, 100)},
     "cnn_torchscript": {"small": (8192, 8, 8), "full": (16384, 100, 100)},
+    "fixed_point_cnn": {"small": (8192, 8, 8), "full": (16384, 100, 100)},
+    "signed_input_mlp": {"small": (1024, 8, 8), "full": (1024, 200, 200)},
 }
 ENGINES = ("numpy", "rtlsim")
 
