@@ -18,10 +18,7 @@ from _battery import BATTERY, INPUTS
 from _battery_run import PLAN, check
 
 # `bnnflow build`'s sentence for each model it refuses today (benchmarks/battery_status.py)
-REFUSED: dict = {
-    "inception_mix": "Add 'Add_0': both inputs must be multi-bit quantized tensors of one shape and one scale",
-    "mobilenet_v2_block": "Add 'Add_0': both inputs must be multi-bit quantized tensors of one shape and one scale",
-}
+REFUSED: dict = {}
 
 
 def _models():

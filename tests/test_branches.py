@@ -12,13 +12,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from brevitas.nn import QuantConv2d, QuantIdentity, QuantLinear
+from brevitas.nn import QuantConv2d, QuantIdentity, QuantLinear, QuantReLU
 from brevitas.quant import Int8WeightPerTensorFixedPoint
 
 from _cli import assert_refused, bnnflow
 from _models import export, randomize_norms
 from flow.cli import main
 from flow.core.errors import UserError
+from flow.core.quant import Codes, common_step, pair_thresholds
 from flow.frontend.load import load_qonnx
 from flow.ir.graph import DataflowGraph
 from flow.passes.fifo import branch_depths, diamonds, size_fifos
@@ -146,6 +147,23 @@ class Cat3(torch.nn.Module):
         return self.fc(torch.flatten(y, 1))
 
 
+class TwoScaleResidual(torch.nn.Module):
+    """A residual block whose Add reads two quantizers of their own: the block input (a signed
+    QuantIdentity) and the body's QuantReLU (unsigned, another scale); the sum requantized."""
+
+    def __init__(self, c: int = 4):
+        super().__init__()
+        self.qin = QuantIdentity(bit_width=4)
+        self.stem, self.bn0, self.q0 = _conv(1, c, 3), torch.nn.BatchNorm2d(c), QuantIdentity(bit_width=4)
+        self.body, self.bn1, self.q1 = _conv(c, c, 3), torch.nn.BatchNorm2d(c), QuantReLU(bit_width=3)
+        self.qsum = QuantIdentity(bit_width=4, scaling_impl_type="const", min_val=-3.0, max_val=3.0)  # a third scale
+        self.fc = QuantLinear(c * 36, 10, **W4)
+
+    def forward(self, x):
+        h = self.q0(self.bn0(self.stem(self.qin(x))))
+        return self.fc(torch.flatten(self.qsum(h + self.q1(self.bn1(self.body(h)))), 1))
+
+
 MODELS = {
     "add": (lambda: Branches("add"), (1, 6, 6), 300),
     "cat-lanes": (lambda: Branches("cat", 8, 4), (1, 6, 6), 300),
@@ -156,6 +174,7 @@ MODELS = {
     "cat3": (lambda: Cat3("copy"), (1, 6, 6), 200),
     "cat3-scales": (lambda: Cat3("scales"), (1, 6, 6), 200),
     "cat3-rate": (lambda: Cat3("rate"), (1, 6, 6), 216),
+    "add-two-scales": (lambda: TwoScaleResidual(), (1, 6, 6), 200),
 }
 
 
@@ -271,6 +290,42 @@ def test_numpy_equals_pytorch_on_many_inputs(name, tmp_path):
 def test_model_builds_exact_on_50_inputs(name, tmp_path):
     model, shape, out, report = _build(name, tmp_path, 50)
     _check_build(model, shape, out, report, 60)
+
+
+@pytest.mark.sim
+def test_add_of_two_scales_builds_exact(tmp_path):
+    """Add of a signed and an unsigned quantizer's codes (different scales): FixedScale on the
+    branch whose integer step is not 1, AddStreams, Thresholding of the integer sum; the CLI
+    build verifies RTL == numpy, and both equal PyTorch."""
+    model, shape, out, report = _build("add-two-scales", tmp_path, 8)
+    ops = [layer["op"] for layer in report["layers"] if layer["op"] != "DataWidthConverter"]
+    i = ops.index("AddStreams")
+    assert "FixedScale" in ops[:i] and ops[i + 1] == "Thresholding", ops
+    _check_build(model, shape, out, report, 8)
+    g = load_build(out)
+    x = _images(200, shape, seed=12)
+    assert int(np.sum(execute_numpy(g, x) != _torch_labels(model, x))) == 0
+
+
+def test_pair_thresholds_follow_the_float_sum():
+    """Scales 0.5 and 0.75 (2 and 3 steps of 0.25) of two 2-bit unsigned inputs, requantized to
+    3 bits of scale 1 with round-half-even: the thresholds on z = 2*ua + 3*ub are where the
+    float sum 0.25*z rounds up a level (z = 2, 0.5, still rounds to 0), max(z) + 1 for levels
+    no pair reaches; a code that falls as z grows is refused."""
+    m0, mult = common_step([np.float32(0.5), np.float32(0.75)])
+    assert (m0, mult) == (np.float32(0.25), [2, 3])
+    ua, ub = (v.ravel() for v in np.meshgrid(np.arange(4), np.arange(4), indexing="ij"))
+    z = 2 * ua + 3 * ub
+    x = (np.float32(0.5) * ua.astype(np.float32) + np.float32(0.75) * ub.astype(np.float32)).astype(np.float32)
+    nxt = Codes(8, 1, 0, 1.0)
+    codes = nxt.encode(x[:, None])
+    thr = pair_thresholds(z, np.repeat(codes, 2, axis=1), nxt.levels, "Add 'a'")
+    assert thr.tolist() == [[3, 6, 11, 15, 16, 16, 16]] * 2
+    assert np.array_equal((z[:, None] >= thr[0][None, :]).sum(axis=1), codes[:, 0])
+    with pytest.raises(UserError, match="Add 'a': the quantized sum is not a non-decreasing function"):
+        pair_thresholds(z, (z == 5).astype(np.int64), 2, "Add 'a'")
+    with pytest.raises(UserError, match="not a non-decreasing function"):  # equal sums, different codes
+        pair_thresholds(np.array([0, 1, 1]), np.array([0, 0, 1]), 2, "Add 'a'")
 
 
 # ----------------------------------------------------------------- FIFO sizing, no RTL

@@ -6,7 +6,9 @@ is (1, min_int) with L = max_int - min_int + 1.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from fractions import Fraction
 
 import numpy as np
 import onnx
@@ -208,3 +210,39 @@ def derive_thresholds(codes: np.ndarray, acc: np.ndarray, levels: int, where: st
             first = np.argmax(hit, axis=0)
             thr[cols, j - 1] = np.where(hit.any(axis=0), av[first], av[-1] + 1)
     return dec, thr
+
+
+def common_step(steps) -> tuple[np.float32, list[int]] | None:
+    """(m0, M) for positive float32 steps: the largest float32 m0 and positive integers M with
+    steps[i] = M[i] * m0 exactly (the steps as exact rationals, m0 their greatest common
+    divisor: a power of two times the gcd of the mantissas); None where that gcd is no float32."""
+    exact = [Fraction(float(np.float32(v))) for v in steps]
+    den = max(v.denominator for v in exact)
+    g = Fraction(math.gcd(*(v.numerator * (den // v.denominator) for v in exact)), den)
+    m0 = np.float32(float(g))
+    if Fraction(float(m0)) != g:
+        return None
+    return m0, [int(v / g) for v in exact]
+
+
+def pair_thresholds(z: np.ndarray, codes: np.ndarray, levels: int, where: str) -> np.ndarray:
+    """Thresholds (C, levels-1) on an integer sum z (P,) >= 0 from the next quantizer's codes (P, C)
+    at every reachable pair of inputs: level k's threshold is the smallest z whose code reaches k
+    (max(z) + 1 where none does). The codes must be equal for equal z and non-decreasing in z,
+    else the float model is not a function of the sum that thresholds can compute (refused)."""
+    z = np.asarray(z, np.int64)
+    codes = np.asarray(codes, np.int64).reshape(len(z), -1)
+    order = np.argsort(z, kind="stable")
+    z, codes = z[order], codes[order]
+    same = np.diff(z) == 0
+    if np.any(codes[1:][same] != codes[:-1][same]) or np.any(np.diff(codes, axis=0) < 0):
+        raise UserError(f"{where}: the quantized sum is not a non-decreasing function of the integer sum of the "
+                        "inputs' codes (the float rounding of the Add or the ops after it is not monotone there), "
+                        "so it cannot be thresholded")
+    first = np.concatenate([[True], ~same])
+    zu, cu = z[first], codes[first]
+    thr = np.empty((cu.shape[1], levels - 1), dtype=np.int64)
+    for k in range(1, levels):
+        hit = cu >= k
+        thr[:, k - 1] = np.where(hit.any(axis=0), zu[np.argmax(hit, axis=0)], zu[-1] + 1)
+    return thr

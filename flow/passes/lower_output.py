@@ -17,6 +17,7 @@ from fractions import Fraction
 import numpy as np
 
 from flow.core.errors import UserError
+from flow.core.quant import common_step
 from flow.passes.accumulator import Accumulator, stored_weight_bits, weight_mode
 from flow.passes.segments import ort_session as _ort_session
 from flow.passes.tensor import Tensor
@@ -246,13 +247,10 @@ def _class_steps(m: np.ndarray, live: np.ndarray, node) -> tuple[np.float32, np.
     steps = [Fraction(float(v)) for v in every[live]]
     if any(v <= 0 for v in steps):
         raise UserError(f"the output layer {node.name!r} has a class whose accumulator step is not positive")
-    den = max(v.denominator for v in steps)
-    nums = [v.numerator * (den // v.denominator) for v in steps]
-    g = Fraction(math.gcd(*nums), den)
-    m0 = np.float32(float(g))
-    if Fraction(float(m0)) != g:
+    found = common_step(every[live])
+    if found is None:
         raise UserError(f"the output layer {node.name!r} has class steps with no common float32 step")
-    mult = [int(v / g) for v in steps]
+    m0, mult = found
     if max(mult).bit_length() > MAX_LOGIT_BITS // 2:
         raise UserError(f"the output layer {node.name!r} has class steps from {float(min(steps)):.3g} to "
                         f"{float(max(steps)):.3g}, whose ratio as integers needs more than {MAX_LOGIT_BITS // 2} bits")

@@ -12,6 +12,7 @@ codes; everything between two quantizers becomes integer hardware:
     quantized -> depthwise Conv -> [affine, BatchNorm, Relu] -> quantizer  (SlidingWindow +) VVU + thresholds
     quantized -> [affine] -> quantizer                                 Thresholding (requantize)
     quantized + quantized (Add) -> [affine] -> quantizer               AddStreams + Thresholding
+    Add of two scales -> [affine] -> quantizer                         [FixedScale +] AddStreams + Thresholding
     Concat(quantized, ..., quantized) along channels, one scale        a chain of StreamingConcats
     Concat of several scales -> [affine] -> quantizer                  StreamingConcats + Thresholding
     a quantized tensor read n times                                    n - 1 Duplicates (+ FIFOs on the branches)
@@ -396,12 +397,7 @@ class Streamliner(LayerLowering, PoolLowering, ConcatLowering, ShapeLowering):
                 return True
             self.publish(qnext.output[0], out)
         elif kind == "Add" and len(dyn) == 2:
-            s = self.join(self.take(dyn[0], node), self.take(dyn[1], node), node)
-            seg, qnext = self.chain_to_quantizer(node.output[0], node)
-            if qnext is None:
-                raise UserError(f"Add {node.name!r} must be followed by an activation quantizer")
-            self.publish(qnext.output[0], self.requantize(s, seg, qnext, f"Add {node.name!r}"))
-            self.done.update(x.name for x in [node, *seg, qnext])
+            self.add_node(node, self.take(dyn[0], node), self.take(dyn[1], node))
         elif kind == "Concat" and dyn:
             self.concat_node(node, [self.take(x, node) for x in dyn])
         elif kind in ACT_QUANT | FLOAT_OPS and len(dyn) == 1:
