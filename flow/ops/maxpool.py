@@ -67,7 +67,11 @@ class MaxPool(HWOp):
         return maxpool(x.reshape(n, h, w, c), *self.window()).reshape(n, -1)
 
     def cycles(self) -> int:
-        return self.in_stream().beats
+        """The window engine inside emits every tap of every window: overlapping windows (a
+        kernel of 3, stride 2) take more cycles than the input's beats."""
+        h, w, c, *_ = self.dims()
+        k, s = self.window()
+        return sliding_window_cycles(h, w, c, k, s, 0, self.attr("PE"))
 
     def beats_needed(self) -> np.ndarray:
         """A pooled beat leaves after the last tap of its window (sliding_window inside)."""
