@@ -427,3 +427,27 @@ def test_cli_refuses_a_nan_batchnorm(tmp_path):
     res = bnnflow("build", path, "--out", tmp_path / "out", "--quiet")
     assert_refused(res, "holds nan", "finite")
     assert not (tmp_path / "out" / "report.json").exists()
+
+
+def test_a_dead_channel_batchnorm_saturates_as_the_file_does(tmp_path):
+    """A BatchNorm of gain 1e9 (a channel dead in training: running variance near 0, gamma over
+    sqrt(epsilon)) sends extreme accumulators 1e9-1e10 quantizer steps away: beyond 2^31 but
+    finite, so the quantizer saturates there as the file computes it. Accepted, and numpy top-1
+    equals the float QONNX model."""
+    import onnx
+
+    net = _tiny("random", 3)
+    path = _tamper(net, tmp_path, "BatchNormalization", 0, 1e9, 1)
+    graph = streamline(load_qonnx(path))
+    x = np.random.default_rng(5).integers(0, 256, (64, 4), dtype=np.uint8)
+    x[0], x[1] = 0, 255
+    m = onnx.load(str(path))
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.core.onnx_exec import execute_onnx
+    from qonnx.transformation.infer_shapes import InferShapes
+
+    m.graph.input[0].type.tensor_type.shape.dim[0].dim_value = len(x)
+    m.graph.output[0].type.tensor_type.shape.dim[0].dim_value = len(x)
+    mw = ModelWrapper(m).transform(InferShapes())
+    want = np.argmax(execute_onnx(mw, {"x": x.astype(np.float32) / np.float32(255.0)})["y"], axis=1)
+    assert np.array_equal(execute_numpy(graph, x), want)

@@ -54,7 +54,7 @@ class Codes:
 
     def encode(self, y: np.ndarray, where: str | None = None) -> np.ndarray:
         """Float32 quantizer input -> codes, exactly as the QONNX op computes them. With
-        `where`, an input that is not finite or more than MAX_STEPS steps of the scale from
+        `where`, an input that is not finite or more than MAX_INPUT_STEPS steps of the scale from
         zero (float parameters before the quantizer that overflow) is refused."""
         y = np.asarray(y, dtype=np.float32)
         if self.bipolar:
@@ -68,13 +68,16 @@ class Codes:
         with np.errstate(over="ignore", invalid="ignore"):
             steps = y / np.asarray(self.scale, dtype=np.float32)  # per channel: along the last axis
         if where is not None:
-            check_finite_input(steps, where, MAX_STEPS)
+            check_finite_input(steps, where, MAX_INPUT_STEPS)
         q = rnd(steps)
         q = np.clip(q, self.o, self.o + self.levels - 1)
         return (q - self.o).astype(np.int64)
 
 
-MAX_STEPS = float(1 << 31)
+MAX_STEPS = float(1 << 31)        # a weight's distance from zero in steps of its scale (integer weights)
+# a quantizer input's: beyond its range it saturates, so only broken parameters reach this far
+# (a BatchNorm of a dead channel, running_var near eps, reaches 1e12 on extreme accumulators)
+MAX_INPUT_STEPS = float(1 << 64)
 
 
 def check_finite_input(v: np.ndarray, where: str, limit: float = np.inf) -> None:
