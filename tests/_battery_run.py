@@ -47,6 +47,12 @@ PLAN = {
     "cnn_torchscript": {"small": (8192, 8, 8), "full": (16384, 100, 100)},
     "fixed_point_cnn": {"small": (8192, 8, 8), "full": (16384, 100, 100)},
     "signed_input_mlp": {"small": (1024, 8, 8), "full": (1024, 200, 200)},
+    "resnet_conv_shortcut": {"small": (4096, 8, 8), "full": (16384, 100, 100)},
+    "dw_separable_conv1d": {"small": (2048, 8, 8), "full": (4096, 100, 100)},
+    "binary_weight_mlp": {"small": (1024, 8, 8), "full": (2048, 100, 100)},
+    "relu6_hardtanh_mlp": {"small": (2048, 8, 8), "full": (2048, 100, 100)},
+    "vgg_per_channel_relu": {"small": (8192, 8, 8), "full": (16384, 100, 100)},
+    "fully_conv_head": {"small": (8192, 8, 8), "full": (16384, 100, 100)},
 }
 ENGINES = ("numpy", "rtlsim")
 

@@ -18,7 +18,16 @@ from _battery import BATTERY, INPUTS
 from _battery_run import PLAN, check
 
 # `bnnflow build`'s sentence for each model it refuses today (benchmarks/battery_status.py)
-REFUSED: dict = {}
+REFUSED: dict = {
+    # a per-channel QuantReLU scale before MaxPool, then a dense Conv: its inputs' per-channel steps cannot
+    # stay integer in the accumulator (FINN's streamlining cannot move the per-channel Mul past a dense Conv either)
+    "vgg_per_channel_relu": "layer 'Conv_1' reads a tensor with per-channel activation scales; those are supported "
+                            "before depthwise convolutions, pooling and requantization.",
+    # a 1x1 conv head averaged by AdaptiveAvgPool2d(1) with no quantizer: not supported yet (a GlobalAccPool of the
+    # last layer's accumulators would be exact; a gap, not a design limit)
+    "fully_conv_head": "node 'ReduceMean_0' has op type 'ReduceMean', which is not supported between a layer and its "
+                       "activation; supported there: Add, BatchNormalization, Clip, Div, Identity, Mul, Relu, Sub.",
+}
 
 
 def _models():

@@ -5,7 +5,7 @@ ops, BatchNorm, Relu) up to the next quantizer is evaluated, exactly as the ONNX
 it in float32, on every reachable accumulator value when the range has at most
 MAX_ACC_VALUES values; beyond that the thresholds are found by bisection, which is exact
 because every op allowed in the segment (multiplication, addition, division by constants,
-BatchNorm, Relu, rounding quantizers) is monotone in float32 arithmetic.
+BatchNorm, Relu, Clip, rounding quantizers) is monotone in float32 arithmetic.
 """
 from __future__ import annotations
 

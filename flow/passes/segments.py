@@ -9,7 +9,7 @@ from flow.core.errors import UserError
 
 SHAPE_OPS = {"Reshape", "Flatten", "Identity", "Squeeze", "Unsqueeze"}
 AFFINE_OPS = {"Mul", "Add", "Sub", "Div", "BatchNormalization"}
-FLOAT_OPS = AFFINE_OPS | {"Relu"}  # monotone float ops a float segment absorbs into thresholds
+FLOAT_OPS = AFFINE_OPS | {"Relu", "Clip"}  # monotone float ops a float segment absorbs into thresholds
 LAYER_OPS = {"MatMul", "Gemm", "Conv"}
 ACT_QUANT = {"BipolarQuant", "Quant"}
 
