@@ -353,3 +353,31 @@ def signed_input_mlp(seed: int = 0, small: bool = False) -> Battery:
 
 ROUND_THREE = {f.__name__: f for f in (fixed_point_cnn, signed_input_mlp)}
 MORE.update(ROUND_THREE)
+
+
+# --- round four -----------------------------------------------------------------------------
+
+def binary_cnn_padded(seed: int = 0, small: bool = False) -> Battery:
+    """A binary CNN written the ordinary way: QuantConv2d(padding=1) reading bipolar activations
+    (the float model pads with 0.0, which a 1-bit code cannot hold: the flow re-codes the tensor
+    as -1/0/+1 and lowers the conv as an add/subtract IntMVU), binary weights, BatchNorm, bipolar
+    QuantIdentity activations, MaxPool and a binary classifier."""
+    from brevitas.nn import QuantConv2d, QuantIdentity, QuantLinear
+    from brevitas.quant import SignedBinaryWeightPerTensorConst
+
+    torch.manual_seed(seed)
+    c, side = 8, 16
+    binary = dict(weight_bit_width=1, weight_quant=SignedBinaryWeightPerTensorConst, bias=False)
+
+    def act():
+        return QuantIdentity(quant_type="binary", bit_width=1, scaling_impl_type="const", min_val=-1.0, max_val=1.0)
+
+    layers = [QuantIdentity(bit_width=8),
+              QuantConv2d(3, c, 3, padding=1, **binary), nn.BatchNorm2d(c), act(),
+              QuantConv2d(c, c, 3, padding=1, **binary), nn.BatchNorm2d(c), act(),
+              nn.MaxPool2d(2), nn.Flatten(), QuantLinear(c * (side // 2) ** 2, 10, **binary)]
+    return _finish(nn.Sequential(*layers), (3, side, side), "uint8", seed)
+
+
+ROUND_FOUR = {f.__name__: f for f in (binary_cnn_padded,)}
+MORE.update(ROUND_FOUR)

@@ -47,6 +47,7 @@ PLAN = {
     "cnn_torchscript": {"small": (8192, 8, 8), "full": (16384, 100, 100)},
     "fixed_point_cnn": {"small": (8192, 8, 8), "full": (16384, 100, 100)},
     "signed_input_mlp": {"small": (1024, 8, 8), "full": (1024, 200, 200)},
+    "binary_cnn_padded": {"small": (8192, 8, 8), "full": (16384, 100, 100)},
 }
 ENGINES = ("numpy", "rtlsim")
 
