@@ -53,6 +53,7 @@ PLAN = {
     "relu6_hardtanh_mlp": {"small": (2048, 8, 8), "full": (2048, 100, 100)},
     "vgg_per_channel_relu": {"small": (8192, 8, 8), "full": (16384, 100, 100)},
     "fully_conv_head": {"small": (8192, 8, 8), "full": (16384, 100, 100)},
+    "binary_cnn_padded": {"small": (8192, 8, 8), "full": (16384, 100, 100)},
 }
 ENGINES = ("numpy", "rtlsim")
 

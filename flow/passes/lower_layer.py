@@ -14,7 +14,7 @@ from dataclasses import replace
 import numpy as np
 
 from flow.core.errors import UserError
-from flow.core.quant import activation_codes, derive_thresholds, weight_integers
+from flow.core.quant import Codes, activation_codes, derive_thresholds, weight_integers
 from flow.ops.semantics import pads4, window_out_hw
 from flow.passes.accumulator import DECISION, Accumulator, Placement, accumulator, stored_weight_bits, weight_mode
 from flow.passes.lower_output import OutputLowering
@@ -90,6 +90,7 @@ class LayerLowering(OutputLowering):
         graph output gives its decision instead: code 1 where the float output is >= 0."""
         if self.is_depthwise(t, node):
             return self.depthwise(t, node, seg, qnext)
+        t = self.zero_padded(t, node)
         wi, rs, mode, bits, geom = self.layer_weights(t, node)
         bias, seg, start = self.layer_bias(node, seg, wi.shape[0])
         src, vectors, out_shape = self._window(t, node, geom, wi.shape[0])
@@ -111,6 +112,28 @@ class LayerLowering(OutputLowering):
         else:
             flip, thr = bisect_thresholds(lambda a: nxt.encode(evaluate(a), where), acc.lo, acc.hi, nxt.levels, acc.mh)
         return Tensor(nxt, out_shape, self._emit_mvu(acc, flip, thr), rank=t.rank)
+
+    def zero_padded(self, t: Tensor, node) -> Tensor:
+        """A bipolar tensor read by a Conv that pads with zeros (its own pads, or a Pad of 0),
+        re-coded by a Thresholding unit as the 3-level code u - 1 in {-1, 0, +1} (bit 0 -> u 0,
+        bit 1 -> u 2), which holds the zero; the Conv then becomes an IntMVU on those codes
+        (bipolar weights add and subtract). Other tensors, and a Pad of +1/-1, are left as they are."""
+        codes = t.codes
+        if node.op_type != "Conv" or not codes.bipolar or len(t.shape) != 3:
+            return t
+        w = self.mw.get_initializer(node.input[1])
+        own = w is not None and any(conv_geometry(node, _attrs(node), np.asarray(w))[2])
+        zero_pad = t.pad is not None and t.pad[1] is None
+        if not (own or zero_pad):
+            return t
+        if t.flipped is not None or codes.per_channel:
+            raise UserError(f"Conv {node.name!r} pads a complemented or per-channel-scaled binary tensor with zeros; "
+                            "zero padding is supported on binary tensors with one scale")
+        c, h, w_ = t.shape
+        thr = self.add("Thresholding", {"NumChannels": c, "PE": 1, "InputBits": 1, "InputSigned": 0,
+                                        "NumVectors": h * w_}, {"thresholds": np.ones((c, 2), np.int64)}, [t.hw])
+        pad = None if t.pad is None else (t.pad[0], 1 if t.pad[1] is None else 2 * t.pad[1])
+        return replace(t, codes=Codes(3, 1, -1, codes.scale, codes.rounding), hw=thr.output[0], pad=pad)
 
     def _window(self, t: Tensor, node, geom, mh: int) -> tuple[str, int, tuple]:
         """The stream the MVU reads (a sliding window for a convolution), its vectors, the output shape."""

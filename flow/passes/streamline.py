@@ -274,6 +274,8 @@ class Streamliner(LayerLowering, PoolLowering, ConcatLowering, ShapeLowering):
         if any(pads[i] for i in (0, 1, 4, 5)) or t.pad is not None or min(pads) < 0:
             raise UserError(f"Pad {node.name!r}: only padding of height and width is supported")
         v = np.float32(np.asarray(value).ravel()[0]) if np.asarray(value).size else np.float32(0)
+        if t.codes.bipolar and v == 0:  # zeros: the Conv re-codes the binary tensor (LayerLowering.zero_padded)
+            return replace(t, pad=((pads[2], pads[3], pads[6], pads[7]), None))
         code = int(t.codes.encode(np.array([v]))[0])
         back = np.asarray(t.codes.scale, dtype=np.float32) * np.float32(t.codes.a * code + t.codes.o)
         if np.any(back != v):

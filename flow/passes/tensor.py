@@ -17,5 +17,6 @@ class Tensor:
     hw: str = "global_in"
     perm: tuple | None = None
     flipped: tuple | None = None  # per element: the code is complemented (binary input only)
-    pad: tuple | None = None      # ((top, left, bottom, right), code) of a pending constant Pad before a Conv
+    pad: tuple | None = None      # ((top, left, bottom, right), code) of a pending constant Pad before a Conv;
+    #                               code None: zeros on a bipolar tensor (the Conv re-codes it)
     rank: int = 2                 # spatial rank in the ONNX graph: 2 (C, H, W), 1 (C, L) carried as (C, 1, L)
