@@ -16,7 +16,7 @@ from brevitas.nn import QuantConv2d, QuantIdentity, QuantLinear, QuantReLU
 from brevitas.quant import Int8WeightPerTensorFixedPoint
 
 from _cli import assert_refused, bnnflow
-from _models import export, randomize_norms
+from _models import calibrated, export, randomize_norms
 from flow.cli import main
 from flow.core.errors import UserError
 from flow.core.quant import Codes, common_step, pair_thresholds
@@ -181,7 +181,7 @@ MODELS = {
 def _model(name: str, seed: int = 3):
     make, shape, target = MODELS[name]
     torch.manual_seed(seed)
-    return randomize_norms(make(), seed + 1), shape, target
+    return calibrated(make(), shape, seed + 1), shape, target
 
 
 def _images(n: int, shape, seed: int = 5) -> np.ndarray:
@@ -191,6 +191,19 @@ def _images(n: int, shape, seed: int = 5) -> np.ndarray:
 def _torch_labels(model, images: np.ndarray) -> np.ndarray:
     with torch.no_grad():
         return model.eval()(torch.from_numpy(images).float() / 255.0).numpy().argmax(axis=1)
+
+
+def _top1_mismatches(g, model, x: np.ndarray) -> tuple[int, int]:
+    """(rows where numpy's top-1 differs from PyTorch's, rows left out): a row whose maximum ties
+    exactly, in PyTorch's float32 logits or in numpy's integer logits, is left out and counted
+    (the two round differently there: numpy compares in exact arithmetic, README "run input and
+    output"); equality only, no tolerance."""
+    got, logits = execute_numpy(g, x), execute_numpy(g, x, logits=True)
+    with torch.no_grad():
+        y = model.eval()(torch.from_numpy(x).float() / 255.0).numpy()
+    tie = ((y == y.max(axis=1, keepdims=True)).sum(axis=1) > 1) | (
+        (logits == logits.max(axis=1, keepdims=True)).sum(axis=1) > 1)
+    return int(np.sum((got != y.argmax(axis=1)) & ~tie)), int(tie.sum())
 
 
 def _build(name: str, tmp: Path, images: int):
@@ -275,7 +288,9 @@ def test_numpy_equals_pytorch_on_many_inputs(name, tmp_path):
     model, shape, _ = _model(name, seed=11)
     g = streamline(load_qonnx(export(model, tmp_path / "m.onnx", shape)))
     x = _images(200, shape, seed=12)
-    assert int(np.sum(execute_numpy(g, x) != _torch_labels(model, x))) == 0
+    mismatches, ties = _top1_mismatches(g, model, x)
+    assert mismatches == 0, f"{mismatches} of {len(x)} top-1 mismatches ({ties} exact tie rows left out)"
+    print(f"{name}: {ties} of {len(x)} rows tie exactly (PyTorch's float or numpy's integer logits)")
     if name == "cat-two-scales":  # the quantizer after the Concat: thresholds of each branch's own scale
         ops = g.ops()
         i = [o.op_type for o in ops].index("StreamingConcat")

@@ -12,7 +12,7 @@ import pytest
 import torch
 from torch import nn
 
-from _models import export, randomize_norms
+from _models import calibrated, export
 from flow.cli import main
 from flow.frontend.load import load_qonnx
 from flow.passes.streamline import streamline
@@ -147,7 +147,8 @@ MODELS = {"nonsquare": NonSquareCNN, "kws": KeywordSpotting, "truncavg": TruncAv
 
 def _model(name, seed=3):
     torch.manual_seed(seed)
-    return randomize_norms(MODELS[name](), seed + 1)
+    model = MODELS[name]()
+    return calibrated(model, model.shape, seed + 1)
 
 
 def _images(shape, n, seed):
