@@ -390,7 +390,9 @@ class Streamliner(LayerLowering, PoolLowering, ConcatLowering, ShapeLowering):
         elif kind in LAYER_OPS:
             t = self.take(dyn[0], node)
             seg, qnext = self.chain_to_quantizer(node.output[0], node)
-            _check_ops(seg, FLOAT_OPS | {"Identity"}, "between a layer and its activation")
+            _check_ops(seg, FLOAT_OPS | {"Identity"}, "between a layer and its activation" if qnext else
+                       "after the output layer (a class-score layer followed only by per-class float ops; a "
+                       "fully convolutional head averaged by a pool without a quantizer is not supported)")
             out = self.layer(t, node, seg, qnext)
             self.done.update(x.name for x in [node, *seg] + ([qnext] if qnext else []))
             if qnext is None:
