@@ -83,7 +83,7 @@ class ConcatLowering:
                                          "ElemBitsA": ca.bits, "ElemBitsB": cb.bits, "SIMD": 1}, {},
                      self.join_inputs(a, b))
         perm = None
-        if rank == 1 and (_stream_order(a) or _stream_order(b)):
+        if rank == 1 and (stream_order(a) or stream_order(b)):
             pa, pb = (list(t.perm) if t.perm is not None else list(range(t.shape[0])) for t in (a, b))
             perm = tuple(pa + [a.shape[0] + i for i in pb])
         scale = ca.scale if ca.scale == cb.scale else \
@@ -109,7 +109,7 @@ class ConcatLowering:
         """Add of two scales: FixedScale (z = Ma*ua + Mb*ub) -> AddStreams -> Thresholding of z."""
         where = f"Add {node.name!r}"
         _check_ops(seg, FLOAT_OPS | {"Identity"}, "between an Add and its quantizer")
-        if a.shape != b.shape or _stream_order(a) != _stream_order(b) \
+        if a.shape != b.shape or stream_order(a) != stream_order(b) \
                 or any(x is not None for x in (a.flipped, b.flipped, a.pad, b.pad)):
             raise UserError(f"{where}: both inputs must be quantized tensors of one shape and order")
         if a.codes.per_channel or b.codes.per_channel:
@@ -187,7 +187,7 @@ def _pairs(ca, cb, w: list[int], where: str) -> tuple[np.ndarray, np.ndarray]:
     return z, pairs
 
 
-def _stream_order(t: Tensor) -> tuple | None:
+def stream_order(t: Tensor) -> tuple | None:
     """The stream order of a flattened tensor, None where it is the logical order."""
     if t.perm is None or t.perm == tuple(range(len(t.perm))):
         return None

@@ -32,7 +32,7 @@ from flow.core.errors import UserError
 from flow.core.intype import NAMES as INPUT_TYPES
 from flow.core.intype import InputType, from_datatype, pixels
 from flow.ir.graph import DataflowGraph
-from flow.passes.lower_concat import ConcatLowering
+from flow.passes.lower_concat import ConcatLowering, stream_order
 from flow.passes.lower_layer import LayerLowering
 from flow.passes.lower_pool import POOL_OPS, PoolLowering, move_maxpools_past_quantizers
 from flow.passes.lower_shape import ShapeLowering
@@ -330,7 +330,7 @@ class Streamliner(LayerLowering, PoolLowering, ConcatLowering, ShapeLowering):
     def join(self, a: Tensor, b: Tensor, node) -> Tensor:
         """Add of two quantized tensors with one scale: AddStreams of the codes."""
         ca, cb = a.codes, b.codes
-        if ca.a != 1 or cb.a != 1 or ca.scale != cb.scale or a.shape != b.shape or _order(a) != _order(b):
+        if ca.a != 1 or cb.a != 1 or ca.scale != cb.scale or a.shape != b.shape or stream_order(a) != stream_order(b):
             raise UserError(f"Add {node.name!r}: both inputs must be multi-bit quantized tensors of one shape and one scale")
         elems = int(np.prod(a.shape))
         levels = ca.levels + cb.levels - 1
@@ -431,13 +431,6 @@ class Streamliner(LayerLowering, PoolLowering, ConcatLowering, ShapeLowering):
         it = self.intype
         return {"shape": self.in_shape, "scale": None if it.divisor is not None else it.step, "type": it.meta(),
                 "convention": it.convention(), "wire_order": WIRE_ORDER.get(len(self.in_shape) - 1, "channels last")}
-
-def _order(t: Tensor) -> tuple | None:
-    """The stream order of a flattened tensor, None where it is the logical order."""
-    if t.perm is None or t.perm == tuple(range(len(t.perm))):
-        return None
-    return t.perm
-
 
 
 WIRE_ORDER = {1: "flat", 2: "NLC", 3: "NHWC"}
