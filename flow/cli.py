@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from flow.boards.catalog import format_table, list_boards, load_board
+from flow.boards.ecp5_pll import default_clock
 from flow.boards.step import summary
 from flow.core.builddir import MARKER, is_build_dir, locked, refuse_if_locked
 from flow.core.errors import UserError
@@ -146,11 +147,11 @@ def cmd_export(args) -> int:
 
 def cmd_build(args) -> int:
     _check_input_type(args.input_type)
-    clock_mhz = args.clock_mhz
-    if clock_mhz is None:  # a board's own clock, else 100 MHz
-        clock_mhz = load_board(args.board).clock_mhz if args.board else 100.0
+    clock_mhz, search = args.clock_mhz, False
+    if clock_mhz is None:  # a board's own clock or its PLL's start clock (and search), else 100 MHz
+        clock_mhz, search = default_clock(load_board(args.board)) if args.board else (100.0, False)
     cfg = BuildConfig(model=args.model, out=args.out, board=args.board, target_fps=args.target_fps,
-                      clock_mhz=clock_mhz, target_cycles=args.target_cycles, folding=args.folding,
+                      clock_mhz=clock_mhz, clock_search=search, target_cycles=args.target_cycles, folding=args.folding,
                       lut_budget=args.lut_budget, synth=args.synth,
                       input_scale=args.input_scale, input_type=args.input_type, verify_images=args.verify_images,
                       test_data=args.test_data, from_step=args.from_step, progress=not args.quiet,
@@ -344,7 +345,9 @@ def _add_build_goals(s) -> None:
     g.add_argument("--folding", type=Path, help="JSON folding file (bnnflow or FINN format)")
     g.add_argument("--lut-budget", type=_positive_int, metavar="N",
                    help="fastest folding whose analytic LUT estimate is at most N")
-    s.add_argument("--clock-mhz", type=_clock_mhz, help="design clock (default: the board's clock, else 100)")
+    s.add_argument("--clock-mhz", type=_clock_mhz, help="design clock in MHz (default: on a board with a PLL and a start clock, "
+                   "the highest clock that closes in place and route from it on, rounded down to a whole MHz; "
+                   "else the board's clock, else 100)")
 
 
 def _add_build(sub) -> None:

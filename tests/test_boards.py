@@ -376,8 +376,8 @@ def test_ulx3s_bitstream(tmp_path):
     """Acceptance: tfc-w1a1 on the ULX3S at 50 MHz from the PLL: a .bit that ecpunpack reads back,
     Fmax from nextpnr in report.json, the design meets the PLL's clock (the only clock nextpnr
     constrains), the UART keeps its baud, the synthesised netlist passed its simulation. (One
-    nextpnr run for both the bitstream and the PLL; without --clock-mhz the design runs at the
-    board's oscillator: test_ecp5_project_with_pll, test_u96_report_and_yosys_figures.)"""
+    nextpnr run for both the bitstream and the PLL; without --clock-mhz place and route choose
+    the clock: tests/test_netlist_sim.py, tests/test_ecp5_clock.py.)"""
     from flow.boards.ecp5 import tool
 
     out = tmp_path / "ulx3s"

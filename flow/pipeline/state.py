@@ -22,6 +22,7 @@ class BuildConfig:
     board: str | None = None
     target_fps: float | None = None
     clock_mhz: float = 100.0
+    clock_search: bool = False        # ECP5 with a PLL, no --clock-mhz: place and route choose the clock from clock_mhz up
     target_cycles: int | None = None
     folding: Path | None = None
     lut_budget: int | None = None     # fastest folding whose analytic LUT estimate fits

@@ -155,7 +155,8 @@ def step_board(ctx: StepContext, st: BuildState) -> BuildState:
     if cfg.board is None:
         return st
     netlist = NetlistCheck(cfg.verify_images, cfg.test_data) if cfg.netlist_sim else None
-    made = run_board(st.graph, cfg.out, cfg.board, cfg.clock_mhz, cfg.unverified, log=ctx.log, netlist=netlist)
+    made = run_board(st.graph, cfg.out, cfg.board, cfg.clock_mhz, cfg.unverified, log=ctx.log, netlist=netlist,
+                     clock_search=cfg.clock_search)
     return replace(st, board=made,
                    synthesis=st.synthesis if st.synthesis is not None else made.synthesis,
                    synthesis_error=made.synthesis_error if made.synthesis_error is not None else st.synthesis_error)

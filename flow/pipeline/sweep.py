@@ -28,6 +28,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from flow.boards.catalog import load_board
+from flow.boards.ecp5_pll import default_clock
 from flow.core.builddir import atomic_write_json, is_build_dir, lock_is_held
 from flow.core.errors import UserError
 from flow.ir.graph import DataflowGraph
@@ -52,11 +53,12 @@ SAME_RTL = ("verify_images", "test_data", "synth", "board", "unverified")
 def point_config(params: dict, out: Path) -> BuildConfig:
     """The BuildConfig of a point: its parameters, the board's clock (else 100 MHz) unless given."""
     p = dict(params)
-    clock = p.pop("clock_mhz", None)
+    clock, search = p.pop("clock_mhz", None), False
     if clock is None:
-        clock = load_board(p["board"]).clock_mhz if p.get("board") else 100.0
+        clock, search = default_clock(load_board(p["board"])) if p.get("board") else (100.0, False)
     folding = p.pop("folding", None)
-    return BuildConfig(out=Path(out), clock_mhz=clock, folding=Path(folding) if folding else None, progress=False, **p)
+    return BuildConfig(out=Path(out), clock_mhz=clock, clock_search=search, folding=Path(folding) if folding else None,
+                       progress=False, **p)
 
 
 # ---------------------------------------------------------------------------------------
