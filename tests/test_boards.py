@@ -171,6 +171,7 @@ def test_u96_report_and_yosys_figures(u96_build):
     assert "vivado is not on PATH" in bb["reason"] and bb["project"] == "board/ultra96-v2"
     assert bb["gate"]["passed"] and not bb["gate"]["unverified_override"]
     assert bb["resources_yosys"]["LUT"] > 0 and "xcup" in bb["resources_yosys"]["tool"]
+    assert bb["resources_yosys"]["logic_levels"] >= 2
     assert rep["resources"]["LUT"] == bb["resources_yosys"]["LUT"]
     mvus = [r for r in rep["layers"] if r["op"] == "BinaryMVU"]
     assert mvus and all(r["resources_yosys"]["LUT"] > 0 for r in mvus)

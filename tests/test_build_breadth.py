@@ -126,6 +126,7 @@ def test_yosys_resources_of_the_generated_design(synth_build):
     res = report["resources"]
     assert "synth_xilinx -family xcup" in res["tool"]
     assert res["LUT"] > 50 and res["DSP"] == 0
+    assert 2 <= res["logic_levels"] <= 20  # LUTs and carry blocks on the longest register-to-register path
     assert report["resources_estimate"]["tool"] == "bnnflow analytic estimate"
 
 
@@ -137,7 +138,7 @@ def test_big_memories_go_straight_to_per_layer_synthesis(tmp_path, monkeypatch):
     (tmp_path / "bnnflow_top.sv").write_text("module bnnflow_top; endmodule\n")
     (tmp_path / "w.mem").write_bytes(b"0" * 4096)
     calls = []
-    monkeypatch.setattr(synth, "_yosys_stat", lambda *a: calls.append("whole") or {"LUT6": 3})
+    monkeypatch.setattr(synth, "_yosys_stat", lambda *a: calls.append("whole") or ({"LUT6": 3}, 1))
     monkeypatch.setattr(synth, "synthesize_per_layer", lambda t, files, top, target, flow, why="trap":
                         calls.append(why) or {"tool": why})
     assert synth.synthesize(tmp_path, "bnnflow_top", "xcup")["LUT"] == 3 and calls == ["whole"]
@@ -157,7 +158,7 @@ def test_yosys_figures_of_identical_sources_are_reused(tmp_path, monkeypatch):
     (rtl / "bnnflow_top.sv").write_text("module bnnflow_top; endmodule\n")
     (rtl / "w.mem").write_text("01\n")
     calls = []
-    monkeypatch.setattr(synth, "_yosys_stat", lambda t, files, flow, top, target: calls.append(flow) or {"LUT6": 3})
+    monkeypatch.setattr(synth, "_yosys_stat", lambda t, files, flow, top, target: calls.append(flow) or ({"LUT6": 3}, 1))
     cache = tmp_path / "sim"
     first = synth.synthesize(rtl, "bnnflow_top", "xcup", cache_dir=cache)
     assert synth.synthesize(rtl, "bnnflow_top", "xcup", cache_dir=cache) == first and len(calls) == 1
@@ -192,6 +193,7 @@ def test_per_layer_synthesis_when_the_whole_design_traps(synth_build, monkeypatc
     assert {k: sum(la[k] for la in summed["layers"].values()) for k in whole if k != "tool"} == \
         {k: summed[k] for k in whole if k != "tool"}
     assert (summed["FF"], summed["BRAM"], summed["DSP"]) == (whole["FF"], whole["BRAM"], whole["DSP"])
+    assert summed["logic_levels"] == max(la["logic_levels"] for la in summed["layers"].values()) > 0
     assert abs(summed["LUT"] - whole["LUT"]) <= 0.05 * whole["LUT"], (whole, summed)
     monkeypatch.setattr(synth, "_yosys_stat", lambda *a: (_ for _ in ()).throw(RuntimeError("yosys failed: other")))
     with pytest.raises(RuntimeError, match="other"):

@@ -8,6 +8,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from flow.boards.levels import levels_of_file
 from flow.core import tools
 from flow.core.builddir import atomic_write_json
 from flow.core.errors import UserError
@@ -106,15 +107,16 @@ def cached_figures(cache_dir: Path | None, name: str, t: Path, script: str, comp
     return json.loads(path.read_text()), not ran
 
 
-def _yosys_stat(t: Path, files: list[str], flow: str, top: str, target: str) -> dict:
-    """Run read + `flow` + stat in `t`; the design's cell counts by type."""
-    script = f"read_verilog -sv {' '.join(files)}; {flow}; tee -q -o stat.json stat -json"
-    (t / "stat.json").unlink(missing_ok=True)
+def _yosys_stat(t: Path, files: list[str], flow: str, top: str, target: str) -> tuple[dict, int]:
+    """Run read + `flow` + stat in `t`; (the design's cell counts by type, its logic levels)."""
+    script = f"read_verilog -sv {' '.join(files)}; {flow}; tee -q -o stat.json stat -json; write_json flat.json"
+    for name in ("stat.json", "flat.json"):
+        (t / name).unlink(missing_ok=True)
     res = subprocess.run([*tools.yosys_cmd(), "-q", "-p", script], capture_output=True, text=True, cwd=t)
     if res.returncode != 0 or not (t / "stat.json").is_file():
         tail = (res.stdout + res.stderr).strip().splitlines()[-5:]
         raise RuntimeError(f"yosys failed on {top} for {target}: " + " | ".join(tail))
-    return json.loads((t / "stat.json").read_text())["design"]["num_cells_by_type"]
+    return json.loads((t / "stat.json").read_text())["design"]["num_cells_by_type"], levels_of_file(t / "flat.json", top)
 
 
 def memory_bytes(rtl_dir: Path) -> int:
@@ -145,12 +147,12 @@ def _synthesize(t: Path, files: list[str], top: str, target: str) -> dict:
                                     f"its memory files, {size / 2**20:.1f} MiB, exceed the "
                                     f"{PER_LAYER_ABOVE_BYTES / 2**20:g} MiB of a whole-design run")
     try:
-        cells = _yosys_stat(t, files, f"{SYNTH[target]} -top {top}", top, target)
+        cells, levels = _yosys_stat(t, files, f"{SYNTH[target]} -top {top}", top, target)
     except RuntimeError as exc:
         if TRAP not in str(exc):
             raise
         return synthesize_per_layer(t, files, top, target, SYNTH[target])
-    return {**classify(cells), "tool": f"{tools.versions().get('yosys', 'yosys')}: {SYNTH[target]}"}
+    return {**classify(cells), "logic_levels": levels, "tool": f"{tools.versions().get('yosys', 'yosys')}: {SYNTH[target]}"}
 
 
 def _elaborate(t: Path, files: list[str], top: str) -> dict[str, str]:
@@ -172,9 +174,11 @@ def _layer(t: Path, inst: str, module: str, flow: str, top: str, target: str) ->
         script = CLASSIC_LUT_MAP.format(flow=flow, top=module) if classic else f"{flow} -top {module}"
         (t / "layer.json").unlink(missing_ok=True)
         res = subprocess.run([*tools.yosys_cmd(), "-q", "-p", f"read_rtlil elab.il; {script}; "
-                              "tee -q -o layer.json stat -json"], capture_output=True, text=True, cwd=t)
+                              "tee -q -o layer.json stat -json; write_json layer_net.json"],
+                             capture_output=True, text=True, cwd=t)
         if res.returncode == 0 and (t / "layer.json").is_file():
-            return classify(json.loads((t / "layer.json").read_text())["design"]["num_cells_by_type"]), classic
+            cells = json.loads((t / "layer.json").read_text())["design"]["num_cells_by_type"]
+            return {**classify(cells), "logic_levels": levels_of_file(t / "layer_net.json", module)}, classic
         out = res.stdout + res.stderr
         if classic or TRAP not in out or not flow.startswith("synth_xilinx"):
             tail = out.strip().splitlines()[-5:]
@@ -194,6 +198,7 @@ def synthesize_per_layer(t: Path, files: list[str], top: str, target: str, flow:
         layers[inst], by_classic = _layer(t, inst, module, flow, top, target)
         classic += [inst] if by_classic else []
         total = {k: total[k] + layers[inst][k] for k in total}
+    total["logic_levels"] = max((r["logic_levels"] for r in layers.values()), default=0)  # a path ends at a layer's registers
     note = f"; LUTs of {', '.join(classic)} mapped by classic abc (abc9 trapped there too)" if classic else ""
     return {**total, "layers": layers,
             "tool": f"{tools.versions().get('yosys', 'yosys')}: {flow}, per layer instance and summed "

