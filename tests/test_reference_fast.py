@@ -1,9 +1,10 @@
 """The numpy reference's fast paths equal the straightforward formulas.
 
-Bit-packed XNOR-popcount (64 bits to a word, blocks of rows by columns), integer GEMM in
-float32 / float64 BLAS where every partial sum is provably exact and in int64 beyond, the
-threshold compare in the accumulators' own width (or a table of counts), strided sliding
-windows and max-pool, and chunks of a batch run side by side: each against the formula
+torch's int8 GEMM (±1 and 8-bit products, int32) where torch is installed, and the numpy
+paths without it: bit-packed XNOR-popcount (64 bits to a word, blocks of rows by columns),
+integer GEMM in float32 / float64 BLAS where every partial sum is provably exact and in int64
+beyond, the threshold compare in the accumulators' own width (or a table of counts), strided
+sliding windows and max-pool, and chunks of a batch run side by side: each against the formula
 written out on random inputs, with the edge sizes (widths around multiples of 64, 1-bit and
 8-bit inputs, negative and huge weights, thresholds outside the reachable range).
 """
@@ -13,6 +14,7 @@ import numpy as np
 import pytest
 
 from _tiny_nets import Layer, TinyNet, save
+from flow.core import int8_gemm
 from flow.frontend.load import load_qonnx
 from flow.ir import reference
 from flow.ops import bitpack, semantics
@@ -32,17 +34,24 @@ def matches(x: np.ndarray, w: np.ndarray) -> np.ndarray:
     return (x[:, None, :] == w[None, :, :]).sum(axis=2).astype(np.int64)
 
 
-@pytest.fixture(params=["default blocks", "small blocks"])
-def blocks(request, monkeypatch):
-    """The kernel's blocks as they are, and small enough to split every operand (partial
-    blocks of rows and of columns)."""
-    if request.param == "small blocks":
+@pytest.fixture(params=["int8 GEMM", "numpy", "numpy, small blocks"])
+def path(request, monkeypatch):
+    """torch's int8 GEMM for every product it takes (skipped without torch), and the numpy
+    paths alone: the popcount kernel's blocks as they are, and small enough to split every
+    operand (partial blocks of rows and of columns)."""
+    if request.param == "int8 GEMM":
+        pytest.importorskip("torch")
+        monkeypatch.setattr(int8_gemm, "IMPORT_MACS", 0)
+        assert int8_gemm.torch_or_none(0) is not None, "torch's int8 GEMM failed its check"
+        return
+    monkeypatch.setattr(semantics, "int8_matmul", lambda x, w: None)
+    if request.param == "numpy, small blocks":
         monkeypatch.setattr(bitpack, "BLOCK_COLS", 5)
         monkeypatch.setattr(bitpack, "POPCOUNT_BLOCK", 15)
 
 
 @pytest.mark.parametrize("mw", WIDTHS)
-def test_xnor_popcount_equals_the_formula(mw, blocks):
+def test_xnor_popcount_equals_the_formula(mw, path):
     rng = np.random.default_rng(mw)
     for rows, mh in ((1, 1), (3, 17), (70, 9)):  # both kernel orientations (rows < MH and rows >= MH)
         x = rng.integers(0, 2, (rows, mw)).astype(rng.choice([np.uint8, np.int64]))
@@ -56,7 +65,7 @@ def test_xnor_popcount_equals_the_formula(mw, blocks):
             assert got.dtype == np.uint8 and np.array_equal(got, count_thresholds(want, thr))
 
 
-def test_xnor_popcount_beyond_16_bit_counts():
+def test_xnor_popcount_beyond_16_bit_counts(path):
     rng = np.random.default_rng(1)
     mw = (1 << 16) + 70  # the counts leave uint16
     x, w = rng.integers(0, 2, (3, mw)), rng.integers(0, 2, (2, mw))
@@ -77,11 +86,12 @@ def test_pack_bits_layout():
 
 @pytest.mark.parametrize("in_bits", [1, 8])
 @pytest.mark.parametrize("w_range", [(-1, 1), (-128, 127), (-(1 << 40), 1 << 40), (-(1 << 54), 1 << 54)])
-def test_int_gemm_equals_the_formula(in_bits, w_range):
-    """float32 BLAS below 2**24, float64 below 2**53, int64 beyond: the same integers."""
+def test_int_gemm_equals_the_formula(in_bits, w_range, path):
+    """int8 GEMM for int8 weights (8-bit inputs less 128), float32 BLAS below 2**24, float64
+    below 2**53, int64 beyond: the same integers."""
     rng = np.random.default_rng(in_bits + len(str(w_range)))
     for mw in (1, 3, 27, 65) if w_range[1] < 1 << 50 else (1, 2):
-        x = rng.integers(0, 1 << in_bits, (40, mw))
+        x = rng.integers(0, 1 << in_bits, (40, mw)).astype(rng.choice([np.uint8, np.int64]))
         w = rng.integers(w_range[0], w_range[1] + 1, (6, mw))
         w[0] = w_range[0]  # the most negative weights
         x[0] = (1 << in_bits) - 1
@@ -97,7 +107,19 @@ def test_int_gemm_equals_the_formula(in_bits, w_range):
             assert np.array_equal(got, count_thresholds(want, thr)), int(np.sum(got != count_thresholds(want, thr)))
 
 
-def test_int_gemm_just_past_float32():
+def test_signed_int8_inputs(path):
+    """Inputs of -128..127 go to the int8 GEMM as they are; one past them does not."""
+    rng = np.random.default_rng(9)
+    for lo, hi in ((-128, 127), (-129, 127), (-128, 128)):
+        x, w = rng.integers(lo, hi + 1, (30, 40)), rng.integers(-128, 128, (7, 40))
+        x[0], x[1], w[0] = lo, hi, -128
+        want = (x.astype(object) @ w.T.astype(object)).astype(np.int64)
+        assert np.array_equal(semantics.int_mvu(x, w), want)
+        thr = np.sort(rng.integers(int(want.min()) - 2, int(want.max()) + 3, (7, 2)), axis=1)
+        assert np.array_equal(semantics.int_mvu(x, w, thr), count_thresholds(want, thr))
+
+
+def test_int_gemm_just_past_float32(path):
     """A sum of 2**24 + 1 is not a float32: the bound sends it to float64."""
     x = np.ones((2, 3), np.int64)
     w = np.array([[1 << 23, 1 << 23, 1], [-(1 << 23), -(1 << 23), -1]])
@@ -166,7 +188,7 @@ def test_sliding_window_and_maxpool_equal_the_formula():
         assert np.array_equal(semantics.maxpool(x, k, s), want), case
 
 
-def test_chunks_side_by_side_equal_one_chunk(tmp_path, monkeypatch):
+def test_chunks_side_by_side_equal_one_chunk(tmp_path, monkeypatch, path):
     rng = np.random.default_rng(5)
     net = TinyNet(20, 8, [Layer(rng.choice([-1, 1], (16, 20)), 0), Layer(rng.integers(-3, 4, (5, 16)), 3)])
     graph = streamline(load_qonnx(save(net, tmp_path / "m.onnx")))
@@ -175,3 +197,60 @@ def test_chunks_side_by_side_equal_one_chunk(tmp_path, monkeypatch):
     monkeypatch.setattr(reference, "CHUNK_ELEMS", 1)  # one image a chunk: 50 chunks over the cores
     assert np.array_equal(reference.execute_numpy(graph, images, logits=True), whole)
     assert np.array_equal(reference.execute_numpy(graph, images), np.argmax(whole, axis=1))
+
+
+@pytest.mark.parametrize("k", [1, 2, 7, 27, 63, 64, 65, 127, 129, 577, 4608])
+def test_int8_gemm_equals_int64_products(k):
+    """torch's int8 GEMM at the edge widths and on the extreme operands (the largest sums,
+    -128 * -128 over the whole width): the int64 products, or None where it refuses (K = 1)."""
+    pytest.importorskip("torch")
+    rng = np.random.default_rng(k)
+    for n, h in ((1, 1), (3, 17), (70, 9)):
+        x, w = rng.integers(-128, 128, (n, k)).astype(np.int8), rng.integers(-128, 128, (h, k)).astype(np.int8)
+        x[0], x[-1], w[0], w[-1] = -128, 127, -128, 127
+        got = int8_gemm.int8_matmul(x, w)
+        if k == 1:
+            assert got is None
+            continue
+        assert got.dtype == np.int32 and np.array_equal(got, x.astype(np.int64) @ w.T.astype(np.int64))
+
+
+@pytest.mark.parametrize("mw", [2, 63, 64, 65, 577, 2304, 4608])
+def test_binary_int8_gemm_equals_popcount(mw, monkeypatch):
+    """The bits against the ±1 weights in the int8 GEMM equal the popcount kernel: all-ones
+    and all-zero rows and weights, random bits, no / few / many thresholds."""
+    pytest.importorskip("torch")
+    rng = np.random.default_rng(mw)
+    x, w = rng.integers(0, 2, (50, mw)).astype(np.uint8), rng.integers(0, 2, (12, mw))
+    x[0], x[1], w[0], w[1] = 1, 0, 1, 0
+    thr = np.sort(rng.integers(-3, mw + 4, (12, 6)), axis=1)
+    thr[0] = [-1, 0, 1, mw - 1, mw, mw + 1]
+    cases = (None, thr[:, :1], thr[:, 2:5], thr)
+    dots = []  # the int8 GEMM's products: one a call, none refused
+    monkeypatch.setattr(semantics, "int8_matmul", lambda *a: dots.append(int8_gemm.int8_matmul(*a)) or dots[-1])
+    fast = [semantics.binary_mvu(x, w, t) for t in cases]
+    assert len(dots) == len(cases) and all(d is not None for d in dots)
+    monkeypatch.setattr(semantics, "int8_matmul", lambda x, w: None)
+    for t, got in zip(cases, fast):
+        want = semantics.binary_mvu(x, w, t)
+        assert got.dtype == want.dtype and np.array_equal(got, want)
+    assert np.array_equal(fast[0], matches(x, w))
+
+
+def test_int8_gemm_unused_when_its_check_fails(monkeypatch):
+    """A kernel that gets the extreme operands wrong (a saturating one) is never used."""
+    torch = pytest.importorskip("torch")
+    monkeypatch.setattr(int8_gemm, "_state", {"macs": 0})
+    monkeypatch.setattr(torch, "_int_mm", lambda a, b: torch.zeros((a.shape[0], b.shape[1]), dtype=torch.int32))
+    assert int8_gemm.torch_or_none(1 << 40) is None and int8_gemm.int8_matmul(np.ones((2, 3), np.int8),
+                                                                              np.ones((2, 3), np.int8)) is None
+    x, w = np.ones((4, 70), np.uint8), np.ones((3, 70), np.int64)
+    assert semantics.binary_mvu(x, w).tolist() == [[70] * 3] * 4
+
+
+def test_torch_threads_are_restored():
+    torch = pytest.importorskip("torch")
+    before = torch.get_num_threads()
+    with int8_gemm.torch_threads(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before

@@ -13,13 +13,14 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from flow.core.errors import UserError
+from flow.core.int8_gemm import torch_threads
 from flow.core.intype import from_meta
 from flow.ir.graph import DataflowGraph, Stream
 
 
 # Elements of the widest stream in a chunk of images (a uint8 stream: at most 32 MiB, glibc's
 # largest mmap threshold, so that the chunks' arrays are reused rather than mapped afresh).
-CHUNK_ELEMS = 1 << 25
+CHUNK_ELEMS = 1 << 23
 
 
 def usable_cores() -> int:
@@ -83,11 +84,12 @@ def design_streams(graph: DataflowGraph, logits: bool = False) -> tuple[Stream, 
     return first.in_stream(), ops[-1].out_stream()
 
 
-def run_ops(ops, x: np.ndarray) -> np.ndarray:
-    """Execute ops (in topological order) on one batch; return the last op's output."""
+def run_ops(ops, x: np.ndarray, steps=None) -> np.ndarray:
+    """Execute ops (in topological order) on one batch; return the last op's output. steps:
+    the ops' executors (`HWOp.executor`), when prepared once for many batches."""
     env = {"global_in": x}
-    for op in ops:
-        y = op.execute(*(env[t] for t in op.stream_inputs))
+    for op, run in zip(ops, steps or [op.executor() for op in ops]):
+        y = run(*(env[t] for t in op.stream_inputs))
         outs = y if isinstance(y, tuple) else (y,)
         env.update(zip(op.stream_outputs, outs))
     return env[ops[-1].stream_outputs[0]]
@@ -95,16 +97,18 @@ def run_ops(ops, x: np.ndarray) -> np.ndarray:
 
 def execute_numpy(graph: DataflowGraph, images: np.ndarray, logits: bool = False) -> np.ndarray:
     """Exact integer execution, a chunk of images at a time to bound memory (CHUNK_ELEMS
-    elements of the widest stream). The chunks run side by side on the cores (numpy leaves
-    the interpreter lock in its loops), each GEMM on one BLAS thread."""
+    elements of the widest stream). The chunks run side by side on the cores (numpy and torch
+    leave the interpreter lock in their loops), each GEMM on one BLAS or torch thread."""
     ops = design_ops(graph, logits)
     biggest = max(max(o.in_stream().elems, o.out_stream().elems) for o in ops)
     parts = image_chunks(graph, images, CHUNK_ELEMS * graph_input_elems(graph) // biggest)
 
-    def run(part: np.ndarray) -> np.ndarray:
-        return np.asarray(run_ops(ops, to_wire(graph, part)), dtype=np.int64)
+    steps = [op.executor() for op in ops]  # weights and thresholds prepared once for all chunks
 
-    with threadpool_limits(1, user_api="blas"):
+    def run(part: np.ndarray) -> np.ndarray:
+        return np.asarray(run_ops(ops, to_wire(graph, part), steps), dtype=np.int64)
+
+    with threadpool_limits(1, user_api="blas"), torch_threads(1):
         if len(parts) == 1:
             outs = [run(parts[0])]
         else:

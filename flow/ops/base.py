@@ -310,6 +310,12 @@ class HWOp:
         """Exact integer execution on a batch (N, in elems) -> (N, out elems)."""
         raise NotImplementedError(f"{self.op_type} lacks execute")
 
+    def executor(self):
+        """A function of the input streams that does what `execute` does, with what does not
+        depend on them (weights, thresholds, attributes) read and prepared once: the reference
+        runs every chunk of a batch through it."""
+        return self.execute
+
     def cycles(self) -> int:
         """Cycles per frame in steady state."""
         raise NotImplementedError(f"{self.op_type} lacks a cycle model")

@@ -56,8 +56,9 @@ class MVUBase(HWOp):
         """Bounds of every accumulator value the unit can reach."""
         raise NotImplementedError
 
-    def compute(self, x: np.ndarray, thr) -> np.ndarray:
-        """The exact semantics on (vectors, MW) inputs."""
+    def kernel(self, w: np.ndarray, thr):
+        """The exact semantics as a function of (vectors, MW) inputs, weights w and thresholds
+        thr (or None) prepared once."""
         raise NotImplementedError
 
     def check_weights(self, w: np.ndarray) -> None:
@@ -100,8 +101,12 @@ class MVUBase(HWOp):
         self.check_weights(w)
 
     def execute(self, x: np.ndarray) -> np.ndarray:
+        return self.executor()(x)
+
+    def executor(self):
         thr = self.param("thresholds") if self.has_thresholds() else None
-        return self.compute(x.reshape(-1, self.attr("MW")), thr).reshape(x.shape[0], -1)
+        run, mw = self.kernel(self.param("weights"), thr), self.attr("MW")
+        return lambda x: run(x.reshape(-1, mw)).reshape(x.shape[0], -1)
 
     def cycles(self) -> int:
         return self.vectors() * (self.attr("MH") // self.attr("PE")) * (self.attr("MW") // self.attr("SIMD"))

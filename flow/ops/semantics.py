@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from flow.core.int8_gemm import int8_matmul
 from flow.core.naf import naf_terms
 from flow.ops.bitpack import count_dtype, pack_bits, xnor_threshold, xor_popcount
 
@@ -16,13 +17,40 @@ def binary_mvu(x_bits: np.ndarray, w_bits: np.ndarray, thr: np.ndarray | None = 
     """XNOR-popcount matrix-vector product, optionally followed by multi-thresholding.
 
     x_bits (N, MW) in {0,1}; w_bits (MH, MW) in {0,1}; thr (MH, T) or None.
-    Returns (N, MH): the popcount of matching bits (int64), or the threshold count.
-    Both sides are packed into 64-bit words; matches = MW - popcount(x ^ w).
-    """
-    x = np.asarray(x_bits)
-    mw = x.shape[1]
-    xw, ww = pack_bits(x), pack_bits(np.asarray(w_bits))
-    if thr is not None and 0 < np.shape(thr)[1] <= 4 and len(xw) >= len(ww) and count_dtype(xw.shape[1]) == np.uint16:
+    Returns (N, MH): the popcount of matching bits (int64), or the threshold count."""
+    return binary_mvu_kernel(w_bits, thr)(x_bits)
+
+
+def binary_mvu_kernel(w_bits: np.ndarray, thr: np.ndarray | None = None):
+    """`binary_mvu` as a function of x_bits alone, the weights and thresholds prepared once.
+
+    With torch at hand an int8 GEMM of the bits (0/1) against the bipolar weights 2w - 1:
+    dot = the +1 weights a set bit meets less the -1 ones, and matches = dot + the number of
+    -1 weights (the clear bits match them). Else both sides packed into 64-bit words:
+    matches = MW - popcount(x ^ w) (`xnor_count`)."""
+    w = np.asarray(w_bits)
+    mw = w.shape[1]
+    w_pm = (w.astype(np.int8) << 1) - np.int8(1)
+    minus = mw - np.count_nonzero(w, axis=1).astype(np.int64)
+    thr = None if thr is None else np.asarray(thr, dtype=np.int64)
+    dot_thr = None if thr is None else thr - minus[:, None]  # matches >= t  <=>  dot >= t - minus
+    packed = []  # the weights' words, packed when the popcount first runs
+
+    def run(x_bits: np.ndarray) -> np.ndarray:
+        x = np.asarray(x_bits)
+        x8 = x.view(np.int8) if x.dtype in (np.uint8, np.bool_) else x.astype(np.int8)
+        dot = int8_matmul(x8, w_pm) if mw < 1 << 31 else None  # |dot| <= MW
+        if dot is not None:
+            return dot + minus if thr is None else multithreshold(dot, dot_thr, (-mw, mw) if thr.shape[1] <= 4 else None)
+        if not packed:
+            packed.append(pack_bits(w))
+        return xnor_count(pack_bits(x), packed[0], mw, thr)
+    return run
+
+
+def xnor_count(xw: np.ndarray, ww: np.ndarray, mw: int, thr: np.ndarray | None) -> np.ndarray:
+    """The matches (int64) or threshold counts of bits packed into words: xw (N, W), ww (MH, W)."""
+    if thr is not None and 0 < thr.shape[1] <= 4 and len(xw) >= len(ww) and count_dtype(xw.shape[1]) == np.uint16:
         return xnor_threshold(xw, ww, mw, thr)  # few thresholds: compared while the counts are in cache
     miss = xor_popcount(xw, ww)
     if thr is None:
@@ -30,26 +58,29 @@ def binary_mvu(x_bits: np.ndarray, w_bits: np.ndarray, thr: np.ndarray | None = 
     return multithreshold(np.subtract(mw, miss, dtype=np.int32 if mw < 1 << 31 else np.int64), thr)
 
 
-def multithreshold(v: np.ndarray, thr: np.ndarray) -> np.ndarray:
+def multithreshold(v: np.ndarray, thr: np.ndarray, span: tuple[int, int] | None = None) -> np.ndarray:
     """out[n, c] = number of thresholds thr[c, t] with v[n, c] >= thr[c, t].
 
-    Integer v is compared in its own width against the thresholds clamped to [min v, max v + 1]
-    (every value of v compares the same with them); with many thresholds a table of the counts
-    of every value in that range, when it is smaller than v, else a binary search per channel."""
+    Integer v is compared in its own width against the thresholds clamped to [lo, hi + 1],
+    span = (lo, hi) bounds of v when the caller knows them, else min v and max v (every value
+    of v compares the same with them); with many thresholds a table of the counts of every
+    value in that range, when it is smaller than v, else a binary search per channel."""
     v = np.asarray(v)
     thr = np.asarray(thr, dtype=np.int64)
     small = np.uint8 if thr.shape[1] < 256 else np.int32  # counts stay compact for big tensors
     if v.dtype.kind in "iu" and v.size:
-        lo, hi = int(v.min()), int(v.max())
-        dt = np.result_type(v.dtype, np.min_scalar_type(lo), np.min_scalar_type(hi + 1))
+        lo, hi = (int(v.min()), int(v.max())) if span is None else span
+        dt = v.dtype  # widened only when it cannot hold lo and hi + 1
+        if not np.iinfo(dt).min <= lo <= hi + 1 <= np.iinfo(dt).max:
+            dt = np.result_type(v.dtype, np.min_scalar_type(lo), np.min_scalar_type(hi + 1))
         if dt.kind in "iu" and dt.itemsize <= 8:
             v, thr = v.astype(dt, copy=False), np.clip(thr, lo, hi + 1).astype(dt)
             if thr.shape[1] > 4 and (hi - lo + 1) * thr.shape[0] <= v.size:
                 return _threshold_table(v, thr, lo, hi, small)
-    if thr.shape[1] <= 4:
-        out = np.zeros(v.shape, dtype=small)
-        for t in range(thr.shape[1]):
-            out += v >= thr[None, :, t]
+    if 0 < thr.shape[1] <= 4:
+        out = np.greater_equal(v, thr[:, 0]).view(np.uint8).astype(small, copy=False)
+        for t in range(1, thr.shape[1]):
+            out += v >= thr[:, t]
         return out
     out = np.empty(v.shape, dtype=small)
     thr = np.sort(thr, axis=1)
@@ -64,7 +95,7 @@ def _threshold_table(v: np.ndarray, thr: np.ndarray, lo: int, hi: int, small) ->
     span = hi - lo + 1
     values = np.arange(lo, hi + 1, dtype=thr.dtype)
     table = np.stack([np.searchsorted(t, values, side="right") for t in np.sort(thr, axis=1)]).astype(small)
-    idx = v.astype(np.intp) - lo + (np.arange(thr.shape[0], dtype=np.intp) * span)
+    idx = v.astype(np.intp) + (np.arange(thr.shape[0], dtype=np.intp) * span - lo)  # one pass over v
     return table.reshape(-1).take(idx)
 
 
@@ -80,7 +111,7 @@ def matmul_bound(x: np.ndarray, w: np.ndarray) -> int:
 
 
 def exact_matmul(x: np.ndarray, w: np.ndarray, bound: int | None = None) -> np.ndarray:
-    """acc[n, h] = sum_k x[n, k] * w[h, k] exactly, for integer x (N, K) and w (H, K).
+    """acc[n, h] = sum_k x[n, k] * w[h, k] exactly, for integer x (N, K) and w (H, K), in BLAS.
 
     With every partial sum below 2**24 (`matmul_bound`) float32 BLAS is exact (a float32
     result of integers), below 2**53 float64 BLAS (int64), else an int64 matmul."""
@@ -94,17 +125,57 @@ def exact_matmul(x: np.ndarray, w: np.ndarray, bound: int | None = None) -> np.n
     return x.astype(np.int64) @ w.T
 
 
+def int8_dot(x: np.ndarray, lo: int, hi: int, w8: np.ndarray):
+    """(dot, offset) with x @ w.T = dot + offset * (the row sums of w): dot (N, H) int32 from
+    the int8 GEMM (`flow.core.int8_gemm`) of x less offset (128 when x, in [lo, hi], is 0..255
+    but not -128..127, else 0) and the int8 weights w8; None when x does not fit or torch is
+    not at hand. The caller bounds max|x| * max row sum |w| below 2**31 (then also |dot|)."""
+    if lo >= -128 and hi <= 127:
+        offset, x8 = 0, x.view(np.int8) if x.dtype.itemsize == 1 else x.astype(np.int8)
+    elif lo >= 0 and hi <= 255:
+        offset, x8 = 128, (x.astype(np.uint8, copy=False) ^ np.uint8(128)).view(np.int8)
+    else:
+        return None
+    dot = int8_matmul(x8, w8)
+    return None if dot is None else (dot, offset)
+
+
 def int_mvu(x: np.ndarray, w: np.ndarray, thr: np.ndarray | None = None) -> np.ndarray:
     """Integer matrix-vector product acc[n, h] = sum_k x[n, k] * w[h, k] (exact, int64),
     optionally followed by multi-thresholding. The engine realises it without multipliers
     when the weights allow: bipolar weights (+1/-1) by add/subtract, K-hot weights (each a
     sum of at most K signed powers of two) by shift-add."""
-    x, w = np.asarray(x), np.asarray(w, dtype=np.int64)
-    bound = matmul_bound(x, w)
-    acc = exact_matmul(x, w, bound)
-    if thr is None:
-        return acc.astype(np.int64)
-    thr = np.asarray(thr, dtype=np.int64)
+    return int_mvu_kernel(w, thr)(x)
+
+
+def int_mvu_kernel(w: np.ndarray, thr: np.ndarray | None = None):
+    """`int_mvu` as a function of x alone, the weights and thresholds prepared once. With
+    every partial sum below 2**31 and int8 weights, torch's int8 GEMM when it is at hand
+    (`int8_dot`), else BLAS (`exact_matmul`)."""
+    w = np.asarray(w, dtype=np.int64)
+    wabs = int(np.abs(w).sum(axis=1).max(initial=0))
+    w8 = w.astype(np.int8) if w.size and int(w.min()) >= -128 and int(w.max()) <= 127 else None
+    wsum = w.sum(axis=1)
+    thr = None if thr is None else np.asarray(thr, dtype=np.int64)
+
+    def run(x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x)
+        lo, hi = (int(x.min()), int(x.max())) if x.size else (0, 0)
+        bound = max(-lo, hi) * wabs  # matmul_bound
+        int8 = int8_dot(x, lo, hi, w8) if w8 is not None and bound < 1 << 31 else None
+        if int8 is not None:
+            dot, offset = int8
+            if thr is None:
+                return dot + offset * wsum
+            # acc >= t  <=>  dot >= t - offset * wsum; |dot| <= bound: few thresholds need not find the range
+            return multithreshold(dot, thr - offset * wsum[:, None], (-bound, bound) if thr.shape[1] <= 4 else None)
+        acc = exact_matmul(x, w, bound)
+        return acc.astype(np.int64) if thr is None else threshold_acc(acc, thr, bound)
+    return run
+
+
+def threshold_acc(acc: np.ndarray, thr: np.ndarray, bound: int) -> np.ndarray:
+    """multithreshold of an `exact_matmul` accumulator (|acc| <= bound), float32 ones in float32."""
     if acc.dtype == np.float32 and 0 < thr.shape[1] <= 4:
         # |acc| <= bound < 2**24: thresholds clamped to [-bound, bound + 1] compare the same, in float32 exactly
         t32 = np.clip(thr, -bound, bound + 1).astype(np.float32)
