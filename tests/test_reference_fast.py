@@ -34,17 +34,27 @@ def matches(x: np.ndarray, w: np.ndarray) -> np.ndarray:
     return (x[:, None, :] == w[None, :, :]).sum(axis=2).astype(np.int64)
 
 
+def use_torch(monkeypatch) -> None:
+    """torch's int8 kernels for every product they take (the test is skipped without torch)."""
+    pytest.importorskip("torch")
+    monkeypatch.setattr(int8_gemm, "IMPORT_MACS", 0)
+    assert int8_gemm.torch_or_none(0) is not None, "torch's int8 kernels failed their check"
+
+
+def no_torch(monkeypatch) -> None:
+    """The numpy paths alone, as without torch."""
+    monkeypatch.setattr(int8_gemm, "torch_or_none", lambda macs: None)
+
+
 @pytest.fixture(params=["int8 GEMM", "numpy", "numpy, small blocks"])
 def path(request, monkeypatch):
-    """torch's int8 GEMM for every product it takes (skipped without torch), and the numpy
-    paths alone: the popcount kernel's blocks as they are, and small enough to split every
-    operand (partial blocks of rows and of columns)."""
+    """torch's int8 kernels for every product they take (skipped without torch), and the
+    numpy paths alone: the popcount kernel's blocks as they are, and small enough to split
+    every operand (partial blocks of rows and of columns)."""
     if request.param == "int8 GEMM":
-        pytest.importorskip("torch")
-        monkeypatch.setattr(int8_gemm, "IMPORT_MACS", 0)
-        assert int8_gemm.torch_or_none(0) is not None, "torch's int8 GEMM failed its check"
+        use_torch(monkeypatch)
         return
-    monkeypatch.setattr(semantics, "int8_matmul", lambda x, w: None)
+    no_torch(monkeypatch)
     if request.param == "numpy, small blocks":
         monkeypatch.setattr(bitpack, "BLOCK_COLS", 5)
         monkeypatch.setattr(bitpack, "POPCOUNT_BLOCK", 15)
@@ -200,50 +210,90 @@ def test_chunks_side_by_side_equal_one_chunk(tmp_path, monkeypatch, path):
 
 
 @pytest.mark.parametrize("k", [1, 2, 7, 27, 63, 64, 65, 127, 129, 577, 4608])
-def test_int8_gemm_equals_int64_products(k):
-    """torch's int8 GEMM at the edge widths and on the extreme operands (the largest sums,
-    -128 * -128 over the whole width): the int64 products, or None where it refuses (K = 1)."""
-    pytest.importorskip("torch")
+def test_int8_kernel_equals_int64_products(k, monkeypatch):
+    """torch's int8 GEMM at the edge widths and on the extreme operands (inputs 0 and 255 or
+    0 and 128 about a zero point of 128, weights -128 and 127, or -1 and 1 where the sums
+    would leave float32's exact integers): the int64 sums plus the bias, and one threshold
+    compared in the kernel."""
+    use_torch(monkeypatch)
     rng = np.random.default_rng(k)
-    for n, h in ((1, 1), (3, 17), (70, 9)):
-        x, w = rng.integers(-128, 128, (n, k)).astype(np.int8), rng.integers(-128, 128, (h, k)).astype(np.int8)
-        x[0], x[-1], w[0], w[-1] = -128, 127, -128, 127
-        got = int8_gemm.int8_matmul(x, w)
-        if k == 1:
-            assert got is None
-            continue
-        assert got.dtype == np.int32 and np.array_equal(got, x.astype(np.int64) @ w.T.astype(np.int64))
+    top = 127 if 255 * 128 * k < 1 << 23 else 1
+    for (n, h), zp in zip(((1, 1), (3, 17), (70, 9)), (0, 128, 0)):
+        x, w = rng.integers(0, 256, (n, k)).astype(np.uint8), rng.integers(-top - 1, top + 1, (h, k)).astype(np.int8)
+        x[0], x[-1], w[0], w[-1] = 255, 0, -top - 1, top
+        want = (x.astype(np.int64) - zp) @ w.T.astype(np.int64)
+        bias = rng.integers(-k, k + 1, h)
+        got = int8_gemm.Int8Linear(w, zp, bias)(x)
+        assert got.dtype == np.float32 and np.array_equal(got, want + bias)
+        t = rng.integers(int(want.min()), int(want.max()) + 2, h)
+        got = int8_gemm.Int8Linear(w, zp, 1 - t, clip01=True)(x)
+        assert got.dtype == np.uint8 and np.array_equal(got, (want >= t).astype(np.uint8))
 
 
-@pytest.mark.parametrize("mw", [2, 63, 64, 65, 577, 2304, 4608])
+@pytest.mark.parametrize("mw", [1, 2, 63, 64, 65, 577, 2304, 4608])
 def test_binary_int8_gemm_equals_popcount(mw, monkeypatch):
     """The bits against the ±1 weights in the int8 GEMM equal the popcount kernel: all-ones
-    and all-zero rows and weights, random bits, no / few / many thresholds."""
-    pytest.importorskip("torch")
+    and all-zero rows and weights, random bits, no / one / few / many thresholds."""
+    use_torch(monkeypatch)
     rng = np.random.default_rng(mw)
     x, w = rng.integers(0, 2, (50, mw)).astype(np.uint8), rng.integers(0, 2, (12, mw))
     x[0], x[1], w[0], w[1] = 1, 0, 1, 0
     thr = np.sort(rng.integers(-3, mw + 4, (12, 6)), axis=1)
     thr[0] = [-1, 0, 1, mw - 1, mw, mw + 1]
     cases = (None, thr[:, :1], thr[:, 2:5], thr)
-    dots = []  # the int8 GEMM's products: one a call, none refused
-    monkeypatch.setattr(semantics, "int8_matmul", lambda *a: dots.append(int8_gemm.int8_matmul(*a)) or dots[-1])
+    runs = []  # the int8 kernel's calls
+    monkeypatch.setattr(int8_gemm.Int8Linear, "_run", lambda *a, run=int8_gemm.Int8Linear._run: runs.append(1) or run(*a))
     fast = [semantics.binary_mvu(x, w, t) for t in cases]
-    assert len(dots) == len(cases) and all(d is not None for d in dots)
-    monkeypatch.setattr(semantics, "int8_matmul", lambda x, w: None)
+    assert len(runs) == len(cases)
+    no_torch(monkeypatch)
     for t, got in zip(cases, fast):
         want = semantics.binary_mvu(x, w, t)
         assert got.dtype == want.dtype and np.array_equal(got, want)
     assert np.array_equal(fast[0], matches(x, w))
 
 
-def test_int8_gemm_unused_when_its_check_fails(monkeypatch):
+def random_window(rng: np.random.Generator) -> tuple:
+    """A sliding window as `SlidingWindow.conv_window` gives it: a small image, a kernel of
+    1..3, strides and dilations of 1..2, padding (asymmetric too) of 0..1."""
+    h, w, c = (int(v) for v in rng.integers(4, 9, 3))
+    k = tuple(int(v) for v in rng.integers(1, 4, 2))
+    s, d = tuple(int(v) for v in rng.integers(1, 3, 2)), tuple(int(v) for v in rng.integers(1, 3, 2))
+    return (h, w, c), k, s, tuple(int(v) for v in rng.integers(0, 2, 4)), int(rng.integers(0, 2)), d
+
+
+@pytest.mark.parametrize("binary", [True, False])
+def test_convolution_equals_the_windows_product(binary, monkeypatch):
+    """An MVU over a sliding window as one int8 convolution of the image equals the windows
+    written out and multiplied in numpy: kernels, strides, dilations, padding with 0 and 1,
+    1-bit, 8-bit and signed 8-bit inputs, no / one / three thresholds."""
+    use_torch(monkeypatch)
+    rng = np.random.default_rng(8 + binary)
+    for case in range(30):
+        window = random_window(rng)
+        (h, w, c), k, s, pads, pad_value, d = window
+        lo, hi = (0, 1) if binary else ((0, 255), (-128, 127), (0, 3))[case % 3]
+        x = rng.integers(lo, hi + 1, (3, h * w * c)).astype(np.uint8 if lo == 0 else np.int64)
+        wts = rng.integers(0, 2, (5, k[0] * k[1] * c)) if binary else rng.integers(-128, 128, (5, k[0] * k[1] * c))
+        windows = semantics.sliding_window(x.reshape(3, h, w, c), k, s, pads, pad_value, d)
+        for t in (None, 1, 3):
+            thr = None if t is None else np.sort(rng.integers(-20, 20, (5, t)), axis=1) * (1 if binary else 500)
+            conv = semantics.mvu_conv_kernel(binary, wts, thr, window)
+            got = conv(x)
+            with monkeypatch.context() as m:
+                no_torch(m)
+                kernel = (semantics.binary_mvu_kernel if binary else semantics.int_mvu_kernel)(wts, thr)
+                want = kernel(windows.reshape(-1, wts.shape[1])).reshape(3, -1)
+                assert conv(x) is None
+            assert got is not None and got.dtype == want.dtype and np.array_equal(got, want), (case, t)
+
+
+def test_int8_kernels_unused_when_their_check_fails(monkeypatch):
     """A kernel that gets the extreme operands wrong (a saturating one) is never used."""
-    torch = pytest.importorskip("torch")
+    pytest.importorskip("torch")
     monkeypatch.setattr(int8_gemm, "_state", {"macs": 0})
-    monkeypatch.setattr(torch, "_int_mm", lambda a, b: torch.zeros((a.shape[0], b.shape[1]), dtype=torch.int32))
-    assert int8_gemm.torch_or_none(1 << 40) is None and int8_gemm.int8_matmul(np.ones((2, 3), np.int8),
-                                                                              np.ones((2, 3), np.int8)) is None
+    monkeypatch.setattr(int8_gemm.Int8Linear, "_run", lambda self, torch, x: np.zeros((len(x), len(self.w8)), np.float32))
+    assert int8_gemm.torch_or_none(1 << 40) is None
+    assert int8_gemm.Int8Linear(np.ones((3, 70), np.int8), 0)(np.ones((2, 70), np.uint8)) is None
     x, w = np.ones((4, 70), np.uint8), np.ones((3, 70), np.int64)
     assert semantics.binary_mvu(x, w).tolist() == [[70] * 3] * 4
 

@@ -316,6 +316,13 @@ class HWOp:
         runs every chunk of a batch through it."""
         return self.execute
 
+    def executor_after(self, producer: "HWOp"):
+        """An executor of the producer's input streams that does what the producer and then
+        this op do, where this op can do both in one step (it then reads the producer's
+        inputs); else None. The reference offers it the op feeding its one input stream when
+        nothing else reads that stream."""
+        return None
+
     def cycles(self) -> int:
         """Cycles per frame in steady state."""
         raise NotImplementedError(f"{self.op_type} lacks a cycle model")

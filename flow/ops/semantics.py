@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from flow.core.int8_gemm import int8_matmul
+from flow.core.int8_gemm import Int8Conv, Int8Linear
 from flow.core.naf import naf_terms
 from flow.ops.bitpack import count_dtype, pack_bits, xnor_threshold, xor_popcount
 
@@ -22,29 +22,86 @@ def binary_mvu(x_bits: np.ndarray, w_bits: np.ndarray, thr: np.ndarray | None = 
 
 
 def binary_mvu_kernel(w_bits: np.ndarray, thr: np.ndarray | None = None):
-    """`binary_mvu` as a function of x_bits alone, the weights and thresholds prepared once.
-
-    With torch at hand an int8 GEMM of the bits (0/1) against the bipolar weights 2w - 1:
-    dot = the +1 weights a set bit meets less the -1 ones, and matches = dot + the number of
-    -1 weights (the clear bits match them). Else both sides packed into 64-bit words:
-    matches = MW - popcount(x ^ w) (`xnor_count`)."""
+    """`binary_mvu` as a function of x_bits alone, the weights and thresholds prepared once:
+    in torch's int8 GEMM where it is at hand (`binary_int8`), else both sides packed into
+    64-bit words, matches = MW - popcount(x ^ w) (`xnor_count`)."""
     w = np.asarray(w_bits)
     mw = w.shape[1]
-    w_pm = (w.astype(np.int8) << 1) - np.int8(1)
-    minus = mw - np.count_nonzero(w, axis=1).astype(np.int64)
     thr = None if thr is None else np.asarray(thr, dtype=np.int64)
-    dot_thr = None if thr is None else thr - minus[:, None]  # matches >= t  <=>  dot >= t - minus
+    fast = binary_int8(w, thr, Int8Linear)
     packed = []  # the weights' words, packed when the popcount first runs
 
     def run(x_bits: np.ndarray) -> np.ndarray:
-        x = np.asarray(x_bits)
-        x8 = x.view(np.int8) if x.dtype in (np.uint8, np.bool_) else x.astype(np.int8)
-        dot = int8_matmul(x8, w_pm) if mw < 1 << 31 else None  # |dot| <= MW
-        if dot is not None:
-            return dot + minus if thr is None else multithreshold(dot, dot_thr, (-mw, mw) if thr.shape[1] <= 4 else None)
+        y = None if fast is None else fast(x_bits)
+        if y is not None:
+            return y
         if not packed:
             packed.append(pack_bits(w))
-        return xnor_count(pack_bits(x), packed[0], mw, thr)
+        return xnor_count(pack_bits(np.asarray(x_bits)), packed[0], mw, thr)
+    return run
+
+
+def binary_int8(w: np.ndarray, thr: np.ndarray | None, make):
+    """`binary_mvu` in a torch int8 kernel (`int8_kernel`), or None for widths it does not
+    take: the bits (0/1) times the bipolar weights 2w - 1 give dot = the +1 weights a set bit
+    meets less the -1 ones, and matches = dot + the number of -1 weights (the clear bits
+    match them)."""
+    mw = w.shape[-1]
+    if not 0 < mw < 1 << 22:
+        return None
+    minus = mw - np.count_nonzero(w, axis=1).astype(np.int64)
+    return int8_kernel((w.astype(np.int8) << 1) - np.int8(1), 0, mw, thr, minus, make)
+
+
+def int8_kernel(w8: np.ndarray, zero_point: int, bound: int, thr, offset, make):
+    """A function of uint8 inputs x giving acc + offset (int64), or its threshold counts under
+    thr (MH, T), acc[n, h] = sum_k (x[n, k] - zero_point) * w8[h, k] with |acc| <= bound <
+    2**22, in the torch int8 kernel make(w8, zero_point, bias, clip01) (`flow.core.int8_gemm`);
+    the function gives None where torch is not at hand. One threshold is compared inside the
+    kernel: acc + offset >= t  <=>  acc - (t - offset) + 1, clipped to [0, 1], is 1."""
+    offset = np.zeros(len(w8), np.int64) if offset is None else offset
+    if thr is not None and thr.shape[1] == 1:
+        return make(w8, zero_point, 1 - np.clip(thr[:, 0] - offset, -bound, bound + 1), True)
+    kernel = make(w8, zero_point, offset if thr is None else None, False)
+    if thr is None:
+        return lambda x: _then(kernel(x), lambda y: y.astype(np.int64))
+    t, span = thr - offset[:, None], (-bound, bound) if thr.shape[1] <= 4 else None
+    return lambda x: _then(kernel(x), lambda acc: multithreshold(acc.astype(np.int32).reshape(-1, len(t)), t,
+                                                                 span).reshape(acc.shape))
+
+
+def _then(y, f):
+    return None if y is None else f(y)
+
+
+def mvu_conv_kernel(binary: bool, w: np.ndarray, thr: np.ndarray | None, window):
+    """`binary_mvu` (binary) or `int_mvu` of the sliding windows of NHWC images in torch's int8
+    convolution, the windows never written out: a function of the images (N, H*W*C) that gives
+    None where torch is not at hand or the images do not fit its kernels (the caller then takes
+    the windows); None when the weights do not fit. window = (image (H, W, C), kernel, stride,
+    pads, pad value, dilation) as `sliding_window` takes them; w (MH, KH*KW*C) in the windows'
+    (ky, kx, c) order."""
+    (h, wd, c), k, stride, pads, pad_value, dilation = window
+    (kh, kw), (pt, pl, pb, pr) = pair(k), pads4(pads)
+    image = (h + pt + pb, wd + pl + pr, c)
+    if min(window_out_hw(*image[:2], k, stride, 0, dilation)) < 1:
+        return None
+    thr = None if thr is None else np.asarray(thr, dtype=np.int64)
+
+    def make(w8, zero_point, bias, clip01):
+        return Int8Conv(w8.reshape(len(w8), kh, kw, c), image, pair(stride), pair(dilation), zero_point, bias, clip01)
+    fast = binary_int8(np.asarray(w), thr, make) if binary else int_int8(np.asarray(w, dtype=np.int64), thr, make)
+    if not fast:
+        return None
+
+    def run(x: np.ndarray):
+        x = np.asarray(x)
+        if pt or pl or pb or pr:
+            x = np.pad(x.reshape(len(x), h, wd, c), ((0, 0), (pt, pb), (pl, pr), (0, 0)), constant_values=pad_value)
+        if binary:
+            return fast(x.reshape(len(x), -1))
+        lo, hi = (int(x.min()), int(x.max())) if x.size else (0, 0)
+        return int8_codes(fast, x.reshape(len(x), -1), lo, hi)
     return run
 
 
@@ -125,21 +182,6 @@ def exact_matmul(x: np.ndarray, w: np.ndarray, bound: int | None = None) -> np.n
     return x.astype(np.int64) @ w.T
 
 
-def int8_dot(x: np.ndarray, lo: int, hi: int, w8: np.ndarray):
-    """(dot, offset) with x @ w.T = dot + offset * (the row sums of w): dot (N, H) int32 from
-    the int8 GEMM (`flow.core.int8_gemm`) of x less offset (128 when x, in [lo, hi], is 0..255
-    but not -128..127, else 0) and the int8 weights w8; None when x does not fit or torch is
-    not at hand. The caller bounds max|x| * max row sum |w| below 2**31 (then also |dot|)."""
-    if lo >= -128 and hi <= 127:
-        offset, x8 = 0, x.view(np.int8) if x.dtype.itemsize == 1 else x.astype(np.int8)
-    elif lo >= 0 and hi <= 255:
-        offset, x8 = 128, (x.astype(np.uint8, copy=False) ^ np.uint8(128)).view(np.int8)
-    else:
-        return None
-    dot = int8_matmul(x8, w8)
-    return None if dot is None else (dot, offset)
-
-
 def int_mvu(x: np.ndarray, w: np.ndarray, thr: np.ndarray | None = None) -> np.ndarray:
     """Integer matrix-vector product acc[n, h] = sum_k x[n, k] * w[h, k] (exact, int64),
     optionally followed by multi-thresholding. The engine realises it without multipliers
@@ -149,29 +191,46 @@ def int_mvu(x: np.ndarray, w: np.ndarray, thr: np.ndarray | None = None) -> np.n
 
 
 def int_mvu_kernel(w: np.ndarray, thr: np.ndarray | None = None):
-    """`int_mvu` as a function of x alone, the weights and thresholds prepared once. With
-    every partial sum below 2**31 and int8 weights, torch's int8 GEMM when it is at hand
-    (`int8_dot`), else BLAS (`exact_matmul`)."""
+    """`int_mvu` as a function of x alone, the weights and thresholds prepared once: in
+    torch's int8 GEMM where it is at hand and the inputs and weights fit (`int_int8`), else
+    in BLAS (`exact_matmul`)."""
     w = np.asarray(w, dtype=np.int64)
     wabs = int(np.abs(w).sum(axis=1).max(initial=0))
-    w8 = w.astype(np.int8) if w.size and int(w.min()) >= -128 and int(w.max()) <= 127 else None
-    wsum = w.sum(axis=1)
     thr = None if thr is None else np.asarray(thr, dtype=np.int64)
+    fast = int_int8(w, thr, Int8Linear)
 
     def run(x: np.ndarray) -> np.ndarray:
         x = np.asarray(x)
         lo, hi = (int(x.min()), int(x.max())) if x.size else (0, 0)
+        y = int8_codes(fast, x, lo, hi)
+        if y is not None:
+            return y
         bound = max(-lo, hi) * wabs  # matmul_bound
-        int8 = int8_dot(x, lo, hi, w8) if w8 is not None and bound < 1 << 31 else None
-        if int8 is not None:
-            dot, offset = int8
-            if thr is None:
-                return dot + offset * wsum
-            # acc >= t  <=>  dot >= t - offset * wsum; |dot| <= bound: few thresholds need not find the range
-            return multithreshold(dot, thr - offset * wsum[:, None], (-bound, bound) if thr.shape[1] <= 4 else None)
         acc = exact_matmul(x, w, bound)
         return acc.astype(np.int64) if thr is None else threshold_acc(acc, thr, bound)
     return run
+
+
+def int_int8(w: np.ndarray, thr: np.ndarray | None, make) -> dict:
+    """{zero point: `int8_kernel`} of `int_mvu` for inputs 0..255 (zero point 0) and -128..127
+    (moved up to 0..255, zero point 128); empty when the weights are not int8, without the
+    zero points whose sums could leave float32's exact integers."""
+    w = w.reshape(len(w), -1)
+    if not w.size or int(w.min()) < -128 or int(w.max()) > 127:
+        return {}
+    wabs = int(np.abs(w).sum(axis=1).max())
+    return {zp: int8_kernel(w.astype(np.int8), zp, xmax * wabs, thr, None, make)
+            for zp, xmax in ((0, 255), (128, 128)) if xmax * wabs < 1 << 22}
+
+
+def int8_codes(fast: dict, x: np.ndarray, lo: int, hi: int):
+    """The `int_int8` kernel's result on x (values in [lo, hi]), or None (no kernel for them,
+    or torch not at hand)."""
+    if 0 in fast and lo >= 0 and hi <= 255:
+        return fast[0](x)
+    if 128 in fast and lo >= -128 and hi <= 127:
+        return fast[128](x.astype(np.int8).view(np.uint8) ^ np.uint8(128))
+    return None
 
 
 def threshold_acc(acc: np.ndarray, thr: np.ndarray, bound: int) -> np.ndarray:

@@ -109,6 +109,12 @@ class SlidingWindow(HWOp):
     def execute(self, x: np.ndarray) -> np.ndarray:
         return self.executor()(x)
 
+    def conv_window(self) -> tuple:
+        """(image (H, W, C), kernel, stride, pads, pad value, dilation): the windows as a
+        convolution over the image takes them."""
+        (h, w, c, *_), (k, s, p, d) = self.dims(), self.window()
+        return (h, w, c), k, s, p, self.attr("PadValue"), d
+
     def executor(self):
         (h, w, c, *_), (k, s, p, d), pad_value = self.dims(), self.window(), self.attr("PadValue")
         return lambda x: sliding_window(x.reshape(x.shape[0], h, w, c), k, s, p, pad_value, d).reshape(x.shape[0], -1)
