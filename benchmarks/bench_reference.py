@@ -85,12 +85,14 @@ def op_times(graph, images: np.ndarray, reps: int = 3) -> None:
     chunk = reference.CHUNK_ELEMS * reference.graph_input_elems(graph) // max(
         max(o.in_stream().elems, o.out_stream().elems) for o in ops)
     parts = reference.image_chunks(graph, images, chunk)
-    times: dict[str, list] = {name: [] for *_, name in steps}
+    times: dict[str, list] = {"input codes (to_wire)": [], **{name: [] for *_, name in steps}}
     with threadpool_limits(1, user_api="blas"), torch_threads(1):
         for _ in range(reps):
             spent = dict.fromkeys(times, 0.0)
             for part in parts:
+                c0 = time.process_time()
                 env = {"global_in": reference.to_wire(graph, part)}
+                spent["input codes (to_wire)"] += time.process_time() - c0
                 for ins, outs, run, name in steps:
                     c0 = time.process_time()
                     y = run(*(env[t] for t in ins))
