@@ -1,7 +1,8 @@
 """The numpy reference's fast paths equal the straightforward formulas.
 
-torch's int8 GEMM (±1 and 8-bit products, int32) where torch is installed, and the numpy
-paths without it: bit-packed XNOR-popcount (64 bits to a word, blocks of rows by columns),
+torch's oneDNN int8 kernels where torch is installed (±1 and 8-bit products, one threshold
+compared in the kernel, an MVU over sliding windows as one convolution), and the numpy paths
+without it: bit-packed XNOR-popcount (64 bits to a word, blocks of rows by columns),
 integer GEMM in float32 / float64 BLAS where every partial sum is provably exact and in int64
 beyond, the threshold compare in the accumulators' own width (or a table of counts), strided
 sliding windows and max-pool, and chunks of a batch run side by side: each against the formula
@@ -285,6 +286,16 @@ def test_convolution_equals_the_windows_product(binary, monkeypatch):
                 want = kernel(windows.reshape(-1, wts.shape[1])).reshape(3, -1)
                 assert conv(x) is None
             assert got is not None and got.dtype == want.dtype and np.array_equal(got, want), (case, t)
+
+
+def test_empty_operands(path):
+    """No vectors, no neurons, no inputs, no thresholds: the shapes and counts of the formula."""
+    w, thr = np.ones((3, 5), np.int64), np.zeros((3, 1), np.int64)
+    for mvu in (semantics.binary_mvu, semantics.int_mvu):
+        assert mvu(np.zeros((0, 5), np.uint8), w).shape == (0, 3) and mvu(np.zeros((0, 5), np.uint8), w, thr).shape == (0, 3)
+        assert mvu(np.ones((2, 5), np.uint8), np.zeros((0, 5), np.int64)).shape == (2, 0)
+        assert mvu(np.ones((2, 5), np.uint8), w, np.zeros((3, 0), np.int64)).tolist() == [[0] * 3] * 2
+    assert semantics.int_mvu(np.ones((2, 0), np.uint8), np.zeros((3, 0), np.int64), thr).tolist() == [[1] * 3] * 2
 
 
 def test_int8_kernels_unused_when_their_check_fails(monkeypatch):

@@ -101,7 +101,9 @@ class Int8Kernel:
         self._packed = None
 
     def __call__(self, x: np.ndarray) -> np.ndarray | None:
-        torch = torch_or_none(x.size * len(self.w8))
+        if x.size == 0:
+            return None  # the callers' numpy paths take empty batches
+        torch = torch_or_none(x.size * (self.w8.size // self.w8.shape[-1]))  # multiply-adds
         return None if torch is None else self._run(torch, x)
 
     def _args(self, torch):

@@ -91,17 +91,18 @@ def design_streams(graph: DataflowGraph, logits: bool = False) -> tuple[Stream, 
 def plan(ops) -> list[tuple]:
     """The steps that execute ops (in topological order): (input streams, output streams,
     executor, names), an op that can take over the op feeding its one input stream
-    (`HWOp.executor_after`) doing both in one step when nothing else reads that stream."""
+    (`HWOp.executor_after`) doing both in one step when nothing else reads that stream (and
+    that op is a step of its own)."""
     readers = Counter(t for op in ops for t in op.stream_inputs)
     last = ops[-1].stream_outputs[0] if ops else None
-    steps: list[tuple] = []
+    steps: list[tuple] = []  # and the step's one op (None for two)
     for op in ops:
         ins = list(op.stream_inputs)
         prev = steps[-1] if steps else None
-        if prev and len(ins) == 1 and prev[1] == ins and readers[ins[0]] == 1 and ins[0] != last:
+        if prev and prev[4] and len(ins) == 1 and prev[1] == ins and readers[ins[0]] == 1 and ins[0] != last:
             both = op.executor_after(prev[4])
             if both is not None:
-                steps[-1] = (prev[0], list(op.stream_outputs), both, f"{prev[3]}+{op.name}", op)
+                steps[-1] = (prev[0], list(op.stream_outputs), both, f"{prev[3]}+{op.name}", None)
                 continue
         steps.append((ins, list(op.stream_outputs), op.executor(), op.name, op))
     return [s[:4] for s in steps]

@@ -47,7 +47,7 @@ def binary_int8(w: np.ndarray, thr: np.ndarray | None, make):
     meets less the -1 ones, and matches = dot + the number of -1 weights (the clear bits
     match them)."""
     mw = w.shape[-1]
-    if not 0 < mw < 1 << 22:
+    if not (0 < mw < 1 << 22 and len(w)):
         return None
     minus = mw - np.count_nonzero(w, axis=1).astype(np.int64)
     return int8_kernel((w.astype(np.int8) << 1) - np.int8(1), 0, mw, thr, minus, make)
@@ -215,7 +215,6 @@ def int_int8(w: np.ndarray, thr: np.ndarray | None, make) -> dict:
     """{zero point: `int8_kernel`} of `int_mvu` for inputs 0..255 (zero point 0) and -128..127
     (moved up to 0..255, zero point 128); empty when the weights are not int8, without the
     zero points whose sums could leave float32's exact integers."""
-    w = w.reshape(len(w), -1)
     if not w.size or int(w.min()) < -128 or int(w.max()) > 127:
         return {}
     wabs = int(np.abs(w).sum(axis=1).max())
