@@ -2,14 +2,17 @@
 images/s side by side, and agreement of top-1 (CNV-w1a1 and TFC-w1a1, BNN-PYNQ
 topologies from brevitas_examples with random weights and BatchNorm statistics).
 
-Both the wall clock and the CPU time of the process (all its threads) are reported: on
-shared cores the wall clock depends on the other jobs, the CPU time much less.
+Both the wall clock and the CPU time of the process (all its threads) are reported, and the
+load average before and after: on shared cores the wall clock depends on the other jobs, the
+CPU time much less. --ops adds the CPU time of every step of CNV-w1a1 (chunks run one after
+another on one thread); --numpy-only leaves torch's int8 GEMM out (the reference without torch).
 
-    python benchmarks/bench_reference.py [--images 1000] [--qonnx-images 20]
+    python benchmarks/bench_reference.py [--images 1000] [--qonnx-images 20] [--ops] [--numpy-only]
 """
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
@@ -25,7 +28,13 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--images", type=int, default=1000)
     ap.add_argument("--qonnx-images", type=int, default=20)
+    ap.add_argument("--ops", action="store_true", help="CPU ms/image of every step of CNV-w1a1")
+    ap.add_argument("--numpy-only", action="store_true", help="without torch's int8 GEMM")
     args = ap.parse_args()
+    if args.numpy_only:
+        from flow.core import int8_gemm
+        int8_gemm._state["torch"] = None  # as if torch were not installed
+    print(f"load average before: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
 
     from brevitas.export import export_qonnx
     from brevitas_examples.bnn_pynq.models import model_with_cfg
@@ -57,6 +66,44 @@ def main() -> None:
               f"{cpu_np * 1e3:>14.2f}{cpu_q / cpu_np:>13.0f}x{'(ref)':>18}")
         print(f"{name:<10}{'qonnx execute_onnx':<22}{nq:>8}{t_q:>10.2f}{r_q:>11.1f}{'1x':>10}"
               f"{cpu_q * 1e3:>14.2f}{'1x':>14}{int(np.sum(q != ref[:nq])):>18}")
+    print(f"load average after: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+    if args.ops:
+        op_times(graph, images)
+
+
+def op_times(graph, images: np.ndarray, reps: int = 3) -> None:
+    """CPU ms per image of every step of the reference (an op, or a sliding window and the
+    MVU after it run as one convolution): its chunks one after another on one thread, the
+    median of `reps` passes over the images."""
+    from threadpoolctl import threadpool_limits
+
+    from flow.core.int8_gemm import torch_threads
+    from flow.ir import reference
+
+    ops = reference.design_ops(graph)
+    steps = reference.plan(ops)
+    chunk = reference.CHUNK_ELEMS * reference.graph_input_elems(graph) // max(
+        max(o.in_stream().elems, o.out_stream().elems) for o in ops)
+    parts = reference.image_chunks(graph, images, chunk)
+    times: dict[str, list] = {"input codes (to_wire)": [], **{name: [] for *_, name in steps}}
+    with threadpool_limits(1, user_api="blas"), torch_threads(1):
+        for _ in range(reps):
+            spent = dict.fromkeys(times, 0.0)
+            for part in parts:
+                c0 = time.process_time()
+                env = {"global_in": reference.to_wire(graph, part)}
+                spent["input codes (to_wire)"] += time.process_time() - c0
+                for ins, outs, run, name in steps:
+                    c0 = time.process_time()
+                    y = run(*(env[t] for t in ins))
+                    spent[name] += time.process_time() - c0
+                    env.update(zip(outs, y if isinstance(y, tuple) else (y,)))
+            for k, v in spent.items():
+                times[k].append(v)
+    print(f"\nCPU ms/image per step, chunks of {len(parts[0])} images, one thread:")
+    for name, v in times.items():
+        print(f"  {name:<28}{float(np.median(v)) / len(images) * 1e3:8.4f}")
+    print(f"  {'total':<28}{sum(float(np.median(v)) for v in times.values()) / len(images) * 1e3:8.4f}")
 
 
 def qonnx_top1(mw, images: np.ndarray) -> np.ndarray:

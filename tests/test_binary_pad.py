@@ -76,3 +76,21 @@ def test_a_pad_of_one_and_zero_padding_together_are_refused(tmp_path):
     with pytest.raises(UserError) as err:
         streamline(load_qonnx(path))
     assert "different values" in str(err.value)
+
+
+def test_convolutions_in_one_step_equal_the_windows(tmp_path, monkeypatch):
+    """The reference runs each sliding window and the MVU after it as one int8 convolution of
+    the image where torch's kernels take it (own and asymmetric zero padding re-coded, stride
+    2, a Pad of +1): the same logits as the windows written out and multiplied in numpy."""
+    from flow.core import int8_gemm
+    from flow.ir import reference
+
+    monkeypatch.setattr(int8_gemm, "IMPORT_MACS", 0)
+    _model_, path = _model(tmp_path)
+    graph = streamline(load_qonnx(path))
+    names = [step[3] for step in reference.plan(reference.design_ops(graph))]
+    assert sum("+" in n for n in names) == 4, names
+    x = np.random.default_rng(2).integers(0, 256, (40, *PaddedBinaryCNN.shape), dtype=np.uint8)
+    fused = execute_numpy(graph, x, logits=True)
+    monkeypatch.setattr(int8_gemm, "torch_or_none", lambda macs: None)
+    assert np.array_equal(execute_numpy(graph, x, logits=True), fused)

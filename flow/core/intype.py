@@ -62,7 +62,8 @@ class InputType:
         return Codes(self.levels, self.stride, self.lo, float(self.step), bipolar=self.bipolar)
 
     def to_codes(self, x: np.ndarray) -> np.ndarray:
-        return (np.asarray(x, np.int64) - self.lo) // self.stride
+        codes = np.asarray(x, np.int64) - self.lo  # a new array
+        return codes // self.stride if self.stride != 1 else codes
 
     def check(self, x: np.ndarray, what: str = "input images") -> str | None:
         """Why integer array x is not a batch of this type's values, or None."""

@@ -7,19 +7,24 @@ these; the ops' own numpy semantics live in flow.ops.
 from __future__ import annotations
 
 import os
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from threadpoolctl import threadpool_limits
 
 from flow.core.errors import UserError
+from flow.core.int8_gemm import torch_threads
 from flow.core.intype import from_meta
 from flow.ir.graph import DataflowGraph, Stream
 
 
-# Elements of the widest stream in a chunk of images (a uint8 stream: at most 32 MiB, glibc's
-# largest mmap threshold, so that the chunks' arrays are reused rather than mapped afresh).
-CHUNK_ELEMS = 1 << 25
+# Elements of the widest stream in a chunk of images: a uint8 stream of 16 MiB. The chunks of
+# the two cores then stay within the shared cache (32 MiB) where the sliding windows are written
+# out; fewer images a chunk pay the per-chunk costs (Python, oneDNN's weight packing) more often,
+# more gain nothing. Below glibc's largest mmap threshold (32 MiB), the chunks' arrays are
+# reused rather than mapped afresh.
+CHUNK_ELEMS = 1 << 24
 
 
 def usable_cores() -> int:
@@ -53,8 +58,8 @@ def wire_axes(rank: int) -> list[int]:
 def to_wire(graph: DataflowGraph, images: np.ndarray) -> np.ndarray:
     """Inputs (N, *shape) -> (N, features) int64 input codes in the wire (channels-last) order."""
     x = check_images(graph, images)
-    codes = from_meta(graph.meta("input")).to_codes(x)
-    return codes.transpose(wire_axes(x.ndim - 1)).reshape(len(x), -1)
+    x = np.ascontiguousarray(x.transpose(wire_axes(x.ndim - 1)))  # reordered before it widens to int64
+    return from_meta(graph.meta("input")).to_codes(x).reshape(len(x), -1)
 
 
 def image_chunks(graph: DataflowGraph, images, chunk_bytes: int):
@@ -83,28 +88,50 @@ def design_streams(graph: DataflowGraph, logits: bool = False) -> tuple[Stream, 
     return first.in_stream(), ops[-1].out_stream()
 
 
-def run_ops(ops, x: np.ndarray) -> np.ndarray:
-    """Execute ops (in topological order) on one batch; return the last op's output."""
-    env = {"global_in": x}
+def plan(ops) -> list[tuple]:
+    """The steps that execute ops (in topological order): (input streams, output streams,
+    executor, names), an op that can take over the op feeding its one input stream
+    (`HWOp.executor_after`) doing both in one step when nothing else reads that stream (and
+    that op is a step of its own)."""
+    readers = Counter(t for op in ops for t in op.stream_inputs)
+    last = ops[-1].stream_outputs[0] if ops else None
+    steps: list[tuple] = []  # and the step's one op (None for two)
     for op in ops:
-        y = op.execute(*(env[t] for t in op.stream_inputs))
-        outs = y if isinstance(y, tuple) else (y,)
-        env.update(zip(op.stream_outputs, outs))
+        ins = list(op.stream_inputs)
+        prev = steps[-1] if steps else None
+        if prev and prev[4] and len(ins) == 1 and prev[1] == ins and readers[ins[0]] == 1 and ins[0] != last:
+            both = op.executor_after(prev[4])
+            if both is not None:
+                steps[-1] = (prev[0], list(op.stream_outputs), both, f"{prev[3]}+{op.name}", None)
+                continue
+        steps.append((ins, list(op.stream_outputs), op.executor(), op.name, op))
+    return [s[:4] for s in steps]
+
+
+def run_ops(ops, x: np.ndarray, steps=None) -> np.ndarray:
+    """Execute ops (in topological order) on one batch; return the last op's output. steps:
+    their `plan`, when prepared once for many batches."""
+    env = {"global_in": x}
+    for ins, outs, run, _ in steps or plan(ops):
+        y = run(*(env[t] for t in ins))
+        env.update(zip(outs, y if isinstance(y, tuple) else (y,)))
     return env[ops[-1].stream_outputs[0]]
 
 
 def execute_numpy(graph: DataflowGraph, images: np.ndarray, logits: bool = False) -> np.ndarray:
     """Exact integer execution, a chunk of images at a time to bound memory (CHUNK_ELEMS
-    elements of the widest stream). The chunks run side by side on the cores (numpy leaves
-    the interpreter lock in its loops), each GEMM on one BLAS thread."""
+    elements of the widest stream). The chunks run side by side on the cores (numpy and torch
+    leave the interpreter lock in their loops), each GEMM on one BLAS or torch thread."""
     ops = design_ops(graph, logits)
     biggest = max(max(o.in_stream().elems, o.out_stream().elems) for o in ops)
     parts = image_chunks(graph, images, CHUNK_ELEMS * graph_input_elems(graph) // biggest)
 
-    def run(part: np.ndarray) -> np.ndarray:
-        return np.asarray(run_ops(ops, to_wire(graph, part)), dtype=np.int64)
+    steps = plan(ops)  # weights and thresholds prepared once for all chunks
 
-    with threadpool_limits(1, user_api="blas"):
+    def run(part: np.ndarray) -> np.ndarray:
+        return np.asarray(run_ops(ops, to_wire(graph, part), steps), dtype=np.int64)
+
+    with threadpool_limits(1, user_api="blas"), torch_threads(1):
         if len(parts) == 1:
             outs = [run(parts[0])]
         else:

@@ -310,6 +310,19 @@ class HWOp:
         """Exact integer execution on a batch (N, in elems) -> (N, out elems)."""
         raise NotImplementedError(f"{self.op_type} lacks execute")
 
+    def executor(self):
+        """A function of the input streams that does what `execute` does, with what does not
+        depend on them (weights, thresholds, attributes) read and prepared once: the reference
+        runs every chunk of a batch through it."""
+        return self.execute
+
+    def executor_after(self, producer: "HWOp"):
+        """An executor of the producer's input streams that does what the producer and then
+        this op do, where this op can do both in one step (it then reads the producer's
+        inputs); else None. The reference offers it the op feeding its one input stream when
+        nothing else reads that stream."""
+        return None
+
     def cycles(self) -> int:
         """Cycles per frame in steady state."""
         raise NotImplementedError(f"{self.op_type} lacks a cycle model")

@@ -7,7 +7,7 @@ from flow.ops.base import (Engine, Formal, HlsFunction, bits_for, memory, pick, 
                            stage)
 from flow.ops.mvu import MVU_ATTRS, MVUBase
 from flow.ops.packing import mem_text, thresh_words
-from flow.ops.semantics import binary_mvu
+from flow.ops.semantics import binary_mvu, binary_mvu_kernel, mvu_conv_kernel
 
 
 def mvu_weight_words(w_bits, pe: int, simd: int) -> list[int]:
@@ -54,8 +54,11 @@ class BinaryMVU(MVUBase):
         if not np.isin(w, (0, 1)).all():
             raise ValueError(f"{self.name}: weights must be (MH, MW) bits")
 
-    def compute(self, x: np.ndarray, thr) -> np.ndarray:
-        return binary_mvu(x, self.param("weights"), thr)
+    def kernel(self, w: np.ndarray, thr):
+        return binary_mvu_kernel(w, thr)
+
+    def conv_kernel(self, w: np.ndarray, thr, window):
+        return mvu_conv_kernel(True, w, thr, window)
 
     def threshold_bits(self) -> int:
         return bits_for(self.attr("MW") + 1)

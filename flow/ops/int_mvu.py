@@ -12,7 +12,7 @@ from flow.ops.base import (Attr, Engine, Formal, HlsFunction, bits_for, memory, 
                            single_case, sorted_thresholds, stage)
 from flow.ops.mvu import MVU_ATTRS, MVUBase
 from flow.ops.packing import khot_fields, lane_fields, mem_text, thresh_words
-from flow.ops.semantics import int_mvu, khot_terms
+from flow.ops.semantics import int_mvu, int_mvu_kernel, khot_terms, mvu_conv_kernel
 
 WEIGHT_MODES = {0: "add/subtract (bipolar weights)", 1: "shift-add (K-hot weights)", 2: "multiplier"}
 
@@ -121,8 +121,11 @@ class IntMVU(MVUBase):
         if mode == 1:
             khot_terms(w, self.attr("K"))  # raises when a weight needs more than K terms
 
-    def compute(self, x: np.ndarray, thr) -> np.ndarray:
-        return int_mvu(x, self.param("weights"), thr)
+    def kernel(self, w: np.ndarray, thr):
+        return int_mvu_kernel(w, thr)
+
+    def conv_kernel(self, w: np.ndarray, thr, window):
+        return mvu_conv_kernel(False, w, thr, window)
 
     def resources(self) -> dict:
         mw, mh, pe, simd = (self.attr(k) for k in ("MW", "MH", "PE", "SIMD"))

@@ -62,9 +62,11 @@ class MaxPool(HWOp):
             raise ValueError(f"{self.name}: PE={self.attr('PE')} does not divide C={self.attr('C')}")
 
     def execute(self, x: np.ndarray) -> np.ndarray:
-        h, w, c, *_ = self.dims()
-        n = x.shape[0]
-        return maxpool(x.reshape(n, h, w, c), *self.window()).reshape(n, -1)
+        return self.executor()(x)
+
+    def executor(self):
+        (h, w, c, *_), window = self.dims(), self.window()
+        return lambda x: maxpool(x.reshape(x.shape[0], h, w, c), *window).reshape(x.shape[0], -1)
 
     def cycles(self) -> int:
         """The window engine inside emits every tap of every window: overlapping windows (a

@@ -8,6 +8,7 @@ import numpy as np
 from flow.ir.graph import Stream
 from flow.ops.base import Attr, HWOp, divisors
 from flow.ops.packing import thresh_words
+from flow.ops.sliding_window import SlidingWindow
 
 MVU_ATTRS = (
     Attr("MW", int, finn="MW", doc="inputs per vector (matrix width)"),
@@ -56,9 +57,16 @@ class MVUBase(HWOp):
         """Bounds of every accumulator value the unit can reach."""
         raise NotImplementedError
 
-    def compute(self, x: np.ndarray, thr) -> np.ndarray:
-        """The exact semantics on (vectors, MW) inputs."""
+    def kernel(self, w: np.ndarray, thr):
+        """The exact semantics as a function of (vectors, MW) inputs, weights w and thresholds
+        thr (or None) prepared once."""
         raise NotImplementedError
+
+    def conv_kernel(self, w: np.ndarray, thr, window):
+        """`kernel` over the sliding windows of images (N, H*W*C) as one convolution
+        (`flow.ops.semantics.mvu_conv_kernel`; window as `SlidingWindow.conv_window` gives it),
+        or None."""
+        return None
 
     def check_weights(self, w: np.ndarray) -> None:
         raise NotImplementedError
@@ -100,8 +108,29 @@ class MVUBase(HWOp):
         self.check_weights(w)
 
     def execute(self, x: np.ndarray) -> np.ndarray:
+        return self.executor()(x)
+
+    def executor(self):
         thr = self.param("thresholds") if self.has_thresholds() else None
-        return self.compute(x.reshape(-1, self.attr("MW")), thr).reshape(x.shape[0], -1)
+        run, mw = self.kernel(self.param("weights"), thr), self.attr("MW")
+        return lambda x: run(x.reshape(-1, mw)).reshape(x.shape[0], -1)
+
+    def executor_after(self, producer):
+        """After the sliding windows of an image: one convolution over the image where the
+        weights fit torch's int8 kernels (`conv_kernel`); the windows are written out only
+        where torch is not at hand."""
+        if not isinstance(producer, SlidingWindow):
+            return None
+        thr = self.param("thresholds") if self.has_thresholds() else None
+        conv = self.conv_kernel(self.param("weights"), thr, producer.conv_window())
+        if conv is None:
+            return None
+        windows, mvu = producer.executor(), self.executor()
+
+        def run(x: np.ndarray) -> np.ndarray:
+            y = conv(x)
+            return mvu(windows(x)) if y is None else y
+        return run
 
     def cycles(self) -> int:
         return self.vectors() * (self.attr("MH") // self.attr("PE")) * (self.attr("MW") // self.attr("SIMD"))

@@ -107,11 +107,17 @@ class SlidingWindow(HWOp):
             raise ValueError(f"{self.name}: SIMD={self.attr('SIMD')} does not divide C={self.attr('C')}")
 
     def execute(self, x: np.ndarray) -> np.ndarray:
-        h, w, c, *_ = self.dims()
-        k, s, p, d = self.window()
-        n = x.shape[0]
-        y = sliding_window(x.reshape(n, h, w, c), k, s, p, self.attr("PadValue"), d)
-        return y.reshape(n, -1)
+        return self.executor()(x)
+
+    def conv_window(self) -> tuple:
+        """(image (H, W, C), kernel, stride, pads, pad value, dilation): the windows as a
+        convolution over the image takes them."""
+        (h, w, c, *_), (k, s, p, d) = self.dims(), self.window()
+        return (h, w, c), k, s, p, self.attr("PadValue"), d
+
+    def executor(self):
+        (h, w, c, *_), (k, s, p, d), pad_value = self.dims(), self.window(), self.attr("PadValue")
+        return lambda x: sliding_window(x.reshape(x.shape[0], h, w, c), k, s, p, pad_value, d).reshape(x.shape[0], -1)
 
     def cycles(self) -> int:
         return max(self.in_stream().beats, self.out_stream().beats)

@@ -69,8 +69,11 @@ class Thresholding(HWOp):
             raise ValueError(f"{self.name}: negative threshold for an unsigned input")
 
     def execute(self, x: np.ndarray) -> np.ndarray:
-        c = self.attr("NumChannels")
-        return multithreshold(x.reshape(-1, c), self.param("thresholds")).reshape(x.shape)
+        return self.executor()(x)
+
+    def executor(self):
+        c, thr = self.attr("NumChannels"), self.param("thresholds")
+        return lambda x: multithreshold(x.reshape(-1, c), thr).reshape(x.shape)
 
     def cycles(self) -> int:
         return self.vectors() * self.attr("NumChannels") // self.attr("PE")
