@@ -25,7 +25,7 @@ from flow.core.wire import as_beat_bytes, beat_bytes, pack_beats, unpack_beats  
 # C++ optimisation of the verilated model. Measured on 2 cores for an MNIST-sized 5-stage chain:
 # -O1 12 s compile / 0.8 s per 10,000 frames, -O2 14.5 s / 0.7 s, -Os 13 s / 1.1 s. On CNV-w1a1
 # (FINN's folding, CPU seconds of the simulator): -O2 and -O3 simulate 8 % slower than -O1 and
-# compile 30-45 % longer, -Os 25 % slower; Verilator's --threads 2 takes 2.3 times the CPU time.
+# compile 30-45 % longer, -Os 28 % slower; Verilator's --threads 2 takes 2.3 times the CPU time.
 # BNNFLOW_SIM_COUNTONES: bnn_popcount counts with $countones (rtl/common/bnn_popcount.sv).
 VERILATOR_FLAGS = ("-O3", "--x-assign", "fast", "--x-initial", "fast", "--noassert",
                    "-Wno-fatal", "-Wno-lint", "-Wno-style", "+define+BNNFLOW_SIM_COUNTONES")
