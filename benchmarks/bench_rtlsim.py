@@ -1,10 +1,15 @@
 """RTL-simulation throughput of the compiled Verilator harness on two FINN-folded designs:
 TFC-w1a1 (10,000 MNIST images, FINN's folding: 64 cycles per frame) and CNV-w1a1 (a few
-CIFAR-sized random images, FINN's folding). Both are BNN-PYNQ's Brevitas models with random
-weights and BatchNorm statistics. Reports the Verilator compile time, images/s and
-simulated cycles/s (inside the harness and end to end through `run_rtlsim`), and checks
-the outputs against the numpy reference. The harness is also timed when built without the
-simulation-only stream handshake ports (the stall diagnosis), to show they cost nothing.
+CIFAR-sized random images, FINN's folding: 32,768 cycles per frame). Both are BNN-PYNQ's
+Brevitas models with random weights and BatchNorm statistics. Reports the Verilator compile
+(wall and CPU seconds), the simulator binary's size, images/s and simulated cycles/s inside the
+harness (per wall second and per CPU second of the simulator process) and end to end through
+`run_rtlsim`, and checks the outputs against the numpy reference.
+
+CPU seconds are those of the child processes this script waits for (resource.getrusage
+RUSAGE_CHILDREN around the compile and around the run, whose only child is the simulator): on
+a machine shared with other jobs they stay put where wall time does not. The load average is
+printed beside the numbers.
 
     python benchmarks/bench_rtlsim.py [--tfc-images 10000] [--cnv-images 20] [--md FILE]
 """
@@ -13,10 +18,12 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import resource
 import shutil
 import sys
 import tempfile
 import time
+from datetime import date
 from pathlib import Path
 
 import numpy as np
@@ -49,6 +56,11 @@ def _images(shape, n: int) -> np.ndarray:
     return np.random.default_rng(0).integers(0, 256, (n, *shape), dtype=np.uint8)
 
 
+def _children_cpu() -> float:
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
 def bench(label: str, n_images: int, work: Path) -> dict:
     from _models import export
 
@@ -63,72 +75,63 @@ def bench(label: str, n_images: int, work: Path) -> dict:
                                verify_images=2, progress=False))
     graph = load_build(out)
     shutil.rmtree(out / "sim")  # time a cold compile of the harness
-    t0 = time.perf_counter()
+    load = os.getloadavg()[0]
+    t0, c0 = time.perf_counter(), _children_cpu()
     sim, _s_in, _s_out = compiled_sim(graph, out)
-    compile_s = time.perf_counter() - t0
+    compile_s, compile_cpu = time.perf_counter() - t0, _children_cpu() - c0
 
     images = _images(shape, n_images)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), _children_cpu()
     y, stats = run_rtlsim(graph, out, images)
-    total_s = time.perf_counter() - t0
+    total_s, cpu_s = time.perf_counter() - t0, _children_cpu() - c0
     ref = execute_numpy(graph, images)
-    plain_s = _harness_without_stream_debug(sim, graph, images)
-    return {"plain_s": plain_s, "label": label, "images": n_images, "est": report["estimated_cycles_per_frame"],
+    return {"label": label, "images": n_images, "est": report["estimated_cycles_per_frame"],
             "meas": stats["cycles_per_frame"], "latency": stats["latency_cycles"], "cycles": stats["cycles"],
-            "compile_s": compile_s, "verilator_s": sim.compile_seconds, "harness_s": stats["wall_s"],
-            "total_s": total_s, "mismatches": int(np.sum(y != ref)),
-            "luts": report["resources"]["LUT"], "layers": len(report["layers"])}
+            "compile_s": compile_s, "compile_cpu": compile_cpu, "binary_mb": sim.binary.stat().st_size / 1e6,
+            "harness_s": stats["wall_s"], "cpu_s": cpu_s, "total_s": total_s, "mismatches": int(np.sum(y != ref)),
+            "luts": report["resources"]["LUT"], "layers": len(report["layers"]),
+            "load": (load + os.getloadavg()[0]) / 2}
 
 
-def _harness_without_stream_debug(sim, graph, images) -> float:
-    """Harness wall time of the same design built without its dbg_tvalid/dbg_tready ports."""
-    from flow.sim.execute import to_wire
-    from flow.sim.rtlsim import RTLSim
-    from flow.core.wire import pack_beats
-    from flow.ir.reference import design_streams
-
-    plain = RTLSim(sim.rtl_dir, sim.top, sim.in_bits, sim.out_bits, sim.out_bpf, sim.in_bpf, sim.cache_dir,
-                   stream_debug=False)
-    plain.build()
-    s_in, _ = design_streams(graph, False)
-    _, stats = plain.run(pack_beats(to_wire(graph, images), s_in.lanes, s_in.bits))
-    return stats["wall_s"]
-
-
-def markdown(rows: list[dict]) -> str:
-    from flow.core.tools import versions
-
-    v = versions()
-    cpu = platform.processor() or platform.machine()
+def _cpu_name() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+                return line.split(":", 1)[1].strip()
     except OSError:
         pass
+    return platform.processor() or platform.machine()
+
+
+def markdown(rows: list[dict]) -> str:
+    """The table of `rows` and a line naming the date, the machine and the Verilator version."""
+    from flow.core.tools import versions
+
+    v = versions()
     lines = [
         "# RTL simulation throughput",
         "",
-        f"`python benchmarks/bench_rtlsim.py` on {os.cpu_count()} cores ({cpu}), Verilator {v.get('verilator')}.",
-        "Designs: BNN-PYNQ TFC-w1a1 and CNV-w1a1 from brevitas_examples with random weights and BatchNorm",
-        "statistics, folded with FINN's folding files (tests/data). Compile: a cold Verilator build of the",
-        "stitched top and harness. Harness: wall time of the simulator process alone; end to end: `run_rtlsim`",
-        "with packing and unpacking. Outputs are compared with the numpy reference. Harness s without",
-        "stream debug: the same run on a build without the simulation-only handshake ports that name the",
-        "stalled streams of a deadlock.",
+        "`python benchmarks/bench_rtlsim.py`. Designs: BNN-PYNQ TFC-w1a1 and CNV-w1a1 from brevitas_examples with",
+        "random weights and BatchNorm statistics, folded with FINN's folding files (tests/data). Compile: a cold",
+        "Verilator build of the stitched top and harness, wall seconds (CPU seconds of the compiler processes).",
+        "Harness: the simulator process alone, wall seconds (its CPU seconds); M cycles/s per CPU second is the",
+        "rate on a core of its own, which a machine shared with other jobs does not give the wall clock. End to",
+        "end: `run_rtlsim` with packing and unpacking. Outputs are compared with the numpy reference. Load",
+        "average: the machine's 1-minute load average around the design's compile and run.",
         "",
-        "| design | ops | LUT (est.) | cycles/frame est. / measured | first-frame latency | images | compile s "
-        "| harness s | harness s without stream debug | images/s (harness) | M cycles/s (harness) "
-        "| images/s (end to end) | mismatches |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| design | ops | LUT (est.) | cycles/frame est. / measured | first-frame latency | images | compile s (CPU s) "
+        "| binary MB | harness s (CPU s) | images/s (harness) | M cycles/s (harness, wall) | M cycles/s (per CPU s) "
+        "| images/s (end to end) | load average | mismatches |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         lines.append(
             f"| {r['label']} | {r['layers']} | {r['luts']:,} | {r['est']:,} / {r['meas']:,.1f} | {r['latency']:,} "
-            f"| {r['images']:,} | {r['compile_s']:.1f} | {r['harness_s']:.3f} | {r['plain_s']:.3f} "
-            f"| {r['images'] / r['harness_s']:,.0f} "
-            f"| {r['cycles'] / r['harness_s'] / 1e6:.2f} | {r['images'] / r['total_s']:,.0f} | {r['mismatches']} |")
+            f"| {r['images']:,} | {r['compile_s']:.1f} ({r['compile_cpu']:.1f}) | {r['binary_mb']:.2f} "
+            f"| {r['harness_s']:.3f} ({r['cpu_s']:.3f}) | {r['images'] / r['harness_s']:,.0f} "
+            f"| {r['cycles'] / r['harness_s'] / 1e6:.2f} | {r['cycles'] / r['cpu_s'] / 1e6:.2f} "
+            f"| {r['images'] / r['total_s']:,.0f} | {r['load']:.1f} | {r['mismatches']} |")
+    lines += ["", f"{date.today().isoformat()}, {os.cpu_count()} cores ({_cpu_name()}), Verilator {v.get('verilator')}."]
     return "\n".join(lines) + "\n"
 
 
@@ -144,10 +147,14 @@ def main() -> None:
     work = args.work or Path(tempfile.mkdtemp(prefix="bnnflow-rtlsim-"))
     work.mkdir(parents=True, exist_ok=True)
     rows = []
-    for label, n in (("TFC-w1a1", args.tfc_images), ("CNV-w1a1", args.cnv_images)):
-        if args.only in (None, label):
-            rows.append(bench(label, n, work))
-            print(f"{label}: done", file=sys.stderr, flush=True)
+    try:
+        for label, n in (("TFC-w1a1", args.tfc_images), ("CNV-w1a1", args.cnv_images)):
+            if args.only in (None, label):
+                rows.append(bench(label, n, work))
+                print(f"{label}: done", file=sys.stderr, flush=True)
+    finally:
+        if args.work is None:
+            shutil.rmtree(work, ignore_errors=True)
     text = markdown(rows)
     print(text, end="")
     if args.md:

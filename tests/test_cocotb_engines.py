@@ -112,6 +112,9 @@ DEFAULT_BATCH = [
                             K_W=3, STRIDE_W=2, PAD_LEFT=1, PAD_BOTTOM=0, PAD_RIGHT=2, DIL_H=1, DIL_W=2), 6),
     ("sliding_window", dict(IFM_H=6, IFM_W=5, C=3, K=1, STRIDE=1, PAD=0, PAD_VALUE=0, SIMD=3, ELEM_BITS=2,
                             K_W=3, STRIDE_W=1, PAD_LEFT=1, PAD_BOTTOM=0, PAD_RIGHT=1, DIL_H=1, DIL_W=1), 4),
+    # thresh_count unrolled (PE*T <= 256, an 8-bit input layer) and kept as loops (PE*T > 256)
+    (*_thr(3, 1, 8, 0, 255, 8), 4),
+    (*_thr(4, 2, 9, 1, 255, 10), 4),
     ("maxpool", dict(H=4, W=6, C=4, K=2, STRIDE=2, PE=2, ELEM_BITS=4, SIGNED=1), 6),
     ("maxpool", dict(H=7, W=6, C=2, K=3, STRIDE=2, PE=1, ELEM_BITS=3, SIGNED=0, K_W=1, STRIDE_W=1), 4),
     ("maxpool", dict(H=5, W=5, C=3, K=3, STRIDE=2, PE=1, ELEM_BITS=1, SIGNED=0), 6),

@@ -15,9 +15,11 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from importlib.metadata import version
 from pathlib import Path
+from typing import NamedTuple
 
 from flow.core.errors import UserError
 
@@ -298,6 +300,36 @@ def shared_runtime_objects(obj_dir: Path, prefix: str, key: str, env: dict[str, 
                 cache.mkdir(parents=True, exist_ok=True)
                 place_file(obj_dir / name, cache / name)
     return args, offer
+
+
+class Measured(NamedTuple):
+    """A finished process: exit status, what it printed, and its wall and CPU (user + system) seconds."""
+    returncode: int
+    stdout: str
+    stderr: str
+    wall_s: float
+    cpu_s: float
+
+
+def run_measured(cmd: list[str], cwd: Path | None = None) -> Measured:
+    """Run `cmd` (an argument list) and wait for it with os.wait4, which returns the resources of
+    that process alone: its CPU seconds stay exact on a machine shared with other jobs, where wall
+    time is not, and whatever else this process runs at the same time does not enter them."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        t0 = time.monotonic()
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, cwd=cwd)
+        try:
+            _pid, status, usage = os.wait4(proc.pid, 0)
+        except BaseException:
+            proc.kill()
+            proc.wait()
+            raise
+        wall = time.monotonic() - t0
+        proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here: Popen must not wait for it again
+        out.seek(0)
+        err.seek(0)
+        return Measured(proc.returncode, out.read().decode(errors="replace"), err.read().decode(errors="replace"),
+                        wall, usage.ru_utime + usage.ru_stime)
 
 
 @functools.lru_cache(maxsize=4)

@@ -23,16 +23,27 @@ from flow.core.errors import UserError
 from flow.core.wire import as_beat_bytes, beat_bytes, pack_beats, unpack_beats  # noqa: F401  (part of this module's API)
 
 # C++ optimisation of the verilated model. Measured on 2 cores for an MNIST-sized 5-stage chain:
-# -O1 12 s compile / 0.8 s per 10,000 frames, -O2 14.5 s / 0.7 s, -Os 13 s / 1.1 s.
+# -O1 12 s compile / 0.8 s per 10,000 frames, -O2 14.5 s / 0.7 s, -Os 13 s / 1.1 s. On CNV-w1a1
+# (FINN's folding, CPU seconds of the simulator): -O2 and -O3 simulate 8 % slower than -O1 and
+# compile 30-45 % longer, -Os 28 % slower; Verilator's --threads 2 takes 2.3 times the CPU time.
+# BNNFLOW_SIM_COUNTONES: bnn_popcount counts with $countones (rtl/common/bnn_popcount.sv).
 VERILATOR_FLAGS = ("-O3", "--x-assign", "fast", "--x-initial", "fast", "--noassert",
-                   "-Wno-fatal", "-Wno-lint", "-Wno-style")
+                   "-Wno-fatal", "-Wno-lint", "-Wno-style", "+define+BNNFLOW_SIM_COUNTONES")
 CXX_OPT = "-O1"
 HARNESS_NAME = "harness.cpp"
+DEBUG_FLAGS = ("+define+BNNFLOW_SIM_DEBUG", "-CFLAGS", "-DBNNFLOW_EDGE_DEBUG")
+STALLED = 3  # the harness's exit status for a design with no output progress
 
 
 class RTLSim:
     """Compile `top` (sources in rtl_dir, memory files read from rtl_dir at run time) with the
-    C++ harness, cache the binary under cache_dir, and stream frames through it."""
+    C++ harness, cache the binary under cache_dir, and stream frames through it.
+
+    A generated top's simulation-only handshake ports (dbg_tvalid/dbg_tready, named in
+    <top>_streams.txt) cost about a tenth of a CNV design's simulation time, so runs use a
+    binary built without them; a run that stalls is repeated on a second binary built with
+    them (stream_debug, compiled on the first stall), whose report names the stalled streams.
+    The simulation is deterministic (the same beats, the same stall seed), so it stalls again."""
 
     def __init__(self, rtl_dir: Path, top: str, in_bits: int, out_bits: int, out_beats_per_frame: int,
                  in_beats_per_frame: int, cache_dir: Path, files: list[str] | None = None,
@@ -46,60 +57,61 @@ class RTLSim:
         self.files = list(files) if files is not None else sorted(p.name for p in self.rtl_dir.glob("*.sv"))
         self.cxx_opt = cxx_opt  # the C++ optimisation of the verilated model (CXX_OPT unless told)
         self.binary: Path | None = None
+        self.debug_binary: Path | None = None  # built with the handshake ports, on the first stall
         self.compile_seconds = 0.0
         self.compile_log = ""  # what the C++ compile printed (empty when the binary was reused)
-        # stream names of a generated top: build with its simulation-only handshake ports
+        # stream names of a generated top: a stall is diagnosed on a build with its handshake ports
         names = self.rtl_dir / f"{top}_streams.txt"
         self.streams = names if stream_debug and names.is_file() else None
 
-    def _debug_flags(self) -> list[str]:
-        return ["+define+BNNFLOW_SIM_DEBUG", "-CFLAGS", "-DBNNFLOW_EDGE_DEBUG"] if self.streams else []
-
-    def _key(self) -> str:
+    def _key(self, debug: bool) -> str:
         h = hashlib.sha256()
         harness = asset_path("sim") / "harness" / "harness.cpp"
         h.update(harness.read_bytes())
-        h.update(repr((self.top, VERILATOR_FLAGS, self.cxx_opt, self._debug_flags(),
+        h.update(repr((self.top, VERILATOR_FLAGS, self.cxx_opt, DEBUG_FLAGS if debug else (),
                        tools.versions()["verilator"])).encode())
         # memory files are read by $readmemh at run time, so they do not enter the key
         for name in self.files:
             h.update(name.encode() + b"\0" + (self.rtl_dir / name).read_bytes() + b"\0")
         return h.hexdigest()[:20]
 
-    def _runtime_key(self) -> str:
+    def _runtime_key(self, debug: bool) -> str:
         """Key of the Verilator run-time objects: compiler, Verilator and the flags they see."""
         parts = (tools.cxx_version(os.environ.get("CXX", "c++")), tools.versions()["verilator"], self.cxx_opt,
-                 self._debug_flags(), VERILATOR_FLAGS, os.environ.get("CXXFLAGS", ""), os.environ.get("CPPFLAGS", ""))
+                 list(DEBUG_FLAGS) if debug else [], VERILATOR_FLAGS, os.environ.get("CXXFLAGS", ""),
+                 os.environ.get("CPPFLAGS", ""))
         return hashlib.sha256(repr(parts).encode()).hexdigest()[:20]
 
-    def build(self) -> Path:
-        """Compile the harness (skipped when a binary for the same sources and flags exists).
+    def build(self, debug: bool = False) -> Path:
+        """Compile the harness (skipped when a binary for the same sources and flags exists); with
+        `debug`, the one with the stream handshake ports.
 
         Verilator hands its output folder and the source paths to `make` and /bin/sh, so the
         compile runs in a private folder with a shell-safe path, on copies of the sources under
         their own (checked) names; only the finished binary lands in cache_dir."""
-        final = self.cache_dir / f"{self.top}-{self._key()}"
+        final = self.cache_dir / f"{self.top}-{self._key(debug)}"
         exe = final / "harness"
-        if exe.is_file():
+        if not exe.is_file():
+            final.mkdir(parents=True, exist_ok=True)
+            tools.cached_binary(exe, lambda dst: self._compile(dst, debug), self.shared_cache)
+        if debug:
+            self.debug_binary = exe
+        else:
             self.binary = exe
-            return exe
-        final.mkdir(parents=True, exist_ok=True)
-        tools.cached_binary(exe, self._compile, self.shared_cache)
-        self.binary = exe
         return exe
 
-    def _compile(self, exe: Path) -> None:
+    def _compile(self, exe: Path, debug: bool) -> None:
         """Verilate and compile the harness into `exe`."""
         with tools.safe_workdir("bnnflow-verilator-") as work:
             names = self._stage(work)
             env = tools.verilator_env(work)
             cmd = [tools.verilator_bin(), "--cc", "--exe", *VERILATOR_FLAGS,
                    "--prefix", "Vtop", "--top-module", self.top, "-Mdir", "obj", "-o", "harness",
-                   "-CFLAGS", self.cxx_opt, *self._debug_flags(), *names]
+                   "-CFLAGS", self.cxx_opt, *(DEBUG_FLAGS if debug else ()), *names]
             t0 = time.monotonic()
             res = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=work)
             if res.returncode == 0:  # verilated; the make that --build would run, on the shared run-time objects
-                args, offer = tools.shared_runtime_objects(work / "obj", "Vtop", self._runtime_key(), env,
+                args, offer = tools.shared_runtime_objects(work / "obj", "Vtop", self._runtime_key(debug), env,
                                                            (HARNESS_NAME.replace(".cpp", ".o"),), self.shared_cache)
                 res = subprocess.run(["make", "-C", "obj", "-f", "Vtop.mk", "-j", "2", *args], capture_output=True,
                                      text=True, env=env, cwd=work)
@@ -141,21 +153,19 @@ class RTLSim:
         with tempfile.TemporaryDirectory(prefix="rtlsim-") as tmp:
             tin, tout, tst = (Path(tmp) / n for n in ("in.bin", "out.bin", "stats.json"))
             tin.write_bytes(data.tobytes())
-            cmd = [str(self.binary), str(tin), str(tout), str(tst), str(frames), str(self.in_bpf),
-                   str(self.out_bpf), str(beat_bytes(self.in_bits)), str(ob),
-                   str(-1 if stall_seed is None else int(stall_seed)), str(int(watchdog))]
-            if self.streams:
-                cmd.append(str(self.streams))
-            t0 = time.monotonic()
-            res = subprocess.run(cmd, capture_output=True, text=True, cwd=self.rtl_dir)
-            wall = time.monotonic() - t0
+            args = [str(tin), str(tout), str(tst), str(frames), str(self.in_bpf), str(self.out_bpf),
+                    str(beat_bytes(self.in_bits)), str(ob), str(-1 if stall_seed is None else int(stall_seed)),
+                    str(int(watchdog))]
+            res = tools.run_measured([str(self.binary), *args], cwd=self.rtl_dir)
+            if res.returncode == STALLED and self.streams:  # again, on the build that names the stalled streams
+                res = tools.run_measured([str(self.build(debug=True)), *args, str(self.streams)], cwd=self.rtl_dir)
             if res.returncode != 0:
                 raise UserError(f"RTL simulation of {self.top} failed: {(res.stderr or res.stdout).strip()}")
             out = np.frombuffer(tout.read_bytes(), dtype=np.uint8).reshape(-1, ob).copy()
             raw = json.loads(tst.read_text())
         done = raw["frame_done"]
-        stats = {"cycles": raw["cycles"], "frames": frames, "wall_s": wall, "frame_done": done,
-                 "latency_cycles": (done[0] - raw["first_in_cycle"] + 1) if done else None}
+        stats = {"cycles": raw["cycles"], "frames": frames, "wall_s": res.wall_s, "cpu_s": res.cpu_s,
+                 "frame_done": done, "latency_cycles": (done[0] - raw["first_in_cycle"] + 1) if done else None}
         h = frames // 2
         stats["cycles_per_frame"] = ((done[-1] - done[h]) / (frames - 1 - h)) if frames - 1 - h > 0 else None
         return out, stats

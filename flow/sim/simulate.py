@@ -95,7 +95,7 @@ def default_watchdog(graph: DataflowGraph) -> int:
 
 
 def merge_run_stats(runs: list[dict]) -> dict:
-    """One stats dict for consecutive simulator runs: cycles, frames and wall time add up,
+    """One stats dict for consecutive simulator runs: cycles, frames, wall and CPU time add up,
     frame_done continues the first run's cycle count, latency is the first run's and cycles
     per frame the frame-weighted mean of the runs that measured it."""
     if len(runs) == 1:
@@ -107,5 +107,5 @@ def merge_run_stats(runs: list[dict]) -> dict:
     rated = [r for r in runs if r["cycles_per_frame"] is not None]
     cpf = (sum(r["cycles_per_frame"] * r["frames"] for r in rated) / sum(r["frames"] for r in rated)) if rated else None
     return {"cycles": offset, "frames": sum(r["frames"] for r in runs), "wall_s": sum(r["wall_s"] for r in runs),
-            "frame_done": done, "latency_cycles": runs[0]["latency_cycles"], "cycles_per_frame": cpf,
-            "chunks": len(runs)}
+            "cpu_s": sum(r["cpu_s"] for r in runs), "frame_done": done, "latency_cycles": runs[0]["latency_cycles"],
+            "cycles_per_frame": cpf, "chunks": len(runs)}

@@ -3,6 +3,13 @@
 // triples; a leaf (up to 3 bits) is a full adder written as plain logic, so that it
 // merges with the binary MVU's XNOR in front of it: 3 lanes = 6 inputs, one LUT6 per
 // output bit (an adder operator would be mapped to a carry chain of its own instead).
+//
+// Simulation builds of the whole design (flow/sim/rtlsim.py) define BNNFLOW_SIM_COUNTONES and
+// count with $countones: one word-level operation in the verilated C++ instead of a tree of
+// bit operations (the trees of a CNV-sized design were a third of its simulation time). The
+// tree is proven equal to $countones for every N a unit instantiates (1 to 32: bnn_mvu counts
+// at most PC_GROUP lanes at once) by tests/test_popcount_proof.py, and the engine tests
+// (cocotb, lint, synthesis) read the tree itself.
 module bnn_popcount #(
     parameter int N = 8,
     parameter int CW = $clog2(N + 1)  // count width
@@ -10,6 +17,9 @@ module bnn_popcount #(
     input  logic [N-1:0]  bits,
     output logic [CW-1:0] count
 );
+`ifdef BNNFLOW_SIM_COUNTONES
+    assign count = CW'($countones(bits));
+`else
     if (N <= 3) begin : g_leaf
         logic [2:0] b;
         assign b = 3'(bits);
@@ -32,4 +42,5 @@ module bnn_popcount #(
         bnn_popcount #(.N(NH), .CW(CH)) u_hi (.bits(bits[N-1:NL]), .count(ch));
         assign count = CW'(cl) + CW'(ch);
     end
+`endif
 endmodule
