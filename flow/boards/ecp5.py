@@ -21,7 +21,7 @@ from flow.core.assets import asset_path
 from flow.boards.catalog import Board, seal_project, templates
 from flow.boards import ecp5_clock
 from flow.boards.ecp5_pll import FILE as PLL_FILE, MODULE, Pll, make_pll, make_pll_at_most, pll_range, uses_pll
-from flow.boards.synth import classify, copy_sources, for_yosys
+from flow.boards.synth import classify, copy_sources, for_yosys, read_sv
 from flow.core.errors import UserError
 from flow.sim.simulate import TOP
 
@@ -184,7 +184,7 @@ def write_core_netlist(proj: Path, src: list[str], log) -> tuple[Path, str, floa
     t0 = time.monotonic()
     log(f"yosys synth_ecp5 -top {TOP}: the core's netlist for simulation")
     synth = f"synth_ecp5 -top {TOP}"
-    _run([*tools.yosys_cmd(), "-q", "-p", f"read_verilog -sv {' '.join(src)}; {synth}; write_verilog -noattr {NETLIST}"],
+    _run([*tools.yosys_cmd(), "-q", "-p", f"{read_sv('ecp5', src)}; {synth}; write_verilog -noattr {NETLIST}"],
          proj / "src", proj / "yosys_netlist.log")
     out = proj / "netlist"
     if out.exists():
@@ -207,7 +207,7 @@ def _run_flow(proj: Path, board: Board, clock: float, log, check_netlist=None) -
     t0 = time.monotonic()
     log(f"{board.name}: yosys synth_ecp5")
     # yosys runs in src/, where $readmemh finds the memory files by their relative names
-    script = f"read_verilog -sv {' '.join(src)}; synth_ecp5 -top {br.UART_TOP} -json top.json; " \
+    script = f"{read_sv('ecp5', src)}; synth_ecp5 -top {br.UART_TOP} -json top.json; " \
              "tee -q -o stat.json stat -json"
     _run([*tools.yosys_cmd(), "-q", "-p", script], proj / "src", proj / "yosys.log")
     shutil.move(proj / "src" / "top.json", proj / "top.json")

@@ -20,6 +20,22 @@ SYNTH = {
 }
 
 
+# Verilog defines each target's sources are read with: ECP5 has 4-input LUTs, which the
+# popcount tree of bnn_mvu is shaped for (rtl/common/bnn_popcount.sv, LUT_INPUTS).
+READ_DEFINES = {"ecp5": ("BNNFLOW_LUT_INPUTS=4",)}
+
+
+# Flattens what synthesis kept as hierarchies (bnn_popcount's cells: keep_hierarchy), so that
+# the logic-level search (flow.boards.levels) follows paths through them.
+FLATTEN_ALL = "setattr -mod -unset keep_hierarchy; flatten"
+
+
+def read_sv(target: str, files) -> str:
+    """The yosys command that reads the SystemVerilog `files` for `target`, its defines set."""
+    defines = "".join(f" -D{d}" for d in READ_DEFINES.get(target, ()))
+    return f"read_verilog -sv{defines} {' '.join(files)}"
+
+
 def classify(cells: dict) -> dict:
     """yosys cell counts -> LUT / LUTRAM / FF / CARRY / BRAM / DSP."""
     out = {"LUT": 0, "LUTRAM": 0, "FF": 0, "CARRY": 0, "BRAM": 0, "DSP": 0}
@@ -109,7 +125,7 @@ def cached_figures(cache_dir: Path | None, name: str, t: Path, script: str, comp
 
 def _yosys_stat(t: Path, files: list[str], flow: str, top: str, target: str) -> tuple[dict, int]:
     """Run read + `flow` + stat in `t`; (the design's cell counts by type, its logic levels)."""
-    script = f"read_verilog -sv {' '.join(files)}; {flow}; tee -q -o stat.json stat -json; write_json flat.json"
+    script = f"{read_sv(target, files)}; {flow}; tee -q -o stat.json stat -json; {FLATTEN_ALL}; write_json flat.json"
     for name in ("stat.json", "flat.json"):
         (t / name).unlink(missing_ok=True)
     res = subprocess.run([*tools.yosys_cmd(), "-q", "-p", script], capture_output=True, text=True, cwd=t)
@@ -155,9 +171,9 @@ def _synthesize(t: Path, files: list[str], top: str, target: str) -> dict:
     return {**classify(cells), "logic_levels": levels, "tool": f"{tools.versions().get('yosys', 'yosys')}: {SYNTH[target]}"}
 
 
-def _elaborate(t: Path, files: list[str], top: str) -> dict[str, str]:
+def _elaborate(t: Path, files: list[str], top: str, target: str) -> dict[str, str]:
     """Elaborate `top` once into t/elab.il (memory contents read in); its instances -> module."""
-    script = (f"read_verilog -sv {' '.join(files)}; hierarchy -top {top}; write_rtlil elab.il; "
+    script = (f"{read_sv(target, files)}; hierarchy -top {top}; write_rtlil elab.il; "
               f"select {top}; write_json -selected top.json")
     res = subprocess.run([*tools.yosys_cmd(), "-q", "-p", script], capture_output=True, text=True, cwd=t)
     if res.returncode != 0 or not (t / "top.json").is_file():
@@ -174,7 +190,7 @@ def _layer(t: Path, inst: str, module: str, flow: str, top: str, target: str) ->
         script = CLASSIC_LUT_MAP.format(flow=flow, top=module) if classic else f"{flow} -top {module}"
         (t / "layer.json").unlink(missing_ok=True)
         res = subprocess.run([*tools.yosys_cmd(), "-q", "-p", f"read_rtlil elab.il; {script}; "
-                              "tee -q -o layer.json stat -json; write_json layer_net.json"],
+                              f"tee -q -o layer.json stat -json; {FLATTEN_ALL}; write_json layer_net.json"],
                              capture_output=True, text=True, cwd=t)
         if res.returncode == 0 and (t / "layer.json").is_file():
             cells = json.loads((t / "layer.json").read_text())["design"]["num_cells_by_type"]
@@ -194,7 +210,7 @@ def synthesize_per_layer(t: Path, files: list[str], top: str, target: str, flow:
     own (456 vs 459 LUT, equal FF and BRAM, on a design that synthesises whole: tests/test_build_breadth.py)."""
     total = {"LUT": 0, "LUTRAM": 0, "FF": 0, "CARRY": 0, "BRAM": 0, "DSP": 0}
     layers, classic = {}, []
-    for inst, module in _elaborate(t, files, top).items():
+    for inst, module in _elaborate(t, files, top, target).items():
         layers[inst], by_classic = _layer(t, inst, module, flow, top, target)
         classic += [inst] if by_classic else []
         total = {k: total[k] + layers[inst][k] for k in total}

