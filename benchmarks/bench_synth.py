@@ -10,7 +10,7 @@ DSP48/MULT18X18D. Sources are read with the target's defines (flow.boards.synth.
 builds bnn_popcount's LUT4 tree). A second table gives the binary MVU's LUTs per SIMD lane:
 "XNOR+popcount" synthesises the XNOR and popcount of SIMD lanes alone (registered in and out),
 with bnn_popcount (new) and with the adder tree it replaced (old, benchmarks/rtl/), their carry
-cells and LUT levels (the most LUTs on a register-to-register path, carry cells not counted);
+cells and logic levels (flow.boards.levels: all combinational cells, and LUTs alone);
 "MVU" the whole bnn_mvu (PE=1, MW=4*SIMD, MH=16, weights in block RAM) divided by SIMD.
 --lanes-only reruns that table and the bnn_mvu rows of the engine tables and rewrites only those
 in --out.
@@ -32,7 +32,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from flow.core import tools  # noqa: E402
-from flow.boards.synth import SYNTH, classify, read_sv  # noqa: E402
+from flow.boards.levels import logic_levels  # noqa: E402
+from flow.boards.synth import FLATTEN_ALL, SYNTH, classify, read_sv  # noqa: E402
 from flow.ir.registry import engines  # noqa: E402
 from flow.ops.binary_mvu import mvu_weight_words  # noqa: E402
 from flow.ops.fixed_scale import fixed_scale_lane_bits, fixed_scale_param_words  # noqa: E402
@@ -52,7 +53,7 @@ def synth(module: str, params: dict, target: str, mems: dict | None = None, extr
           levels: list | None = None) -> dict:
     """Cells of `module` (an engine module of flow.ir.registry.engines, or a module defined in `extra`
     sources, with bnn_popcount's sources and the old adder tree beside it). With `levels` (a list),
-    append (LUT levels, carry cells on that path) of the flattened netlist to it."""
+    append the flattened netlist's (logic levels, LUT levels) to it (flow.boards.levels)."""
     with tempfile.TemporaryDirectory(prefix="synth-") as tmp:
         t = Path(tmp)
         known = engines()
@@ -72,47 +73,15 @@ def synth(module: str, params: dict, target: str, mems: dict | None = None, extr
         chparam = " ".join(f"-set {k} {json.dumps(v) if isinstance(v, str) else v}" for k, v in params.items())
         script = (f"{read_sv(target, files)}; " + (f"chparam {chparam} {module}; " if chparam else "")
                   + f"{SYNTH[target]} -top {module}; tee -q -o stat.json stat -json")
-        if levels is not None:  # the kept hierarchies flattened for the path search
-            script += "; setattr -mod -unset keep_hierarchy; flatten; write_json net.json"
+        if levels is not None:
+            script += f"; {FLATTEN_ALL}; write_json net.json"
         res = subprocess.run([*tools.yosys_cmd(), "-q", "-p", script], capture_output=True, text=True, cwd=t)
         if res.returncode != 0:
             raise RuntimeError(f"yosys failed on {module} ({target}):\n{res.stdout[-2000:]}{res.stderr[-2000:]}")
         if levels is not None:
-            levels.append(lut_levels(json.loads((t / "net.json").read_text()), module))
+            net = json.loads((t / "net.json").read_text())
+            levels.append((logic_levels(net, module), logic_levels(net, module, lambda typ: typ.startswith("LUT"))))
         return json.loads((t / "stat.json").read_text())["design"]["num_cells_by_type"]
-
-
-def lut_levels(netlist: dict, top: str) -> tuple[int, int]:
-    """(LUTs, carry cells) on the register-to-register path with the most LUTs of a flat netlist."""
-    cells = netlist["modules"][top]["cells"]
-    driver = {}
-    for name, c in cells.items():
-        for port, bits in c["connections"].items():
-            if c["port_directions"].get(port) == "output":
-                driver.update({b: name for b in bits})
-
-    def is_reg(typ: str) -> bool:
-        return typ.startswith(("FD", "TRELLIS_FF", "$_DFF", "$_SDFF", "IBUF", "BUFG"))
-
-    memo: dict[str, tuple[int, int]] = {}
-
-    def fan_in(c: dict) -> tuple[int, int]:
-        best = (0, 0)
-        for port, bits in c["connections"].items():
-            if c["port_directions"].get(port) == "input":
-                for b in bits:
-                    if b in driver and not is_reg(cells[driver[b]]["type"]):
-                        best = max(best, depth(driver[b]))
-        return best
-
-    def depth(name: str) -> tuple[int, int]:
-        if name not in memo:
-            typ = cells[name]["type"]
-            lut, carry = fan_in(cells[name])
-            memo[name] = (lut + typ.startswith("LUT"), carry + typ.startswith(("CARRY", "CCU2")))
-        return memo[name]
-
-    return max((fan_in(c) for c in cells.values() if is_reg(c["type"])), default=(0, 0))
 
 
 def _rng():
@@ -189,7 +158,7 @@ PROBE_OLD = PROBE.replace("xnor_popcount_probe", "xnor_popcount_probe_old").repl
 
 
 def lane_probe(target: str, simd: int, old: bool) -> dict:
-    """LUT/lane, carry cells and LUT levels of the registered XNOR+popcount of `simd` lanes."""
+    """LUT/lane, carry cells and (logic levels, LUT levels) of the registered XNOR+popcount of `simd` lanes."""
     module = "xnor_popcount_probe_old" if old else "xnor_popcount_probe"
     levels: list = []
     c = classify(synth(module, {"N": simd}, target, extra={"probe.sv": PROBE_OLD if old else PROBE}, levels=levels))
@@ -218,14 +187,14 @@ LANE_HEADER = "## Binary MVU: LUTs per SIMD lane (PE=1)"
 def lane_table(targets: list[str]) -> list[str]:
     """The LUT-per-lane section: old and new XNOR+popcount side by side, and the whole MVU."""
     lines = [LANE_HEADER, "", "| target | SIMD | XNOR+popcount LUT/lane, old | new | carry cells, old | new "
-             "| LUT levels (+carry cells), old | new | MVU LUT/lane, no thresholds | MVU LUT/lane, thresholds |",
+             "| logic levels (LUT levels), old | new | MVU LUT/lane, no thresholds | MVU LUT/lane, thresholds |",
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for target in targets:
         for simd in (16, 32, 64, 128):
             old, new = lane_probe(target, simd, True), lane_probe(target, simd, False)
             mvu0, mvu1 = mvu_per_lane(target, simd, 0), mvu_per_lane(target, simd, 1)
             row = (f"| {target} | {simd} | {old['lut']:.2f} | {new['lut']:.2f} | {old['carry']} | {new['carry']} "
-                   f"| {old['levels'][0]} (+{old['levels'][1]}) | {new['levels'][0]} (+{new['levels'][1]}) "
+                   f"| {old['levels'][0]} ({old['levels'][1]}) | {new['levels'][0]} ({new['levels'][1]}) "
                    f"| {mvu0:.2f} | {mvu1:.2f} |")
             print(row, flush=True)
             lines.append(row)
@@ -238,13 +207,14 @@ builds that of full adders), "new" is rtl/common/bnn_popcount.sv. For 6-input LU
 tree's leaves count 3 lanes each (the XNOR of x and w and a full adder: 6 inputs, one LUT6 per
 output bit); then stages of counters reduce the columns of leaf bits: a counter adds up to 7 bits
 of one column and one bit each of the next two columns on a carry chain (9 bits in, 4 out, 3 LUT6:
-the count of 5 of the bits shares each LUT with the chain's sum bit), until each column holds two
-bits and one carry-chain adder gives the count. For ECP5 (4-input LUTs; the ECP5 scripts set
+the count of 5 of the bits shares each LUT with the chain's sum bit), until each column holds at
+most three bits; a three-row adder on one carry chain gives the count. For ECP5 (4-input LUTs; the ECP5 scripts set
 BNNFLOW_LUT_INPUTS=4) the tree is a binary tree of adders: leaves of 2 lanes as half adders (one
 LUT4 per output bit), sums of 5 or more bits on CCU2C carry chains, smaller ones ripple adders of
 LUT4 cells. Leaves, counters and adder levels are kept as their own hierarchies (keep_hierarchy),
-so that the LUT mapper takes them as drawn. LUT levels: the most LUTs on a register-to-register
-path of the flattened netlist; in brackets the carry cells on that path (CARRY4/CARRY8 or CCU2C)."""
+so that the LUT mapper takes them as drawn. Logic levels (flow.boards.levels, as the flow reports
+them): the most LUTs, carry blocks (CARRY4/CARRY8, CCU2C) and wide muxes on one register-to-register
+path of the flattened netlist; in brackets the most LUTs alone."""
 
 
 def engine_rows(target: str, only: str | None, failures: list[str]) -> list[str]:
@@ -269,6 +239,10 @@ def lane_section(targets: list[str], version: str, t0: float, scope: str) -> lis
             f"in {time.monotonic() - t0:.0f} s."]
 
 
+OTHER_ROWS = ("The other engine rows come from the last full run of this benchmark (same yosys); those engines "
+              "do not use bnn_popcount.")
+
+
 def lanes_only(out: Path, targets: list[str], version: str, failures: list[str]) -> list[str]:
     """The existing report with its lane section and bnn_mvu rows rerun (the other engines do
     not use bnn_popcount)."""
@@ -280,9 +254,9 @@ def lanes_only(out: Path, targets: list[str], version: str, failures: list[str])
         if head in lines:
             i = next(k for k in range(lines.index(head), len(lines)) if lines[k].startswith("| bnn_mvu |"))
             lines[i] = engine_rows(target, "bnn_mvu", failures)[0]
-    note = ("The other engine rows come from the last full run of this benchmark (same yosys); those engines "
-            "do not use bnn_popcount.")
-    return [*lines, note, "", *lane_section(targets, version, t0, "This table and the bnn_mvu rows above were")]
+    while lines and (not lines[-1] or lines[-1] == OTHER_ROWS):  # this function's earlier note
+        lines.pop()
+    return [*lines, "", OTHER_ROWS, "", *lane_section(targets, version, t0, "This table and the bnn_mvu rows above were")]
 
 
 def main() -> None:

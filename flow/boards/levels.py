@@ -7,6 +7,7 @@ path into its carry input included; LUT RAMs and shift registers end a path like
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 # combinational cell types after synth_xilinx / synth_ecp5 (upper case, without a leading '\\' or '$_')
@@ -17,9 +18,11 @@ def _is_combinational(cell_type: str) -> bool:
     return cell_type.upper().lstrip("\\$_").startswith(COMBINATIONAL)
 
 
-def logic_levels(netlist: dict, top: str) -> int:
+def logic_levels(netlist: dict, top: str, counted: Callable[[str], bool] | None = None) -> int:
     """Combinational cells on the longest path of module `top` in a yosys JSON netlist. INV
-    cells (the inverters yosys leaves for Vivado to absorb) do not count as a level."""
+    cells (the inverters yosys leaves for Vivado to absorb) do not count as a level; with
+    `counted` (cell type -> bool), only the cells it accepts count (e.g. LUTs alone), the
+    paths still running through every combinational cell."""
     cells = netlist["modules"][top]["cells"]
     driver: dict[int, str] = {}
     inputs: dict[str, list[int]] = {}
@@ -36,11 +39,12 @@ def logic_levels(netlist: dict, top: str) -> int:
                 inputs[name].extend(nets)
     depth: dict[str, int] = {}
     for start in inputs:
-        _depth_from(start, cells, inputs, driver, depth)
+        _depth_from(start, cells, inputs, driver, depth, counted)
     return max(depth.values(), default=0)
 
 
-def _depth_from(start: str, cells: dict, inputs: dict, driver: dict, depth: dict) -> None:
+def _depth_from(start: str, cells: dict, inputs: dict, driver: dict, depth: dict,
+                counted: Callable[[str], bool] | None) -> None:
     """depth[cell] for `start` and every cell behind it (iterative: carry chains are long)."""
     stack, open_ = [start], set()
     while stack:
@@ -54,7 +58,8 @@ def _depth_from(start: str, cells: dict, inputs: dict, driver: dict, depth: dict
             open_.add(name)
             stack.extend(todo)
             continue
-        own = 0 if cells[name]["type"].upper().lstrip("\\$_") == "INV" else 1
+        typ = cells[name]["type"]
+        own = int(counted(typ)) if counted is not None else 0 if typ.upper().lstrip("\\$_") == "INV" else 1
         depth[name] = own + max((depth.get(c, 0) for c in behind), default=0)  # a loop counts once
         open_.discard(name)
         stack.pop()

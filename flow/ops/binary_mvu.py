@@ -32,7 +32,7 @@ class BinaryMVU(MVUBase):
     op_type = "BinaryMVU"
     attrs = MVU_ATTRS
     engine = Engine("bnn_mvu", ("common/bnn_popcount.sv", "common/bnn_popcount_leaf.sv", "common/bnn_popcount_stage.sv",
-                                "common/bnn_popcount_counter.sv", "common/bnn_popcount_tree4.sv",
+                                "common/bnn_popcount_counter.sv", "common/bnn_popcount_add3.sv", "common/bnn_popcount_tree4.sv",
                                 "common/bnn_popcount_ripple.sv", "common/bnn_popcount_fa.sv",
                                 "common/bnn_popcount_add2.sv", "common/mvu_sequencer.sv", "common/thresh_count.sv",
                                 "common/mvu_output.sv", "common/mvu_pipeline.sv", "mvu_binary/bnn_mvu.sv"),

@@ -3,9 +3,9 @@
 // The lanes are summed by a compressor tree shaped for the FPGA's LUTs. LUT_INPUTS = 6
 // (Xilinx LUT6 with CARRY4/CARRY8): leaves count 3 lanes each (x, w: 6 inputs, XNOR and
 // full adder in one LUT6 per output bit), then bnn_popcount_stage's counters of 9 bits on short
-// carry chains reduce the columns of leaf bits to two rows, and one carry-chain adder sums
+// carry chains reduce the columns of leaf bits to three rows, and one carry-chain adder sums
 // those. LUT_INPUTS = 4 (ECP5 LUT4 with CCU2C): bnn_popcount_tree4. The default comes from the
-// macro BNNFLOW_LUT_INPUTS, which the ECP5 synthesis scripts set to 4.
+// macro BNNFLOW_LUT_INPUTS, which the ECP5 synthesis scripts set to 4 (flow.boards.synth.read_sv).
 //
 // Simulation builds of the whole design (flow/sim/rtlsim.py) define BNNFLOW_SIM_COUNTONES and
 // count with $countones: one word-level operation in the verilated C++ instead of a tree of

@@ -6,7 +6,7 @@
 // as drawn instead of reshaping it together with its neighbours.
 (* keep_hierarchy *)
 module bnn_popcount_counter #(
-    parameter int OWN = 7,   // bits of weight 1 (2..7)
+    parameter int OWN = 7,   // bits of weight 1 (3..7)
     parameter int A1 = 1,    // a1 is used
     parameter int A2 = 1,    // a2 is used
     parameter int NY = 4     // output bits kept (the sum is below 2^NY)

@@ -3,8 +3,8 @@
 // The stage holds the bits still to be summed as columns: column k has H[16*k +: 16] bits of
 // weight 2^k, packed into `bits` column after column. Each stage replaces them with fewer bits
 // by counters (bnn_popcount_counter) and passes the result to the next stage, until every
-// column holds at most two bits (column 0 three): one carry-chain adder then gives the count
-// (bits of weight 2^CW and above are dropped: the count is below 2^CW).
+// column holds at most three bits: a three-row adder (bnn_popcount_add3, one carry chain) then
+// gives the count (bits of weight 2^CW and above are dropped: the count is below 2^CW).
 //
 // A counter anchored at column k takes up to OWN = 7 bits of column k and one bit each of
 // columns k+1 and k+2, and gives their sum in up to 4 bits (columns k..k+3): 9 bits in, 4
@@ -108,34 +108,32 @@ module bnn_popcount_stage #(
 
     function automatic integer is_last(input logic [511:0] h);
         integer k;
-        is_last = (height(h, 0) <= 3) ? 1 : 0;
-        for (k = 1; k < CW; k = k + 1) if (height(h, k) > 2) is_last = 0;
+        is_last = 1;
+        for (k = 0; k < CW; k = k + 1) if (height(h, k) > 3) is_last = 0;
+    endfunction
+
+    function automatic logic [31:0] rows_from(input logic [511:0] h, input integer r);  // columns with > r bits
+        integer k;
+        rows_from = '0;
+        for (k = 0; k < CW; k = k + 1) rows_from[k] = (height(h, k) > r) ? 1'b1 : 1'b0;
     endfunction
 
     if (is_last(H) != 0) begin : g_add
-        // two rows and a carry-in: one carry-chain adder
-        logic [CW-1:0] ra, rb;
-        logic ci;
+        // at most three bits a column: rows a, b, c (bit r of column k in row r)
+        logic [CW-1:0] ra, rb, rc;
         for (genvar k = 0; k < CW; k++) begin : g_col
             localparam int HK = height(H, k);
             localparam int OFF = offset(H, k);
-            if (HK >= 1) begin : g_a
-                assign ra[k] = bits[OFF];
-            end else begin : g_a0
-                assign ra[k] = 1'b0;
+            logic [2:0] col;
+            if (HK > 0) begin : g_bits
+                assign col = 3'(bits[OFF +: HK]);
+            end else begin : g_none
+                assign col = 3'b0;
             end
-            if (HK >= 2) begin : g_b
-                assign rb[k] = bits[OFF+1];
-            end else begin : g_b0
-                assign rb[k] = 1'b0;
-            end
+            assign {rc[k], rb[k], ra[k]} = col;
         end
-        if (height(H, 0) >= 3) begin : g_ci
-            assign ci = bits[2];
-        end else begin : g_ci0
-            assign ci = 1'b0;
-        end
-        assign count = ra + rb + CW'(ci);
+        bnn_popcount_add3 #(.W(CW), .MA(rows_from(H, 0)), .MB(rows_from(H, 1)), .MC(rows_from(H, 2))) u_add (
+            .a(ra), .b(rb), .c(rc), .y(count));
     end else begin : g_step
         localparam logic [511:0] HN = next_heights(H);
         localparam int NBN = offset(HN, CW);
