@@ -3,7 +3,8 @@ group of 32 among them) and a spread of wider ones up to 200, odd and even, both
 shapes (LUT_INPUTS 6: the compressor tree of counters; 4: the ECP5 adder tree), the count width
 the engines use (clog2(N+1)) and a wider and a narrower one. One simulator build (the flow's
 Verilator harness, flow.sim.rtlsim) holds every instance side by side behind one stream: a beat
-carries every instance's x and w, the answer beat every count. Up to 12 lanes every match
+carries every instance's x and w, the answer beat every count; built without
+BNNFLOW_SIM_COUNTONES, so the trees are simulated, not $countones. Up to 12 lanes every match
 pattern is applied, wider instances get random patterns of every density, all lanes and none
 among them. Also: both shapes lint clean."""
 from __future__ import annotations
@@ -18,6 +19,7 @@ import pytest
 
 from flow.core import tools
 from flow.ir.registry import engines
+from flow.sim import rtlsim
 from flow.sim.rtlsim import RTLSim
 
 REPO = Path(__file__).resolve().parent.parent
@@ -106,7 +108,11 @@ def stimulus(cs, seed: int = 5) -> tuple[list[int], list[list[int]]]:
     return beats, expected
 
 
-def test_popcount_matches_python(tmp_path):
+def test_popcount_matches_python(tmp_path, monkeypatch):
+    # the harness counts with $countones in whole-design builds (BNNFLOW_SIM_COUNTONES); here the trees
+    flags = tuple(f for f in rtlsim.VERILATOR_FLAGS if "BNNFLOW_SIM_COUNTONES" not in f)
+    assert len(flags) == len(rtlsim.VERILATOR_FLAGS) - 1
+    monkeypatch.setattr(rtlsim, "VERILATOR_FLAGS", flags)
     cs = cases()
     (tmp_path / "tb_popcount.sv").write_text(wrapper(cs))
     srcs = popcount_sources()
