@@ -123,19 +123,20 @@ def build_bitstream(graph, build_dir: Path, board: Board, log=lambda m: None, ga
     only, and its folder is kept through the later ones."""
     if not search:
         return build_pass(graph, build_dir, board, design_clock(board, clock_mhz), log, gate, check_netlist)
-    checks, first = [check_netlist], {}
+    passes, first = [], {}
 
     def attempt(mhz: float) -> dict:
-        check = checks.pop() if checks else None
-        rec = build_pass(graph, build_dir, board, design_clock(board, mhz, at_most=True), log, gate, check,
-                         keep_netlist=check is None)
+        later = bool(passes)  # a later pass keeps the first pass's netlist folder and does not simulate again
+        passes.append(mhz)
+        rec = build_pass(graph, build_dir, board, design_clock(board, mhz, at_most=True), log, gate,
+                         None if later else check_netlist, keep_netlist=later)
         seconds = rec.setdefault("seconds", {})
         first.setdefault("netlist_sim_s", seconds.get("netlist_sim_s"))
         if first["netlist_sim_s"] is not None:  # the first pass simulated the netlist every pass shares
             seconds["netlist_sim_s"] = first["netlist_sim_s"]
         return rec
 
-    lowest = pll_range(board)[0] if pll_range(board) else board.clock_mhz
+    lowest = (pll_range(board) or (board.clock_mhz,))[0]
     return ecp5_clock.search(clock_mhz, attempt, lowest, log)
 
 
