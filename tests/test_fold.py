@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from _models import brevitas_tfc, export
@@ -128,3 +129,67 @@ def test_build_with_a_lut_budget(tfc_onnx, tmp_path):
     assert report["status"] == "complete" and report["config"]["lut_budget"] == 3000
     assert report["resources"]["LUT"] <= 3000
     assert report["verification"]["rtlsim"]["mismatches"] == 0
+
+
+@pytest.fixture(scope="module")
+def fx_graph(tmp_path_factory):
+    """fx-mlp untrained: its input quantizer has 255 thresholds, the same for all 784 channels."""
+    from _models import randomize_norms
+
+    from flow.frontend.export import export_qonnx
+    from flow.frontend.load import load_qonnx
+    from flow.passes.streamline import streamline
+    from flow.train.zoo import build_model
+
+    onnx = export_qonnx(randomize_norms(build_model("fx-mlp", seed=0), 1),
+                        tmp_path_factory.mktemp("fx") / "fx.onnx", input_shape=(1, 1, 28, 28))
+    return streamline(load_qonnx(onnx))
+
+
+def _first_thresholding(graph):
+    return next(o for o in graph.ops() if o.op_type == "Thresholding")
+
+
+def test_a_costly_op_takes_its_fewest_lanes_and_a_width_converter(fx_graph):
+    """At the MVU's SIMD (196) the 255-threshold quantizer would cost over 100x its one-lane
+    form plus the converter; it takes one lane, and the converter is inserted."""
+    g = fold_for_target(fx_graph, 1024)
+    thr, mvu = _first_thresholding(g), next(o for o in g.ops() if o.paces)
+    assert (thr.attr("PE"), mvu.attr("SIMD")) == (1, 196)
+    assert thr.cycles() <= 1024
+    kinds = [o.op_type for o in insert_width_converters(g).ops()]
+    assert kinds[:3] == ["Thresholding", "DataWidthConverter", "IntMVU"]
+    one = thr.resources()["LUT"]
+    thr.set_attr("PE", 196)
+    assert thr.resources()["LUT"] > 100 * one
+
+
+def test_a_cheap_op_keeps_its_consumers_lanes(tfc_graph):
+    """The binary input quantizer costs little at the MVU's lanes: no width converter."""
+    g = fold_for_target(tfc_graph, 1024)
+    thr, mvu = _first_thresholding(g), next(o for o in g.ops() if o.paces)
+    assert thr.attr("PE") == mvu.attr("SIMD") > 1
+    assert "DataWidthConverter" not in [o.op_type for o in insert_width_converters(g).ops()][:2]
+
+
+def test_shared_thresholds_are_stored_once(fx_graph):
+    """Thresholds equal over all channels: one memory word (SHARED), whatever the folding;
+    per-channel thresholds keep a word per fold."""
+    from flow.ops.packing import thresh_words
+
+    for target in (1024, 4):
+        thr = _first_thresholding(fold_for_target(fx_graph, target))
+        if thr.attr("PE") == thr.attr("NumChannels"):
+            continue
+        assert thr.rtl_params()["SHARED"] == 1
+        assert len(thr.memories()["THRESH_FILE"]["words"]) == 1
+        assert thr.attr("PE") > 1 or thr.resources()["LUT"] < 2000  # no 784-word memory
+        table = thr.stored_thresholds()
+        assert thr.memories()["THRESH_FILE"]["words"] == thresh_words(table[:thr.attr("PE")], thr.attr("PE"),
+                                                                      thr.threshold_bits())
+    g = fx_graph.copy()
+    per_channel = _first_thresholding(g)
+    per_channel.set_attr("PE", 1)
+    g.set_initializer(f"{per_channel.name}_thresholds", per_channel.param("thresholds") + np.arange(784)[:, None] % 2)
+    assert per_channel.rtl_params()["SHARED"] == 0
+    assert len(per_channel.memories()["THRESH_FILE"]["words"]) == 784

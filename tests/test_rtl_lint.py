@@ -27,6 +27,7 @@ LINT_CASES = [
     ("thresholding", {}),
     ("thresholding", {"C": 3, "PE": 1, "IN_BITS": 10, "IN_SIGNED": 0, "T": 1, "TB": 4, "OUT_BITS": 1}),
     ("thresholding", {"C": 4, "PE": 2, "IN_BITS": 8, "IN_SIGNED": 1, "T": 255, "TB": 8, "OUT_BITS": 8}),  # loops
+    ("thresholding", {"C": 6, "PE": 2, "IN_BITS": 8, "IN_SIGNED": 0, "T": 255, "TB": 8, "OUT_BITS": 8, "SHARED": 1}),
     ("label_select", {}),
     ("label_select", {"L": 10, "PE": 10, "IN_BITS": 7, "OUT_BITS": 4}),
     ("label_select", {"L": 4, "PE": 1, "IN_BITS": 3, "OUT_BITS": 2}),

@@ -183,6 +183,11 @@ def smallest_lanes(n: int, beats_per_lane: int, target: int, prefer: int | None 
     return n
 
 
+def width_converter_luts(lanes: int, elem_bits: int) -> int:
+    """Analytic LUTs of a data-width converter whose wider side has `lanes` elements."""
+    return lanes * elem_bits + 8
+
+
 def memory(key: str, word_bits: int, words: list[int], ram_style: str = "auto") -> dict:
     """A memory handed to an HLS stream function (hls_stage helper)."""
     return {"key": key, "word_bits": int(word_bits), "words": words, "ram_style": ram_style}
@@ -350,14 +355,25 @@ class HWOp:
         are the ops on its first input and output (None at the ends). Pacing ops are folded
         first, the others after them in graph order. The default: the fewest lanes dividing
         `channels` that meet the target, preferring the lanes the consumer fixes itself,
-        else the producer's."""
+        else the producer's (no width converter between them), unless those lanes cost more
+        than twice the fewest lanes and the converter together (analytic LUT estimates: a
+        255-threshold input quantizer at an MVU's SIMD of 196 is 275 k LUT, at one lane 1 k)."""
         if self.lanes is None or self.channels is None:
             return
         n = self.attr(self.channels)
+        beats = self.in_stream().elems // n
         prefer = nxt.lanes_wanted() if nxt is not None else None
         if prefer is None and prev is not None:
             prefer = prev.out_stream().lanes
-        self.set_attr(self.lanes, smallest_lanes(n, self.in_stream().elems // n, target, prefer))
+        lanes, fewest = smallest_lanes(n, beats, target, prefer), smallest_lanes(n, beats, target)
+        if lanes != fewest:
+            bits = max(self.in_stream().bits, self.out_stream().bits)
+            self.set_attr(self.lanes, fewest)
+            cheap = self.resources()["LUT"] + width_converter_luts(max(lanes, fewest), bits)
+            self.set_attr(self.lanes, lanes)
+            if self.resources()["LUT"] > 2 * cheap:
+                lanes = fewest
+        self.set_attr(self.lanes, lanes)
 
     def lanes_wanted(self) -> int | None:
         """The input lanes this op fixes itself (its producer should match them), or None."""

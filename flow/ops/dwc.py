@@ -4,7 +4,8 @@ from __future__ import annotations
 import numpy as np
 
 from flow.ir.graph import Stream
-from flow.ops.base import Attr, Engine, Formal, HlsFunction, HWOp, pick, register, single_case, stage
+from flow.ops.base import (Attr, Engine, Formal, HlsFunction, HWOp, pick, register, single_case, stage,
+                           width_converter_luts)
 
 
 @register
@@ -42,7 +43,8 @@ class DataWidthConverter(HWOp):
 
     def resources(self) -> dict:
         w = max(self.attr("InLanes"), self.attr("OutLanes")) * self.attr("ElemBits")
-        return {"LUT": w + 8, "FF": w + 8, "BRAM": 0, "DSP": 0}
+        return {"LUT": width_converter_luts(max(self.attr("InLanes"), self.attr("OutLanes")), self.attr("ElemBits")),
+                "FF": w + 8, "BRAM": 0, "DSP": 0}
 
     def rtl_params(self) -> dict:
         return {"IN_ELEMS": self.attr("InLanes"), "OUT_ELEMS": self.attr("OutLanes"), "ELEM_BITS": self.attr("ElemBits")}

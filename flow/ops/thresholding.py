@@ -51,6 +51,12 @@ class Thresholding(HWOp):
         lo, hi = (-(1 << (ib - 1)), (1 << (ib - 1)) - 1) if self.attr("InputSigned") else (0, (1 << ib) - 1)
         return np.clip(self.param("thresholds"), lo, hi + 1)
 
+    def shared(self) -> bool:
+        """Every channel has the same thresholds (a per-tensor quantizer) over more than one
+        fold: the memory then holds one word, which synthesis folds into constant compares."""
+        thr = self.param("thresholds")
+        return self.attr("NumChannels") > self.attr("PE") and bool(np.all(thr == thr[:1]))
+
     def threshold_bits(self) -> int:
         thr = self.stored_thresholds()
         if self.attr("InputSigned"):
@@ -83,7 +89,7 @@ class Thresholding(HWOp):
         depth = self.attr("NumChannels") // pe
         comparators = pe * t * (max(tb, self.attr("InputBits")) // 2 + 1)
         mem_bits = depth * pe * t * tb
-        lut_mem = 0 if depth == 1 else -(-mem_bits // 64)
+        lut_mem = 0 if depth == 1 or self.shared() else -(-mem_bits // 64)
         return {"LUT": comparators + lut_mem + 8, "FF": pe * self.out_bits() + 16, "BRAM": 0, "DSP": 0}
 
     def match_lanes(self, prev, nxt, after_file: bool = False) -> None:
@@ -94,10 +100,12 @@ class Thresholding(HWOp):
     def rtl_params(self) -> dict:
         return {"C": self.attr("NumChannels"), "PE": self.attr("PE"), "IN_BITS": self.attr("InputBits"),
                 "IN_SIGNED": self.attr("InputSigned"), "T": self.param("thresholds").shape[1],
-                "TB": self.threshold_bits(), "OUT_BITS": self.out_bits()}
+                "TB": self.threshold_bits(), "OUT_BITS": self.out_bits(), "SHARED": int(self.shared())}
 
     def memories(self) -> dict:
         thr, tb, pe = self.stored_thresholds(), self.threshold_bits(), self.attr("PE")
+        if self.shared():
+            thr = thr[:pe]  # one word, every fold's
         return {"THRESH_FILE": {"word_bits": pe * thr.shape[1] * tb,
                                 "words": thresh_words(thr, pe, tb, bool(self.attr("InputSigned")))}}
 
@@ -112,19 +120,25 @@ class Thresholding(HWOp):
         tlo, thi = (-(1 << (tb - 1)), 1 << (tb - 1)) if p["IN_SIGNED"] else (0, 1 << tb)
         v = rng.integers(lo, hi, size=(frames, c))
         thr = sorted_thresholds(rng, c, t, max(lo, tlo), min(hi, thi))
+        if p.get("SHARED"):
+            thr[:] = thr[0]
         y = multithreshold(v, thr)
-        mems = {p["THRESH_FILE"]: mem_text(thresh_words(thr, pe, tb), pe * t * tb)}
+        stored = thr[:pe] if p.get("SHARED") else thr
+        mems = {p["THRESH_FILE"]: mem_text(thresh_words(stored, pe, tb), pe * t * tb)}
         return single_case(v, pe, ib, y, pe, p["OUT_BITS"], c // pe, mems)
 
     @classmethod
     def random_params(cls, rng: np.random.Generator) -> dict:
         pe, ib, t = pick(rng, 1, 4), pick(rng, 1, 8), pick(rng, 1, 7)
-        return {"C": pe * pick(rng, 1, 4), "PE": pe, "IN_BITS": ib, "IN_SIGNED": pick(rng, 0, 1), "T": t,
-                "TB": pick(rng, 1, ib + 1), "OUT_BITS": bits_for(t), "THRESH_FILE": "thresh.mem"}
+        c = pe * pick(rng, 1, 4)
+        return {"C": c, "PE": pe, "IN_BITS": ib, "IN_SIGNED": pick(rng, 0, 1), "T": t,
+                "TB": pick(rng, 1, ib + 1), "OUT_BITS": bits_for(t), "SHARED": pick(rng, 0, 1) if c > pe else 0,
+                "THRESH_FILE": "thresh.mem"}
 
     def hls_stage(self) -> dict:
         p = self.rtl_params()
-        args = [p["C"], p["PE"], self.vectors(), p["IN_BITS"], p["IN_SIGNED"], p["T"], p["TB"], p["OUT_BITS"]]
+        args = [p["C"], p["PE"], self.vectors(), p["IN_BITS"], p["IN_SIGNED"], p["T"], p["TB"], p["OUT_BITS"],
+                p["SHARED"]]
         return stage(self, args, [memory("thresholds", **self.memories()["THRESH_FILE"])])
 
     def describe(self) -> dict:

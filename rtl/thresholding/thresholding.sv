@@ -1,7 +1,9 @@
 // Multi-threshold unit: out[c] = number of t with in[c] >= thr[c][t].
 // C channels per frame, PE channels per beat (C/PE beats per frame, one per clock).
 // Thresholds: memory of depth NF = C/PE, word PE*T*TB bits, threshold t of lane p at
-// bits [(p*T+t)*TB +: TB] (two's complement when IN_SIGNED).
+// bits [(p*T+t)*TB +: TB] (two's complement when IN_SIGNED). SHARED: every channel has the
+// same thresholds, and the memory holds the one word of every fold (synthesis turns it into
+// constant compares).
 // Pipeline: S1 registers the input beat and reads the thresholds of its fold,
 // S2 compares and counts (rtl/common/thresh_count.sv) into the output register; both
 // advance on `en`.
@@ -13,6 +15,7 @@ module thresholding #(
     parameter int T = 3,
     parameter int TB = 8,
     parameter int OUT_BITS = 2,
+    parameter int SHARED = 0,
     parameter THRESH_FILE = ""
 ) (
     input  logic                   ap_clk,
@@ -27,12 +30,14 @@ module thresholding #(
     localparam int NF = C / PE;
     localparam int NFW = (NF > 1) ? $clog2(NF) : 1;
     localparam int THRW = PE * T * TB;
+    localparam int DEPTH = (SHARED != 0) ? 1 : NF;
+    localparam int AW = (DEPTH > 1) ? $clog2(DEPTH) : 1;
 
     initial begin
         if (C % PE != 0) $error("thresholding: PE must divide C");
     end
 
-    logic [THRW-1:0] tmem [NF];
+    logic [THRW-1:0] tmem [DEPTH];
     initial begin
         if (THRESH_FILE != "") $readmemh(THRESH_FILE, tmem);
     end
@@ -45,6 +50,7 @@ module thresholding #(
     logic [NFW-1:0]       nf;
     logic [PE*IN_BITS-1:0] x1;
     logic [THRW-1:0]      thr1;
+    wire [AW-1:0] taddr = (SHARED != 0) ? '0 : AW'(nf);
     always_ff @(posedge ap_clk) begin
         if (!ap_rst_n) begin
             nf <= '0;
@@ -55,7 +61,7 @@ module thresholding #(
         end
         if (in_fire) begin
             x1 <= s_axis_tdata;
-            thr1 <= tmem[nf];
+            thr1 <= tmem[taddr];
         end
     end
 
