@@ -46,6 +46,13 @@ def test_search_keeps_the_highest_clock_that_met(outcomes, passes, kept):
         assert kept == max(met)
 
 
+def test_a_pass_at_a_clock_already_run_is_skipped():
+    """Asked 101 after 100 closed, a PLL that makes 100 again gives no new pass."""
+    attempt, asked = _flow({100.0: 101.3, 101.0: 101.3})
+    rec = search(100.0, attempt, lowest=10.0, achieved=lambda mhz: float(int(mhz) // 2 * 2))
+    assert asked == [100.0] and rec["clock_mhz"] == 100.0 and len(rec["clock_search"]) == 1
+
+
 def test_next_clock_rounds_down_and_stays_in_range():
     assert next_clock([{"requested_mhz": 100.0, "clock_mhz": 100.0, "fmax_mhz": 133.99, "meets_timing": True}], 10) == 133
     missed = {"requested_mhz": 133.0, "clock_mhz": 133.0, "fmax_mhz": 120.0, "meets_timing": False}

@@ -137,7 +137,11 @@ def build_bitstream(graph, build_dir: Path, board: Board, log=lambda m: None, ga
         return rec
 
     lowest = (pll_range(board) or (board.clock_mhz,))[0]
-    return ecp5_clock.search(clock_mhz, attempt, lowest, log)
+    def achieved(mhz: float) -> float:  # the clock a pass asked for `mhz` runs at (as build_pass sets it)
+        pll = design_clock(board, mhz, at_most=True)
+        return pll.achieved_mhz if pll is not None else board.clock_mhz
+
+    return ecp5_clock.search(clock_mhz, attempt, lowest, log, achieved)
 
 
 def build_pass(graph, build_dir: Path, board: Board, pll: Pll | None, log=lambda m: None, gate: dict | None = None,

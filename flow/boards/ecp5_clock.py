@@ -42,17 +42,20 @@ def _entry(requested: float, rec: dict) -> dict:
             "meets_timing": bool(rec.get("meets_timing"))}
 
 
-def search(first: float, attempt: Callable[[float], dict], lowest: float, log=lambda m: None) -> dict:
+def search(first: float, attempt: Callable[[float], dict], lowest: float, log=lambda m: None,
+           achieved: Callable[[float], float] | None = None) -> dict:
     """Run `attempt(mhz)` (a whole pass: the PLL for at most `mhz`, synthesis, place and
     route, bitstream; returns the board_build record) from `first` on; return the record of
-    the pass the design keeps, with `clock_search`: every pass in order."""
+    the pass the design keeps, with `clock_search`: every pass in order. `achieved(mhz)`: the
+    clock the PLL makes for a request of `mhz`; a pass whose clock a pass before it already
+    ran is not run (asked 101 after 100 met, the ULX3S PLL makes 100 again)."""
     tried: list[dict] = []
     asked = first
     rec = attempt(asked)
     while rec["status"] == "built":
         tried.append(_entry(asked, rec))
         nxt = next_clock(tried, lowest) if len(tried) < MAX_PASSES else None
-        if nxt is None:
+        if nxt is None or (achieved is not None and achieved(nxt) in [t["clock_mhz"] for t in tried]):
             break
         log(f"clock search: {rec['clock_mhz']:g} MHz reached Fmax {rec['fmax_mhz']:.1f} MHz; next pass at {nxt:g} MHz")
         asked = nxt

@@ -10,8 +10,10 @@
 // in the skid and goes out next; throughput and latency are those of a plain register.
 //
 // Threshold memory: NF words of PE*T*TB bits, word nf holding thr[nf*PE+p][t] at
-// [(p*T+t)*TB +: TB]; it is read one stage early, with the neuron fold `nf2` of the step in
-// S2. Accumulators and thresholds are unsigned (SIGNED=0, binary MVU popcounts) or two's
+// [(p*T+t)*TB +: TB]; it is read two stages early, with the neuron fold `nfd` of the step
+// entering S2, into the memory's own read register (`thr2`), which a fabric register (`thr3`)
+// takes one stage later: the compare starts from a flip-flop, not from the block RAM's slow
+// output (ECP5 EBR: 5.6 ns clock-to-out), and no latency is added. Accumulators and thresholds are unsigned (SIGNED=0, binary MVU popcounts) or two's
 // complement (SIGNED=1); either way they are compared exactly (rtl/common/thresh_count.sv).
 module mvu_output #(
     parameter int PE = 2,
@@ -28,7 +30,7 @@ module mvu_output #(
     input  logic                   ap_clk,
     input  logic                   ap_rst_n,
     output logic                   en,           // the pipeline advances this cycle (the skid is empty)
-    input  logic [NFW-1:0]         nf2,          // neuron fold of the step in S2
+    input  logic [NFW-1:0]         nfd,          // neuron fold of the step entering S2
     input  logic                   v3,           // S3 holds finished accumulators
     input  logic [PE*ACCW-1:0]     acc,          // PE accumulators, lane p at [p*ACCW +: ACCW]
     output logic [PE*OUT_BITS-1:0] m_axis_tdata,
@@ -40,18 +42,23 @@ module mvu_output #(
     logic [PE*OUT_BITS-1:0] out_c;
     if (USE_THRESH != 0) begin : g_thr
         logic [THRW-1:0] tmem [NF];
-        logic [THRW-1:0] thr3;
+        logic [THRW-1:0] thr2, thr3;  // thr2 = tmem[nf2] whenever S2 holds a step
         initial begin
             if (THRESH_FILE != "") $readmemh(THRESH_FILE, tmem);
         end
-        always_ff @(posedge ap_clk) if (en) thr3 <= tmem[nf2];
+        always_ff @(posedge ap_clk) begin
+            if (en) begin
+                thr2 <= tmem[nfd];
+                thr3 <= thr2;
+            end
+        end
         thresh_count #(.PE(PE), .IN_BITS(ACCW), .TB(TB), .T(T), .SIGNED(SIGNED), .OUT_BITS(OUT_BITS))
             u_cmp (.x(acc), .thr(thr3), .cnt(out_c));
     end else begin : g_nothr
         always_comb begin
             for (int p = 0; p < PE; p++) out_c[p*OUT_BITS +: OUT_BITS] = OUT_BITS'(acc[p*ACCW +: ACCW]);
         end
-        wire unused_nf2 = ^nf2;  // only addresses the threshold memory
+        wire unused_nfd = ^nfd;  // only addresses the threshold memory
     end
 
     logic                   skid_v;

@@ -7,8 +7,8 @@
 // per clock, input words replayed from a ping-pong buffer (rtl/common/mvu_sequencer.sv).
 // Pipeline: issue -> S0 (weight read) -> S1 (weight and input word registered: `x1`,
 //   `w1`) -> [DOT_LAT register stages inside the unit, clocked on `dot_en`] -> S2 (the
-//   unit's products, registered here) -> S3 (accumulate over sf,
-//   threshold read) -> S4 (threshold compare, output register; rtl/common/mvu_output.sv). All stages advance together on `en`
+//   unit's products, registered here; threshold read) -> S3 (accumulate over sf, threshold
+//   word registered again) -> S4 (threshold compare, output register; rtl/common/mvu_output.sv). All stages advance together on `en`
 //   (the output's skid register empty).
 //
 // Weight memory: depth NF*SF, word nf*SF+sf, WW bits. `dot` lanes are unsigned (SIGNED=0,
@@ -123,14 +123,12 @@ module mvu_pipeline #(
 
     // ---------------- S2: the unit's products, registered ----------------
     logic           v2, first2, last2;
-    logic [NFW-1:0] nf2;
     logic [DW-1:0]  dot2 [PE];
     always_ff @(posedge ap_clk) begin
         if (en) begin
             for (int p = 0; p < PE; p++) dot2[p] <= dot[p*DW +: DW];
             first2 <= firstd;
             last2 <= lastd;
-            nf2 <= nfd;
         end
         if (!ap_rst_n) v2 <= 1'b0;
         else if (en) v2 <= vd;
@@ -154,5 +152,5 @@ module mvu_pipeline #(
     always_comb for (int p = 0; p < PE; p++) acc_lanes[p*ACCW +: ACCW] = acc[p];
     mvu_output #(.PE(PE), .NF(NF), .ACCW(ACCW), .SIGNED(SIGNED), .USE_THRESH(USE_THRESH), .T(T), .TB(TB),
                  .OUT_BITS(OUT_BITS), .THRESH_FILE(THRESH_FILE)) u_out (
-        .ap_clk, .ap_rst_n, .en, .nf2, .v3, .acc(acc_lanes), .m_axis_tdata, .m_axis_tvalid, .m_axis_tready);
+        .ap_clk, .ap_rst_n, .en, .nfd, .v3, .acc(acc_lanes), .m_axis_tdata, .m_axis_tvalid, .m_axis_tready);
 endmodule

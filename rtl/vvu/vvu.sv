@@ -167,5 +167,5 @@ module vvu #(
     // ---------------- S4: thresholds / output register ----------------
     mvu_output #(.PE(PE), .NF(NF), .ACCW(ACC_BITS), .SIGNED(1), .USE_THRESH(USE_THRESH), .T(T), .TB(TB),
                  .OUT_BITS(OUT_BITS), .THRESH_FILE(THRESH_FILE)) u_out (
-        .ap_clk, .ap_rst_n, .en, .nf2, .v3, .acc(acc3), .m_axis_tdata, .m_axis_tvalid, .m_axis_tready);
+        .ap_clk, .ap_rst_n, .en, .nfd(nf1), .v3, .acc(acc3), .m_axis_tdata, .m_axis_tvalid, .m_axis_tready);
 endmodule
