@@ -290,7 +290,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def selected_models(arg: str | None) -> list[str]:
-    """The zoo's models (sorted), or those named, refused when unknown."""
+    """The zoo's models (sorted), or those named in the order named (the order they are
+    started in), refused when unknown."""
     from flow.train.zoo import list_models
 
     zoo = list_models()
@@ -300,7 +301,7 @@ def selected_models(arg: str | None) -> list[str]:
     unknown = [m for m in names if m not in zoo]
     if unknown:
         sys.exit(f"unknown zoo model(s) {', '.join(unknown)}; the zoo: {', '.join(zoo)}")
-    return [m for m in zoo if m in names]
+    return list(dict.fromkeys(names))
 
 
 def rows_path(md: Path) -> Path:

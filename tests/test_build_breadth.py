@@ -147,6 +147,27 @@ def test_big_memories_go_straight_to_per_layer_synthesis(tmp_path, monkeypatch):
     assert calls[1:] == [res["tool"]] and "memory files, 0.0 MiB, exceed" in res["tool"]
 
 
+def test_a_slow_whole_design_run_is_stopped_and_synthesised_per_layer(tmp_path, monkeypatch):
+    """The whole-design yosys run gets WHOLE_DESIGN_TIMEOUT_S; past it the process is stopped
+    (a real one here: a yosys that sleeps) and the design goes per layer, the tool string saying
+    why."""
+    import sys
+
+    from flow.boards import synth
+
+    (tmp_path / "bnnflow_top.sv").write_text("module bnnflow_top; endmodule\n")
+    monkeypatch.setattr(synth.tools, "yosys_cmd", lambda: [sys.executable, "-c", "import time; time.sleep(30)"])
+    monkeypatch.setattr(synth, "WHOLE_DESIGN_TIMEOUT_S", 0.5)
+    calls = []
+    monkeypatch.setattr(synth, "synthesize_per_layer", lambda t, files, top, target, flow, why="trap":
+                        calls.append(why) or {"tool": why})
+    res = synth.synthesize(tmp_path, "bnnflow_top", "xcup")
+    assert calls == [res["tool"]] and "whole-design run stopped after 0.00833333 minutes" in res["tool"]
+    monkeypatch.setattr(synth.tools, "yosys_cmd", lambda: [sys.executable, "-c", "raise SystemExit(1)"])
+    with pytest.raises(RuntimeError, match="yosys failed"):  # a failure that is no timeout is not retried
+        synth.synthesize(tmp_path, "bnnflow_top", "xcup")
+
+
 def test_yosys_figures_of_identical_sources_are_reused(tmp_path, monkeypatch):
     """With a cache folder (a build's sim/), yosys runs once per content: a resumed build whose
     sources and memory files did not change takes the earlier figures; a changed memory file,

