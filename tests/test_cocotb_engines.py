@@ -121,6 +121,10 @@ DEFAULT_BATCH = [
     ("global_acc_pool", dict(H=3, W=2, C=4, PE=2, IN_BITS=4, IN_SIGNED=1, OUT_BITS=7), 8),
     ("label_select", dict(L=10, PE=2, IN_BITS=3, OUT_BITS=4, K=3), 20),
     ("label_select", dict(L=6, PE=3, IN_BITS=2, OUT_BITS=3, K=1), 20),
+    # K = 1 by a compare tree over the beat: full, odd and uneven levels, 2-bit values (many ties)
+    ("label_select", dict(L=10, PE=10, IN_BITS=2, OUT_BITS=4, K=1), 30),
+    ("label_select", dict(L=21, PE=7, IN_BITS=2, OUT_BITS=5, K=1), 30),
+    ("label_select", dict(L=15, PE=5, IN_BITS=3, OUT_BITS=4, K=1), 30),
     ("duplicate", dict(WIDTH=9), 60),
     ("add_streams", dict(PE=2, A_BITS=4, B_BITS=3, SIGNED=1, OUT_BITS=5), 60),
     ("add_streams", dict(PE=1, A_BITS=3, B_BITS=5, SIGNED=0, OUT_BITS=6), 60),

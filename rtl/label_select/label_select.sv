@@ -4,7 +4,9 @@
 // frame carrying the K indices, index j (j-th largest) at [j*OUT_BITS +: OUT_BITS].
 // A sorted list of the K best (value, index) pairs is kept; each value of a beat is
 // inserted in turn, below every stored value it does not strictly exceed, which keeps
-// the lower index first on ties (indices arrive in increasing order).
+// the lower index first on ties (indices arrive in increasing order). K = 1 takes the beat's
+// largest value by a compare tree (log2(PE) levels where the insertion chain has PE) and
+// keeps it when it strictly beats the earlier beats' best: the same result.
 module label_select #(
     parameter int L = 10,
     parameter int PE = 2,
@@ -40,37 +42,70 @@ module label_select #(
     assign s_axis_tready = ~last_beat | ~m_axis_tvalid | m_axis_tready;
     wire in_fire = s_axis_tvalid & s_axis_tready;
 
-    // insert the PE values of this beat into the list (the first beat starts empty)
     logic [IN_BITS-1:0] cand_v [K];
     logic [IW-1:0]      cand_i [K];
     logic [K-1:0]       cand_ok;
-    always_comb begin
-        for (int j = 0; j < K; j++) begin
-            cand_v[j] = best_v[j];
-            cand_i[j] = best_i[j];
+    if (K == 1) begin : g_argmax
+        // The beat's largest value by a tree of pairwise compares (log2(PE) levels, the lower
+        // index kept unless the higher one is strictly larger), then merged with the best of
+        // the earlier beats (lower indices: replaced only when strictly beaten).
+        localparam int LV = (PE > 1) ? $clog2(PE) : 0;
+        logic [IN_BITS-1:0] tv [LV+1][PE] /* verilator split_var */;  // level l, entry q
+        logic [IW-1:0]      ti [LV+1][PE] /* verilator split_var */;
+        for (genvar p = 0; p < PE; p++) begin : g_leaf
+            assign tv[0][p] = s_axis_tdata[p*IN_BITS +: IN_BITS];
+            assign ti[0][p] = IW'(int'(beat) * PE + p);
         end
-        cand_ok = (beat == '0) ? '0 : best_ok;
-        for (int p = 0; p < PE; p++) begin
-            logic [IN_BITS-1:0] v;
-            logic [IW-1:0] i;
-            v = s_axis_tdata[p*IN_BITS +: IN_BITS];
-            i = IW'(int'(beat) * PE + p);
-            // from the bottom up (entry j-1 still holds its old value when j is updated):
-            // v belongs at or above j when it strictly beats entry j (or j is empty)
-            for (int j = K - 1; j >= 0; j--) begin
-                /* verilator lint_off UNUSEDSIGNAL */
-                int jm;  // used as an index only
-                /* verilator lint_on UNUSEDSIGNAL */
-                jm = (j > 0) ? j - 1 : 0;
-                if (!cand_ok[j] || v > cand_v[j]) begin
-                    if (j == 0 || (cand_ok[jm] && !(v > cand_v[jm]))) begin
-                        cand_v[j] = v;              // v lands here
-                        cand_i[j] = i;
-                        cand_ok[j] = 1'b1;
-                    end else begin
-                        cand_v[j] = cand_v[jm];     // entry j-1 moves down
-                        cand_i[j] = cand_i[jm];
-                        cand_ok[j] = cand_ok[jm];
+        for (genvar l = 0; l < LV; l++) begin : g_level
+            localparam int N = (PE + (1 << l) - 1) >> l;  // entries at level l
+            for (genvar q = 0; q < PE; q++) begin : g_node
+                if (2 * q + 1 < N) begin : g_pair
+                    wire hi = tv[l][2*q+1] > tv[l][2*q];
+                    assign tv[l+1][q] = hi ? tv[l][2*q+1] : tv[l][2*q];
+                    assign ti[l+1][q] = hi ? ti[l][2*q+1] : ti[l][2*q];
+                end else if (2 * q < N) begin : g_pass
+                    assign tv[l+1][q] = tv[l][2*q];
+                    assign ti[l+1][q] = ti[l][2*q];
+                end else begin : g_none
+                    assign tv[l+1][q] = '0;
+                    assign ti[l+1][q] = '0;
+                end
+            end
+        end
+        wire take = (beat == '0) | ~best_ok[0] | (tv[LV][0] > best_v[0]);
+        assign cand_v[0] = take ? tv[LV][0] : best_v[0];
+        assign cand_i[0] = take ? ti[LV][0] : best_i[0];
+        assign cand_ok = 1'b1;
+    end else begin : g_topk
+        // insert the PE values of this beat into the list in turn (the first beat starts empty)
+        always_comb begin
+            for (int j = 0; j < K; j++) begin
+                cand_v[j] = best_v[j];
+                cand_i[j] = best_i[j];
+            end
+            cand_ok = (beat == '0) ? '0 : best_ok;
+            for (int p = 0; p < PE; p++) begin
+                logic [IN_BITS-1:0] v;
+                logic [IW-1:0] i;
+                v = s_axis_tdata[p*IN_BITS +: IN_BITS];
+                i = IW'(int'(beat) * PE + p);
+                // from the bottom up (entry j-1 still holds its old value when j is updated):
+                // v belongs at or above j when it strictly beats entry j (or j is empty)
+                for (int j = K - 1; j >= 0; j--) begin
+                    /* verilator lint_off UNUSEDSIGNAL */
+                    int jm;  // used as an index only
+                    /* verilator lint_on UNUSEDSIGNAL */
+                    jm = (j > 0) ? j - 1 : 0;
+                    if (!cand_ok[j] || v > cand_v[j]) begin
+                        if (j == 0 || (cand_ok[jm] && !(v > cand_v[jm]))) begin
+                            cand_v[j] = v;              // v lands here
+                            cand_i[j] = i;
+                            cand_ok[j] = 1'b1;
+                        end else begin
+                            cand_v[j] = cand_v[jm];     // entry j-1 moves down
+                            cand_i[j] = cand_i[jm];
+                            cand_ok[j] = cand_ok[jm];
+                        end
                     end
                 end
             end
