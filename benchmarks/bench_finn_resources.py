@@ -113,8 +113,26 @@ def export_model(model: str, out: Path) -> Path:
     return export_qonnx(net, out / f"{model}.onnx", input_shape=(1, *shape))
 
 
+def source_commit() -> str:
+    """The commit the flow's sources are at (with '+' when the work tree differs from it)."""
+    import subprocess
+
+    def git(*args: str) -> str:
+        res = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True)
+        return res.stdout.strip() if res.returncode == 0 else ""
+
+    head = git("rev-parse", "--short=10", "HEAD") or "unknown"
+    return head + ("+" if git("status", "--porcelain", "--", "flow", "rtl", "hls_templates") else "")
+
+
 def run_case(case: Case, verify_images: int, target: str, work: Path, keep: bool) -> dict:
-    """Export and build one row in this (worker) process; its row dict."""
+    """Export and build one row in this (worker) process; its row dict (with the day and the
+    commit it was built at)."""
+    return {**_run_case(case, verify_images, target, work, keep), "date": time.strftime("%Y-%m-%d"),
+            "commit": source_commit()}
+
+
+def _run_case(case: Case, verify_images: int, target: str, work: Path, keep: bool) -> dict:
     import torch
 
     from flow.cli import main as bnnflow
@@ -265,10 +283,17 @@ def markdown(all_cases: list[Case], rows: dict, meta: dict) -> str:
               "input to 832 and its outputs to 64 (our lfc-* folding keeps its 512 cycles per frame on 784 inputs);",
               "it publishes no BRAM or DSP figure for LFC ('-')."]
     dates = sorted({r.get("date", "?") for r in rows.values()})
+    built_at: dict[str, list[str]] = {}
+    for case in all_cases:
+        if case in rows:
+            built_at.setdefault(rows[case].get("commit", "unknown"), []).append(f"{case.model} {case.folding}")
     lines += ["", *notes(all_cases, rows), "",
               f"Rows built on {', '.join(dates) or '-'}; the latest run: {meta['date']}, --jobs {meta['jobs']}, "
               f"--verify-images {meta['verify_images']}, {meta['elapsed']:.0f} s so far; build s is the wall time "
               "of one build on cores shared with the run's other builds."]
+    lines += ["", "Sources each row was built from (commit; '+': with uncommitted changes to flow/, rtl/ or "
+              "hls_templates/; unknown: built before rows recorded it):", "",
+              *(f"- {c}: {', '.join(names)}" for c, names in sorted(built_at.items()))]
     return "\n".join(lines) + "\n"
 
 

@@ -42,3 +42,20 @@ def test_folding_file_applies_to_the_zoo_graph(model, lanes, cycles, tmp_path):
     mvus = [o for o in folded.ops() if o.op_type in bench.mvu_types()]
     assert [(o.attr("PE"), o.attr("SIMD")) for o in mvus] == lanes
     assert max(o.cycles() for o in folded.ops()) == cycles
+
+
+def test_stored_rows_of_other_models_are_kept_and_say_what_built_them(tmp_path):
+    """A run of some models keeps the stored rows of the others (FILE.json beside FILE.md); the
+    markdown names the commit each row was built from."""
+    import json
+
+    all_cases = bench.cases(list_models())
+    tfc, cnv = [c for c in all_cases if c.model == "tfc-w1a1"], [c for c in all_cases if c.model == "cnv-w1a1"]
+    row = {"state": "refused", "why": "x", "seconds": 1.0, "date": "2026-12-07", "commit": "abc"}
+    store = bench.rows_path(tmp_path / "r.md")
+    store.write_text(json.dumps({bench.key(c): row for c in tfc + cnv}))
+    kept = bench.load_rows(store, all_cases, run=cnv)
+    assert set(kept) == {c for c in tfc if not c.skip}
+    meta = {"target": "xcup", "jobs": 1, "verify_images": 3, "date": "2026-12-07", "elapsed": 0.0}
+    text = bench.markdown(all_cases, kept, meta)
+    assert "- abc: tfc-w1a1 default, tfc-w1a1 FINN" in text and "refused: x" in text
