@@ -82,6 +82,14 @@ def copy_sources(rtl_dir: Path, dest: Path, top: str | None = None) -> list[str]
 # designs (CNV-w1a1 on xcup); each layer instance is then synthesised on its own and the figures
 # summed (synthesize_per_layer; the figures say so).
 TRAP = "call stack exhausted"
+# Other ways the WebAssembly build dies on a large flat design (qfx-resnet on xcup: a C++ exception
+# thrown inside the module, its 4 GiB memory exhausted); the design then goes per layer as well.
+WASM_ABORTS = (TRAP, "thrown Wasm exception", "wasm trap")
+
+
+def wasm_aborted(message: str) -> bool:
+    """The yosys failure `message` is the WebAssembly runtime stopping, not a design error."""
+    return any(m in message for m in WASM_ABORTS)
 # Above this much memory-file data a design is synthesised per layer without trying it whole.
 PER_LAYER_ABOVE_BYTES = 4 << 20
 # A whole-design run that takes longer than this is stopped and the design synthesised per layer
@@ -177,9 +185,10 @@ def _synthesize(t: Path, files: list[str], top: str, target: str) -> dict:
         if TIMED_OUT in str(exc):
             return synthesize_per_layer(t, files, top, target, SYNTH[target],
                                         f"the {TIMED_OUT} {WHOLE_DESIGN_TIMEOUT_S / 60:g} minutes")
-        if TRAP not in str(exc):
+        if not wasm_aborted(str(exc)):
             raise
-        return synthesize_per_layer(t, files, top, target, SYNTH[target])
+        why = None if TRAP in str(exc) else "the whole design stopped the WebAssembly runtime"
+        return synthesize_per_layer(t, files, top, target, SYNTH[target], *([why] if why else []))
     return {**classify(cells), "logic_levels": levels, "tool": f"{tools.versions().get('yosys', 'yosys')}: {SYNTH[target]}"}
 
 
