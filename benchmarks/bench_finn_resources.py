@@ -128,8 +128,9 @@ def source_commit() -> str:
 def run_case(case: Case, verify_images: int, target: str, work: Path, keep: bool) -> dict:
     """Export and build one row in this (worker) process; its row dict (with the day and the
     commit it was built at)."""
+    commit = source_commit()  # before the build reads the sources
     return {**_run_case(case, verify_images, target, work, keep), "date": time.strftime("%Y-%m-%d"),
-            "commit": source_commit()}
+            "commit": commit}
 
 
 def _run_case(case: Case, verify_images: int, target: str, work: Path, keep: bool) -> dict:
