@@ -152,8 +152,7 @@ def _run_case(case: Case, verify_images: int, target: str, work: Path, keep: boo
             rc = bnnflow(argv)
         seconds = time.monotonic() - t0
         if rc == 2 or not (out / "report.json").is_file():
-            return {"state": "refused", "why": _error_sentence(err.getvalue()), "seconds": seconds,
-                    "date": time.strftime("%Y-%m-%d")}
+            return {"state": "refused", "why": _error_sentence(err.getvalue()), "seconds": seconds}
         return {**row_from_report(json.loads((out / "report.json").read_text())), "seconds": seconds}
     finally:
         if not keep:
@@ -177,7 +176,7 @@ def row_from_report(r: dict) -> dict:
     res = r["resources"]
     rtl = (r.get("verification") or {}).get("rtlsim") or {}
     kinds = mvu_types()
-    return {"state": "built" if r["status"] == "complete" else r["status"], "date": time.strftime("%Y-%m-%d"),
+    return {"state": "built" if r["status"] == "complete" else r["status"],
             "mvus": " ".join(f"{l['pe']}x{l['simd']}" for l in r["layers"] if l["op"] in kinds),
             "est": r["estimated_cycles_per_frame"], "measured": r["measured_cycles_per_frame"],
             **{k: res.get(k) for k in RESOURCE_KEYS}, "tool": res["tool"],
