@@ -7,7 +7,9 @@ and a shared clock and reset. `run_batch` writes the memory files, builds the wr
 instance concurrently and scores it against flow.ops.semantics. One build costs ~10 s,
 so batching many configurations keeps the suite fast.
 
-A configuration: {"engine": str, "params": {SV param: int|str}, "seed": int, "frames": int}.
+A configuration: {"engine": str, "params": {SV param: int|str}, "seed": int, "frames": int},
+optionally "cpf_tolerance": the relative difference allowed between the unstalled steady-state
+cycles per frame and the engine's formula (default 0.02; 0.0: exactly the formula).
 Memory-file parameters (WEIGHTS_FILE, THRESH_FILE, PARAMS_FILE) are renamed per instance.
 """
 from __future__ import annotations

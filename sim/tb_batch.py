@@ -81,8 +81,8 @@ class Instance:
             self.beats += sum(len(b) for b in self.case.ins.values())
             if self.phase == 0:
                 self.cpf = steady_cycles_per_frame(self.sinks[0].cycles, self.case.out_bpf)
-                ideal = self.case.ideal_cpf
-                assert abs(self.cpf - ideal) <= 0.02 * ideal, (
+                ideal, tol = self.case.ideal_cpf, self.cfg.get("cpf_tolerance", 0.02)
+                assert abs(self.cpf - ideal) <= tol * ideal, (
                     f"{self.label}: {self.cpf} cycles/frame in steady state, formula gives {ideal}")
             self.next_phase()
 

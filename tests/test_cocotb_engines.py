@@ -97,6 +97,12 @@ from batch import run_batch  # noqa: E402
 from cocotb_lib import ICARUS_MISSING, have_icarus  # noqa: E402
 from flow.ops.int_mvu import int_mvu_params  # noqa: E402
 from flow.ops.vvu import engine_params as vvu_params  # noqa: E402
+from flow.ops.sliding_window import buffer_param  # noqa: E402
+
+
+def window_with_buffer(p: dict) -> dict:
+    """sliding_window parameters p with the line buffer depth the flow gives them."""
+    return {**p, **buffer_param(p)}
 
 DEFAULT_BATCH = [
     ("int_mvu", int_mvu_params(8, 4, 2, 2, 4, 1, 0), 12),
@@ -104,6 +110,16 @@ DEFAULT_BATCH = [
     ("int_mvu", int_mvu_params(8, 4, 4, 1, 4, 1, 2, w_bits=3), 12),
     ("int_mvu", int_mvu_params(6, 4, 1, 4, 2, 1, 0, use_thresh=1, t=1), 12),
     ("sliding_window", dict(IFM_H=5, IFM_W=5, C=4, K=3, STRIDE=1, PAD=1, PAD_VALUE=3, SIMD=2, ELEM_BITS=3), 6),
+    # reader-bound, its 4-row buffer exactly full: exactly 324 cycles per frame, no bubble while
+    # the next frame's first rows come in (freeing the top row only per window row gave 327)
+    ("sliding_window", dict(IFM_H=8, IFM_W=8, C=3, K=3, STRIDE=1, PAD=0, PAD_VALUE=0, SIMD=3, ELEM_BITS=2), 8,
+     {"cpf_tolerance": 0.0}),
+    # one window row, its dilated kernel spanning the image: the deeper buffer (BUF_BEATS 256,
+    # line_buffer_beats) lets the next frame in while this one is read out, exactly 84 cycles per
+    # frame (the default 128 beats gave 91)
+    ("sliding_window", window_with_buffer(dict(IFM_H=7, IFM_W=6, C=2, K=4, STRIDE=2, PAD=0, PAD_VALUE=2, SIMD=1,
+                                               ELEM_BITS=2, K_W=2, STRIDE_W=1, PAD_LEFT=1, PAD_BOTTOM=0,
+                                               PAD_RIGHT=0, DIL_H=2, DIL_W=2)), 8, {"cpf_tolerance": 0.0}),
     ("sliding_window", dict(IFM_H=6, IFM_W=5, C=2, K=2, STRIDE=2, PAD=0, PAD_VALUE=0, SIMD=1, ELEM_BITS=2), 6),
     # non-square kernel, unequal strides, per-side padding, dilation; a 1-D window (height 1)
     ("sliding_window", dict(IFM_H=7, IFM_W=6, C=2, K=3, STRIDE=2, PAD=1, PAD_VALUE=1, SIMD=1, ELEM_BITS=2,
@@ -146,8 +162,9 @@ FAST_IN_BATCH = [(FAST[n][0][0], FAST[n][0][1], 30) for n in sorted(FAST)]
 
 
 def _batch(entries):
-    return [{"engine": e, "params": p, "seed": 1000 + i, "frames": f, "name": f"default{i}"}
-            for i, (e, p, f) in enumerate(entries)]
+    """Batch configurations of (engine, params, frames[, extra keys such as cpf_tolerance])."""
+    return [{"engine": e, "params": p, "seed": 1000 + i, "frames": f, "name": f"default{i}", **(more[0] if more else {})}
+            for i, (e, p, f, *more) in enumerate(entries)]
 
 
 def test_engines_batched(tmp_path):

@@ -44,6 +44,32 @@ def window_beats_needed(h: int, w: int, cf: int, k, stride, pad, dilation=1) -> 
     return np.maximum.accumulate(need)
 
 
+def line_buffer_beats(h: int, w: int, cf: int, k, stride, pad, dilation=1) -> int:
+    """Beats of sliding_window.sv's line buffer (a power of two). The engine's default holds the
+    rows of one window row and the next window row's new rows, 2**ceil(log2((KEH+SH)*W*CF)), which
+    streams one beat per clock inside a frame. Across frames the writer must also bring in the
+    next frame's first beats while the reader still holds the end of this frame (from the first
+    beat of its last window, freed window by window): at least those held beats plus the most
+    any output beat t of the next frame needs beyond t (window_beats_needed). The larger of the
+    two: a kernel of 5 rows on an unpadded image, or a dilated kernel spanning the whole image,
+    needs more than the default; a 3 x 3 kernel never does."""
+    (kh, _kw), (sh, sw), (dh, _dw) = pair(k), pair(stride), pair(dilation)
+    pt, pl, _pb, _pr = pads4(pad)
+    oh, ow = window_out_hw(h, w, k, stride, pad, dilation)
+    rowb = w * cf
+    default = pow2_at_least(((kh - 1) * dh + 1 + sh) * rowb)
+    y0, x0 = (oh - 1) * sh - pt, (ow - 1) * sw - pl  # the last window's top row and first column
+    free_end = max(0, y0 * rowb, y0 * rowb + x0 * cf if y0 >= 0 and 0 < x0 < w else 0)
+    need = window_beats_needed(h, w, cf, k, stride, pad, dilation)
+    lead = int(np.max(need - np.arange(need.size)))
+    return max(default, pow2_at_least(h * rowb - free_end + lead))
+
+
+def pow2_at_least(n: int) -> int:
+    """The least power of two >= n (2**$clog2(n) in SystemVerilog)."""
+    return 1 << max(0, int(n) - 1).bit_length()
+
+
 @register
 class SlidingWindow(HWOp):
     op_type = "SlidingWindow"
@@ -132,6 +158,8 @@ class SlidingWindow(HWOp):
         _h, w, c, *_ = self.dims()
         (kh, _kw), _s, _p, (dh, _dw) = self.window()
         buf_bits = ((kh - 1) * dh + 1) * w * c * self.attr("ElemBits")
+        if "BUF_BEATS" in self.rtl_params():  # a buffer deeper than the engine's default
+            buf_bits = self.rtl_params()["BUF_BEATS"] * self.attr("SIMD") * self.attr("ElemBits")
         bram = -(-buf_bits // 36864) if buf_bits > 16384 else 0
         lut = self.attr("SIMD") * self.attr("ElemBits") * 4 + 64 + (0 if bram else -(-buf_bits // 64))
         return {"LUT": lut, "FF": self.attr("SIMD") * self.attr("ElemBits") * 2 + 64, "BRAM": bram, "DSP": 0}
@@ -152,8 +180,9 @@ class SlidingWindow(HWOp):
 
     def rtl_params(self) -> dict:
         h, w, c, k, s, p = self.dims()
-        return {"IFM_H": h, "IFM_W": w, "C": c, "K": k, "STRIDE": s, "PAD": p, "PAD_VALUE": self.attr("PadValue"),
-                "SIMD": self.attr("SIMD"), "ELEM_BITS": self.attr("ElemBits"), **self.window_params()}
+        params = {"IFM_H": h, "IFM_W": w, "C": c, "K": k, "STRIDE": s, "PAD": p, "PAD_VALUE": self.attr("PadValue"),
+                  "SIMD": self.attr("SIMD"), "ELEM_BITS": self.attr("ElemBits"), **self.window_params()}
+        return {**params, **buffer_param(params)}
 
     @classmethod
     def port_widths(cls, p: dict) -> tuple[list[int], list[int]]:
@@ -175,7 +204,8 @@ class SlidingWindow(HWOp):
         simd, cf, eb = pick(rng, 1, 3), pick(rng, 1, 3), pick(rng, 1, 4)
         p = {"IFM_H": h, "IFM_W": w, "C": simd * cf, "K": k, "STRIDE": pick(rng, 1, 3), "PAD": pad,
              "PAD_VALUE": pick(rng, 0, (1 << eb) - 1), "SIMD": simd, "ELEM_BITS": eb}
-        return p if pick(rng, 0, 1) else {**p, **cls.random_window(rng, p)}
+        p = p if pick(rng, 0, 1) else {**p, **cls.random_window(rng, p)}
+        return {**p, **buffer_param(p)}
 
     @staticmethod
     def random_window(rng: np.random.Generator, p: dict) -> dict:
@@ -213,3 +243,13 @@ class SlidingWindow(HWOp):
             kk, ss, pp, dd = self.window()
             d.update(kernel=list(kk), stride=list(ss), pad=list(pp), dilation=list(dd))
         return d
+
+
+def buffer_param(p: dict) -> dict:
+    """{"BUF_BEATS": n} where a sliding_window engine of parameters p needs a deeper line buffer
+    than its default (line_buffer_beats), else {} (the generated source stays as it was)."""
+    k, s, pads, d = engine_window(p)
+    h, w, cf = p["IFM_H"], p["IFM_W"], p["C"] // p["SIMD"]
+    beats = line_buffer_beats(h, w, cf, k, s, pads, d)
+    default = pow2_at_least(((k[0] - 1) * d[0] + 1 + s[0]) * w * cf)
+    return {"BUF_BEATS": beats} if beats > default else {}

@@ -10,10 +10,13 @@
 // A 1-D window is IFM_H = K = 1.
 //
 // Buffer: BD = 2**ceil(log2((KEH+STRIDE)*IFM_W*C/SIMD)) beats of SIMD*ELEM_BITS bits, with
-// KEH = (K-1)*DIL_H + 1 the rows one window spans. Input beat
+// KEH = (K-1)*DIL_H + 1 the rows one window spans, or BUF_BEATS where given (deeper, so that the
+// next frame's first window row streams too: flow/ops/sliding_window.py line_buffer_beats). Input beat
 // g of the stream (counted over frames) lives at address g mod BD. The writer may run ahead
-// of the reader up to BD beats past the first image row of the reader's current window row,
-// and up to two frames ahead, so frames overlap and both sides stream at one beat per clock.
+// of the reader up to BD beats past the first beat the reader still needs (the first beat of
+// the current window in its top row), and up to two frames ahead, so frames overlap and both
+// sides stream at one beat per clock; freeing window by window, not row by row, lets the
+// writer fill the next frame's first rows while the reader finishes the last window row.
 // Steady state: max(IN_BEATS, OUT_BEATS) cycles per frame (the last output beat of a frame
 // also waits until the frame's last input beat is in).
 //
@@ -35,6 +38,7 @@ module sliding_window #(
     parameter int PAD_RIGHT = PAD_LEFT,
     parameter int DIL_H = 1,
     parameter int DIL_W = 1,
+    parameter int BUF_BEATS = 0,  // line buffer depth, a power of two above the default; 0: the default
     /* verilator lint_off UNUSEDPARAM */
     parameter RAM_STYLE = "auto"  // only read by synthesis (ram_style attribute of the buffer)
     /* verilator lint_on UNUSEDPARAM */
@@ -56,7 +60,7 @@ module sliding_window #(
     localparam int OW = (IFM_W + PAD_LEFT + PAD_RIGHT - KEW) / STRIDE_W + 1;
     localparam int ROWB = IFM_W * CF;                      // beats per image row
     localparam int NIN = IFM_H * ROWB;                     // input beats per frame
-    localparam int AW = $clog2((KEH + STRIDE) * ROWB);     // buffer address bits
+    localparam int AW = (BUF_BEATS > 0) ? $clog2(BUF_BEATS) : $clog2((KEH + STRIDE) * ROWB);  // buffer address bits
     localparam int BD = 1 << AW;
     localparam int PMAX = (PAD > PAD_LEFT) ? PAD : PAD_LEFT;
     localparam int KMAX = (K > K_W) ? K : K_W;
@@ -111,6 +115,11 @@ module sliding_window #(
     wire en = ~m_axis_tvalid | m_axis_tready;
     // the last beat of a frame also waits for the writer to finish that frame
     wire issue = en & avail & (~frame_end | (ahead != 2'd0));
+    // the next window of this window row starts inside the image, past what is already free:
+    // every beat before its first one is then read by no later window
+    wire signed [XW-1:0] x0_next = x0 + XW'(STRIDE_W);
+    wire free_next = (x0_next > 0) && (x0_next < XW'(IFM_W)) && (y0 >= 0)
+                     && ($signed(win_base + IW'(STRIDE_W * CF)) > $signed(free_from));
 
     always_ff @(posedge ap_clk) begin
         if (!ap_rst_n) begin
@@ -157,6 +166,9 @@ module sliding_window #(
                     iy <= y0;
                     win_base <= win_base + IW'(STRIDE_W * CF);
                     idx <= win_base + IW'(STRIDE_W * CF);
+                    // the columns of the window row's top row left of the next window are no
+                    // longer needed (later windows start right of them, later rows below)
+                    if (free_next) free_from <= win_base + IW'(STRIDE_W * CF);
                 end else if (!last_oy) begin
                     cf <= '0; kx <= '0; ky <= '0; ox <= '0;
                     oy <= oy + 1'b1;
@@ -168,7 +180,8 @@ module sliding_window #(
                     win_base <= row_base + IW'(STRIDE * ROWB - PAD_LEFT * CF);
                     idx <= row_base + IW'(STRIDE * ROWB - PAD_LEFT * CF);
                     // rows above the next window row are no longer needed
-                    if ($signed(row_base + IW'(STRIDE * ROWB)) > 0) free_from <= row_base + IW'(STRIDE * ROWB);
+                    if ($signed(row_base + IW'(STRIDE * ROWB)) > $signed(free_from))
+                        free_from <= row_base + IW'(STRIDE * ROWB);
                 end else begin
                     cf <= '0; kx <= '0; ky <= '0; ox <= '0; oy <= '0;
                     y0 <= YW'(-PAD);  iy <= YW'(-PAD);
