@@ -82,7 +82,8 @@ class IntMVU(MVUBase):
              Attr("K", int, 1, doc="power-of-two terms per weight (WeightMode 1)"),
              Attr("ShiftBits", int, 1, doc="bits of a term's shift (WeightMode 1)"))
     engine = Engine("int_mvu", ("common/lane_product.sv", "common/mvu_sequencer.sv", "common/thresh_count.sv",
-                                "common/mvu_output.sv", "common/mvu_pipeline.sv", "mvu_int/int_mvu.sv"))
+                                "common/mvu_output.sv", "common/mvu_pipeline.sv", "mvu_int/int_dot.sv",
+                                "mvu_int/int_mvu.sv"))
     # MW 4, MH 2, SIMD 2, PE 1; capacity: 7 input beats + one in the output's skid register
     formal = Formal((int_mvu_params(4, 2, 2, 1, 2, 1, 0, w_bits=2),), capacity=8, equiv=True)
     hls = HlsFunction("int_mvu", "mvu_int.h")

@@ -75,27 +75,11 @@ module int_mvu #(
         .m_axis_tdata, .m_axis_tvalid, .m_axis_tready, .x1, .w1, .dot_en(unused_dot_en), .dot);
 
     // ---------------- S2: lane products and per-PE sums ----------------
-    function automatic logic signed [ACC_BITS-1:0] ext_x(input logic [IN_BITS-1:0] v);
-        if (IN_SIGNED != 0) ext_x = ACC_BITS'($signed(v));
-        else ext_x = ACC_BITS'($unsigned(v));
-    endfunction
-
-    // products of one lane: x (extended to ACC_BITS) times the lane's weight field
-    logic signed [ACC_BITS-1:0] prod [PE][SIMD];
+    // one dot product per PE (rtl/mvu_int/int_dot.sv: lane products and their adder tree); a
+    // module of its own, so synthesis elaborates it once for all PE instances
     for (genvar p = 0; p < PE; p++) begin : g_pe
-        for (genvar i = 0; i < SIMD; i++) begin : g_lane
-            wire signed [ACC_BITS-1:0] x = ext_x(x1[i*IN_BITS +: IN_BITS]);
-            wire [WB-1:0] w = w1[(p*SIMD+i)*WB +: WB];
-            lane_product #(.W_MODE(W_MODE), .WB(WB), .PW(ACC_BITS), .K(K), .SB(SB)) u_prod (.x, .w, .p(prod[p][i]));
-        end
-    end
-
-    always_comb begin
-        for (int p = 0; p < PE; p++) begin
-            logic signed [ACC_BITS-1:0] s;
-            s = '0;
-            for (int i = 0; i < SIMD; i++) s = s + prod[p][i];
-            dot[p*ACC_BITS +: ACC_BITS] = s;
-        end
+        int_dot #(.SIMD(SIMD), .IN_BITS(IN_BITS), .IN_SIGNED(IN_SIGNED), .W_MODE(W_MODE), .WB(WB),
+                  .W_BITS(W_BITS), .K(K), .SB(SB), .ACC_BITS(ACC_BITS)) u_dot (
+            .x(x1), .w(w1[p*SIMD*WB +: SIMD*WB]), .dot(dot[p*ACC_BITS +: ACC_BITS]));
     end
 endmodule
